@@ -1,0 +1,73 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+/// What went wrong, for programs that branch on it.
+///
+/// ```
+/// let err = failstop::Config::new().cpu_budget(std::time::Duration::ZERO).validate().unwrap_err();
+/// assert_eq!(err.kind(), failstop::ErrorKind::InvalidConfig);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A configuration value (from code or from a `FAILSTOP_*` variable) is invalid.
+    InvalidConfig,
+    /// `start` was called while a watchdog is already running.
+    AlreadyRunning,
+    /// The call needs a running watchdog and none is running.
+    NotRunning,
+    /// The calling thread is already registered.
+    AlreadyRegistered,
+    /// A limit was reached (thread slots, POSIX timers, memory for stacks).
+    ResourceLimit,
+    /// This platform is not supported (failstop needs Linux with glibc).
+    Unsupported,
+    /// An operating-system call failed.
+    Os,
+}
+
+/// An error from failstop: a kind and a message that names the input and what
+/// is allowed.
+///
+/// ```
+/// std::env::set_var("FAILSTOP_CPU_BUDGET_MS", "soon");
+/// let err = failstop::Config::new().from_env().unwrap_err();
+/// assert!(err.to_string().contains("FAILSTOP_CPU_BUDGET_MS"));
+/// # std::env::remove_var("FAILSTOP_CPU_BUDGET_MS");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Error {
+    /// Builds an error of `kind` with a full message.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into() }
+    }
+
+    /// An operating-system failure while doing `what`.
+    pub(crate) fn os(what: &str, err: std::io::Error) -> Self {
+        Error::new(ErrorKind::Os, format!("{what}: {err}"))
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the `failstop: ` prefix that `Display` adds.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "failstop: {}", self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,267 @@
+//! Thin wrappers over the raw Linux calls failstop uses.
+//!
+//! One rule for the whole crate: a call that fails with `-1` becomes an
+//! [`io::Error`] through [`syscall!`](crate::syscall). Functions here that are
+//! marked *async-signal-safe* only issue system calls, read atomics and touch
+//! memory they are given; they never allocate, lock or lazily initialise, so
+//! the signal handler and the fatal path may call them.
+
+use std::io;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// Runs a libc call and turns `-1` into the `errno` as an [`io::Error`].
+///
+/// Building the error value never allocates (`io::Error::from_raw_os_error`),
+/// so the macro is async-signal-safe when the call it wraps is.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! syscall {
+    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+        // SAFETY: the caller upholds the libc function's own contract; the
+        // macro only inspects the return value.
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+/// The kernel thread id of the calling thread. Async-signal-safe.
+pub fn gettid() -> libc::pid_t {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The process id. Async-signal-safe.
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Sends `sig` to thread `tid` of this process. Async-signal-safe.
+pub fn tgkill(tid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: a raw syscall with integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, getpid(), tid, sig) };
+    if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Queues `sig` with `value` to thread `tid` of this process
+/// (`rt_tgsigqueueinfo`): the receiver sees `si_code == SI_QUEUE`, our pid and
+/// the value. Async-signal-safe.
+pub fn tgsigqueue(tid: libc::pid_t, sig: libc::c_int, value: usize) -> io::Result<()> {
+    // SAFETY: siginfo_t is plain data; all-zero is a valid value.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = sig;
+    info.si_code = libc::SI_QUEUE;
+    // SAFETY: the layout below matches the kernel's `_rt` member of siginfo:
+    // si_pid (i32), si_uid (u32), then the sigval, which is pointer-aligned.
+    // The struct is large enough (128 bytes) for these writes.
+    unsafe {
+        let base = (&mut info as *mut libc::siginfo_t).cast::<u8>();
+        let fields = base.add(std::mem::size_of::<libc::c_int>() * 4);
+        *fields.cast::<libc::pid_t>() = getpid();
+        *fields.add(4).cast::<libc::uid_t>() = libc::getuid();
+        *fields.add(8).cast::<usize>() = value;
+    }
+    // SAFETY: a raw syscall; `info` outlives it.
+    let r = unsafe {
+        libc::syscall(libc::SYS_rt_tgsigqueueinfo, getpid(), tid, sig, &info as *const libc::siginfo_t)
+    };
+    if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// The `sigval` carried by a queued or timer signal. Async-signal-safe.
+///
+/// # Safety
+/// `info` must point to a valid `siginfo_t` handed to an `SA_SIGINFO` handler.
+pub unsafe fn siginfo_value(info: *const libc::siginfo_t) -> usize {
+    // SAFETY: per the contract `info` is valid; the value sits at the same
+    // offset for SI_QUEUE (`_rt`) and SI_TIMER (`_timer`: tid, overrun,
+    // sigval) layouts: 4 ints of header, then 8 bytes, then the sigval.
+    unsafe {
+        let base = info.cast::<u8>();
+        *base.add(std::mem::size_of::<libc::c_int>() * 4 + 8).cast::<usize>()
+    }
+}
+
+/// The sender pid of a queued signal (`si_pid`). Async-signal-safe.
+///
+/// # Safety
+/// `info` must point to a valid `siginfo_t`.
+pub unsafe fn siginfo_pid(info: *const libc::siginfo_t) -> libc::pid_t {
+    // SAFETY: per the contract; `si_pid` follows the 4-int header.
+    unsafe { *info.cast::<u8>().add(std::mem::size_of::<libc::c_int>() * 4).cast::<libc::pid_t>() }
+}
+
+/// The POSIX timer id of a timer signal (`si_timerid`). Async-signal-safe.
+///
+/// # Safety
+/// `info` must point to a valid `siginfo_t` with `si_code == SI_TIMER`.
+pub unsafe fn siginfo_timerid(info: *const libc::siginfo_t) -> libc::c_int {
+    // SAFETY: per the contract; `si_tid` (the kernel timer id) follows the
+    // 4-int header.
+    unsafe { *info.cast::<u8>().add(std::mem::size_of::<libc::c_int>() * 4).cast::<libc::c_int>() }
+}
+
+/// Waits while `*word == expected`, at most `timeout` (none: forever).
+/// Returns on wake-up, timeout, signal or value change; callers re-check.
+/// Async-signal-safe.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the futex word is a live, aligned u32 for the whole call; the
+    // private flag is right because the word is never shared across processes.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            ts_ptr,
+        );
+    }
+}
+
+/// Wakes every waiter on `word`. Async-signal-safe.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: see `futex_wait`.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+    }
+}
+
+/// Converts a duration to a `timespec`, saturating far in the future.
+pub fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// Reads a clock in nanoseconds. Async-signal-safe (clock_gettime is).
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// Monotonic time in nanoseconds (CLOCK_MONOTONIC: stops while suspended).
+/// Async-signal-safe.
+pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time the calling thread has used, in nanoseconds. Async-signal-safe.
+pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Sleeps for `d`, restarting after signals until the whole time has passed.
+/// Async-signal-safe.
+pub fn sleep(d: Duration) {
+    let mut req = timespec(d);
+    let mut rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid pointers to live timespecs.
+    while unsafe { libc::nanosleep(&req, &mut rem) } == -1 {
+        req = rem;
+    }
+}
+
+/// Writes the whole buffer to `fd`, retrying on EINTR and short writes.
+/// Gives up on any other error (a closed stderr, a broken pipe).
+/// Async-signal-safe.
+pub fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: the pointer and length describe `buf`.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
+/// An owned file descriptor closed on drop, opened without allocating.
+#[derive(Debug)]
+pub struct Fd(libc::c_int);
+
+impl Fd {
+    /// Opens a NUL-terminated path with `flags | O_CLOEXEC`. Async-signal-safe.
+    pub fn open(path: &std::ffi::CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<Fd> {
+        let fd = syscall!(open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint))?;
+        Ok(Fd(fd))
+    }
+
+    /// The raw descriptor.
+    pub fn raw(&self) -> libc::c_int {
+        self.0
+    }
+
+    /// Reads into `buf` until it is full or the file ends, retrying on EINTR.
+    /// Returns the bytes read. Async-signal-safe.
+    pub fn read_to(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            // SAFETY: the pointer and length describe the unfilled tail of `buf`.
+            let n = unsafe { libc::read(self.0, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return Err(e);
+            }
+            if n == 0 {
+                break;
+            }
+            got += n as usize;
+        }
+        Ok(got)
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor and close it exactly once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+/// Reads a whole small file (a /proc entry) into `buf` without allocating.
+/// Returns the filled prefix. Async-signal-safe.
+pub fn read_file<'a>(path: &std::ffi::CStr, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+    let fd = Fd::open(path, libc::O_RDONLY, 0)?;
+    let n = fd.read_to(buf)?;
+    Ok(&buf[..n])
+}
+
+/// Saves `errno` on creation and restores it on drop: every signal handler
+/// starts with one. Async-signal-safe.
+pub struct ErrnoGuard(libc::c_int);
+
+impl ErrnoGuard {
+    /// Saves the calling thread's errno.
+    pub fn save() -> Self {
+        // SAFETY: __errno_location returns the calling thread's errno slot.
+        ErrnoGuard(unsafe { *libc::__errno_location() })
+    }
+}
+
+impl Drop for ErrnoGuard {
+    fn drop(&mut self) {
+        // SAFETY: as in `save`.
+        unsafe { *libc::__errno_location() = self.0 };
+    }
+}
