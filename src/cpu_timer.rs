@@ -1,0 +1,199 @@
+//! Per-thread CPU-time timers and alternate signal stacks.
+//!
+//! Each watched thread gets a POSIX timer on its own CPU clock
+//! (`pthread_getcpuclockid`) that delivers the watchdog signal to that very
+//! thread (`SIGEV_THREAD_ID`) every `period` of the thread's CPU time. A
+//! thread that sleeps, is preempted, stopped or inside a paused VM uses no
+//! CPU, so its timer does not advance and nothing is judged. Where a CPU
+//! clock cannot arm a timer, the timer runs on `CLOCK_MONOTONIC` instead and
+//! the handler still decides on CPU-time deltas.
+//!
+//! The signal value carries [`TIMER_TAG`] and the slot index, which is how
+//! the handler recognises its own ticks among the application's signals.
+
+use crate::error::{Error, ErrorKind};
+use crate::registry::Slot;
+use crate::verdict::{Budgets, Tracker};
+use crate::watchdog::Run;
+use std::sync::Once;
+use std::sync::atomic::Ordering::*;
+
+/// High 32 bits of the `sigval` of our timer signals.
+pub(crate) const TIMER_TAG: usize = 0xFA11_5700;
+/// Size of the alternate signal stack given to each watched thread.
+pub(crate) const ALTSTACK_SIZE: usize = 64 * 1024;
+
+/// Encodes a tag and an index into a `sigval`.
+pub(crate) fn sigval_for(tag: usize, idx: usize) -> usize {
+    (tag << 32) | (idx & 0xffff_ffff)
+}
+
+/// Splits a `sigval` into (tag, index).
+pub(crate) fn split_sigval(v: usize) -> (usize, usize) {
+    (v >> 32, v & 0xffff_ffff)
+}
+
+static WALL_FALLBACK_SAID: Once = Once::new();
+
+/// Arms the calling thread's timer and alternate stack for slot `idx`.
+/// Normal context, on the thread being registered.
+pub(crate) fn attach(s: &Slot, idx: usize, run: &Run) -> Result<(), Error> {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: pthread_self is always valid; `clock` is a valid out-pointer.
+    let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
+    if rc != 0 {
+        return Err(Error::os("pthread_getcpuclockid", std::io::Error::from_raw_os_error(rc)));
+    }
+    s.cpu_clock.store(clock, Relaxed);
+    let budgets = Budgets { cpu_budget: run.cpu_budget_ns, warn_after: run.warn_after_ns };
+    s.store_tracker(&Tracker::new(crate::sys::thread_cpu_ns(), budgets));
+    install_altstack(s)?;
+    let timer = match create_timer(if run.wall_clock_timers { libc::CLOCK_MONOTONIC } else { clock }, idx, run) {
+        Ok(t) => t,
+        Err(e) if !run.wall_clock_timers && e.kind() != ErrorKind::ResourceLimit => {
+            let t = create_timer(libc::CLOCK_MONOTONIC, idx, run)?;
+            WALL_FALLBACK_SAID.call_once(|| {
+                tracing::warn!(
+                    error = %e,
+                    "failstop: CPU-time clocks cannot arm timers here; using wall-clock timers that still judge CPU time"
+                );
+            });
+            t
+        }
+        Err(e) => {
+            drop_altstack(s, true);
+            return Err(e);
+        }
+    };
+    s.timer.store(timer as usize, Relaxed);
+    s.has_timer.store(true, Release);
+    let period = crate::sys::timespec(std::time::Duration::from_nanos(run.period_ns));
+    let spec = libc::itimerspec { it_interval: period, it_value: period };
+    if let Err(e) = syscall!(timer_settime(timer, 0, &spec, std::ptr::null_mut())) {
+        detach(s);
+        drop_altstack(s, true);
+        return Err(Error::os("timer_settime", e));
+    }
+    Ok(())
+}
+
+fn create_timer(clock: libc::clockid_t, idx: usize, run: &Run) -> Result<libc::timer_t, Error> {
+    // SAFETY: sigevent is plain data; zero is a valid starting value.
+    let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
+    sev.sigev_notify = libc::SIGEV_THREAD_ID;
+    sev.sigev_signo = run.signo;
+    sev.sigev_value = libc::sigval { sival_ptr: sigval_for(TIMER_TAG, idx) as *mut libc::c_void };
+    sev.sigev_notify_thread_id = crate::sys::gettid();
+    let mut timer: libc::timer_t = std::ptr::null_mut();
+    match syscall!(timer_create(clock, &mut sev, &mut timer)) {
+        Ok(_) => Ok(timer),
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(Error::new(
+            ErrorKind::ResourceLimit,
+            format!(
+                "timer_create: the limit on queued signals (RLIMIT_SIGPENDING = {}) is used up; each watched thread \
+                 needs one POSIX timer; raise it with `ulimit -i`, `LimitSIGPENDING=` in a systemd unit, or setrlimit",
+                sigpending_limit()
+            ),
+        )),
+        Err(e) => Err(Error::os("timer_create", e)),
+    }
+}
+
+fn sigpending_limit() -> String {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_SIGPENDING, &mut r) } == 0 {
+        format!("{}", r.rlim_cur)
+    } else {
+        "unknown".into()
+    }
+}
+
+/// Deletes the slot's timer if it still has one. Any thread; async-signal-safe.
+pub(crate) fn detach(s: &Slot) {
+    if s.has_timer.swap(false, AcqRel) {
+        let t = s.timer.load(Relaxed) as libc::timer_t;
+        // SAFETY: `t` was returned by timer_create and, thanks to the swap
+        // above, is deleted exactly once.
+        unsafe { libc::timer_delete(t) };
+    }
+}
+
+fn install_altstack(s: &Slot) -> Result<(), Error> {
+    let page = 4096;
+    // SAFETY: an anonymous private mapping; arguments are valid.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            ALTSTACK_SIZE + page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(Error::new(
+            ErrorKind::ResourceLimit,
+            format!("mmap of a {} KiB alternate signal stack: {}", ALTSTACK_SIZE / 1024, std::io::Error::last_os_error()),
+        ));
+    }
+    // A guard page below the stack turns an overflow into a clean fault.
+    // SAFETY: the first page of our own fresh mapping.
+    unsafe { libc::mprotect(p, page, libc::PROT_NONE) };
+    let ss = libc::stack_t {
+        // SAFETY: in bounds of the mapping.
+        ss_sp: unsafe { p.cast::<u8>().add(page) }.cast(),
+        ss_flags: 0,
+        ss_size: ALTSTACK_SIZE,
+    };
+    let mut prev = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+    if let Err(e) = syscall!(sigaltstack(&ss, &mut prev)) {
+        // SAFETY: unmapping our own mapping.
+        unsafe { libc::munmap(p, ALTSTACK_SIZE + page) };
+        return Err(Error::os("sigaltstack", e));
+    }
+    let prev_live = prev.ss_flags & libc::SS_DISABLE == 0 && !prev.ss_sp.is_null();
+    s.prev_altstack.store(if prev_live { prev.ss_sp as usize } else { 0 }, Relaxed);
+    s.prev_altstack_len.store(prev.ss_size, Relaxed);
+    s.altstack.store(p as usize, Relaxed);
+    s.altstack_len.store(ALTSTACK_SIZE + page, Relaxed);
+    Ok(())
+}
+
+/// Frees the slot's alternate stack. On the owner thread the stack is first
+/// disabled, if it is still the thread's current one; when the owner is gone
+/// it is only unmapped.
+pub(crate) fn drop_altstack(s: &Slot, on_owner: bool) {
+    let p = s.altstack.swap(0, AcqRel);
+    if p == 0 {
+        return;
+    }
+    let len = s.altstack_len.load(Relaxed);
+    if on_owner {
+        let mut cur = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+        // SAFETY: querying the current alternate stack.
+        unsafe { libc::sigaltstack(std::ptr::null(), &mut cur) };
+        let ours = cur.ss_sp as usize == p + 4096;
+        if ours && cur.ss_flags & libc::SS_ONSTACK != 0 {
+            // Running on it right now (unregister from a signal handler):
+            // leave it mapped rather than pull the stack from under us.
+            return;
+        }
+        if ours {
+            // Give the thread back the stack it had (Rust's runtime installs
+            // one for its stack-overflow report), or none.
+            let prev = s.prev_altstack.swap(0, Relaxed);
+            let back = if prev != 0 {
+                libc::stack_t { ss_sp: prev as *mut libc::c_void, ss_flags: 0, ss_size: s.prev_altstack_len.load(Relaxed) }
+            } else {
+                libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 }
+            };
+            // SAFETY: changing the calling thread's alternate stack to one
+            // that was installed before ours (still mapped) or to none.
+            unsafe { libc::sigaltstack(&back, std::ptr::null_mut()) };
+        }
+    }
+    // SAFETY: our own mapping, no longer installed on any live thread.
+    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+}

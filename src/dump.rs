@@ -1,0 +1,497 @@
+//! The one dump written on a verdict: every thread's state, culprit first.
+//!
+//! Two parts, in this order:
+//!
+//! 1. **Raw** (written by the monitor thread, allocation-free and lock-free,
+//!    so it completes even when the culprit holds the allocator's or the
+//!    dynamic loader's lock): the verdict line, then for every thread of the
+//!    process its `/proc` state and its frames as raw addresses with module,
+//!    offset and build-id, then the module table.
+//! 2. **Symbolized** (by the reporter thread, which may allocate and take
+//!    locks): function names and file:line. The monitor waits for it only
+//!    until the dump deadline, so a symbolizer stuck on a lock held by the
+//!    culprit costs the symbols, never the action.
+//!
+//! Frames are captured in each thread's own context: the monitor queues the
+//! watchdog signal to the thread with [`CAPTURE_TAG`] and an entry index
+//! (`rt_tgsigqueueinfo`); the thread's handler walks its own stack into
+//! that entry ([`on_capture_request`], async-signal-safe). All requests go
+//! out at once and are awaited together under one bounded wait, so a thread
+//! that blocks the signal or sleeps uninterruptibly costs a bounded time and
+//! is reported as not responding.
+//!
+//! A signal interrupts the system call its receiver sleeps in, so in the
+//! non-fatal modes only running threads (state R) are asked for frames.
+
+use crate::action::{self, CULPRIT_FRAMES};
+use crate::fmt::FixedBuf;
+use crate::modules::ModuleMap;
+use crate::procfs;
+use crate::registry::{self, CAP_EMPTY, CAP_READY, CAP_WRITING, Frames, MAX_FRAMES};
+use crate::stackwalk::{self, StackBounds};
+use crate::sys;
+use crate::watchdog::RT;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
+use std::time::Duration;
+
+/// High 32 bits of the `sigval` of our capture requests.
+pub(crate) const CAPTURE_TAG: usize = 0xFA11_57AC;
+/// Threads whose frames one dump can hold; more are listed from /proc only.
+pub(crate) const MAX_DUMP_THREADS: usize = 1024;
+/// A capture entry waiting for its thread's handler.
+const CAP_REQUESTED: u32 = 3;
+/// The longest a dump waits for threads to answer a capture request.
+const CAPTURE_WAIT_MAX: Duration = Duration::from_millis(500);
+
+pub(crate) struct Capture {
+    pub tid: AtomicI32,
+    pub lo: AtomicUsize,
+    pub hi: AtomicUsize,
+    pub frames: Frames,
+}
+
+pub(crate) static CAPTURES: [Capture; MAX_DUMP_THREADS] = [const {
+    Capture { tid: AtomicI32::new(0), lo: AtomicUsize::new(0), hi: AtomicUsize::new(0), frames: Frames::new() }
+}; MAX_DUMP_THREADS];
+/// Entries handed out in this dump.
+pub(crate) static CAPTURE_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Bumped by each answering handler (a futex word).
+static CAPTURE_ANSWERS: AtomicU32 = AtomicU32::new(0);
+
+/// Answers a capture request in the receiving thread's own context.
+/// Async-signal-safe.
+pub(crate) fn on_capture_request(idx: usize, ctx: *mut libc::c_void) {
+    let Some(c) = CAPTURES.get(idx) else { return };
+    if c.tid.load(Acquire) != sys::gettid()
+        || c.frames.state.compare_exchange(CAP_REQUESTED, CAP_WRITING, AcqRel, Relaxed).is_err()
+    {
+        return; // stale: the dump gave up on this request
+    }
+    let mut frames = [0usize; MAX_FRAMES];
+    let bounds = StackBounds::from_raw(c.lo.load(Relaxed), c.hi.load(Relaxed));
+    // SAFETY: `ctx` is the ucontext the kernel passed to our handler.
+    let n = unsafe { stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
+    c.frames.store(&frames[..n]);
+    c.frames.state.store(CAP_READY, Release);
+    CAPTURE_ANSWERS.fetch_add(1, Release);
+    sys::futex_wake_all(&CAPTURE_ANSWERS);
+}
+
+/// Where the dump goes: stderr and the dump file, one write(2) per batch of
+/// whole lines (at most 4 KiB, so lines never interleave mid-line with the
+/// application's own output on a pipe).
+pub(crate) struct Sink {
+    fds: [libc::c_int; 2],
+    nfds: usize,
+    buf: FixedBuf<4096>,
+}
+
+impl Sink {
+    pub(crate) fn new(stderr: bool, file: Option<libc::c_int>) -> Self {
+        let mut s = Sink { fds: [-1; 2], nfds: 0, buf: FixedBuf::new() };
+        if stderr {
+            s.fds[s.nfds] = 2;
+            s.nfds += 1;
+        }
+        if let Some(fd) = file {
+            s.fds[s.nfds] = fd;
+            s.nfds += 1;
+        }
+        s
+    }
+
+    /// The line being built.
+    pub(crate) fn b(&mut self) -> &mut FixedBuf<4096> {
+        &mut self.buf
+    }
+
+    /// Ends the current line; writes out when the batch is large.
+    pub(crate) fn eol(&mut self) {
+        self.buf.push_str("\n");
+        if self.buf.len() > 3000 {
+            self.flush();
+        }
+    }
+
+    /// Writes what is buffered to every destination.
+    pub(crate) fn flush(&mut self) {
+        for &fd in &self.fds[..self.nfds] {
+            // A closed stderr or a broken pipe must not stop the file copy.
+            let _ = sys::write_all(fd, self.buf.as_bytes());
+        }
+        self.buf.clear();
+    }
+
+    /// The destinations, for the symbolizer.
+    pub(crate) fn fds(&self) -> &[libc::c_int] {
+        &self.fds[..self.nfds]
+    }
+}
+
+/// Per-dump scratch space, allocated once at start so the dump never allocates.
+pub(crate) struct Scratch {
+    pub modules: Box<ModuleMap>,
+    pub tids: Box<[libc::pid_t; MAX_DUMP_THREADS]>,
+    pub io: Box<[u8; 16384]>,
+}
+
+impl Scratch {
+    pub(crate) fn new() -> Self {
+        Scratch { modules: ModuleMap::new_boxed(), tids: Box::new([0; MAX_DUMP_THREADS]), io: Box::new([0; 16384]) }
+    }
+}
+
+/// A thread to leave out of the capture: failstop's own threads.
+pub(crate) struct Own {
+    pub monitor: libc::pid_t,
+    pub reporter: libc::pid_t,
+}
+
+/// Writes the raw part of the dump. Allocation-free; monitor thread.
+/// Returns the number of threads listed.
+pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usize {
+    let kind = action::LATCH.load(Acquire);
+    let culprit = action::CULPRIT_TID.load(Relaxed);
+    let culprit_slot = registry::slot(action::CULPRIT_SLOT.load(Relaxed));
+    let figure = action::CULPRIT_FIGURE.load(Relaxed);
+
+    // 1. The verdict line.
+    let mut name = [0u8; registry::NAME_LEN];
+    let n = culprit_slot.map_or(0, |s| s.name_into(&mut name));
+    let b = out.b();
+    b.push_str("failstop: ");
+    b.push_str(if kind == action::BLOCKED { "blocked" } else { "stuck" });
+    b.push_str(": thread \"");
+    b.push_sanitized(&name[..n]);
+    b.push_str("\" (tid ");
+    b.push_i64(culprit as i64);
+    if kind == action::BLOCKED {
+        b.push_str(") made no progress for ");
+        b.push_ms(figure);
+        b.push_str(" ms with no CPU time and no context switch (stall_budget ");
+        b.push_u64(RT.stall_budget_ns.load(Relaxed) / 1_000_000);
+    } else {
+        b.push_str(") used ");
+        b.push_ms(figure);
+        b.push_str(" ms of CPU without progress (cpu_budget ");
+        b.push_u64(RT.cpu_budget_ns.load(Relaxed) / 1_000_000);
+    }
+    b.push_str(" ms); action: ");
+    push_action(b);
+    out.eol();
+
+    // 2. Debugger check: report, never abort, unless allowed.
+    let tracer = procfs::read_self_status(&mut scratch.io[..]).map(|s| s.tracer_pid).unwrap_or(0);
+    if tracer != 0 && RT.fatal() && !RT.abort_under_debugger.load(Relaxed) {
+        action::SPARED_FOR_DEBUGGER.store(true, Release);
+        let b = out.b();
+        b.push_str("failstop: a debugger is attached (TracerPid ");
+        b.push_i64(tracer as i64);
+        b.push_str("): reporting only, the process is not ended (FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it)");
+        out.eol();
+    }
+
+    // 3. Every thread of the process.
+    let mut ntids = 0;
+    let tids = &mut scratch.tids;
+    let mut more = 0usize;
+    let _ = procfs::for_each_task(&mut scratch.io[..], |tid| {
+        if ntids < MAX_DUMP_THREADS {
+            tids[ntids] = tid;
+            ntids += 1;
+        } else {
+            more += 1;
+        }
+    });
+    // The culprit first.
+    if let Some(p) = tids[..ntids].iter().position(|&t| t == culprit) {
+        tids[..ntids].swap(0, p);
+    }
+    let b = out.b();
+    b.push_str("failstop: pid ");
+    b.push_i64(sys::getpid() as i64);
+    b.push_str(", ");
+    b.push_u64((ntids + more) as u64);
+    b.push_str(" threads; '>' marks the culprit; failstop ");
+    b.push_str(env!("CARGO_PKG_VERSION"));
+    out.eol();
+
+    let asked = request_captures(&tids[..ntids], culprit, own, &mut scratch.io[..]);
+    wait_for_captures(asked);
+
+    let _ = scratch.modules.refresh();
+    for i in 0..ntids {
+        let tid = tids[i];
+        write_thread(out, scratch, tid, tid == culprit, own);
+    }
+    if more > 0 {
+        let b = out.b();
+        b.push_str("failstop: ");
+        b.push_u64(more as u64);
+        b.push_str(" more threads not listed (limit ");
+        b.push_u64(MAX_DUMP_THREADS as u64);
+        b.push_str(")");
+        out.eol();
+    }
+    out.b().push_str("failstop: modules (path, load base, bias, build-id):");
+    out.eol();
+    write_modules(out, &scratch.modules);
+    out.flush();
+    ntids
+}
+
+fn push_action(b: &mut FixedBuf<4096>) {
+    match RT.action.load(Relaxed) {
+        crate::watchdog::ACT_ABORT => b.push_str("abort"),
+        crate::watchdog::ACT_EXIT => {
+            b.push_str("exit:");
+            b.push_i64(RT.exit_code.load(Relaxed) as i64);
+        }
+        crate::watchdog::ACT_UNHEALTHY => b.push_str("unhealthy"),
+        _ => b.push_str("warn"),
+    }
+}
+
+/// Queues a capture request to every thread that may be signalled; returns
+/// how many were asked.
+fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &mut [u8]) -> usize {
+    let signo = RT.signo.load(Relaxed);
+    let fatal = RT.fatal();
+    let mut asked = 0;
+    for (i, &tid) in tids.iter().enumerate() {
+        let c = &CAPTURES[i];
+        c.frames.state.store(CAP_EMPTY, Relaxed);
+        c.tid.store(0, Relaxed);
+        if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY
+            || tid == own.monitor
+            || tid == own.reporter
+        {
+            continue;
+        }
+        // A signal interrupts the system call a thread sleeps in: outside a
+        // fatal verdict, only running threads are asked.
+        if !fatal && procfs::read_stat(tid, io).map(|s| s.state != b'R').unwrap_or(true) {
+            continue;
+        }
+        let (lo, hi) = registry::find_tid(tid)
+            .and_then(registry::slot)
+            .map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
+        c.lo.store(lo, Relaxed);
+        c.hi.store(hi, Relaxed);
+        c.tid.store(tid, Relaxed);
+        c.frames.state.store(CAP_REQUESTED, Release);
+        if sys::tgsigqueue(tid, signo, crate::cpu_timer::sigval_for(CAPTURE_TAG, i)).is_ok() {
+            asked += 1;
+        } else {
+            c.frames.state.store(CAP_EMPTY, Relaxed);
+        }
+    }
+    CAPTURE_COUNT.store(tids.len(), Release);
+    asked
+}
+
+/// Waits until `asked` handlers answered or the capture deadline passed.
+fn wait_for_captures(asked: usize) {
+    let budget = Duration::from_nanos(RT.dump_timeout_ns.load(Relaxed) / 4).min(CAPTURE_WAIT_MAX);
+    let deadline = sys::monotonic_ns() + budget.as_nanos() as u64;
+    let start = CAPTURE_ANSWERS.load(Acquire);
+    loop {
+        let seen = CAPTURE_ANSWERS.load(Acquire);
+        if seen.wrapping_sub(start) as usize >= asked {
+            return;
+        }
+        let now = sys::monotonic_ns();
+        if now >= deadline {
+            return;
+        }
+        sys::futex_wait(&CAPTURE_ANSWERS, seen, Some(Duration::from_nanos(deadline - now)));
+    }
+}
+
+fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culprit: bool, own: &Own) {
+    let slot_idx = registry::find_tid(tid);
+    let slot = slot_idx.and_then(registry::slot);
+    let stat = procfs::read_stat(tid, &mut scratch.io[..]).ok();
+    let status = procfs::read_status(tid, &mut scratch.io[..]).ok();
+    let cpu_ns = procfs::read_schedstat(tid, &mut scratch.io[..])
+        .map(|s| s.sum_exec_runtime_ns)
+        .ok()
+        .or_else(|| stat.as_ref().map(|s| procfs::ticks_to_ns(s.utime_ticks + s.stime_ticks, 100)));
+
+    let b = out.b();
+    b.push_str(if is_culprit { "> thread " } else { "  thread " });
+    b.push_i64(tid as i64);
+    b.push_str(" \"");
+    match slot {
+        Some(s) => {
+            let mut name = [0u8; registry::NAME_LEN];
+            let n = s.name_into(&mut name);
+            b.push_sanitized(&name[..n]);
+        }
+        None => {
+            if let Some(st) = &status {
+                b.push_sanitized(st.name());
+            }
+        }
+    }
+    b.push_str("\" state ");
+    let state = stat.as_ref().map_or(b'?', |s| s.state);
+    b.push_bytes(&[state]);
+    b.push_str(" (");
+    b.push_str(procfs::state_name(state));
+    b.push_str(")");
+    if tid == own.monitor || tid == own.reporter {
+        b.push_str(" failstop's own thread");
+    }
+    match slot {
+        Some(s) => {
+            b.push_str(" registered");
+            if s.idle_depth.load(Relaxed) > 0 {
+                b.push_str(" idle");
+            }
+            if s.harmless_depth.load(Relaxed) > 0 {
+                b.push_str(" harmless");
+            }
+        }
+        None => b.push_str(" unregistered"),
+    }
+    if let Some(ns) = cpu_ns {
+        b.push_str(" cpu ");
+        b.push_ms(ns);
+        b.push_str(" ms");
+    }
+    if let Some(st) = &status {
+        b.push_str(" ctxsw ");
+        b.push_u64(st.voluntary_ctxt_switches);
+        b.push_str(" voluntary ");
+        b.push_u64(st.nonvoluntary_ctxt_switches);
+        b.push_str(" involuntary");
+    }
+    if let Some(s) = slot {
+        let clock = s.cpu_clock.load(Relaxed);
+        let now_cpu = sys::clock_ns(clock);
+        let since = now_cpu.saturating_sub(s.progress_cpu.load(Relaxed));
+        b.push_str(" since-progress ");
+        b.push_ms(since);
+        b.push_str(" ms cpu");
+        let wall = crate::monitor::wall_since_progress(slot_idx.unwrap_or(0));
+        if let Some(w) = wall {
+            b.push_str(" ");
+            b.push_ms(w);
+            b.push_str(" ms wall");
+        }
+    }
+    out.eol();
+
+    write_syscall_line(out, scratch, tid);
+
+    // Frames.
+    let mut frames = [0usize; MAX_FRAMES];
+    let n = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
+        CULPRIT_FRAMES.load(&mut frames)
+    } else {
+        match captured(tid) {
+            Ok(n) => n,
+            Err(why) => {
+                let b = out.b();
+                b.push_str("    (no backtrace: ");
+                b.push_str(why);
+                if state == b'D' {
+                    b.push_str("; state D, uninterruptible: it cannot run a signal handler; the /proc data above is all there is");
+                }
+                b.push_str(")");
+                out.eol();
+                return;
+            }
+        }
+    };
+    for (i, &a) in frames[..n].iter().enumerate() {
+        let b = out.b();
+        b.push_str("    #");
+        b.push_u64(i as u64);
+        b.push_str(" ");
+        scratch.modules.write_frame(b, a);
+        out.eol();
+    }
+}
+
+/// The frames a thread answered with, or why there are none.
+fn captured(tid: libc::pid_t) -> Result<usize, &'static str> {
+    let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
+    let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) else {
+        return Err(if RT.fatal() {
+            "failstop's own thread"
+        } else {
+            "not asked: it sleeps in a system call and a signal would interrupt it (non-fatal mode)"
+        });
+    };
+    let mut frames = [0usize; MAX_FRAMES];
+    match c.frames.state.load(Acquire) {
+        CAP_READY => Ok(c.frames.load(&mut frames)),
+        CAP_REQUESTED => {
+            // Give up on it: a late answer will find the entry abandoned.
+            let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);
+            Err("not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)")
+        }
+        _ => Err("the capture signal could not be sent"),
+    }
+}
+
+fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
+    let sc = procfs::read_syscall(tid, &mut scratch.io[..]);
+    let b = out.b();
+    b.push_str("    syscall: ");
+    match sc {
+        Ok(procfs::SyscallState::Running) => b.push_str("none (running in user space)"),
+        Ok(procfs::SyscallState::NotInSyscall { .. }) => b.push_str("none (blocked outside a system call)"),
+        Ok(procfs::SyscallState::InSyscall { nr, args, .. }) => {
+            b.push_str(procfs::syscall_name(nr).unwrap_or("?"));
+            b.push_str(" (nr ");
+            b.push_i64(nr);
+            b.push_str(") args");
+            for a in args {
+                b.push_str(" ");
+                b.push_hex(a);
+            }
+        }
+        Err(_) => b.push_str("unreadable"),
+    }
+    out.eol();
+    // wchan and the kernel stack, when readable.
+    let mut path = procfs::TaskPath::new(tid, "wchan");
+    if let Ok(w) = sys::read_file(path.as_cstr(), &mut scratch.io[..256]) {
+        let w = if w.is_empty() { b"0".as_slice() } else { w };
+        let b = out.b();
+        b.push_str("    wchan: ");
+        b.push_sanitized(w);
+        out.eol();
+    }
+    path = procfs::TaskPath::new(tid, "stack");
+    if let Ok(text) = sys::read_file(path.as_cstr(), &mut scratch.io[..4096]) {
+        if !text.is_empty() {
+            out.b().push_str("    kernel stack:");
+            out.eol();
+            let mut copy = [0u8; 4096];
+            let len = text.len();
+            copy[..len].copy_from_slice(text);
+            for line in copy[..len].split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+                let b = out.b();
+                b.push_str("      ");
+                b.push_sanitized(line);
+                out.eol();
+            }
+        }
+    }
+}
+
+fn write_modules(out: &mut Sink, modules: &ModuleMap) {
+    let mut tmp = FixedBuf::<4096>::new();
+    modules.write_modules(&mut tmp);
+    let bytes = tmp.as_bytes();
+    for line in bytes.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+        let b = out.b();
+        b.push_str("    ");
+        b.push_bytes(line);
+        out.eol();
+    }
+}

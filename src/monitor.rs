@@ -1,0 +1,169 @@
+//! The monitor thread: writes the dump on a verdict, tracks each watched
+//! thread's wall-clock progress, and frees the slots of threads that died.
+//!
+//! The monitor never allocates after it has started (its buffers are made
+//! before the loop), so it can write the dump while another thread holds
+//! the allocator's lock. It blocks every asynchronous signal, so writing to
+//! a closed stderr returns EPIPE instead of killing the process.
+
+use crate::action;
+use crate::dump::{self, Own, Scratch, Sink};
+use crate::error::Error;
+use crate::registry::{self, MAX_THREADS};
+use crate::sys;
+use crate::watchdog::RT;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::time::Duration;
+
+static WAKE: AtomicU32 = AtomicU32::new(0);
+static STOP: AtomicBool = AtomicBool::new(false);
+static TID: AtomicI32 = AtomicI32::new(0);
+
+/// Per slot: the progress counters last seen and when they last changed.
+struct Seen {
+    gen: AtomicU32,
+    progress: AtomicU64,
+    changed_at: AtomicU64,
+}
+static SEEN: [Seen; MAX_THREADS] = [const {
+    Seen { gen: AtomicU32::new(u32::MAX), progress: AtomicU64::new(0), changed_at: AtomicU64::new(0) }
+}; MAX_THREADS];
+
+/// How often the monitor looks at the threads.
+const PERIOD: Duration = Duration::from_millis(100);
+
+/// Wakes the monitor now. Async-signal-safe.
+pub(crate) fn wake() {
+    WAKE.fetch_add(1, Release);
+    sys::futex_wake_all(&WAKE);
+}
+
+/// Asks the monitor to finish its loop (the watchdog stops).
+pub(crate) fn request_stop() {
+    STOP.store(true, Release);
+    wake();
+}
+
+/// The monitor's thread id, 0 when none runs.
+pub(crate) fn tid() -> libc::pid_t {
+    TID.load(Relaxed)
+}
+
+/// Wall-clock ns since slot `idx` last made progress, as the monitor saw it.
+pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
+    let s = registry::slot(idx)?;
+    let seen = SEEN.get(idx)?;
+    if seen.gen.load(Relaxed) != s.gen.load(Relaxed) {
+        return None;
+    }
+    Some(sys::monotonic_ns().saturating_sub(seen.changed_at.load(Relaxed)))
+}
+
+/// Starts the monitor thread.
+pub(crate) fn spawn(dump_path: Option<PathBuf>) -> Result<std::thread::JoinHandle<()>, Error> {
+    let path = match dump_path {
+        Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+            Error::new(crate::ErrorKind::InvalidConfig, format!("dump_path {p:?}: contains a NUL byte"))
+        })?),
+        None => None,
+    };
+    STOP.store(false, Release);
+    let mut scratch = Scratch::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("failstop-monitor".into())
+        .spawn(move || {
+            crate::signal::block_all_in_this_thread();
+            TID.store(sys::gettid(), Relaxed);
+            let _ = tx.send(());
+            run(&mut scratch, path.as_deref());
+            TID.store(0, Relaxed);
+        })
+        .map_err(|e| Error::os("spawning the monitor thread", e))?;
+    let _ = rx.recv();
+    Ok(handle)
+}
+
+fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
+    let mut dumped = false;
+    let mut last_reap = sys::monotonic_ns();
+    loop {
+        let seen = WAKE.load(Acquire);
+        if STOP.load(Acquire) {
+            return;
+        }
+        if !dumped && action::LATCH.load(Acquire) != 0 {
+            dumped = true;
+            write_dump(scratch, path);
+        }
+        track_progress();
+        let now = sys::monotonic_ns();
+        if now.saturating_sub(last_reap) >= 1_000_000_000 {
+            registry::reap_dead();
+            last_reap = now;
+        }
+        sys::futex_wait(&WAKE, seen, Some(PERIOD));
+    }
+}
+
+/// Records, for every watched slot, when its progress counters last moved.
+fn track_progress() {
+    let now = sys::monotonic_ns();
+    for (s, seen) in registry::SLOTS.iter().zip(SEEN.iter()) {
+        if s.state.load(Acquire) != registry::ACTIVE {
+            continue;
+        }
+        let gen = s.gen.load(Relaxed);
+        let progress = s.touch_seq.load(Relaxed).wrapping_add(s.tick_seq.load(Relaxed));
+        if seen.gen.load(Relaxed) != gen || seen.progress.load(Relaxed) != progress || s.scoped() {
+            seen.gen.store(gen, Relaxed);
+            seen.progress.store(progress, Relaxed);
+            seen.changed_at.store(now, Relaxed);
+        }
+    }
+}
+
+/// Writes the dump (raw, then symbolized under the deadline), fsyncs it and
+/// lets the acting thread go.
+fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
+    let started = sys::monotonic_ns();
+    let deadline = action::VERDICT_AT.load(Acquire) + RT.dump_timeout_ns.load(Relaxed);
+    let file = path.and_then(|p| sys::Fd::open(p, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644).ok());
+    // If stderr was closed, the file may have been given fd 2: write it once.
+    // SAFETY: F_GETFD on a descriptor number only queries it.
+    let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
+    let file_fd = file.as_ref().map(|f| f.raw());
+    let mut sink = Sink::new(stderr_open && file_fd != Some(2), file_fd);
+    let own = Own { monitor: sys::gettid(), reporter: crate::reporter::tid() };
+    dump::write_raw(&mut sink, scratch, &own);
+    let raw_done = sys::monotonic_ns();
+    // Leave a little of the deadline for the trailer and fsync.
+    let sym_deadline = deadline.saturating_sub(100_000_000).max(raw_done);
+    let symbolized = crate::reporter::symbolize_dump(sink.fds(), sym_deadline);
+    let b = sink.b();
+    if !symbolized {
+        b.push_str("failstop: symbolization did not finish before the dump deadline; the raw frames above are complete");
+        sink.eol();
+    }
+    let b = sink.b();
+    b.push_str("failstop: dump written in ");
+    b.push_ms(sys::monotonic_ns().saturating_sub(started));
+    b.push_str(" ms (raw part ");
+    b.push_ms(raw_done.saturating_sub(started));
+    b.push_str(" ms)");
+    sink.eol();
+    sink.flush();
+    if let Some(f) = &file {
+        // SAFETY: fsync on our own open descriptor.
+        unsafe { libc::fsync(f.raw()) };
+    }
+    drop(file);
+    action::DUMP_DONE.store(1, Release);
+    sys::futex_wake_all(&action::DUMP_DONE);
+    if action::LATCH.load(Acquire) == action::BLOCKED && RT.fatal() {
+        action::act_from_monitor(action::CULPRIT_TID.load(Relaxed));
+    }
+}

@@ -1,0 +1,298 @@
+//! The reporter thread: warnings and symbolization, in normal context.
+//!
+//! Warnings are captured by the spinning thread's own handler into its
+//! slot ([`capture_warning`], async-signal-safe) and reported here: one
+//! stderr block and one `tracing` event at WARN, rate-limited to
+//! [`WARN_BURST`] per [`WARN_WINDOW`] across the process (the rest are
+//! counted in [`Stats::suppressed_warnings`](crate::Stats)). This thread also
+//! symbolizes the dump's frames for the monitor. It may allocate and take
+//! locks: when the culprit holds one of them, the monitor's deadline wins.
+
+use crate::action::{self, CULPRIT_FRAMES};
+use crate::dump::{CAPTURE_COUNT, CAPTURES};
+use crate::error::Error;
+use crate::gate::{SUPPRESSED, WARNINGS};
+use crate::registry::{self, CAP_EMPTY, CAP_READY, CAP_WRITING, MAX_FRAMES, Slot};
+use crate::sys;
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::time::{Duration, Instant};
+
+/// Warnings reported at most per window; the rest are counted as suppressed.
+pub const WARN_BURST: usize = 5;
+/// The rate-limit window.
+pub const WARN_WINDOW: Duration = Duration::from_secs(60);
+
+static WAKE: AtomicU32 = AtomicU32::new(0);
+static STOP: AtomicBool = AtomicBool::new(false);
+static TID: AtomicI32 = AtomicI32::new(0);
+/// Symbolization request: 0 idle, 1 asked, 2 done (a futex word).
+static SYM: AtomicU32 = AtomicU32::new(0);
+static SYM_FDS: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
+static SYM_CANCEL: AtomicBool = AtomicBool::new(false);
+static SYM_DEADLINE: AtomicU64 = AtomicU64::new(0);
+
+/// Wakes the reporter. Async-signal-safe.
+pub(crate) fn wake() {
+    WAKE.fetch_add(1, Release);
+    sys::futex_wake_all(&WAKE);
+}
+
+/// Asks the reporter to finish (the watchdog stops).
+pub(crate) fn request_stop() {
+    STOP.store(true, Release);
+    wake();
+}
+
+/// The reporter's thread id, 0 when none runs.
+pub(crate) fn tid() -> libc::pid_t {
+    TID.load(Relaxed)
+}
+
+/// In the spinning thread's handler: keeps its own backtrace for a warning.
+/// If the previous warning was not reported yet, this one is suppressed.
+/// Async-signal-safe.
+pub(crate) fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch: u64) {
+    if s.warning.state.compare_exchange(CAP_EMPTY, CAP_WRITING, Acquire, Relaxed).is_err() {
+        SUPPRESSED.fetch_add(1, Relaxed);
+        return;
+    }
+    let mut frames = [0usize; MAX_FRAMES];
+    let bounds = crate::stackwalk::StackBounds::from_raw(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
+    // SAFETY: `ctx` is the ucontext the kernel passed to our handler.
+    let n = unsafe { crate::stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
+    s.warning.store(&frames[..n]);
+    s.warning.figure.store(cpu_since_touch, Relaxed);
+    s.warning.state.store(CAP_READY, Release);
+    wake();
+}
+
+/// Starts the reporter thread, and warms the symbolizer in it.
+pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
+    STOP.store(false, Release);
+    SYM.store(0, Release);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("failstop-reporter".into())
+        .spawn(move || {
+            crate::signal::block_all_in_this_thread();
+            TID.store(sys::gettid(), Relaxed);
+            let _ = tx.send(());
+            // Load the symbol tables now, not on the fatal path.
+            let _ = symbolize(spawn as *const () as usize, true);
+            run();
+            TID.store(0, Relaxed);
+        })
+        .map_err(|e| Error::os("spawning the reporter thread", e))?;
+    let _ = rx.recv();
+    Ok(handle)
+}
+
+fn run() {
+    let mut recent: VecDeque<Instant> = VecDeque::new();
+    loop {
+        let seen = WAKE.load(Acquire);
+        if STOP.load(Acquire) {
+            return;
+        }
+        if SYM.load(Acquire) == 1 {
+            write_symbolized();
+            SYM.store(2, Release);
+            sys::futex_wake_all(&SYM);
+        }
+        for (i, s) in registry::SLOTS.iter().enumerate() {
+            if s.warning.state.load(Acquire) == CAP_READY {
+                report_warning(i, s, &mut recent);
+                s.warning.state.store(CAP_EMPTY, Release);
+            }
+            let late = s.late_verdict.swap(0, Relaxed);
+            if late != 0 {
+                report_late_verdict(s, late);
+            }
+        }
+        sys::futex_wait(&WAKE, seen, Some(Duration::from_secs(1)));
+    }
+}
+
+fn allowed(recent: &mut VecDeque<Instant>) -> bool {
+    let now = Instant::now();
+    while recent.front().is_some_and(|t| now.duration_since(*t) > WARN_WINDOW) {
+        recent.pop_front();
+    }
+    if recent.len() >= WARN_BURST {
+        return false;
+    }
+    recent.push_back(now);
+    true
+}
+
+fn name_of(s: &Slot) -> String {
+    let mut name = [0u8; registry::NAME_LEN];
+    let n = s.name_into(&mut name);
+    String::from_utf8_lossy(&name[..n]).into_owned()
+}
+
+fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
+    if !allowed(recent) {
+        SUPPRESSED.fetch_add(1, Relaxed);
+        return;
+    }
+    WARNINGS.fetch_add(1, Relaxed);
+    let mut frames = [0usize; MAX_FRAMES];
+    let n = s.warning.load(&mut frames);
+    let cpu_ns = s.warning.figure.load(Relaxed);
+    let name = name_of(s);
+    let tid = s.tid.load(Relaxed);
+    let wall_ms = crate::monitor::wall_since_progress(registry::find_tid(tid).unwrap_or(usize::MAX))
+        .map_or(0, |w| w / 1_000_000);
+    let lines = symbolized_lines(&frames[..n]);
+    let mut block = format!(
+        "failstop: warning: thread \"{name}\" (tid {tid}) has used {:.1} ms of CPU since its loop last came around; \
+         its backtrace, captured in its own context:\n",
+        cpu_ns as f64 / 1e6
+    );
+    for l in &lines {
+        let _ = writeln!(block, "    {l}");
+    }
+    let _ = sys::write_all(2, block.as_bytes());
+    tracing::warn!(
+        thread = %name,
+        tid,
+        kind = "warning",
+        cpu_ms = cpu_ns / 1_000_000,
+        wall_ms,
+        frames = %lines.join("\n"),
+        "failstop: thread has used {} ms of CPU since its last touch",
+        cpu_ns / 1_000_000
+    );
+}
+
+fn report_late_verdict(s: &Slot, cpu_ns: u64) {
+    let name = name_of(s);
+    let tid = s.tid.load(Relaxed);
+    let line = format!(
+        "failstop: stuck: thread \"{name}\" (tid {tid}) used {:.1} ms of CPU without progress (the dump was already written)\n",
+        cpu_ns as f64 / 1e6
+    );
+    let _ = sys::write_all(2, line.as_bytes());
+    tracing::error!(thread = %name, tid, kind = "stuck", cpu_ms = cpu_ns / 1_000_000, "failstop: verdict stuck (dump already written)");
+}
+
+/// Resolves one address to "function at file:line" strings (several when
+/// inlined). `exact` is for the interrupted PC; return addresses are looked
+/// up one byte back, inside the call.
+fn symbolize(addr: usize, exact: bool) -> Vec<String> {
+    let lookup = if exact { addr } else { addr.saturating_sub(1) };
+    let mut out = Vec::new();
+    backtrace::resolve(lookup as *mut libc::c_void, |sym| {
+        let mut s = match sym.name() {
+            Some(n) => format!("{n:#}"),
+            None => "??".to_string(),
+        };
+        if let (Some(f), Some(l)) = (sym.filename(), sym.lineno()) {
+            let _ = write!(s, " at {}:{l}", f.display());
+        }
+        out.push(s);
+    });
+    out
+}
+
+/// "#i 0xaddr function at file:line" for each frame.
+fn symbolized_lines(frames: &[usize]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (i, &a) in frames.iter().enumerate() {
+        let syms = symbolize(a, i == 0);
+        if syms.is_empty() {
+            lines.push(format!("#{i} {a:#x} ??"));
+        }
+        for (k, s) in syms.iter().enumerate() {
+            let inl = if k + 1 < syms.len() { " (inlined)" } else { "" };
+            lines.push(format!("#{i} {a:#x} {s}{inl}"));
+        }
+    }
+    lines
+}
+
+/// Asks the reporter to append the symbolized backtraces to the dump and
+/// waits until it did or `deadline` (monotonic ns) passed. Monitor thread;
+/// allocation-free. Returns whether it finished.
+pub(crate) fn symbolize_dump(fds: &[libc::c_int], deadline: u64) -> bool {
+    if TID.load(Relaxed) == 0 {
+        return false;
+    }
+    for (slot, fd) in SYM_FDS.iter().zip(fds.iter().copied().chain(std::iter::repeat(-1))) {
+        slot.store(fd, Relaxed);
+    }
+    SYM_CANCEL.store(false, Relaxed);
+    SYM_DEADLINE.store(deadline, Relaxed);
+    SYM.store(1, Release);
+    wake();
+    loop {
+        let v = SYM.load(Acquire);
+        if v == 2 {
+            return true;
+        }
+        let now = sys::monotonic_ns();
+        if now >= deadline {
+            SYM_CANCEL.store(true, Release);
+            return false;
+        }
+        sys::futex_wait(&SYM, v, Some(Duration::from_nanos(deadline - now)));
+    }
+}
+
+fn emit(text: &str) {
+    if SYM_CANCEL.load(Acquire) || sys::monotonic_ns() >= SYM_DEADLINE.load(Relaxed) {
+        return;
+    }
+    for fd in &SYM_FDS {
+        let fd = fd.load(Relaxed);
+        if fd >= 0 {
+            let _ = sys::write_all(fd, text.as_bytes());
+        }
+    }
+}
+
+fn write_symbolized() {
+    emit("failstop: symbolized backtraces:\n");
+    let culprit = action::CULPRIT_TID.load(Relaxed);
+    let mut frames = [0usize; MAX_FRAMES];
+    if CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
+        let n = CULPRIT_FRAMES.load(&mut frames);
+        emit_thread(culprit, true, &frames[..n]);
+    }
+    let count = CAPTURE_COUNT.load(Acquire).min(CAPTURES.len());
+    for c in &CAPTURES[..count] {
+        if c.frames.state.load(Acquire) != CAP_READY {
+            continue;
+        }
+        let tid = c.tid.load(Relaxed);
+        let n = c.frames.load(&mut frames);
+        emit_thread(tid, tid == culprit, &frames[..n]);
+    }
+}
+
+fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) {
+    let name = match registry::find_tid(tid).and_then(registry::slot) {
+        Some(s) => name_of(s),
+        None => std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default().trim_end().to_string(),
+    };
+    let mut block = format!("{} thread {tid} \"{name}\":\n", if culprit { ">" } else { " " });
+    for l in symbolized_lines(frames) {
+        let _ = writeln!(block, "    {l}");
+    }
+    // Whole lines, at most 4 KiB per write.
+    let mut start = 0;
+    while start < block.len() {
+        let mut end = (start + 4000).min(block.len());
+        if end < block.len() {
+            end = block[..end].rfind('\n').map_or(end, |i| i + 1).max(start + 1);
+        }
+        while !block.is_char_boundary(end) {
+            end += 1;
+        }
+        emit(&block[start..end]);
+        start = end;
+    }
+}

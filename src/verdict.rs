@@ -1,0 +1,225 @@
+//! The stuck-thread rule as a pure function of counter snapshots.
+//!
+//! The signal handler feeds [`judge`] what it observes at each tick of the
+//! thread's CPU-time timer: the thread's progress counters, whether it is in
+//! an idle or harmless scope, and its CPU clock. [`Tracker`] is the state the
+//! rule keeps between ticks. Nothing here allocates, locks or makes a system
+//! call, so it is async-signal-safe and testable without signals.
+//!
+//! CPU time since progress is measured from the first tick that *saw* the
+//! progress, so it can only under-count, by at most one timer period: the
+//! verdict never comes before `budget` of CPU without progress, and always by
+//! `budget` plus one period.
+
+/// What the rule remembers between two ticks of one thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Tracker {
+    /// `touch` counter seen at the last tick.
+    pub seen_touch: u64,
+    /// `tick` counter seen at the last tick.
+    pub seen_tick: u64,
+    /// CPU clock when progress (touch or tick) was last observed.
+    pub progress_cpu: u64,
+    /// CPU clock when a touch was last observed (the warning clock).
+    pub touch_cpu: u64,
+    /// CPU since the last touch at which the next warning is due.
+    pub warn_next: u64,
+    /// The thread made its first progress mark: from now on it is judged.
+    pub armed: bool,
+    /// A verdict was reached and no progress was seen since.
+    pub convicted: bool,
+}
+
+/// What one tick observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observation {
+    pub touch_seq: u64,
+    pub tick_seq: u64,
+    /// Inside an idle or harmless scope.
+    pub scoped: bool,
+    /// The thread's CPU clock, in ns.
+    pub cpu: u64,
+}
+
+/// The budgets, in ns of thread CPU time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Budgets {
+    pub cpu_budget: u64,
+    pub warn_after: u64,
+}
+
+/// What the tick should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Nothing,
+    /// CPU since the last touch passed the (doubling) warning threshold.
+    Warn { cpu_since_touch: u64 },
+    /// CPU since the last progress reached the budget.
+    Stuck { cpu_since_progress: u64 },
+}
+
+impl Tracker {
+    /// A tracker for a thread registered with its CPU clock at `cpu`.
+    pub(crate) fn new(cpu: u64, b: Budgets) -> Self {
+        Tracker { progress_cpu: cpu, touch_cpu: cpu, warn_next: b.warn_after, ..Default::default() }
+    }
+}
+
+/// Applies one observation to the tracker and decides.
+pub(crate) fn judge(t: &mut Tracker, o: Observation, b: Budgets) -> Decision {
+    let touched = o.touch_seq != t.seen_touch;
+    let ticked = o.tick_seq != t.seen_tick;
+    t.seen_touch = o.touch_seq;
+    t.seen_tick = o.tick_seq;
+    if touched {
+        t.touch_cpu = o.cpu;
+        t.warn_next = b.warn_after;
+    }
+    if touched || ticked {
+        t.progress_cpu = o.cpu;
+        t.armed = true;
+        t.convicted = false;
+    }
+    if o.scoped || !t.armed {
+        // CPU used inside a scope, or before the loop started, counts for nothing.
+        t.progress_cpu = o.cpu;
+        t.touch_cpu = o.cpu;
+        t.warn_next = b.warn_after;
+        return Decision::Nothing;
+    }
+    if t.convicted {
+        return Decision::Nothing;
+    }
+    let since_progress = o.cpu.saturating_sub(t.progress_cpu);
+    if since_progress >= b.cpu_budget {
+        t.convicted = true;
+        return Decision::Stuck { cpu_since_progress: since_progress };
+    }
+    let since_touch = o.cpu.saturating_sub(t.touch_cpu);
+    if since_touch >= t.warn_next {
+        t.warn_next = t.warn_next.saturating_mul(2);
+        return Decision::Warn { cpu_since_touch: since_touch };
+    }
+    Decision::Nothing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+    const B: Budgets = Budgets { cpu_budget: 1000 * MS, warn_after: 100 * MS };
+
+    /// Drives a tracker with one tick every `period` ms of CPU.
+    struct Sim {
+        t: Tracker,
+        touch: u64,
+        tick: u64,
+        cpu: u64,
+        scoped: bool,
+    }
+
+    impl Sim {
+        fn new() -> Self {
+            Sim { t: Tracker::new(0, B), touch: 0, tick: 0, cpu: 0, scoped: false }
+        }
+        fn run(&mut self, ms: u64) -> Decision {
+            self.cpu += ms * MS;
+            judge(&mut self.t, Observation { touch_seq: self.touch, tick_seq: self.tick, scoped: self.scoped, cpu: self.cpu }, B)
+        }
+    }
+
+    #[test]
+    fn not_judged_before_first_progress() {
+        let mut s = Sim::new();
+        for _ in 0..100 {
+            assert_eq!(s.run(100), Decision::Nothing);
+        }
+    }
+
+    #[test]
+    fn spin_is_stuck_within_budget_plus_one_period() {
+        let mut s = Sim::new();
+        s.touch += 1;
+        assert_eq!(s.run(100), Decision::Nothing); // sees the touch: the spin starts here at the latest
+        let mut spun = 0;
+        loop {
+            spun += 100;
+            match s.run(100) {
+                Decision::Stuck { cpu_since_progress } => {
+                    assert_eq!(cpu_since_progress, 1000 * MS);
+                    break;
+                }
+                _ => assert!(spun < 1000),
+            }
+        }
+        // Real CPU since the touch (which could be just after the previous tick) is at most budget + period.
+        assert!(spun + 100 <= 1000 + 100);
+        // One verdict per episode.
+        assert_eq!(s.run(100), Decision::Nothing);
+        // Progress clears the conviction; a new spin is judged again.
+        s.tick += 1;
+        assert_eq!(s.run(100), Decision::Nothing);
+        let mut again = false;
+        for _ in 0..11 {
+            if matches!(s.run(100), Decision::Stuck { .. }) {
+                again = true;
+            }
+        }
+        assert!(again);
+    }
+
+    #[test]
+    fn warnings_double_within_an_episode() {
+        let mut s = Sim::new();
+        s.touch += 1;
+        s.run(10);
+        let mut warned_at = vec![];
+        for i in 1..=90u64 {
+            s.tick += 1; // ticks keep it alive: no verdict, but no touch either
+            if let Decision::Warn { .. } = s.run(10) {
+                warned_at.push(i * 10);
+            }
+        }
+        assert_eq!(warned_at, vec![100, 200, 400, 800]);
+    }
+
+    #[test]
+    fn ticks_are_progress_for_the_verdict() {
+        let mut s = Sim::new();
+        s.touch += 1;
+        s.run(10);
+        for _ in 0..200 {
+            s.tick += 1;
+            assert!(!matches!(s.run(50), Decision::Stuck { .. }));
+        }
+    }
+
+    #[test]
+    fn scopes_are_never_judged_and_reset_the_clocks() {
+        let mut s = Sim::new();
+        s.touch += 1;
+        s.run(10);
+        s.run(900);
+        s.scoped = true;
+        for _ in 0..50 {
+            assert_eq!(s.run(100), Decision::Nothing);
+        }
+        s.scoped = false;
+        // 900 ms before the scope do not add up with what follows.
+        assert_eq!(s.run(50), Decision::Nothing);
+        assert_eq!(s.run(50), Decision::Nothing);
+    }
+
+    #[test]
+    fn slow_but_living_work_never_stuck() {
+        // 0.8 of the budget between progress marks, forever.
+        let mut s = Sim::new();
+        for _ in 0..1000 {
+            s.touch += 1;
+            for _ in 0..8 {
+                assert!(!matches!(s.run(100), Decision::Stuck { .. }));
+            }
+        }
+    }
+}
