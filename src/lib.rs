@@ -4,3 +4,4 @@
 #[macro_use]
 mod sys;
 mod fmt;
+mod procfs;
