@@ -314,9 +314,9 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
     let stat = procfs::read_stat(tid, &mut scratch.io[..]).ok();
     let status = procfs::read_status(tid, &mut scratch.io[..]).ok();
     let cpu_ns = procfs::read_schedstat(tid, &mut scratch.io[..])
-        .map(|s| s.sum_exec_runtime_ns)
+        .map(|s| s.run_ns)
         .ok()
-        .or_else(|| stat.as_ref().map(|s| procfs::ticks_to_ns(s.utime_ticks + s.stime_ticks, 100)));
+        .or_else(|| stat.as_ref().map(|s| procfs::ticks_to_ns(s.utime_ticks + s.stime_ticks, procfs::clk_tck())));
 
     let b = out.b();
     b.push_str(if is_culprit { "> thread " } else { "  thread " });
@@ -458,16 +458,13 @@ fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
     }
     out.eol();
     // wchan and the kernel stack, when readable.
-    let mut path = procfs::TaskPath::new(tid, "wchan");
-    if let Ok(w) = sys::read_file(path.as_cstr(), &mut scratch.io[..256]) {
-        let w = if w.is_empty() { b"0".as_slice() } else { w };
+    if let Ok(w) = procfs::read_wchan(tid, &mut scratch.io[..256]) {
         let b = out.b();
         b.push_str("    wchan: ");
-        b.push_sanitized(w);
+        b.push_sanitized(w.unwrap_or(b"0"));
         out.eol();
     }
-    path = procfs::TaskPath::new(tid, "stack");
-    if let Ok(text) = sys::read_file(path.as_cstr(), &mut scratch.io[..4096]) {
+    if let Ok(text) = procfs::read_stack(tid, &mut scratch.io[..4096]) {
         if !text.is_empty() {
             out.b().push_str("    kernel stack:");
             out.eol();

@@ -53,6 +53,12 @@ impl Error {
         Error::new(ErrorKind::Os, format!("{what}: {err}"))
     }
 
+    /// The same error with `context: ` in front of its message.
+    pub(crate) fn prefixed(mut self, context: &str) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
