@@ -3,4 +3,9 @@
 
 #[macro_use]
 mod sys;
+mod config;
+mod error;
 mod fmt;
+
+pub use config::{Action, Config, ENV_VARS, Settings, Signal, Systemd};
+pub use error::{Error, ErrorKind};
