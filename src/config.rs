@@ -137,61 +137,25 @@ const CLASSIC_SIGNALS: &[(&str, c_int, Option<&str>)] = &[
     ("SIGUSR1", libc::SIGUSR1, None),
     ("SIGSEGV", libc::SIGSEGV, Some(FAULT)),
     ("SIGUSR2", libc::SIGUSR2, None),
-    (
-        "SIGPIPE",
-        libc::SIGPIPE,
-        Some("is raised by writes to closed pipes and sockets"),
-    ),
+    ("SIGPIPE", libc::SIGPIPE, Some("is raised by writes to closed pipes and sockets")),
     ("SIGALRM", libc::SIGALRM, None),
     ("SIGTERM", libc::SIGTERM, Some(TERMINATION)),
-    (
-        "SIGSTKFLT",
-        libc::SIGSTKFLT,
-        Some("is a legacy signal with a fixed meaning"),
-    ),
-    (
-        "SIGCHLD",
-        libc::SIGCHLD,
-        Some("reports child process state changes"),
-    ),
-    (
-        "SIGCLD",
-        libc::SIGCHLD,
-        Some("reports child process state changes"),
-    ),
+    ("SIGSTKFLT", libc::SIGSTKFLT, Some("is a legacy signal with a fixed meaning")),
+    ("SIGCHLD", libc::SIGCHLD, Some("reports child process state changes")),
+    ("SIGCLD", libc::SIGCHLD, Some("reports child process state changes")),
     ("SIGCONT", libc::SIGCONT, Some(JOB_CONTROL)),
     ("SIGSTOP", libc::SIGSTOP, Some(UNCATCHABLE)),
     ("SIGTSTP", libc::SIGTSTP, Some(JOB_CONTROL)),
     ("SIGTTIN", libc::SIGTTIN, Some(JOB_CONTROL)),
     ("SIGTTOU", libc::SIGTTOU, Some(JOB_CONTROL)),
     ("SIGURG", libc::SIGURG, Some("reports urgent socket data")),
-    (
-        "SIGXCPU",
-        libc::SIGXCPU,
-        Some("reports an exceeded CPU-time resource limit"),
-    ),
-    (
-        "SIGXFSZ",
-        libc::SIGXFSZ,
-        Some("reports an exceeded file-size resource limit"),
-    ),
+    ("SIGXCPU", libc::SIGXCPU, Some("reports an exceeded CPU-time resource limit")),
+    ("SIGXFSZ", libc::SIGXFSZ, Some("reports an exceeded file-size resource limit")),
     ("SIGVTALRM", libc::SIGVTALRM, None),
     ("SIGPROF", libc::SIGPROF, None),
-    (
-        "SIGWINCH",
-        libc::SIGWINCH,
-        Some("reports terminal size changes"),
-    ),
-    (
-        "SIGIO",
-        libc::SIGIO,
-        Some("reports asynchronous I/O readiness"),
-    ),
-    (
-        "SIGPOLL",
-        libc::SIGIO,
-        Some("reports asynchronous I/O readiness"),
-    ),
+    ("SIGWINCH", libc::SIGWINCH, Some("reports terminal size changes")),
+    ("SIGIO", libc::SIGIO, Some("reports asynchronous I/O readiness")),
+    ("SIGPOLL", libc::SIGIO, Some("reports asynchronous I/O readiness")),
     ("SIGPWR", libc::SIGPWR, Some("reports power failure")),
     ("SIGSYS", libc::SIGSYS, Some(FAULT)),
 ];
@@ -308,34 +272,28 @@ impl Signal {
             let number = if rest.is_empty() {
                 Some(rtmin)
             } else if let Some(offset) = rest.strip_prefix('+') {
-                let offset = parse_small(offset)
-                    .map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
+                let offset = parse_small(offset).map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
                 rtmin.checked_add(offset)
             } else {
                 return Err(format!("{s} is not a signal name; allowed: {allowed}"));
             };
             return match number {
                 Some(n) if n <= rtmax => Ok(Signal(n)),
-                _ => Err(format!(
-                    "{s} is above SIGRTMAX ({rtmax}); allowed: {allowed}"
-                )),
+                _ => Err(format!("{s} is above SIGRTMAX ({rtmax}); allowed: {allowed}")),
             };
         }
         if let Some(rest) = s.strip_prefix("SIGRTMAX") {
             let number = if rest.is_empty() {
                 Some(rtmax)
             } else if let Some(offset) = rest.strip_prefix('-') {
-                let offset = parse_small(offset)
-                    .map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
+                let offset = parse_small(offset).map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
                 rtmax.checked_sub(offset)
             } else {
                 return Err(format!("{s} is not a signal name; allowed: {allowed}"));
             };
             return match number {
                 Some(n) if n >= rtmin => Ok(Signal(n)),
-                _ => Err(format!(
-                    "{s} is below SIGRTMIN ({rtmin}); allowed: {allowed}"
-                )),
+                _ => Err(format!("{s} is below SIGRTMIN ({rtmin}); allowed: {allowed}")),
             };
         }
         if let Some(&(name, number, reason)) = CLASSIC_SIGNALS.iter().find(|e| e.0 == s) {
@@ -347,15 +305,11 @@ impl Signal {
         let digits = s.strip_prefix('-').unwrap_or(s);
         if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
             if s.starts_with('-') {
-                return Err(format!(
-                    "{s} is negative; signal numbers are positive; allowed: {allowed}"
-                ));
+                return Err(format!("{s} is negative; signal numbers are positive; allowed: {allowed}"));
             }
             return match digits.parse::<c_int>() {
                 Ok(n) => Signal::check(n),
-                Err(_) => Err(format!(
-                    "{s} is above SIGRTMAX ({rtmax}); allowed: {allowed}"
-                )),
+                Err(_) => Err(format!("{s} is above SIGRTMAX ({rtmax}); allowed: {allowed}")),
             };
         }
         if s.is_empty() {
@@ -366,9 +320,7 @@ impl Signal {
             || upper.starts_with("SIGRTMAX")
             || CLASSIC_SIGNALS.iter().any(|e| e.0 == upper);
         if known_upper && upper != s {
-            return Err(format!(
-                "{s} is not a signal name (names are upper case, like {upper}); allowed: {allowed}"
-            ));
+            return Err(format!("{s} is not a signal name (names are upper case, like {upper}); allowed: {allowed}"));
         }
         if !s.starts_with("SIG") {
             let prefixed = format!("SIG{upper}");
@@ -378,9 +330,7 @@ impl Signal {
                 ));
             }
         }
-        Err(format!(
-            "{s} is not a signal name or number; allowed: {allowed}"
-        ))
+        Err(format!("{s} is not a signal name or number; allowed: {allowed}"))
     }
 
     /// The signal number.
@@ -801,10 +751,7 @@ impl Config {
     /// # Ok::<(), failstop::Error>(())
     /// ```
     pub fn from_env(self) -> Result<Config, Error> {
-        self.apply_env_with(
-            |name| std::env::var_os(name),
-            std::env::vars_os().map(|(name, _)| name),
-        )
+        self.apply_env_with(|name| std::env::var_os(name), std::env::vars_os().map(|(name, _)| name))
     }
 
     /// [`Config::from_env`] over an explicit environment: `lookup` returns a
@@ -834,20 +781,13 @@ impl Config {
                 return Err(env_error(name, raw, "empty path", "a non-empty file path"));
             }
             if raw.as_bytes().contains(&0) {
-                return Err(env_error(
-                    name,
-                    raw,
-                    "contains a NUL byte",
-                    "a non-empty file path",
-                ));
+                return Err(env_error(name, raw, "contains a NUL byte", "a non-empty file path"));
             }
             s.dump_path = Some(PathBuf::from(raw));
             return Ok(());
         }
-        let allowed = ENV_VARS
-            .iter()
-            .find(|e| e.0 == name)
-            .map_or("", |e| e.2.rsplit_once("Allowed: ").map_or("", |(_, a)| a));
+        let allowed =
+            ENV_VARS.iter().find(|e| e.0 == name).map_or("", |e| e.2.rsplit_once("Allowed: ").map_or("", |(_, a)| a));
         let Some(value) = raw.to_str() else {
             return Err(env_error(name, raw, "not valid UTF-8", allowed));
         };
@@ -855,12 +795,7 @@ impl Config {
             return Err(env_error(name, raw, "empty value", allowed));
         }
         if value.trim() != value {
-            return Err(env_error(
-                name,
-                raw,
-                "surrounding whitespace is not allowed",
-                allowed,
-            ));
+            return Err(env_error(name, raw, "surrounding whitespace is not allowed", allowed));
         }
         let fail = |why: &str| env_error(name, raw, why, allowed);
         match name {
@@ -877,8 +812,7 @@ impl Config {
             VAR_ACTION => s.action = parse_action(value).map_err(fail)?,
             VAR_SIGNAL => {
                 // The reason from `Signal::parse` already ends in "; allowed: ...".
-                s.signal = Signal::parse(value)
-                    .map_err(|why| invalid(format!("{name}={raw:?}: {why}")))?;
+                s.signal = Signal::parse(value).map_err(|why| invalid(format!("{name}={raw:?}: {why}")))?;
             }
             VAR_DUMP_TIMEOUT_MS => s.dump_timeout = parse_ms(value).map_err(fail)?,
             VAR_ABORT_UNDER_DEBUGGER => s.abort_under_debugger = parse_bool(value).map_err(fail)?,
@@ -947,9 +881,7 @@ impl Config {
         if let Action::Exit(status) = s.action
             && !(0..=255).contains(&status)
         {
-            return Err(invalid(format!(
-                "action=Exit({status}): exit status out of range; allowed: Exit(0..=255)"
-            )));
+            return Err(invalid(format!("action=Exit({status}): exit status out of range; allowed: Exit(0..=255)")));
         }
 
         if let Some(path) = &s.dump_path {
@@ -999,11 +931,7 @@ const VAR_SYSTEMD: &str = "FAILSTOP_SYSTEMD";
 /// assert!(failstop::ENV_VARS.iter().any(|v| v.0 == "FAILSTOP_CPU_BUDGET_MS"));
 /// ```
 pub const ENV_VARS: &[(&str, &str, &str)] = &[
-    (
-        VAR_DISABLE,
-        "0",
-        "Start succeeds but watches nothing. Allowed: 1, true, 0, false (any case)",
-    ),
+    (VAR_DISABLE, "0", "Start succeeds but watches nothing. Allowed: 1, true, 0, false (any case)"),
     (
         VAR_CPU_BUDGET_MS,
         "1000",
@@ -1034,11 +962,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "Signal the per-thread timers deliver. Allowed: SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, \
          SIGUSR2, SIGRTMIN, SIGRTMIN+n, SIGRTMAX, SIGRTMAX-n, or one of their numbers",
     ),
-    (
-        VAR_DUMP_PATH,
-        "(unset: standard error)",
-        "File the thread dump is written to. Allowed: a non-empty path",
-    ),
+    (VAR_DUMP_PATH, "(unset: standard error)", "File the thread dump is written to. Allowed: a non-empty path"),
     (
         VAR_DUMP_TIMEOUT_MS,
         "2000",
@@ -1051,11 +975,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "End the process on a fatal verdict even under a debugger. Allowed: 1, true, 0, false \
          (any case)",
     ),
-    (
-        VAR_SYSTEMD,
-        "auto",
-        "Whether to use systemd's watchdog. Allowed: auto, off (any case)",
-    ),
+    (VAR_SYSTEMD, "auto", "Whether to use systemd's watchdog. Allowed: auto, off (any case)"),
 ];
 
 /// Which cross-checked values came from the environment, as given.
@@ -1076,10 +996,7 @@ fn check_unknown_names(
     names: impl Iterator<Item = OsString>,
 ) -> Result<(), Error> {
     let mut unknown: Vec<OsString> = names
-        .filter(|n| {
-            n.as_bytes().starts_with(b"FAILSTOP_")
-                && !ENV_VARS.iter().any(|e| e.0.as_bytes() == n.as_bytes())
-        })
+        .filter(|n| n.as_bytes().starts_with(b"FAILSTOP_") && !ENV_VARS.iter().any(|e| e.0.as_bytes() == n.as_bytes()))
         .collect();
     if unknown.is_empty() {
         return Ok(());
@@ -1089,19 +1006,15 @@ fn check_unknown_names(
     let first = &unknown[0];
     let shown = first.to_string_lossy();
     let value = first.to_str().and_then(lookup).unwrap_or_default();
-    let suggestion = closest_known(first.as_bytes())
-        .map(|known| format!(" (did you mean {known}?)"))
-        .unwrap_or_default();
+    let suggestion =
+        closest_known(first.as_bytes()).map(|known| format!(" (did you mean {known}?)")).unwrap_or_default();
     let more = match unknown.len() - 1 {
         0 => String::new(),
         1 => " (and 1 more unknown FAILSTOP_* variable)".to_string(),
         n => format!(" (and {n} more unknown FAILSTOP_* variables)"),
     };
     let known: Vec<&str> = ENV_VARS.iter().map(|e| e.0).collect();
-    Err(invalid(format!(
-        "{shown}={value:?}: unknown variable{suggestion}{more}; allowed: {}",
-        known.join(", ")
-    )))
+    Err(invalid(format!("{shown}={value:?}: unknown variable{suggestion}{more}; allowed: {}", known.join(", "))))
 }
 
 /// The known variable nearest to `name` by edit distance, if close enough.
@@ -1191,21 +1104,13 @@ mod tests {
 
     /// Applies `vars` (name, value) on top of the defaults.
     fn apply(vars: &[(&str, &[u8])]) -> Result<Config, Error> {
-        apply_os(
-            vars.iter()
-                .map(|(n, v)| (OsString::from(n), OsString::from_vec(v.to_vec())))
-                .collect(),
-        )
+        apply_os(vars.iter().map(|(n, v)| (OsString::from(n), OsString::from_vec(v.to_vec()))).collect())
     }
 
     fn apply_os(vars: Vec<(OsString, OsString)>) -> Result<Config, Error> {
         let names: Vec<OsString> = vars.iter().map(|(n, _)| n.clone()).collect();
         Config::new().apply_env_with(
-            |name| {
-                vars.iter()
-                    .find(|(n, _)| n.as_os_str() == name)
-                    .map(|(_, v)| v.clone())
-            },
+            |name| vars.iter().find(|(n, _)| n.as_os_str() == name).map(|(_, v)| v.clone()),
             names.into_iter(),
         )
     }
@@ -1221,10 +1126,7 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         let msg = err.message();
         let prefix = format!("{name}={value:?}: ");
-        assert!(
-            msg.starts_with(&prefix),
-            "{msg:?} does not start with {prefix:?}"
-        );
+        assert!(msg.starts_with(&prefix), "{msg:?} does not start with {prefix:?}");
         assert!(msg.contains(fragment), "{msg:?} lacks {fragment:?}");
         assert!(msg.contains("; allowed: "), "{msg:?} lacks allowed");
     }
@@ -1270,16 +1172,10 @@ mod tests {
             ]
         );
         // Every default but the dump path parses to the code default.
-        let vars: Vec<(&str, &[u8])> = ENV_VARS
-            .iter()
-            .filter(|e| e.0 != VAR_DUMP_PATH)
-            .map(|e| (e.0, e.1.as_bytes()))
-            .collect();
+        let vars: Vec<(&str, &[u8])> =
+            ENV_VARS.iter().filter(|e| e.0 != VAR_DUMP_PATH).map(|e| (e.0, e.1.as_bytes())).collect();
         let c = apply(&vars).unwrap();
-        assert_eq!(
-            format!("{:?}", c.settings()),
-            format!("{:?}", Config::new().settings())
-        );
+        assert_eq!(format!("{:?}", c.settings()), format!("{:?}", Config::new().settings()));
         for (name, _, meaning) in ENV_VARS {
             assert!(meaning.contains("Allowed: "), "{name}");
         }
@@ -1334,69 +1230,35 @@ mod tests {
 
             let too_long = MAX_DURATION + Duration::from_nanos(1);
             let c = set(Config::new(), too_long).cpu_budget(Duration::from_secs(86_400));
-            let c = if name == "cpu_budget" {
-                set(c, too_long)
-            } else {
-                c
-            };
+            let c = if name == "cpu_budget" { set(c, too_long) } else { c };
             let msg = c.validate().unwrap_err().message().to_string();
             assert!(msg.starts_with(&format!("{name}=")), "{msg}");
             assert!(msg.contains("one day"), "{msg}");
 
             // Exactly one day is fine (warn must stay below the budget).
             let c = set(Config::new().cpu_budget(MAX_DURATION), MAX_DURATION);
-            let c = if name == "warn_after" {
-                c.warn_after(Duration::from_secs(1))
-            } else {
-                c
-            };
+            let c = if name == "warn_after" { c.warn_after(Duration::from_secs(1)) } else { c };
             c.validate().unwrap();
         }
         let c = Config::new().warn_after(Duration::from_millis(1000));
         let msg = c.validate().unwrap_err().message().to_string();
-        assert!(
-            msg.contains("warn_after=1s") && msg.contains("cpu_budget=1s"),
-            "{msg}"
-        );
-        Config::new()
-            .warn_after(Duration::from_millis(999))
-            .validate()
-            .unwrap();
-        Config::new()
-            .warn_after(Duration::from_nanos(1))
-            .cpu_budget(Duration::from_nanos(2))
-            .validate()
-            .unwrap();
+        assert!(msg.contains("warn_after=1s") && msg.contains("cpu_budget=1s"), "{msg}");
+        Config::new().warn_after(Duration::from_millis(999)).validate().unwrap();
+        Config::new().warn_after(Duration::from_nanos(1)).cpu_budget(Duration::from_nanos(2)).validate().unwrap();
     }
 
     #[test]
     fn validate_rejects_bad_action_and_path() {
         for status in [-1, 256, i32::MIN, i32::MAX] {
-            let msg = Config::new()
-                .action(Action::Exit(status))
-                .validate()
-                .unwrap_err()
-                .message()
-                .to_string();
+            let msg = Config::new().action(Action::Exit(status)).validate().unwrap_err().message().to_string();
             assert!(msg.contains(&format!("action=Exit({status})")), "{msg}");
         }
         for status in [0, 1, 255] {
-            Config::new()
-                .action(Action::Exit(status))
-                .validate()
-                .unwrap();
+            Config::new().action(Action::Exit(status)).validate().unwrap();
         }
-        let msg = Config::new()
-            .dump_path("")
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let msg = Config::new().dump_path("").validate().unwrap_err().to_string();
         assert!(msg.contains("dump_path=\"\": empty path"), "{msg}");
-        let msg = Config::new()
-            .dump_path("a\0b")
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let msg = Config::new().dump_path("a\0b").validate().unwrap_err().to_string();
         assert!(msg.contains("NUL"), "{msg}");
     }
 
@@ -1411,11 +1273,7 @@ mod tests {
             ("false", false),
             ("FALSE", false),
         ] {
-            assert_eq!(
-                one(VAR_DISABLE, v).unwrap().settings().disabled,
-                want,
-                "{v}"
-            );
+            assert_eq!(one(VAR_DISABLE, v).unwrap().settings().disabled, want, "{v}");
         }
         rejects(VAR_DISABLE, "yes", "not a boolean");
         rejects(VAR_DISABLE, "2", "not a boolean");
@@ -1427,24 +1285,9 @@ mod tests {
 
     #[test]
     fn env_abort_under_debugger() {
-        assert!(
-            one(VAR_ABORT_UNDER_DEBUGGER, "1")
-                .unwrap()
-                .settings()
-                .abort_under_debugger
-        );
-        assert!(
-            one(VAR_ABORT_UNDER_DEBUGGER, "tRuE")
-                .unwrap()
-                .settings()
-                .abort_under_debugger
-        );
-        assert!(
-            !one(VAR_ABORT_UNDER_DEBUGGER, "0")
-                .unwrap()
-                .settings()
-                .abort_under_debugger
-        );
+        assert!(one(VAR_ABORT_UNDER_DEBUGGER, "1").unwrap().settings().abort_under_debugger);
+        assert!(one(VAR_ABORT_UNDER_DEBUGGER, "tRuE").unwrap().settings().abort_under_debugger);
+        assert!(!one(VAR_ABORT_UNDER_DEBUGGER, "0").unwrap().settings().abort_under_debugger);
         rejects(VAR_ABORT_UNDER_DEBUGGER, "on", "not a boolean");
         rejects(VAR_ABORT_UNDER_DEBUGGER, "", "empty value");
         rejects(VAR_ABORT_UNDER_DEBUGGER, "01", "not a boolean");
@@ -1481,14 +1324,8 @@ mod tests {
         // Not above the default warn_after (100 ms): cross-field error naming both.
         for v in ["100", "50", "1"] {
             let msg = get(v).unwrap_err().message().to_string();
-            assert!(
-                msg.starts_with(&format!("{VAR_CPU_BUDGET_MS}={v:?}: ")),
-                "{msg}"
-            );
-            assert!(
-                msg.contains("warn_after=100ms") && msg.contains(VAR_WARN_MS),
-                "{msg}"
-            );
+            assert!(msg.starts_with(&format!("{VAR_CPU_BUDGET_MS}={v:?}: ")), "{msg}");
+            assert!(msg.contains("warn_after=100ms") && msg.contains(VAR_WARN_MS), "{msg}");
         }
     }
 
@@ -1501,10 +1338,7 @@ mod tests {
         for v in ["1000", "5000", "86400000"] {
             let msg = get(v).unwrap_err().message().to_string();
             assert!(msg.starts_with(&format!("{VAR_WARN_MS}={v:?}: ")), "{msg}");
-            assert!(
-                msg.contains("cpu_budget=1s") && msg.contains(VAR_CPU_BUDGET_MS),
-                "{msg}"
-            );
+            assert!(msg.contains("cpu_budget=1s") && msg.contains(VAR_CPU_BUDGET_MS), "{msg}");
         }
     }
 
@@ -1514,13 +1348,10 @@ mod tests {
         assert_eq!(c.settings().cpu_budget, Duration::from_millis(50));
         assert_eq!(c.settings().warn_after, Duration::from_millis(10));
         for (b, w) in [("50", "50"), ("50", "60"), ("100", "1000")] {
-            let msg = apply(&[
-                (VAR_CPU_BUDGET_MS, b.as_bytes()),
-                (VAR_WARN_MS, w.as_bytes()),
-            ])
-            .unwrap_err()
-            .message()
-            .to_string();
+            let msg = apply(&[(VAR_CPU_BUDGET_MS, b.as_bytes()), (VAR_WARN_MS, w.as_bytes())])
+                .unwrap_err()
+                .message()
+                .to_string();
             assert_eq!(
                 msg,
                 format!(
@@ -1578,38 +1409,21 @@ mod tests {
         rejects(VAR_ACTION, "", "empty value");
         rejects(VAR_ACTION, "abort ", "whitespace");
         // Display round-trips through the parser.
-        for a in [
-            Action::Abort,
-            Action::Exit(3),
-            Action::Unhealthy,
-            Action::Warn,
-        ] {
+        for a in [Action::Abort, Action::Exit(3), Action::Unhealthy, Action::Warn] {
             assert_eq!(get(&a.to_string()).unwrap(), a);
         }
     }
 
     #[test]
     fn env_systemd() {
-        assert_eq!(
-            one(VAR_SYSTEMD, "auto").unwrap().settings().systemd,
-            Systemd::Auto
-        );
-        assert_eq!(
-            one(VAR_SYSTEMD, "off").unwrap().settings().systemd,
-            Systemd::Off
-        );
-        assert_eq!(
-            one(VAR_SYSTEMD, "OFF").unwrap().settings().systemd,
-            Systemd::Off
-        );
+        assert_eq!(one(VAR_SYSTEMD, "auto").unwrap().settings().systemd, Systemd::Auto);
+        assert_eq!(one(VAR_SYSTEMD, "off").unwrap().settings().systemd, Systemd::Off);
+        assert_eq!(one(VAR_SYSTEMD, "OFF").unwrap().settings().systemd, Systemd::Off);
         rejects(VAR_SYSTEMD, "on", "unknown mode");
         rejects(VAR_SYSTEMD, "0", "unknown mode");
         rejects(VAR_SYSTEMD, "", "empty value");
         for m in [Systemd::Auto, Systemd::Off] {
-            assert_eq!(
-                one(VAR_SYSTEMD, &m.to_string()).unwrap().settings().systemd,
-                m
-            );
+            assert_eq!(one(VAR_SYSTEMD, &m.to_string()).unwrap().settings().systemd, m);
         }
     }
 
@@ -1641,11 +1455,7 @@ mod tests {
 
         rejects(VAR_SIGNAL, "SIGKILL", "SIGKILL cannot be caught");
         rejects(VAR_SIGNAL, "SIGSTOP", "SIGSTOP cannot be caught");
-        rejects(
-            VAR_SIGNAL,
-            "SIGSEGV",
-            "SIGSEGV is a synchronous fault signal",
-        );
+        rejects(VAR_SIGNAL, "SIGSEGV", "SIGSEGV is a synchronous fault signal");
         rejects(VAR_SIGNAL, "SIGBUS", "synchronous fault");
         rejects(VAR_SIGNAL, "SIGILL", "synchronous fault");
         rejects(VAR_SIGNAL, "SIGFPE", "synchronous fault");
@@ -1661,11 +1471,7 @@ mod tests {
             rejects(VAR_SIGNAL, t, "job control");
         }
         rejects(VAR_SIGNAL, "9", "9 (SIGKILL) cannot be caught");
-        rejects(
-            VAR_SIGNAL,
-            "11",
-            "11 (SIGSEGV) is a synchronous fault signal",
-        );
+        rejects(VAR_SIGNAL, "11", "11 (SIGSEGV) is a synchronous fault signal");
         rejects(VAR_SIGNAL, "0", "not a signal");
         rejects(VAR_SIGNAL, "-1", "negative");
         rejects(VAR_SIGNAL, "32", "reserved by the C library");
@@ -1694,15 +1500,7 @@ mod tests {
         let rtmax = libc::SIGRTMAX();
         assert_eq!(Signal::new(libc::SIGALRM).unwrap(), Signal::SIGALRM);
         assert_eq!(Signal::default(), Signal::SIGALRM);
-        for n in [
-            0,
-            -1,
-            c_int::MIN,
-            c_int::MAX,
-            libc::SIGKILL,
-            libc::SIGABRT,
-            rtmax + 1,
-        ] {
+        for n in [0, -1, c_int::MIN, c_int::MAX, libc::SIGKILL, libc::SIGABRT, rtmax + 1] {
             let err = Signal::new(n).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidConfig);
             assert!(err.message().contains("allowed:"), "{err}");
@@ -1729,10 +1527,7 @@ mod tests {
         // Any bytes but NUL, spaces included, are a path.
         let raw = b" odd \xff path ";
         let c = apply(&[(VAR_DUMP_PATH, raw)]).unwrap();
-        assert_eq!(
-            c.settings().dump_path,
-            Some(PathBuf::from(OsString::from_vec(raw.to_vec())))
-        );
+        assert_eq!(c.settings().dump_path, Some(PathBuf::from(OsString::from_vec(raw.to_vec()))));
         rejects(VAR_DUMP_PATH, "", "empty path");
         rejects(VAR_DUMP_PATH, "a\0b", "NUL");
     }
@@ -1743,21 +1538,14 @@ mod tests {
             if name == VAR_DUMP_PATH {
                 continue;
             }
-            let msg = apply(&[(name, b"1\xff")])
-                .unwrap_err()
-                .message()
-                .to_string();
-            assert!(
-                msg.starts_with(&format!("{name}=\"1\\xFF\": not valid UTF-8; allowed: ")),
-                "{msg}"
-            );
+            let msg = apply(&[(name, b"1\xff")]).unwrap_err().message().to_string();
+            assert!(msg.starts_with(&format!("{name}=\"1\\xFF\": not valid UTF-8; allowed: ")), "{msg}");
         }
     }
 
     #[test]
     fn unknown_names_are_rejected() {
-        let err =
-            apply(&[(VAR_CPU_BUDGET_MS, b"500"), ("FAILSTOP_CPU_BUDGET", b"500")]).unwrap_err();
+        let err = apply(&[(VAR_CPU_BUDGET_MS, b"500"), ("FAILSTOP_CPU_BUDGET", b"500")]).unwrap_err();
         let msg = err.message();
         assert!(
             msg.starts_with("FAILSTOP_CPU_BUDGET=\"500\": unknown variable (did you mean FAILSTOP_CPU_BUDGET_MS?)"),
@@ -1767,34 +1555,20 @@ mod tests {
             assert!(msg.contains(name), "{msg} lacks {name}");
         }
 
-        let msg = apply(&[
-            ("FAILSTOP_", b""),
-            ("FAILSTOP_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", b"x"),
-        ])
-        .unwrap_err()
-        .message()
-        .to_string();
-        assert!(
-            msg.starts_with("FAILSTOP_=\"\": unknown variable (and 1 more"),
-            "{msg}"
-        );
+        let msg = apply(&[("FAILSTOP_", b""), ("FAILSTOP_ZZZZZZZZZZZZZZZZZZZZZZZZZZZZ", b"x")])
+            .unwrap_err()
+            .message()
+            .to_string();
+        assert!(msg.starts_with("FAILSTOP_=\"\": unknown variable (and 1 more"), "{msg}");
 
-        let msg = apply_os(vec![(
-            OsString::from_vec(b"FAILSTOP_\xff".to_vec()),
-            "1".into(),
-        )])
-        .unwrap_err()
-        .message()
-        .to_string();
+        let msg = apply_os(vec![(OsString::from_vec(b"FAILSTOP_\xff".to_vec()), "1".into())])
+            .unwrap_err()
+            .message()
+            .to_string();
         assert!(msg.starts_with("FAILSTOP_\u{fffd}="), "{msg}");
 
         // Other prefixes are not ours.
-        apply(&[
-            ("FAILSTOPX", b"1"),
-            ("failstop_cpu", b"1"),
-            ("PATH", b"/bin"),
-        ])
-        .unwrap();
+        apply(&[("FAILSTOPX", b"1"), ("failstop_cpu", b"1"), ("PATH", b"/bin")]).unwrap();
     }
 
     #[test]
@@ -1802,19 +1576,13 @@ mod tests {
         let c = Config::new()
             .cpu_budget(Duration::from_secs(5))
             .action(Action::Warn)
-            .apply_env_with(
-                |n| (n == VAR_ACTION).then(|| "exit:3".into()),
-                [OsString::from(VAR_ACTION)].into_iter(),
-            )
+            .apply_env_with(|n| (n == VAR_ACTION).then(|| "exit:3".into()), [OsString::from(VAR_ACTION)].into_iter())
             .unwrap();
         assert_eq!(c.settings().action, Action::Exit(3));
         assert_eq!(c.settings().cpu_budget, Duration::from_secs(5));
 
         // Invalid code values are caught even when the environment is empty.
-        let err = Config::new()
-            .stall_budget(Duration::ZERO)
-            .apply_env_with(|_| None, std::iter::empty())
-            .unwrap_err();
+        let err = Config::new().stall_budget(Duration::ZERO).apply_env_with(|_| None, std::iter::empty()).unwrap_err();
         assert!(err.message().starts_with("stall_budget=0ns"), "{err}");
     }
 
@@ -1837,8 +1605,7 @@ mod tests {
                 proptest::collection::vec(any::<u8>(), 0..24).prop_map(OsString::from_vec),
                 "[0-9]{1,22}".prop_map(OsString::from),
                 "-?[0-9 +]{0,10}".prop_map(OsString::from),
-                "(?i)(exit:|abort|warn|unhealthy|auto|off|true|false)[0-9-]{0,5}"
-                    .prop_map(OsString::from),
+                "(?i)(exit:|abort|warn|unhealthy|auto|off|true|false)[0-9-]{0,5}".prop_map(OsString::from),
                 "SIG(RTMIN|RTMAX|ALRM|KILL|USR1)?[+-]?[0-9]{0,12}".prop_map(OsString::from),
             ]
         }

@@ -47,10 +47,7 @@ pub struct Error {
 impl Error {
     /// Builds an error of `kind` with a full message.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
-            kind,
-            message: message.into(),
-        }
+        Error { kind, message: message.into() }
     }
 
     /// An operating-system failure while doing `what`.
