@@ -30,11 +30,13 @@ pub enum ErrorKind {
 /// An error from failstop: a kind and a message that names the input and what
 /// is allowed.
 ///
-/// ```
-/// std::env::set_var("FAILSTOP_CPU_BUDGET_MS", "soon");
+/// ```standalone_crate
+/// // SAFETY: this example runs as its own single-threaded process
+/// // (`standalone_crate`), so nothing reads the environment concurrently.
+/// unsafe { std::env::set_var("FAILSTOP_CPU_BUDGET_MS", "soon") };
 /// let err = failstop::Config::new().from_env().unwrap_err();
 /// assert!(err.to_string().contains("FAILSTOP_CPU_BUDGET_MS"));
-/// # std::env::remove_var("FAILSTOP_CPU_BUDGET_MS");
+/// # unsafe { std::env::remove_var("FAILSTOP_CPU_BUDGET_MS") };
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {

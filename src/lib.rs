@@ -71,7 +71,7 @@ mod stackwalk;
 mod verdict;
 mod watchdog;
 
-pub use config::{Action, Config, Settings, Signal, Systemd};
+pub use config::{Action, Config, ENV_VARS, Settings, Signal, Systemd};
 pub use error::{Error, ErrorKind};
 pub use gate::{Stats, healthy, stats};
 pub use registry::{HarmlessGuard, IdleGuard, MAX_THREADS, ThreadHandle};
