@@ -125,7 +125,7 @@ pub(crate) fn on_stuck(s: &Slot, idx: usize, tid: libc::pid_t, ctx: *mut libc::c
         return;
     }
     let mut frames = [0usize; crate::registry::MAX_FRAMES];
-    let bounds = crate::stackwalk::StackBounds::from_raw(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
+    let bounds = crate::stackwalk::StackBounds::new(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
     // SAFETY: `ctx` is the ucontext the kernel passed to this handler.
     let n = unsafe { crate::stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
     CULPRIT_FRAMES.store(&frames[..n]);

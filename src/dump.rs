@@ -68,7 +68,7 @@ pub(crate) fn on_capture_request(idx: usize, ctx: *mut libc::c_void) {
         return; // stale: the dump gave up on this request
     }
     let mut frames = [0usize; MAX_FRAMES];
-    let bounds = StackBounds::from_raw(c.lo.load(Relaxed), c.hi.load(Relaxed));
+    let bounds = StackBounds::new(c.lo.load(Relaxed), c.hi.load(Relaxed));
     // SAFETY: `ctx` is the ucontext the kernel passed to our handler.
     let n = unsafe { stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
     c.frames.store(&frames[..n]);
@@ -216,12 +216,13 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     b.push_str(env!("CARGO_PKG_VERSION"));
     out.eol();
 
+    let answers_before = CAPTURE_ANSWERS.load(Acquire);
     let asked = request_captures(&tids[..ntids], culprit, own, &mut scratch.io[..]);
-    wait_for_captures(asked);
+    wait_for_captures(answers_before, asked);
 
     let _ = scratch.modules.refresh();
     for i in 0..ntids {
-        let tid = tids[i];
+        let tid = scratch.tids[i];
         write_thread(out, scratch, tid, tid == culprit, own);
     }
     if more > 0 {
@@ -291,10 +292,9 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
 }
 
 /// Waits until `asked` handlers answered or the capture deadline passed.
-fn wait_for_captures(asked: usize) {
+fn wait_for_captures(start: u32, asked: usize) {
     let budget = Duration::from_nanos(RT.dump_timeout_ns.load(Relaxed) / 4).min(CAPTURE_WAIT_MAX);
     let deadline = sys::monotonic_ns() + budget.as_nanos() as u64;
-    let start = CAPTURE_ANSWERS.load(Acquire);
     loop {
         let seen = CAPTURE_ANSWERS.load(Acquire);
         if seen.wrapping_sub(start) as usize >= asked {
@@ -382,6 +382,10 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
         }
     }
     out.eol();
+    if is_culprit && action::LATCH.load(Relaxed) == action::STUCK {
+        out.b().push_str("    (its state and system call are failstop's handler waiting for this dump; the frames show where it was interrupted)");
+        out.eol();
+    }
 
     write_syscall_line(out, scratch, tid);
 
@@ -390,7 +394,7 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
     let n = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
         CULPRIT_FRAMES.load(&mut frames)
     } else {
-        match captured(tid) {
+        match captured(tid, &mut frames) {
             Ok(n) => n,
             Err(why) => {
                 let b = out.b();
@@ -416,7 +420,7 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
 }
 
 /// The frames a thread answered with, or why there are none.
-fn captured(tid: libc::pid_t) -> Result<usize, &'static str> {
+fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize, &'static str> {
     let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
     let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) else {
         return Err(if RT.fatal() {
@@ -425,9 +429,8 @@ fn captured(tid: libc::pid_t) -> Result<usize, &'static str> {
             "not asked: it sleeps in a system call and a signal would interrupt it (non-fatal mode)"
         });
     };
-    let mut frames = [0usize; MAX_FRAMES];
     match c.frames.state.load(Acquire) {
-        CAP_READY => Ok(c.frames.load(&mut frames)),
+        CAP_READY => Ok(c.frames.load(frames)),
         CAP_REQUESTED => {
             // Give up on it: a late answer will find the entry abandoned.
             let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);
@@ -468,10 +471,7 @@ fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
         if !text.is_empty() {
             out.b().push_str("    kernel stack:");
             out.eol();
-            let mut copy = [0u8; 4096];
-            let len = text.len();
-            copy[..len].copy_from_slice(text);
-            for line in copy[..len].split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
+            for line in text.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
                 let b = out.b();
                 b.push_str("      ");
                 b.push_sanitized(line);

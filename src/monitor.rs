@@ -24,12 +24,12 @@ static TID: AtomicI32 = AtomicI32::new(0);
 
 /// Per slot: the progress counters last seen and when they last changed.
 struct Seen {
-    gen: AtomicU32,
+    generation: AtomicU32,
     progress: AtomicU64,
     changed_at: AtomicU64,
 }
 static SEEN: [Seen; MAX_THREADS] = [const {
-    Seen { gen: AtomicU32::new(u32::MAX), progress: AtomicU64::new(0), changed_at: AtomicU64::new(0) }
+    Seen { generation: AtomicU32::new(u32::MAX), progress: AtomicU64::new(0), changed_at: AtomicU64::new(0) }
 }; MAX_THREADS];
 
 /// How often the monitor looks at the threads.
@@ -56,7 +56,7 @@ pub(crate) fn tid() -> libc::pid_t {
 pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
     let s = registry::slot(idx)?;
     let seen = SEEN.get(idx)?;
-    if seen.gen.load(Relaxed) != s.gen.load(Relaxed) {
+    if seen.generation.load(Relaxed) != s.generation.load(Relaxed) {
         return None;
     }
     Some(sys::monotonic_ns().saturating_sub(seen.changed_at.load(Relaxed)))
@@ -116,10 +116,10 @@ fn track_progress() {
         if s.state.load(Acquire) != registry::ACTIVE {
             continue;
         }
-        let gen = s.gen.load(Relaxed);
+        let generation = s.generation.load(Relaxed);
         let progress = s.touch_seq.load(Relaxed).wrapping_add(s.tick_seq.load(Relaxed));
-        if seen.gen.load(Relaxed) != gen || seen.progress.load(Relaxed) != progress || s.scoped() {
-            seen.gen.store(gen, Relaxed);
+        if seen.generation.load(Relaxed) != generation || seen.progress.load(Relaxed) != progress || s.scoped() {
+            seen.generation.store(generation, Relaxed);
             seen.progress.store(progress, Relaxed);
             seen.changed_at.store(now, Relaxed);
         }

@@ -90,7 +90,7 @@ pub(crate) struct Slot {
     pub harmless_depth: AtomicU32,
     // --- lifecycle ---
     pub state: CachePadded<AtomicU32>,
-    pub gen: AtomicU32,
+    pub generation: AtomicU32,
     pub tid: AtomicI32,
     pub cpu_clock: AtomicI32,
     /// The POSIX timer (a `timer_t`), valid while `has_timer`.
@@ -128,7 +128,7 @@ impl Slot {
             idle_depth: AtomicU32::new(0),
             harmless_depth: AtomicU32::new(0),
             state: CachePadded::new(AtomicU32::new(FREE)),
-            gen: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
             tid: AtomicI32::new(0),
             cpu_clock: AtomicI32::new(0),
             timer: AtomicUsize::new(0),
@@ -220,8 +220,8 @@ pub(crate) fn find_tid(tid: libc::pid_t) -> Option<usize> {
 fn claim() -> Option<(usize, u32)> {
     for (i, s) in SLOTS.iter().enumerate() {
         if s.state.load(Relaxed) == FREE && s.state.compare_exchange(FREE, CLAIMED, Acquire, Relaxed).is_ok() {
-            let gen = s.gen.fetch_add(1, Relaxed).wrapping_add(1);
-            return Some((i, gen));
+            let generation = s.generation.fetch_add(1, Relaxed).wrapping_add(1);
+            return Some((i, generation));
         }
     }
     None
@@ -238,8 +238,8 @@ struct RegistrationTls(Cell<Option<(usize, u32)>>);
 
 impl Drop for RegistrationTls {
     fn drop(&mut self) {
-        if let Some((idx, gen)) = self.0.take() {
-            release(idx, gen);
+        if let Some((idx, generation)) = self.0.take() {
+            release(idx, generation);
         }
     }
 }
@@ -252,16 +252,16 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     let existing = REGISTRATION.try_with(|r| r.0.get()).map_err(|_| {
         Error::new(ErrorKind::NotRunning, "register: the calling thread is exiting")
     })?;
-    if let Some((idx, gen)) = existing {
+    if let Some((idx, generation)) = existing {
         let s = &SLOTS[idx];
-        if s.gen.load(Relaxed) == gen && s.state.load(Relaxed) != FREE {
+        if s.generation.load(Relaxed) == generation && s.state.load(Relaxed) != FREE {
             return Err(Error::new(
                 ErrorKind::AlreadyRegistered,
                 format!("register({name:?}): this thread is already registered (as slot {idx}); drop its handle first"),
             ));
         }
     }
-    let (idx, gen) = claim().ok_or_else(|| {
+    let (idx, generation) = claim().ok_or_else(|| {
         Error::new(
             ErrorKind::ResourceLimit,
             format!("register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::MAX_THREADS)"),
@@ -283,7 +283,7 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     s.late_verdict.store(0, Relaxed);
     s.warning.state.store(CAP_EMPTY, Relaxed);
     let bounds = crate::stackwalk::StackBounds::current_thread();
-    let (lo, hi) = bounds.map_or((0, 0), |b| (b.lo, b.hi));
+    let (lo, hi) = bounds.map_or((0, 0), |b| (b.lo(), b.hi()));
     s.stack_lo.store(lo, Relaxed);
     s.stack_hi.store(hi, Relaxed);
 
@@ -295,15 +295,15 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
         }
     }
     s.state.store(if watched { ACTIVE } else { DETACHED }, Release);
-    REGISTRATION.with(|r| r.0.set(Some((idx, gen))));
-    Ok(ThreadHandle { slot: s, idx, gen, _not_send: PhantomData })
+    REGISTRATION.with(|r| r.0.set(Some((idx, generation))));
+    Ok(ThreadHandle { slot: s, idx, generation, _not_send: PhantomData })
 }
 
-/// Frees slot `idx` if it still holds registration `gen`. Runs on the owner
+/// Frees slot `idx` if it still holds registration `generation`. Runs on the owner
 /// thread (handle drop or thread-exit destructor).
-fn release(idx: usize, gen: u32) {
+fn release(idx: usize, generation: u32) {
     let s = &SLOTS[idx];
-    if s.gen.load(Relaxed) != gen {
+    if s.generation.load(Relaxed) != generation {
         return;
     }
     let st = s.state.load(Acquire);
@@ -313,7 +313,7 @@ fn release(idx: usize, gen: u32) {
         s.state.store(FREE, Release);
     }
     let _ = REGISTRATION.try_with(|r| {
-        if r.0.get() == Some((idx, gen)) {
+        if r.0.get() == Some((idx, generation)) {
             r.0.set(None);
         }
     });
@@ -381,7 +381,7 @@ pub(crate) fn forget_after_fork() {
 pub struct ThreadHandle {
     slot: &'static Slot,
     idx: usize,
-    gen: u32,
+    generation: u32,
     _not_send: PhantomData<*mut ()>,
 }
 
@@ -529,7 +529,7 @@ fn bump32(c: &AtomicU32, delta: i32) {
 
 impl Drop for ThreadHandle {
     fn drop(&mut self) {
-        release(self.idx, self.gen);
+        release(self.idx, self.generation);
     }
 }
 

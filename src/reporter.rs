@@ -59,7 +59,7 @@ pub(crate) fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch:
         return;
     }
     let mut frames = [0usize; MAX_FRAMES];
-    let bounds = crate::stackwalk::StackBounds::from_raw(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
+    let bounds = crate::stackwalk::StackBounds::new(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
     // SAFETY: `ctx` is the ucontext the kernel passed to our handler.
     let n = unsafe { crate::stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
     s.warning.store(&frames[..n]);
