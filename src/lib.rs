@@ -4,3 +4,5 @@
 #[macro_use]
 mod sys;
 mod fmt;
+mod modules;
+mod stackwalk;

@@ -1,0 +1,1074 @@
+//! The module map: which file (and build) each code address belongs to,
+//! built without the dynamic loader's lock and without `malloc`.
+//!
+//! # Async-signal-safety contract
+//!
+//! The dump runs while another thread may hold the malloc lock or the
+//! loader's lock (spinning inside a `dl_iterate_phdr` callback, say), so this
+//! module never calls `dl_iterate_phdr`, `dladdr`, the allocator or `std::fs`
+//! after construction. [`ModuleMap::new_boxed`] allocates once, in normal
+//! context; after that [`ModuleMap::refresh`], [`ModuleMap::lookup`],
+//! [`ModuleMap::write_frame`] and [`ModuleMap::write_modules`] only issue
+//! system calls (`open`/`read`/`close` of `/proc/self/maps`, and the
+//! validated reads of [`read_mem`]) and touch the map's own memory, so they
+//! are async-signal-safe and may run on the fatal path. They need
+//! [`stackwalk::init`](crate::stackwalk::init) to have run where
+//! `process_vm_readv` is unavailable (see [`read_mem`]).
+//!
+//! Build-ids are read from the ELF images in memory (ELF header at the load
+//! base → program headers → `PT_NOTE` segments → `NT_GNU_BUILD_ID`), each
+//! read validated, so a module unmapped under our feet yields no build-id
+//! rather than a fault.
+
+use std::io;
+
+use crate::fmt::FixedBuf;
+use crate::stackwalk::read_mem;
+
+/// Most modules a map holds; more are counted in [`ModuleMap::overflow`].
+pub(crate) const MAX_MODULES: usize = 256;
+/// Longest path kept per module (longer ones are truncated, and told apart
+/// by a hash of the full path).
+pub(crate) const MAX_PATH: usize = 256;
+/// Executable mappings kept per module.
+pub(crate) const MAX_EXEC: usize = 4;
+/// Longest build-id kept (GNU build-ids are 20 bytes; 64 covers every hash).
+pub(crate) const MAX_BUILD_ID: usize = 64;
+/// Bytes read from `/proc/self/maps` per `read(2)`.
+const CHUNK: usize = 4096;
+/// Line buffer: one chunk plus the longest line we keep whole (PATH_MAX plus
+/// the fixed fields). Longer lines are truncated.
+const LINE_BUF: usize = CHUNK + 4096 + 128;
+
+/// One file-backed module (an executable or shared object), or `[vdso]`.
+pub(crate) struct Module {
+    path: [u8; MAX_PATH],
+    path_len: usize,
+    /// The path did not fit in `path`.
+    path_truncated: bool,
+    /// FNV-1a of the full path, to tell truncated paths apart.
+    path_hash: u64,
+    /// The maps line ended in " (deleted)".
+    deleted: bool,
+    /// Lowest start of a mapping with file offset 0 (the ELF header).
+    base: usize,
+    has_base: bool,
+    /// Lowest start of any mapping of this path, minus its file offset:
+    /// the fallback base when no offset-0 mapping exists.
+    fallback_base: usize,
+    /// Load bias: runtime address minus ELF virtual address.
+    bias: usize,
+    exec: [(usize, usize); MAX_EXEC],
+    n_exec: usize,
+    /// Executable mappings beyond [`MAX_EXEC`] (not searchable).
+    exec_overflow: usize,
+    build_id: [u8; MAX_BUILD_ID],
+    build_id_len: usize,
+}
+
+impl Module {
+    /// The path as in `/proc/self/maps` (without " (deleted)"; possibly
+    /// truncated to [`MAX_PATH`] bytes).
+    pub(crate) fn path(&self) -> &[u8] {
+        &self.path[..self.path_len]
+    }
+
+    /// The last component of the path.
+    pub(crate) fn basename(&self) -> &[u8] {
+        let p = self.path();
+        match p.iter().rposition(|&c| c == b'/') {
+            Some(i) => &p[i + 1..],
+            None => p,
+        }
+    }
+
+    /// Load base: where file offset 0 is mapped.
+    pub(crate) fn base(&self) -> usize {
+        self.base
+    }
+
+    /// Load bias: subtract from a runtime address to get the address in the
+    /// ELF file's own numbering (what addr2line/llvm-symbolizer take).
+    pub(crate) fn bias(&self) -> usize {
+        self.bias
+    }
+
+    /// The GNU build-id, if the image has one.
+    pub(crate) fn build_id(&self) -> Option<&[u8]> {
+        (self.build_id_len > 0).then(|| &self.build_id[..self.build_id_len])
+    }
+
+    /// True when the file was deleted (or replaced) after mapping.
+    pub(crate) fn deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// The executable address ranges `[start, end)`.
+    pub(crate) fn exec_ranges(&self) -> &[(usize, usize)] {
+        &self.exec[..self.n_exec]
+    }
+
+    fn contains(&self, addr: usize) -> bool {
+        self.exec_ranges()
+            .iter()
+            .any(|&(s, e)| s <= addr && addr < e)
+    }
+
+    fn same_path(&self, path: &[u8], hash: u64) -> bool {
+        self.path_hash == hash
+            && self.path_len == path.len().min(MAX_PATH)
+            && self.path() == &path[..self.path_len]
+    }
+
+    fn reset(&mut self, path: &[u8], hash: u64, deleted: bool) {
+        let n = path.len().min(MAX_PATH);
+        self.path[..n].copy_from_slice(&path[..n]);
+        self.path_len = n;
+        self.path_truncated = n < path.len();
+        self.path_hash = hash;
+        self.deleted = deleted;
+        self.base = 0;
+        self.has_base = false;
+        self.fallback_base = usize::MAX;
+        self.bias = 0;
+        self.n_exec = 0;
+        self.exec_overflow = 0;
+        self.build_id_len = 0;
+    }
+
+    fn add_mapping(&mut self, m: &MapsLine<'_>) {
+        if m.offset == 0 && (!self.has_base || m.start < self.base) {
+            self.base = m.start;
+            self.has_base = true;
+        }
+        self.fallback_base = self
+            .fallback_base
+            .min(m.start.wrapping_sub(m.offset as usize));
+        if m.exec {
+            if self.n_exec < MAX_EXEC {
+                self.exec[self.n_exec] = (m.start, m.end);
+                self.n_exec += 1;
+            } else {
+                self.exec_overflow += 1;
+            }
+        }
+    }
+}
+
+/// The modules of this process, in a fixed-size table.
+pub(crate) struct ModuleMap {
+    modules: [Module; MAX_MODULES],
+    len: usize,
+    /// Modules that did not fit at the last refresh.
+    overflow: usize,
+    page_size: usize,
+    /// Line assembly buffer for reading `/proc/self/maps`.
+    lines: LineSplitter,
+}
+
+impl ModuleMap {
+    /// Allocates an empty map (the only allocation this module makes).
+    /// Normal context only; call [`refresh`](Self::refresh) to fill it.
+    pub(crate) fn new_boxed() -> Box<ModuleMap> {
+        // SAFETY: sysconf has no preconditions.
+        let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let page_size = if ps > 0 { ps as usize } else { 4096 };
+        // Build on the heap directly: the map is ~100 KiB, too big to move
+        // through a (possibly small) stack.
+        let layout = std::alloc::Layout::new::<ModuleMap>();
+        // SAFETY: the layout is non-zero-sized. Every field of ModuleMap
+        // (integers, bools, byte arrays, tuples of integers) is valid when
+        // all-zero, so the zeroed allocation is a valid ModuleMap and
+        // Box::from_raw takes ownership with the matching layout.
+        let mut map = unsafe {
+            let p = std::alloc::alloc_zeroed(layout).cast::<ModuleMap>();
+            if p.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            Box::from_raw(p)
+        };
+        map.page_size = page_size;
+        map
+    }
+
+    /// The modules found at the last refresh.
+    pub(crate) fn modules(&self) -> &[Module] {
+        &self.modules[..self.len]
+    }
+
+    /// Modules dropped at the last refresh because the table was full.
+    pub(crate) fn overflow(&self) -> usize {
+        self.overflow
+    }
+
+    /// Re-reads `/proc/self/maps` and the build-ids. Never allocates:
+    /// async-signal-safe (see the module docs).
+    ///
+    /// On error the map holds whatever was parsed before it.
+    pub(crate) fn refresh(&mut self) -> io::Result<()> {
+        self.len = 0;
+        self.overflow = 0;
+        self.lines.clear();
+        let fd = crate::sys::Fd::open(c"/proc/self/maps", libc::O_RDONLY, 0)?;
+        let mut res = Ok(());
+        loop {
+            let dst = self.lines.space();
+            // SAFETY: `dst` is writable memory of the line buffer we own.
+            let n = unsafe { libc::read(fd.raw(), dst.as_mut_ptr().cast(), dst.len()) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                res = Err(e);
+                break;
+            }
+            if n == 0 {
+                break;
+            }
+            // Split borrows: the splitter hands out lines of its own buffer
+            // while we update the module table.
+            let ModuleMap {
+                lines,
+                modules,
+                len,
+                overflow,
+                ..
+            } = self;
+            lines.commit(n as usize, |line| {
+                if let Some(m) = parse_maps_line(line) {
+                    add_line(modules, len, overflow, &m);
+                }
+            });
+        }
+        let ModuleMap {
+            lines,
+            modules,
+            len,
+            overflow,
+            ..
+        } = self;
+        lines.finish(|line| {
+            if let Some(m) = parse_maps_line(line) {
+                add_line(modules, len, overflow, &m);
+            }
+        });
+        // Keep only modules with code: data files (locale archives, fonts,
+        // caches) mapped by the program are not interesting here.
+        compact(&mut self.modules, &mut self.len, |m| {
+            m.n_exec > 0 || m.exec_overflow > 0
+        });
+        let page = self.page_size;
+        for m in &mut self.modules[..self.len] {
+            if !m.has_base {
+                m.base = m.fallback_base;
+            }
+            read_elf(m, page);
+        }
+        res
+    }
+
+    /// The module whose code contains `addr`, and `addr - bias`: the address
+    /// to hand to addr2line / llvm-symbolizer together with the module file.
+    ///
+    /// An address just past the end of a code mapping also matches (a return
+    /// address after a call that ends the segment).
+    pub(crate) fn lookup(&self, addr: usize) -> Option<(&Module, usize)> {
+        let m = self
+            .modules()
+            .iter()
+            .find(|m| m.contains(addr))
+            .or_else(|| {
+                self.modules()
+                    .iter()
+                    .find(|m| addr > 0 && m.contains(addr - 1))
+            })?;
+        Some((m, addr.wrapping_sub(m.bias)))
+    }
+
+    /// Appends one frame: `0x55d0c3a1b2c3 demo+0x1b2c3 (build-id 4f3a...)`,
+    /// or `0x55d0c3a1b2c3 ??` when no module contains the address. The offset
+    /// is `addr - bias`. No newline. Async-signal-safe.
+    pub(crate) fn write_frame<const N: usize>(&self, out: &mut FixedBuf<N>, addr: usize) {
+        out.push_hex(addr as u64);
+        match self.lookup(addr) {
+            Some((m, off)) => {
+                out.push_str(" ");
+                out.push_sanitized(m.basename());
+                out.push_str("+");
+                out.push_hex(off as u64);
+                if let Some(id) = m.build_id() {
+                    out.push_str(" (build-id ");
+                    out.push_hex_bytes(id);
+                    out.push_str(")");
+                }
+            }
+            None => out.push_str(" ??"),
+        }
+    }
+
+    /// Appends the module table, one line per module:
+    /// `module base=0x.. bias=0x.. build-id=<hex|none> exec=0x..-0x..[,..] <full path>[ (deleted)]`
+    /// (the path last, as it may contain spaces), then a line counting
+    /// modules that did not fit, if any. Async-signal-safe.
+    pub(crate) fn write_modules<const N: usize>(&self, out: &mut FixedBuf<N>) {
+        for m in self.modules() {
+            out.push_str("module base=");
+            out.push_hex(m.base as u64);
+            out.push_str(" bias=");
+            out.push_hex(m.bias as u64);
+            out.push_str(" build-id=");
+            match m.build_id() {
+                Some(id) => out.push_hex_bytes(id),
+                None => out.push_str("none"),
+            }
+            out.push_str(" exec=");
+            for (i, &(s, e)) in m.exec_ranges().iter().enumerate() {
+                if i > 0 {
+                    out.push_str(",");
+                }
+                out.push_hex(s as u64);
+                out.push_str("-");
+                out.push_hex(e as u64);
+            }
+            out.push_str(" ");
+            out.push_sanitized(m.path());
+            if m.path_truncated {
+                out.push_str("...");
+            }
+            if m.deleted {
+                out.push_str(" (deleted)");
+            }
+            out.push_str("\n");
+        }
+        if self.overflow > 0 {
+            out.push_str("modules omitted (table full): ");
+            out.push_u64(self.overflow as u64);
+            out.push_str("\n");
+        }
+    }
+}
+
+/// Adds one parsed maps line to the table.
+fn add_line(
+    modules: &mut [Module; MAX_MODULES],
+    len: &mut usize,
+    overflow: &mut usize,
+    m: &MapsLine<'_>,
+) {
+    let path = m.path;
+    let file_backed = path.first() == Some(&b'/');
+    if !file_backed && path != b"[vdso]" {
+        return; // anonymous, [stack], [heap], [vvar], [vsyscall]...
+    }
+    let hash = fnv1a(path);
+    // Mappings of one file are usually adjacent: try the last module first.
+    let found = if *len > 0 && modules[*len - 1].same_path(path, hash) {
+        Some(*len - 1)
+    } else {
+        modules[..*len].iter().position(|x| x.same_path(path, hash))
+    };
+    let idx = match found {
+        Some(i) => i,
+        None => {
+            if *len == MAX_MODULES {
+                // Make room by dropping data-only files seen so far (a file's
+                // code mapping normally directly follows its header mapping,
+                // so keep the most recent module).
+                let keep_last = *len - 1;
+                let mut i = 0;
+                compact(modules, len, |x| {
+                    let keep = x.n_exec > 0 || x.exec_overflow > 0 || i == keep_last;
+                    i += 1;
+                    keep
+                });
+            }
+            if *len == MAX_MODULES {
+                *overflow += 1;
+                return;
+            }
+            modules[*len].reset(path, hash, m.deleted);
+            *len += 1;
+            *len - 1
+        }
+    };
+    modules[idx].add_mapping(m);
+}
+
+/// Keeps the modules for which `keep` is true, in order. No allocation.
+fn compact(
+    modules: &mut [Module; MAX_MODULES],
+    len: &mut usize,
+    mut keep: impl FnMut(&Module) -> bool,
+) {
+    let mut w = 0;
+    for r in 0..*len {
+        if keep(&modules[r]) {
+            if w != r {
+                modules.swap(w, r);
+            }
+            w += 1;
+        }
+    }
+    *len = w;
+}
+
+fn fnv1a(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &c in b {
+        h ^= c as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+// --- /proc/self/maps parsing ---------------------------------------------------
+
+/// One line of `/proc/self/maps`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) struct MapsLine<'a> {
+    pub start: usize,
+    pub end: usize,
+    pub read: bool,
+    pub exec: bool,
+    pub offset: u64,
+    pub inode: u64,
+    /// Empty for anonymous mappings; `[vdso]`, `[stack]`... for special
+    /// ones; the file path (which may contain spaces) otherwise, without the
+    /// " (deleted)" suffix.
+    pub path: &'a [u8],
+    pub deleted: bool,
+}
+
+/// Parses `start-end perms offset dev inode [path]` (no newline). Pure.
+pub(crate) fn parse_maps_line(line: &[u8]) -> Option<MapsLine<'_>> {
+    let mut rest = line;
+    let range = field(&mut rest)?;
+    let dash = range.iter().position(|&c| c == b'-')?;
+    let start = parse_hex(&range[..dash])? as usize;
+    let end = parse_hex(&range[dash + 1..])? as usize;
+    let perms = field(&mut rest)?;
+    if perms.len() < 4 {
+        return None;
+    }
+    let offset = parse_hex(field(&mut rest)?)?;
+    let _dev = field(&mut rest)?;
+    let inode = parse_dec(field(&mut rest)?)?;
+    // The path is everything after the padding; it may contain spaces.
+    let mut path = trim_start(rest);
+    let suffix: &[u8] = b" (deleted)";
+    let deleted = path.ends_with(suffix);
+    if deleted {
+        path = &path[..path.len() - suffix.len()];
+    }
+    Some(MapsLine {
+        start,
+        end,
+        read: perms[0] == b'r',
+        exec: perms[2] == b'x',
+        offset,
+        inode,
+        path,
+        deleted,
+    })
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let i = b
+        .iter()
+        .position(|&c| c != b' ' && c != b'\t')
+        .unwrap_or(b.len());
+    &b[i..]
+}
+
+/// Splits off the next space-separated field.
+fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let s = trim_start(rest);
+    let end = s
+        .iter()
+        .position(|&c| c == b' ' || c == b'\t')
+        .unwrap_or(s.len());
+    if end == 0 {
+        return None;
+    }
+    *rest = &s[end..];
+    Some(&s[..end])
+}
+
+fn parse_hex(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 16 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in s {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        v = (v << 4) | d as u64;
+    }
+    Some(v)
+}
+
+fn parse_dec(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
+/// Reassembles lines from chunks of a stream without allocating. Lines
+/// longer than [`KEEP`] bytes are truncated to their first `KEEP` bytes (the
+/// rest up to the newline is skipped).
+pub(crate) struct LineSplitter {
+    buf: [u8; LINE_BUF],
+    /// Bytes of the incomplete current line at the start of `buf`
+    /// (at most [`KEEP`]).
+    len: usize,
+    /// The current line overflowed: its first `KEEP` bytes are kept, the rest
+    /// is being discarded up to the next newline.
+    skipping: bool,
+}
+
+/// Longest line kept whole; the rest of the buffer receives reads.
+const KEEP: usize = LINE_BUF - CHUNK;
+
+impl LineSplitter {
+    #[cfg(test)]
+    fn new_boxed() -> Box<LineSplitter> {
+        Box::new(LineSplitter {
+            buf: [0; LINE_BUF],
+            len: 0,
+            skipping: false,
+        })
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.skipping = false;
+    }
+
+    /// Where the next chunk goes: right after the kept part of the current
+    /// line, or into scratch space while skipping.
+    fn read_at(&self) -> usize {
+        if self.skipping { KEEP } else { self.len }
+    }
+
+    /// Space for the next chunk ([`CHUNK`] bytes), followed by
+    /// [`commit`](Self::commit).
+    fn space(&mut self) -> &mut [u8] {
+        let at = self.read_at();
+        &mut self.buf[at..at + CHUNK]
+    }
+
+    /// Accounts for `n` bytes read into [`space`](Self::space) and calls `f`
+    /// on each completed line (without its newline).
+    fn commit(&mut self, n: usize, mut f: impl FnMut(&[u8])) {
+        let at = self.read_at();
+        let end = at + n;
+        // Start of the current (unfinished) line in buf.
+        let mut line_start = 0;
+        let mut pos = at;
+        while let Some(i) = self.buf[pos..end].iter().position(|&c| c == b'\n') {
+            let nl = pos + i;
+            if self.skipping {
+                // The kept part of an over-long line.
+                f(&self.buf[..self.len]);
+                self.skipping = false;
+            } else {
+                f(&self.buf[line_start..nl]);
+            }
+            line_start = nl + 1;
+            pos = nl + 1;
+        }
+        if self.skipping {
+            // Still inside the over-long line: drop the new bytes.
+            return;
+        }
+        let tail = end - line_start;
+        if tail > KEEP {
+            self.buf.copy_within(line_start..line_start + KEEP, 0);
+            self.len = KEEP;
+            self.skipping = true;
+        } else {
+            self.buf.copy_within(line_start..end, 0);
+            self.len = tail;
+        }
+    }
+
+    /// Feeds a whole chunk (for tests and in-memory text).
+    #[cfg(test)]
+    fn feed(&mut self, mut chunk: &[u8], mut f: impl FnMut(&[u8])) {
+        while !chunk.is_empty() {
+            let dst = self.space();
+            let n = dst.len().min(chunk.len());
+            dst[..n].copy_from_slice(&chunk[..n]);
+            self.commit(n, &mut f);
+            chunk = &chunk[n..];
+        }
+    }
+
+    /// Emits a final line that lacked a newline.
+    fn finish(&mut self, mut f: impl FnMut(&[u8])) {
+        if self.len > 0 {
+            f(&self.buf[..self.len]);
+        }
+        self.clear();
+    }
+}
+
+// --- ELF in memory -------------------------------------------------------------
+
+const PT_LOAD: u32 = 1;
+const PT_NOTE: u32 = 4;
+const NT_GNU_BUILD_ID: u32 = 3;
+
+fn rd<const K: usize>(addr: usize) -> Option<[u8; K]> {
+    let mut b = [0u8; K];
+    read_mem(addr, &mut b).then_some(b)
+}
+
+fn u16_at(b: &[u8], off: usize) -> u16 {
+    u16::from_ne_bytes([b[off], b[off + 1]])
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_ne_bytes(a)
+}
+
+/// Computes the load bias and reads the GNU build-id of the ELF image at
+/// `m.base`. Every read is validated; failures leave bias = base and no
+/// build-id.
+fn read_elf(m: &mut Module, page: usize) {
+    m.bias = m.base;
+    m.build_id_len = 0;
+    // Elf64_Ehdr: 64 bytes.
+    let Some(eh) = rd::<64>(m.base) else { return };
+    if eh[..4] != *b"\x7fELF" || eh[4] != 2
+    /* ELFCLASS64 */
+    {
+        return;
+    }
+    let e_type = u16_at(&eh, 16);
+    let phoff = u64_at(&eh, 32) as usize;
+    let phentsize = u16_at(&eh, 54) as usize;
+    let phnum = (u16_at(&eh, 56) as usize).min(256);
+    if phentsize < 56 {
+        return;
+    }
+    let base = m.base;
+    let ph_at = |i: usize| base.checked_add(phoff)?.checked_add(i * phentsize);
+    // Pass 1: the load bias from the PT_LOAD that maps file offset 0.
+    let mut bias = None;
+    for i in 0..phnum {
+        let Some(ph) = ph_at(i).and_then(rd::<56>) else {
+            return;
+        };
+        let (p_type, p_offset, p_vaddr) = (
+            u32_at(&ph, 0),
+            u64_at(&ph, 8) as usize,
+            u64_at(&ph, 16) as usize,
+        );
+        if p_type == PT_LOAD && p_offset & !(page - 1) == 0 {
+            bias = Some(m.base.wrapping_sub(p_vaddr & !(page - 1)));
+            break;
+        }
+    }
+    m.bias = match bias {
+        Some(b) => b,
+        // ET_EXEC is linked at its final address; ET_DYN at 0.
+        None if e_type == 2 => 0,
+        None => m.base,
+    };
+    // Pass 2: the notes.
+    for i in 0..phnum {
+        let Some(ph) = ph_at(i).and_then(rd::<56>) else {
+            return;
+        };
+        if u32_at(&ph, 0) != PT_NOTE {
+            continue;
+        }
+        let vaddr = u64_at(&ph, 16) as usize;
+        let size = (u64_at(&ph, 40) as usize).min(1 << 20);
+        let align = if u64_at(&ph, 48) == 8 { 8 } else { 4 };
+        if scan_notes(m, m.bias.wrapping_add(vaddr), size, align) {
+            return;
+        }
+    }
+}
+
+/// Walks the notes in `[addr, addr + size)`; true once the build-id is found.
+fn scan_notes(m: &mut Module, addr: usize, size: usize, align: usize) -> bool {
+    let pad = |n: usize| (n + align - 1) & !(align - 1);
+    let mut off = 0;
+    while off + 12 <= size {
+        let Some(nh) = rd::<12>(addr.wrapping_add(off)) else {
+            return false;
+        };
+        let (namesz, descsz, ntype) = (
+            u32_at(&nh, 0) as usize,
+            u32_at(&nh, 4) as usize,
+            u32_at(&nh, 8),
+        );
+        let name_at = off + 12;
+        let desc_at = name_at + pad(namesz);
+        if desc_at.checked_add(descsz).is_none_or(|e| e > size) {
+            return false;
+        }
+        if ntype == NT_GNU_BUILD_ID
+            && namesz == 4
+            && (1..=MAX_BUILD_ID).contains(&descsz)
+            && rd::<4>(addr.wrapping_add(name_at)) == Some(*b"GNU\0")
+            && read_mem(addr.wrapping_add(desc_at), &mut m.build_id[..descsz])
+        {
+            m.build_id_len = descsz;
+            return true;
+        }
+        off = desc_at + pad(descsz);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+55d0c3a00000-55d0c3a1f000 r--p 00000000 08:01 1234567                    /usr/bin/demo
+55d0c3a1f000-55d0c3b00000 r-xp 0001f000 08:01 1234567                    /usr/bin/demo
+55d0c4000000-55d0c4021000 rw-p 00000000 00:00 0                          [heap]
+7f0000000000-7f0000001000 r--p 00000000 08:01 42                         /opt/my app/lib foo.so (deleted)
+7f0000001000-7f0000002000 r-xp 00001000 08:01 42                         /opt/my app/lib foo.so (deleted)
+7f0000002000-7f0000003000 rw-p 00000000 00:00 0 
+7f0000003000-7f0000004000 rw-p 00000000 00:00 0
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]
+7ffd00100000-7ffd00102000 r-xp 00000000 00:00 0                          [vdso]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
+";
+
+    #[test]
+    fn parses_lines() {
+        let lines: Vec<_> = SAMPLE
+            .lines()
+            .map(|l| parse_maps_line(l.as_bytes()).unwrap())
+            .collect();
+        assert_eq!(
+            lines[1],
+            MapsLine {
+                start: 0x55d0c3a1f000,
+                end: 0x55d0c3b00000,
+                read: true,
+                exec: true,
+                offset: 0x1f000,
+                inode: 1234567,
+                path: b"/usr/bin/demo",
+                deleted: false
+            }
+        );
+        assert_eq!(lines[2].path, b"[heap]");
+        assert_eq!(lines[3].path, b"/opt/my app/lib foo.so");
+        assert!(lines[3].deleted && !lines[3].exec);
+        assert!(lines[4].exec);
+        assert_eq!(lines[5].path, b"");
+        assert_eq!(lines[6].path, b"");
+        assert_eq!(lines[6].inode, 0);
+        assert_eq!(lines[8].path, b"[vdso]");
+        assert_eq!(lines[9].start, 0xffffffffff600000);
+        assert!(parse_maps_line(b"").is_none());
+        assert!(parse_maps_line(b"zz-10 r-xp 0 0 0").is_none());
+        assert!(parse_maps_line(b"10-20 r-xp 0 08:01").is_none());
+    }
+
+    fn split_all(text: &[u8], cut: &[usize]) -> Vec<Vec<u8>> {
+        let mut s = LineSplitter::new_boxed();
+        let mut out = Vec::new();
+        let mut prev = 0;
+        for &c in cut.iter().chain(std::iter::once(&text.len())) {
+            s.feed(&text[prev..c], |l| out.push(l.to_vec()));
+            prev = c;
+        }
+        s.finish(|l| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn lines_across_chunks() {
+        let text = SAMPLE.as_bytes();
+        let want: Vec<Vec<u8>> = SAMPLE.lines().map(|l| l.as_bytes().to_vec()).collect();
+        // Every single cut point, including inside the path with spaces and
+        // right at newlines, and a few multi-cut splits.
+        for c in 0..=text.len() {
+            assert_eq!(split_all(text, &[c]), want, "cut at {c}");
+        }
+        assert_eq!(split_all(text, &[1, 2, 3, 100, 101, 300]), want);
+        // No trailing newline.
+        let t = &text[..text.len() - 1];
+        assert_eq!(split_all(t, &[50]), want);
+    }
+
+    #[test]
+    fn over_long_line_is_truncated() {
+        let mut text = Vec::new();
+        text.extend_from_slice(b"1000-2000 r-xp 00000000 08:01 7 /");
+        text.extend(std::iter::repeat_n(b'x', 3 * LINE_BUF));
+        text.push(b'\n');
+        text.extend_from_slice(b"3000-4000 r-xp 00000000 08:01 8 /short\n");
+        for cut in [10, CHUNK, LINE_BUF + 5] {
+            let lines = split_all(&text, &[cut]);
+            assert_eq!(lines.len(), 2);
+            assert!(lines[0].len() == KEEP && lines[0].starts_with(b"1000-2000 r-xp"));
+            assert_eq!(lines[1], b"3000-4000 r-xp 00000000 08:01 8 /short");
+        }
+    }
+
+    #[test]
+    fn table_from_sample() {
+        let mut map = ModuleMap::new_boxed();
+        let ModuleMap {
+            modules,
+            len,
+            overflow,
+            ..
+        } = &mut *map;
+        for l in SAMPLE.lines() {
+            add_line(
+                modules,
+                len,
+                overflow,
+                &parse_maps_line(l.as_bytes()).unwrap(),
+            );
+        }
+        let paths: Vec<&[u8]> = map.modules().iter().map(|m| m.path()).collect();
+        assert_eq!(
+            paths,
+            [&b"/usr/bin/demo"[..], b"/opt/my app/lib foo.so", b"[vdso]"]
+        );
+        let demo = &map.modules()[0];
+        assert_eq!(demo.base, 0x55d0c3a00000);
+        assert_eq!(demo.exec_ranges(), [(0x55d0c3a1f000, 0x55d0c3b00000)]);
+        assert!(map.modules()[1].deleted());
+        assert_eq!(map.modules()[1].basename(), b"lib foo.so");
+    }
+
+    #[test]
+    fn table_overflow_is_counted() {
+        let mut map = ModuleMap::new_boxed();
+        let ModuleMap {
+            modules,
+            len,
+            overflow,
+            ..
+        } = &mut *map;
+        for i in 0..MAX_MODULES + 10 {
+            let line = format!(
+                "{:x}-{:x} r-xp 00000000 08:01 {i} /lib/m{i}.so",
+                0x10000 * (i + 1),
+                0x10000 * (i + 1) + 0x1000
+            );
+            add_line(
+                modules,
+                len,
+                overflow,
+                &parse_maps_line(line.as_bytes()).unwrap(),
+            );
+        }
+        assert_eq!((map.modules().len(), map.overflow()), (MAX_MODULES, 10));
+        let mut out = FixedBuf::<{ 1 << 16 }>::new();
+        map.write_modules(&mut out);
+        assert!(out.as_str().contains("modules omitted (table full): 10"));
+    }
+
+    // --- the live process ------------------------------------------------------
+
+    /// The build-id of an ELF file on disk, from its PT_NOTE segments.
+    fn build_id_on_disk(path: &std::path::Path) -> Option<Vec<u8>> {
+        let f = std::fs::read(path).unwrap();
+        assert_eq!(&f[..4], b"\x7fELF");
+        let phoff = u64_at(&f, 32) as usize;
+        let phentsize = u16_at(&f, 54) as usize;
+        let phnum = u16_at(&f, 56) as usize;
+        for i in 0..phnum {
+            let ph = &f[phoff + i * phentsize..];
+            if u32_at(ph, 0) != PT_NOTE {
+                continue;
+            }
+            let (off, size) = (u64_at(ph, 8) as usize, u64_at(ph, 32) as usize);
+            let align = if u64_at(ph, 48) == 8 { 8 } else { 4 };
+            let pad = |n: usize| (n + align - 1) & !(align - 1);
+            let notes = &f[off..off + size];
+            let mut p = 0;
+            while p + 12 <= notes.len() {
+                let (namesz, descsz, ty) = (
+                    u32_at(notes, p) as usize,
+                    u32_at(notes, p + 4) as usize,
+                    u32_at(notes, p + 8),
+                );
+                let name = &notes[p + 12..p + 12 + namesz];
+                let desc_at = p + 12 + pad(namesz);
+                if ty == NT_GNU_BUILD_ID && name == b"GNU\0" {
+                    return Some(notes[desc_at..desc_at + descsz].to_vec());
+                }
+                p = desc_at + pad(descsz);
+            }
+        }
+        None
+    }
+
+    fn live_map() -> Box<ModuleMap> {
+        crate::stackwalk::init().unwrap();
+        let mut map = ModuleMap::new_boxed();
+        map.refresh().unwrap();
+        map
+    }
+
+    #[test]
+    fn finds_self_and_libc_with_build_ids() {
+        let map = live_map();
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        let me = map
+            .modules()
+            .iter()
+            .find(|m| m.path() == exe.as_os_str().as_encoded_bytes())
+            .unwrap_or_else(|| panic!("{} not in the map", exe.display()));
+        let on_disk = build_id_on_disk(&exe);
+        assert!(on_disk.is_some(), "test binary has no build-id");
+        assert_eq!(me.build_id().map(<[u8]>::to_vec), on_disk);
+
+        // libc: found through the address of a libc function.
+        let (libc_m, off) = map
+            .lookup(libc::getpid as *const () as usize)
+            .expect("libc");
+        assert!(
+            String::from_utf8_lossy(libc_m.basename()).starts_with("libc"),
+            "{:?}",
+            String::from_utf8_lossy(libc_m.path())
+        );
+        assert_eq!(off, libc::getpid as *const () as usize - libc_m.bias());
+        let libc_path = std::path::Path::new(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(libc_m.path()),
+        );
+        assert_eq!(
+            libc_m.build_id().map(<[u8]>::to_vec),
+            build_id_on_disk(libc_path)
+        );
+
+        // The test executable is a PIE (bias = base) or ET_EXEC (bias 0).
+        assert!(me.bias() == me.base() || me.bias() == 0);
+
+        // vdso, when the kernel maps one.
+        if let Some(v) = map.modules().iter().find(|m| m.path() == b"[vdso]") {
+            assert_eq!(v.bias(), v.base());
+        }
+
+        // readelf agrees, if installed.
+        if let Ok(o) = std::process::Command::new("readelf")
+            .arg("-n")
+            .arg(&exe)
+            .output()
+        {
+            let text = String::from_utf8_lossy(&o.stdout);
+            if let Some(line) = text.lines().find(|l| l.contains("Build ID:")) {
+                let mut hex = FixedBuf::<256>::new();
+                hex.push_hex_bytes(me.build_id().unwrap());
+                assert_eq!(line.split("Build ID:").nth(1).unwrap().trim(), hex.as_str());
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn a_known_function() -> usize {
+        std::hint::black_box(1)
+    }
+
+    #[test]
+    fn lookup_own_function() {
+        let map = live_map();
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        let addr = a_known_function as *const () as usize;
+        let (m, off) = map.lookup(addr).expect("own code");
+        assert_eq!(m.path(), exe.as_os_str().as_encoded_bytes());
+        assert_eq!(off, addr - m.bias());
+
+        // The symbolizer agrees that addr - bias is that function: the
+        // symbol address the backtrace crate reports, minus the bias, is the
+        // file's own address for it.
+        let mut sym = None;
+        backtrace::resolve(addr as *mut _, |s| sym = s.addr().map(|a| a as usize));
+        if let Some(s) = sym {
+            assert_eq!(s - m.bias(), off);
+        }
+
+        let mut out = FixedBuf::<512>::new();
+        map.write_frame(&mut out, addr);
+        let s = out.as_str();
+        let mut want = FixedBuf::<512>::new();
+        want.push_hex(addr as u64);
+        want.push_str(" ");
+        want.push_bytes(m.basename());
+        want.push_str("+");
+        want.push_hex(off as u64);
+        want.push_str(" (build-id ");
+        assert!(s.starts_with(want.as_str()), "{s}");
+        assert!(s.ends_with(')'), "{s}");
+
+        let mut out = FixedBuf::<64>::new();
+        map.write_frame(&mut out, 8);
+        assert_eq!(out.as_str(), "0x8 ??");
+
+        let mut table = FixedBuf::<{ 1 << 16 }>::new();
+        map.write_modules(&mut table);
+        assert!(
+            table
+                .as_str()
+                .lines()
+                .any(|l| l.ends_with(exe.to_str().unwrap()) && l.contains(" bias=")),
+            "{}",
+            table.as_str()
+        );
+    }
+
+    #[test]
+    fn refresh_is_stable() {
+        let mut map = live_map();
+        type Snap = Vec<(Vec<u8>, usize, usize, Option<Vec<u8>>)>;
+        let snap = |m: &ModuleMap| -> Snap {
+            m.modules()
+                .iter()
+                .map(|x| {
+                    (
+                        x.path().to_vec(),
+                        x.base(),
+                        x.bias(),
+                        x.build_id().map(<[u8]>::to_vec),
+                    )
+                })
+                .collect()
+        };
+        let a = snap(&map);
+        map.refresh().unwrap();
+        let b = snap(&map);
+        // Other tests may load or unload libraries concurrently; compare the
+        // modules present both times.
+        for x in &a {
+            if let Some(y) = b.iter().find(|y| y.0 == x.0) {
+                assert_eq!(x, y);
+            }
+        }
+        assert!(a.len() >= 2 && b.len() >= 2);
+    }
+}
