@@ -135,7 +135,11 @@ fn install_altstack(s: &Slot) -> Result<(), Error> {
     if p == libc::MAP_FAILED {
         return Err(Error::new(
             ErrorKind::ResourceLimit,
-            format!("mmap of a {} KiB alternate signal stack: {}", ALTSTACK_SIZE / 1024, std::io::Error::last_os_error()),
+            format!(
+                "mmap of a {} KiB alternate signal stack: {}",
+                ALTSTACK_SIZE / 1024,
+                std::io::Error::last_os_error()
+            ),
         ));
     }
     // A guard page below the stack turns an overflow into a clean fault.
@@ -185,7 +189,11 @@ pub(crate) fn drop_altstack(s: &Slot, on_owner: bool) {
             // one for its stack-overflow report), or none.
             let prev = s.prev_altstack.swap(0, Relaxed);
             let back = if prev != 0 {
-                libc::stack_t { ss_sp: prev as *mut libc::c_void, ss_flags: 0, ss_size: s.prev_altstack_len.load(Relaxed) }
+                libc::stack_t {
+                    ss_sp: prev as *mut libc::c_void,
+                    ss_flags: 0,
+                    ss_size: s.prev_altstack_len.load(Relaxed),
+                }
             } else {
                 libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 }
             };

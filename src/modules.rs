@@ -109,15 +109,11 @@ impl Module {
     }
 
     fn contains(&self, addr: usize) -> bool {
-        self.exec_ranges()
-            .iter()
-            .any(|&(s, e)| s <= addr && addr < e)
+        self.exec_ranges().iter().any(|&(s, e)| s <= addr && addr < e)
     }
 
     fn same_path(&self, path: &[u8], hash: u64) -> bool {
-        self.path_hash == hash
-            && self.path_len == path.len().min(MAX_PATH)
-            && self.path() == &path[..self.path_len]
+        self.path_hash == hash && self.path_len == path.len().min(MAX_PATH) && self.path() == &path[..self.path_len]
     }
 
     fn reset(&mut self, path: &[u8], hash: u64, deleted: bool) {
@@ -137,13 +133,15 @@ impl Module {
     }
 
     fn add_mapping(&mut self, m: &MapsLine<'_>) {
-        if m.offset == 0 && (!self.has_base || m.start < self.base) {
+        // The load base is the file's offset-0 mapping just below its code.
+        // /proc/self/maps is sorted by address, so that is the last offset-0
+        // mapping seen before the first executable one. Another mapping of
+        // the same file (a symbolizer reading it, say) is not the image.
+        if m.offset == 0 && self.n_exec == 0 && self.exec_overflow == 0 {
             self.base = m.start;
             self.has_base = true;
         }
-        self.fallback_base = self
-            .fallback_base
-            .min(m.start.wrapping_sub(m.offset as usize));
+        self.fallback_base = self.fallback_base.min(m.start.wrapping_sub(m.offset as usize));
         if m.exec {
             if self.n_exec < MAX_EXEC {
                 self.exec[self.n_exec] = (m.start, m.end);
@@ -228,26 +226,14 @@ impl ModuleMap {
             }
             // Split borrows: the splitter hands out lines of its own buffer
             // while we update the module table.
-            let ModuleMap {
-                lines,
-                modules,
-                len,
-                overflow,
-                ..
-            } = self;
+            let ModuleMap { lines, modules, len, overflow, .. } = self;
             lines.commit(n as usize, |line| {
                 if let Some(m) = parse_maps_line(line) {
                     add_line(modules, len, overflow, &m);
                 }
             });
         }
-        let ModuleMap {
-            lines,
-            modules,
-            len,
-            overflow,
-            ..
-        } = self;
+        let ModuleMap { lines, modules, len, overflow, .. } = self;
         lines.finish(|line| {
             if let Some(m) = parse_maps_line(line) {
                 add_line(modules, len, overflow, &m);
@@ -255,9 +241,7 @@ impl ModuleMap {
         });
         // Keep only modules with code: data files (locale archives, fonts,
         // caches) mapped by the program are not interesting here.
-        compact(&mut self.modules, &mut self.len, |m| {
-            m.n_exec > 0 || m.exec_overflow > 0
-        });
+        compact(&mut self.modules, &mut self.len, |m| m.n_exec > 0 || m.exec_overflow > 0);
         let page = self.page_size;
         for m in &mut self.modules[..self.len] {
             if !m.has_base {
@@ -278,11 +262,7 @@ impl ModuleMap {
             .modules()
             .iter()
             .find(|m| m.contains(addr))
-            .or_else(|| {
-                self.modules()
-                    .iter()
-                    .find(|m| addr > 0 && m.contains(addr - 1))
-            })?;
+            .or_else(|| self.modules().iter().find(|m| addr > 0 && m.contains(addr - 1)))?;
         Some((m, addr.wrapping_sub(m.bias)))
     }
 
@@ -350,12 +330,7 @@ impl ModuleMap {
 }
 
 /// Adds one parsed maps line to the table.
-fn add_line(
-    modules: &mut [Module; MAX_MODULES],
-    len: &mut usize,
-    overflow: &mut usize,
-    m: &MapsLine<'_>,
-) {
+fn add_line(modules: &mut [Module; MAX_MODULES], len: &mut usize, overflow: &mut usize, m: &MapsLine<'_>) {
     let path = m.path;
     let file_backed = path.first() == Some(&b'/');
     if !file_backed && path != b"[vdso]" {
@@ -396,11 +371,7 @@ fn add_line(
 }
 
 /// Keeps the modules for which `keep` is true, in order. No allocation.
-fn compact(
-    modules: &mut [Module; MAX_MODULES],
-    len: &mut usize,
-    mut keep: impl FnMut(&Module) -> bool,
-) {
+fn compact(modules: &mut [Module; MAX_MODULES], len: &mut usize, mut keep: impl FnMut(&Module) -> bool) {
     let mut w = 0;
     for r in 0..*len {
         if keep(&modules[r]) {
@@ -461,33 +432,18 @@ pub(crate) fn parse_maps_line(line: &[u8]) -> Option<MapsLine<'_>> {
     if deleted {
         path = &path[..path.len() - suffix.len()];
     }
-    Some(MapsLine {
-        start,
-        end,
-        read: perms[0] == b'r',
-        exec: perms[2] == b'x',
-        offset,
-        inode,
-        path,
-        deleted,
-    })
+    Some(MapsLine { start, end, read: perms[0] == b'r', exec: perms[2] == b'x', offset, inode, path, deleted })
 }
 
 fn trim_start(b: &[u8]) -> &[u8] {
-    let i = b
-        .iter()
-        .position(|&c| c != b' ' && c != b'\t')
-        .unwrap_or(b.len());
+    let i = b.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(b.len());
     &b[i..]
 }
 
 /// Splits off the next space-separated field.
 fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     let s = trim_start(rest);
-    let end = s
-        .iter()
-        .position(|&c| c == b' ' || c == b'\t')
-        .unwrap_or(s.len());
+    let end = s.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(s.len());
     if end == 0 {
         return None;
     }
@@ -545,11 +501,7 @@ const KEEP: usize = LINE_BUF - CHUNK;
 impl LineSplitter {
     #[cfg(test)]
     fn new_boxed() -> Box<LineSplitter> {
-        Box::new(LineSplitter {
-            buf: [0; LINE_BUF],
-            len: 0,
-            skipping: false,
-        })
+        Box::new(LineSplitter { buf: [0; LINE_BUF], len: 0, skipping: false })
     }
 
     fn clear(&mut self) {
@@ -679,11 +631,7 @@ fn read_elf(m: &mut Module, page: usize) {
         let Some(ph) = ph_at(i).and_then(rd::<56>) else {
             return;
         };
-        let (p_type, p_offset, p_vaddr) = (
-            u32_at(&ph, 0),
-            u64_at(&ph, 8) as usize,
-            u64_at(&ph, 16) as usize,
-        );
+        let (p_type, p_offset, p_vaddr) = (u32_at(&ph, 0), u64_at(&ph, 8) as usize, u64_at(&ph, 16) as usize);
         if p_type == PT_LOAD && p_offset & !(page - 1) == 0 {
             bias = Some(m.base.wrapping_sub(p_vaddr & !(page - 1)));
             break;
@@ -720,11 +668,7 @@ fn scan_notes(m: &mut Module, addr: usize, size: usize, align: usize) -> bool {
         let Some(nh) = rd::<12>(addr.wrapping_add(off)) else {
             return false;
         };
-        let (namesz, descsz, ntype) = (
-            u32_at(&nh, 0) as usize,
-            u32_at(&nh, 4) as usize,
-            u32_at(&nh, 8),
-        );
+        let (namesz, descsz, ntype) = (u32_at(&nh, 0) as usize, u32_at(&nh, 4) as usize, u32_at(&nh, 8));
         let name_at = off + 12;
         let desc_at = name_at + pad(namesz);
         if desc_at.checked_add(descsz).is_none_or(|e| e > size) {
@@ -763,10 +707,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
 
     #[test]
     fn parses_lines() {
-        let lines: Vec<_> = SAMPLE
-            .lines()
-            .map(|l| parse_maps_line(l.as_bytes()).unwrap())
-            .collect();
+        let lines: Vec<_> = SAMPLE.lines().map(|l| parse_maps_line(l.as_bytes()).unwrap()).collect();
         assert_eq!(
             lines[1],
             MapsLine {
@@ -839,25 +780,12 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
     #[test]
     fn table_from_sample() {
         let mut map = ModuleMap::new_boxed();
-        let ModuleMap {
-            modules,
-            len,
-            overflow,
-            ..
-        } = &mut *map;
+        let ModuleMap { modules, len, overflow, .. } = &mut *map;
         for l in SAMPLE.lines() {
-            add_line(
-                modules,
-                len,
-                overflow,
-                &parse_maps_line(l.as_bytes()).unwrap(),
-            );
+            add_line(modules, len, overflow, &parse_maps_line(l.as_bytes()).unwrap());
         }
         let paths: Vec<&[u8]> = map.modules().iter().map(|m| m.path()).collect();
-        assert_eq!(
-            paths,
-            [&b"/usr/bin/demo"[..], b"/opt/my app/lib foo.so", b"[vdso]"]
-        );
+        assert_eq!(paths, [&b"/usr/bin/demo"[..], b"/opt/my app/lib foo.so", b"[vdso]"]);
         let demo = &map.modules()[0];
         assert_eq!(demo.base, 0x55d0c3a00000);
         assert_eq!(demo.exec_ranges(), [(0x55d0c3a1f000, 0x55d0c3b00000)]);
@@ -868,24 +796,14 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
     #[test]
     fn table_overflow_is_counted() {
         let mut map = ModuleMap::new_boxed();
-        let ModuleMap {
-            modules,
-            len,
-            overflow,
-            ..
-        } = &mut *map;
+        let ModuleMap { modules, len, overflow, .. } = &mut *map;
         for i in 0..MAX_MODULES + 10 {
             let line = format!(
                 "{:x}-{:x} r-xp 00000000 08:01 {i} /lib/m{i}.so",
                 0x10000 * (i + 1),
                 0x10000 * (i + 1) + 0x1000
             );
-            add_line(
-                modules,
-                len,
-                overflow,
-                &parse_maps_line(line.as_bytes()).unwrap(),
-            );
+            add_line(modules, len, overflow, &parse_maps_line(line.as_bytes()).unwrap());
         }
         assert_eq!((map.modules().len(), map.overflow()), (MAX_MODULES, 10));
         let mut out = FixedBuf::<{ 1 << 16 }>::new();
@@ -913,11 +831,8 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
             let notes = &f[off..off + size];
             let mut p = 0;
             while p + 12 <= notes.len() {
-                let (namesz, descsz, ty) = (
-                    u32_at(notes, p) as usize,
-                    u32_at(notes, p + 4) as usize,
-                    u32_at(notes, p + 8),
-                );
+                let (namesz, descsz, ty) =
+                    (u32_at(notes, p) as usize, u32_at(notes, p + 4) as usize, u32_at(notes, p + 8));
                 let name = &notes[p + 12..p + 12 + namesz];
                 let desc_at = p + 12 + pad(namesz);
                 if ty == NT_GNU_BUILD_ID && name == b"GNU\0" {
@@ -950,22 +865,16 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         assert_eq!(me.build_id().map(<[u8]>::to_vec), on_disk);
 
         // libc: found through the address of a libc function.
-        let (libc_m, off) = map
-            .lookup(libc::getpid as *const () as usize)
-            .expect("libc");
+        let (libc_m, off) = map.lookup(libc::getpid as *const () as usize).expect("libc");
         assert!(
             String::from_utf8_lossy(libc_m.basename()).starts_with("libc"),
             "{:?}",
             String::from_utf8_lossy(libc_m.path())
         );
         assert_eq!(off, libc::getpid as *const () as usize - libc_m.bias());
-        let libc_path = std::path::Path::new(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(libc_m.path()),
-        );
-        assert_eq!(
-            libc_m.build_id().map(<[u8]>::to_vec),
-            build_id_on_disk(libc_path)
-        );
+        let libc_path =
+            std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(libc_m.path()));
+        assert_eq!(libc_m.build_id().map(<[u8]>::to_vec), build_id_on_disk(libc_path));
 
         // The test executable is a PIE (bias = base) or ET_EXEC (bias 0).
         assert!(me.bias() == me.base() || me.bias() == 0);
@@ -976,11 +885,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         }
 
         // readelf agrees, if installed.
-        if let Ok(o) = std::process::Command::new("readelf")
-            .arg("-n")
-            .arg(&exe)
-            .output()
-        {
+        if let Ok(o) = std::process::Command::new("readelf").arg("-n").arg(&exe).output() {
             let text = String::from_utf8_lossy(&o.stdout);
             if let Some(line) = text.lines().find(|l| l.contains("Build ID:")) {
                 let mut hex = FixedBuf::<256>::new();
@@ -1033,10 +938,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         let mut table = FixedBuf::<{ 1 << 16 }>::new();
         map.write_modules(&mut table);
         assert!(
-            table
-                .as_str()
-                .lines()
-                .any(|l| l.ends_with(exe.to_str().unwrap()) && l.contains(" bias=")),
+            table.as_str().lines().any(|l| l.ends_with(exe.to_str().unwrap()) && l.contains(" bias=")),
             "{}",
             table.as_str()
         );
@@ -1049,14 +951,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         let snap = |m: &ModuleMap| -> Snap {
             m.modules()
                 .iter()
-                .map(|x| {
-                    (
-                        x.path().to_vec(),
-                        x.base(),
-                        x.bias(),
-                        x.build_id().map(<[u8]>::to_vec),
-                    )
-                })
+                .map(|x| (x.path().to_vec(), x.base(), x.bias(), x.build_id().map(<[u8]>::to_vec)))
                 .collect()
         };
         let a = snap(&map);

@@ -145,7 +145,9 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
     let symbolized = crate::reporter::symbolize_dump(sink.fds(), sym_deadline);
     let b = sink.b();
     if !symbolized {
-        b.push_str("failstop: symbolization did not finish before the dump deadline; the raw frames above are complete");
+        b.push_str(
+            "failstop: symbolization did not finish before the dump deadline; the raw frames above are complete",
+        );
         sink.eol();
     }
     let b = sink.b();

@@ -94,8 +94,7 @@ pub(crate) fn for_each_task(buf: &mut [u8], mut f: impl FnMut(pid_t)) -> io::Res
     loop {
         // SAFETY: the pointer and length describe `buf`, which the kernel
         // fills with `linux_dirent64` records; `dir` is an open directory.
-        let n =
-            unsafe { libc::syscall(libc::SYS_getdents64, dir.raw(), buf.as_mut_ptr(), buf.len()) };
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir.raw(), buf.as_mut_ptr(), buf.len()) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::EINTR) {
@@ -204,12 +203,7 @@ pub(crate) fn parse_stat(text: &[u8]) -> Option<TaskStat> {
     let utime_ticks = parse_dec(f.nth(14 - 4)?)?;
     let stime_ticks = parse_dec(f.next()?)?;
     let processor = parse_signed(f.nth(39 - 16)?)?;
-    Some(TaskStat {
-        state,
-        utime_ticks,
-        stime_ticks,
-        processor: i32::try_from(processor).ok()?,
-    })
+    Some(TaskStat { state, utime_ticks, stime_ticks, processor: i32::try_from(processor).ok()? })
 }
 
 /// Reads and parses `/proc/self/task/<tid>/stat`. Async-signal-safe.
@@ -248,9 +242,7 @@ pub(crate) struct TaskStatus {
 impl TaskStatus {
     /// The raw (escaped) `Name:` bytes.
     pub(crate) fn name(&self) -> &[u8] {
-        self.name
-            .get(..self.name_len as usize)
-            .unwrap_or(&self.name)
+        self.name.get(..self.name_len as usize).unwrap_or(&self.name)
     }
 }
 
@@ -355,12 +347,7 @@ pub(crate) enum SyscallState {
     NotInSyscall { sp: u64, pc: u64 },
     /// `nr a0 .. a5 sp pc`: blocked in system call `nr` (see
     /// [`syscall_name`]).
-    InSyscall {
-        nr: i64,
-        args: [u64; 6],
-        sp: u64,
-        pc: u64,
-    },
+    InSyscall { nr: i64, args: [u64; 6], sp: u64, pc: u64 },
 }
 
 /// Parses a `syscall` file. Pure, async-signal-safe.
@@ -378,10 +365,7 @@ pub(crate) fn parse_syscall(text: &[u8]) -> Option<SyscallState> {
             n += 1;
         }
         match (nr < 0, n) {
-            (true, 2) => SyscallState::NotInSyscall {
-                sp: hex[0],
-                pc: hex[1],
-            },
+            (true, 2) => SyscallState::NotInSyscall { sp: hex[0], pc: hex[1] },
             (false, 8) => SyscallState::InSyscall {
                 nr,
                 args: [hex[0], hex[1], hex[2], hex[3], hex[4], hex[5]],
@@ -437,22 +421,11 @@ pub(crate) fn read_stack(tid: pid_t, buf: &mut [u8]) -> io::Result<&[u8]> {
 
 /// Reads `path` into `buf` and parses it. A parse failure is `InvalidData`,
 /// or `FileTooLarge` if the text filled `buf` (it was probably cut off).
-fn read_parsed<T>(
-    path: impl AsRef<CStr>,
-    buf: &mut [u8],
-    parse: fn(&[u8]) -> Option<T>,
-) -> io::Result<T> {
+fn read_parsed<T>(path: impl AsRef<CStr>, buf: &mut [u8], parse: fn(&[u8]) -> Option<T>) -> io::Result<T> {
     let len = buf.len();
     let text = sys::read_file(path.as_ref(), buf)?;
     let full = text.len() == len;
-    parse(text).ok_or_else(|| {
-        if full {
-            io::ErrorKind::FileTooLarge
-        } else {
-            io::ErrorKind::InvalidData
-        }
-        .into()
-    })
+    parse(text).ok_or_else(|| if full { io::ErrorKind::FileTooLarge } else { io::ErrorKind::InvalidData }.into())
 }
 
 impl AsRef<CStr> for TaskPath {

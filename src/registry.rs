@@ -249,9 +249,9 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     let run = crate::watchdog::current().ok_or_else(|| {
         Error::new(ErrorKind::NotRunning, "register: no watchdog is running; call failstop::start first")
     })?;
-    let existing = REGISTRATION.try_with(|r| r.0.get()).map_err(|_| {
-        Error::new(ErrorKind::NotRunning, "register: the calling thread is exiting")
-    })?;
+    let existing = REGISTRATION
+        .try_with(|r| r.0.get())
+        .map_err(|_| Error::new(ErrorKind::NotRunning, "register: the calling thread is exiting"))?;
     if let Some((idx, generation)) = existing {
         let s = &SLOTS[idx];
         if s.generation.load(Relaxed) == generation && s.state.load(Relaxed) != FREE {

@@ -101,7 +101,13 @@ fn run() {
             SYM.store(2, Release);
             sys::futex_wake_all(&SYM);
         }
+        // While a dump is being written, warnings wait: they must not
+        // interleave with it.
+        let dumping = action::LATCH.load(Acquire) != 0 && action::DUMP_DONE.load(Acquire) == 0;
         for (i, s) in registry::SLOTS.iter().enumerate() {
+            if dumping {
+                break;
+            }
             if s.warning.state.load(Acquire) == CAP_READY {
                 report_warning(i, s, &mut recent);
                 s.warning.state.store(CAP_EMPTY, Release);
@@ -144,8 +150,8 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     let cpu_ns = s.warning.figure.load(Relaxed);
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
-    let wall_ms = crate::monitor::wall_since_progress(registry::find_tid(tid).unwrap_or(usize::MAX))
-        .map_or(0, |w| w / 1_000_000);
+    let wall_ms =
+        crate::monitor::wall_since_progress(registry::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
     let lines = symbolized_lines(&frames[..n]);
     let mut block = format!(
         "failstop: warning: thread \"{name}\" (tid {tid}) has used {:.1} ms of CPU since its loop last came around; \
@@ -276,7 +282,9 @@ fn write_symbolized() {
 fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) {
     let name = match registry::find_tid(tid).and_then(registry::slot) {
         Some(s) => name_of(s),
-        None => std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default().trim_end().to_string(),
+        None => {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default().trim_end().to_string()
+        }
     };
     let mut block = format!("{} thread {tid} \"{name}\":\n", if culprit { ">" } else { " " });
     for l in symbolized_lines(frames) {

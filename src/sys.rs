@@ -67,9 +67,7 @@ pub fn tgsigqueue(tid: libc::pid_t, sig: libc::c_int, value: usize) -> io::Resul
         *fields.add(8).cast::<usize>() = value;
     }
     // SAFETY: a raw syscall; `info` outlives it.
-    let r = unsafe {
-        libc::syscall(libc::SYS_rt_tgsigqueueinfo, getpid(), tid, sig, &info as *const libc::siginfo_t)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_rt_tgsigqueueinfo, getpid(), tid, sig, &info as *const libc::siginfo_t) };
     if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
@@ -115,13 +113,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     // SAFETY: the futex word is a live, aligned u32 for the whole call; the
     // private flag is right because the word is never shared across processes.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            ts_ptr,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, expected, ts_ptr);
     }
 }
 

@@ -48,10 +48,7 @@ fn task_path_formats_and_rejects() {
     let p = TaskPath::new(1234, "stat").unwrap();
     assert_eq!(p.as_cstr(), c"/proc/self/task/1234/stat");
     let p = TaskPath::new(i32::MAX, "nonvoluntary_ctxt").unwrap();
-    assert_eq!(
-        p.as_cstr().to_bytes(),
-        b"/proc/self/task/2147483647/nonvoluntary_ctxt"
-    );
+    assert_eq!(p.as_cstr().to_bytes(), b"/proc/self/task/2147483647/nonvoluntary_ctxt");
     assert!(TaskPath::new(0, "stat").is_err());
     assert!(TaskPath::new(-5, "stat").is_err());
     assert!(TaskPath::new(1, "st\0at").is_err());
@@ -78,25 +75,14 @@ fn numbers() {
 #[test]
 fn stat_captured() {
     let s = parse_stat(STAT_CAT).unwrap();
-    assert_eq!(
-        s,
-        TaskStat {
-            state: b'R',
-            utime_ticks: 7,
-            stime_ticks: 3,
-            processor: 1
-        }
-    );
+    assert_eq!(s, TaskStat { state: b'R', utime_ticks: 7, stime_ticks: 3, processor: 1 });
 }
 
 #[test]
 fn stat_comm_with_parens_spaces_and_newline() {
     let line = b"77 (a) b) S\n(c) D 1 1 1 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 1 1 1 1 1 1 1 0 0 0 0 0 0 0 0 0 17 3 0";
     let s = parse_stat(line).unwrap();
-    assert_eq!(
-        (s.state, s.utime_ticks, s.stime_ticks, s.processor),
-        (b'D', 5, 6, 3)
-    );
+    assert_eq!((s.state, s.utime_ticks, s.stime_ticks, s.processor), (b'D', 5, 6, 3));
 }
 
 #[test]
@@ -141,12 +127,8 @@ fn status_name_kept_raw() {
 fn status_truncated_or_missing_fields() {
     assert_eq!(parse_status(b""), None);
     assert_eq!(parse_status(&STATUS_CAT[..STATUS_CAT.len() - 40]), None);
-    let no_state = STATUS_CAT
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.starts_with(b"State"));
-    let no_state: Vec<u8> = no_state
-        .flat_map(|l| l.iter().copied().chain([b'\n']))
-        .collect();
+    let no_state = STATUS_CAT.split(|&b| b == b'\n').filter(|l| !l.starts_with(b"State"));
+    let no_state: Vec<u8> = no_state.flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
     assert_eq!(parse_status(&no_state), None);
 }
 
@@ -154,11 +136,7 @@ fn status_truncated_or_missing_fields() {
 fn schedstat() {
     assert_eq!(
         parse_schedstat(b"2512367 64025 12\n"),
-        Some(SchedStat {
-            run_ns: 2_512_367,
-            run_delay_ns: 64_025,
-            timeslices: 12
-        })
+        Some(SchedStat { run_ns: 2_512_367, run_delay_ns: 64_025, timeslices: 12 })
     );
     assert_eq!(parse_schedstat(b"1 2\n"), None);
     assert_eq!(parse_schedstat(b"1 2 3 4\n"), None);
@@ -170,10 +148,7 @@ fn syscall_states() {
     assert_eq!(parse_syscall(b"running\n"), Some(SyscallState::Running));
     assert_eq!(
         parse_syscall(b"-1 0x7ffdca821218 0x7f4dfa9d52ad\n"),
-        Some(SyscallState::NotInSyscall {
-            sp: 0x7ffd_ca82_1218,
-            pc: 0x7f4d_fa9d_52ad
-        })
+        Some(SyscallState::NotInSyscall { sp: 0x7ffd_ca82_1218, pc: 0x7f4d_fa9d_52ad })
     );
     // Captured from `cat /proc/self/syscall`.
     let text = b"0 0x3 0x7f4dfa859000 0x20000 0x7f4dfa8ecb60 0xffffffff 0x0 0x7ffdca821218 0x7f4dfa9d52ad\n";
@@ -181,14 +156,7 @@ fn syscall_states() {
         parse_syscall(text),
         Some(SyscallState::InSyscall {
             nr: 0,
-            args: [
-                3,
-                0x7f4d_fa85_9000,
-                0x20000,
-                0x7f4d_fa8e_cb60,
-                0xffff_ffff,
-                0
-            ],
+            args: [3, 0x7f4d_fa85_9000, 0x20000, 0x7f4d_fa8e_cb60, 0xffff_ffff, 0],
             sp: 0x7ffd_ca82_1218,
             pc: 0x7f4d_fa9d_52ad,
         })
@@ -196,10 +164,7 @@ fn syscall_states() {
     assert_eq!(parse_syscall(b""), None);
     assert_eq!(parse_syscall(b"-1 0x1"), None);
     assert_eq!(parse_syscall(b"0 0x1 0x2"), None);
-    assert_eq!(
-        parse_syscall(b"0 0x1 0x2 0x3 0x4 0x5 0x6 0x7 0x8 0x9"),
-        None
-    );
+    assert_eq!(parse_syscall(b"0 0x1 0x2 0x3 0x4 0x5 0x6 0x7 0x8 0x9"), None);
     assert_eq!(parse_syscall(b"running 0x1"), None);
 }
 
@@ -285,11 +250,7 @@ impl BlockedReader {
                 unsafe { libc::close(read_fd) };
             })
             .unwrap();
-        BlockedReader {
-            tid: rx.recv().unwrap(),
-            write_fd: fds[1],
-            handle: Some(handle),
-        }
+        BlockedReader { tid: rx.recv().unwrap(), write_fd: fds[1], handle: Some(handle) }
     }
 }
 
@@ -312,9 +273,7 @@ fn wait_blocked(tid: pid_t, buf: &mut [u8]) -> SyscallState {
     loop {
         let sc = read_syscall(tid, buf).expect("syscall file of own thread");
         let st = read_stat(tid, buf).unwrap();
-        if st.state == b'S' && matches!(sc, SyscallState::InSyscall { .. })
-            || Instant::now() > deadline
-        {
+        if st.state == b'S' && matches!(sc, SyscallState::InSyscall { .. }) || Instant::now() > deadline {
             return sc;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -393,10 +352,7 @@ fn live_own_thread_and_process() {
 fn small_buffers_and_missing_threads() {
     let me = sys::gettid();
     let mut tiny = [0u8; 40];
-    assert_eq!(
-        read_status(me, &mut tiny).unwrap_err().kind(),
-        io::ErrorKind::FileTooLarge
-    );
+    assert_eq!(read_status(me, &mut tiny).unwrap_err().kind(), io::ErrorKind::FileTooLarge);
     // A getdents64 buffer too small for one record is EINVAL, not a panic.
     assert!(for_each_task(&mut [0u8; 8], |_| {}).is_err());
     // Small but workable: many getdents64 rounds.
