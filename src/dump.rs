@@ -467,8 +467,10 @@ fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
         b.push_sanitized(w.unwrap_or(b"0"));
         out.eol();
     }
-    if let Ok(text) = procfs::read_stack(tid, &mut scratch.io[..4096]) {
-        if !text.is_empty() {
+    if let Ok(text) = procfs::read_stack(tid, &mut scratch.io[..4096])
+        && !text.is_empty()
+    {
+        {
             out.b().push_str("    kernel stack:");
             out.eol();
             for line in text.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {

@@ -34,6 +34,7 @@ impl<const N: usize> FixedBuf<N> {
     }
 
     /// The text written so far (lossy only if a caller pushed non-UTF-8 bytes).
+    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         core::str::from_utf8(self.as_bytes()).unwrap_or("<non-utf8>")
     }
@@ -41,11 +42,6 @@ impl<const N: usize> FixedBuf<N> {
     /// Number of bytes written.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// True when nothing was written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Bytes that did not fit and were dropped.

@@ -83,12 +83,14 @@ impl Module {
     }
 
     /// Load base: where file offset 0 is mapped.
+    #[cfg(test)]
     pub(crate) fn base(&self) -> usize {
         self.base
     }
 
     /// Load bias: subtract from a runtime address to get the address in the
     /// ELF file's own numbering (what addr2line/llvm-symbolizer take).
+    #[cfg(test)]
     pub(crate) fn bias(&self) -> usize {
         self.bias
     }
@@ -99,6 +101,7 @@ impl Module {
     }
 
     /// True when the file was deleted (or replaced) after mapping.
+    #[cfg(test)]
     pub(crate) fn deleted(&self) -> bool {
         self.deleted
     }
@@ -195,6 +198,7 @@ impl ModuleMap {
     }
 
     /// Modules dropped at the last refresh because the table was full.
+    #[cfg(test)]
     pub(crate) fn overflow(&self) -> usize {
         self.overflow
     }

@@ -15,12 +15,11 @@ use crate::watchdog::RT;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 static WAKE: AtomicU32 = AtomicU32::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
-static TID: AtomicI32 = AtomicI32::new(0);
 
 /// Per slot: the progress counters last seen and when they last changed.
 struct Seen {
@@ -45,11 +44,6 @@ pub(crate) fn wake() {
 pub(crate) fn request_stop() {
     STOP.store(true, Release);
     wake();
-}
-
-/// The monitor's thread id, 0 when none runs.
-pub(crate) fn tid() -> libc::pid_t {
-    TID.load(Relaxed)
 }
 
 /// Wall-clock ns since slot `idx` last made progress, as the monitor saw it.
@@ -77,10 +71,8 @@ pub(crate) fn spawn(dump_path: Option<PathBuf>) -> Result<std::thread::JoinHandl
         .name("failstop-monitor".into())
         .spawn(move || {
             crate::signal::block_all_in_this_thread();
-            TID.store(sys::gettid(), Relaxed);
             let _ = tx.send(());
             run(&mut scratch, path.as_deref());
-            TID.store(0, Relaxed);
         })
         .map_err(|e| Error::os("spawning the monitor thread", e))?;
     let _ = rx.recv();

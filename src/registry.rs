@@ -288,11 +288,9 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     s.stack_hi.store(hi, Relaxed);
 
     let watched = !run.disabled;
-    if watched {
-        if let Err(e) = crate::cpu_timer::attach(s, idx, &run) {
-            s.state.store(FREE, Release);
-            return Err(e.prefixed(&format!("register({name:?})")));
-        }
+    if watched && let Err(e) = crate::cpu_timer::attach(s, idx, &run) {
+        s.state.store(FREE, Release);
+        return Err(e.prefixed(&format!("register({name:?})")));
     }
     s.state.store(if watched { ACTIVE } else { DETACHED }, Release);
     REGISTRATION.with(|r| r.0.set(Some((idx, generation))));

@@ -390,11 +390,11 @@ pub unsafe fn walk_ucontext(ctx: *const libc::c_void, bounds: StackBounds, out: 
     // Interrupted in a prologue or epilogue, the frame pointer still (or
     // already) belongs to the caller, so the chain would skip the function
     // at `pc`'s caller. Recover its return address from the stack.
-    if let Some(ret) = leaf_return_address(pc, sp, bounds) {
-        if n < out.len() {
-            out[n] = ret;
-            n += 1;
-        }
+    if let Some(ret) = leaf_return_address(pc, sp, bounds)
+        && n < out.len()
+    {
+        out[n] = ret;
+        n += 1;
     }
     // SAFETY: forwarded contract on `bounds`.
     unsafe { walk_chain(fp, sp, bounds, out, n) }
@@ -470,6 +470,7 @@ unsafe fn regs(uc: *const libc::ucontext_t) -> (usize, usize, usize) {
 ///
 /// Uses the thread's stack bounds when glibc can tell them (which may
 /// allocate: not for signal handlers), else validated reads.
+#[cfg(test)]
 #[inline(never)]
 pub fn walk_here(out: &mut [usize]) -> usize {
     let fp: usize;

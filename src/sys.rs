@@ -94,16 +94,6 @@ pub unsafe fn siginfo_pid(info: *const libc::siginfo_t) -> libc::pid_t {
     unsafe { *info.cast::<u8>().add(std::mem::size_of::<libc::c_int>() * 4).cast::<libc::pid_t>() }
 }
 
-/// The POSIX timer id of a timer signal (`si_timerid`). Async-signal-safe.
-///
-/// # Safety
-/// `info` must point to a valid `siginfo_t` with `si_code == SI_TIMER`.
-pub unsafe fn siginfo_timerid(info: *const libc::siginfo_t) -> libc::c_int {
-    // SAFETY: per the contract; `si_tid` (the kernel timer id) follows the
-    // 4-int header.
-    unsafe { *info.cast::<u8>().add(std::mem::size_of::<libc::c_int>() * 4).cast::<libc::c_int>() }
-}
-
 /// Waits while `*word == expected`, at most `timeout` (none: forever).
 /// Returns on wake-up, timeout, signal or value change; callers re-check.
 /// Async-signal-safe.

@@ -247,10 +247,10 @@ fn reset_after_fork() {
     crate::registry::forget_after_fork();
     crate::signal::restore();
     // The parent's threads do not exist here: forget their handles unjoined.
-    if let Ok(mut g) = OWNED.try_lock() {
-        if let Some(o) = g.take() {
-            std::mem::forget(o);
-        }
+    if let Ok(mut g) = OWNED.try_lock()
+        && let Some(o) = g.take()
+    {
+        std::mem::forget(o);
     }
     RT.state.store(STOPPED, Release);
 }
