@@ -45,7 +45,7 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Run) -> Result<(), Error> {
         return Err(Error::os("pthread_getcpuclockid", std::io::Error::from_raw_os_error(rc)));
     }
     s.cpu_clock.store(clock, Relaxed);
-    let budgets = Budgets { cpu_budget: run.cpu_budget_ns, warn_after: run.warn_after_ns };
+    let budgets = Budgets { cpu_budget: run.cpu_budget_ns, warn_after: run.warn_after_ns, period: run.period_ns };
     s.store_tracker(&Tracker::new(crate::sys::thread_cpu_ns(), budgets));
     install_altstack(s)?;
     let timer = match create_timer(if run.wall_clock_timers { libc::CLOCK_MONOTONIC } else { clock }, idx, run) {

@@ -212,7 +212,9 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     b.push_i64(sys::getpid() as i64);
     b.push_str(", ");
     b.push_u64((ntids + more) as u64);
-    b.push_str(" threads; '>' marks the culprit; failstop ");
+    b.push_str(" threads; verdict at CLOCK_MONOTONIC ");
+    b.push_ms(action::VERDICT_AT.load(Relaxed));
+    b.push_str(" ms; '>' marks the culprit; failstop ");
     b.push_str(env!("CARGO_PKG_VERSION"));
     out.eol();
 

@@ -100,7 +100,11 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
     if !RT.running() || !s.is_active_for(tid) {
         return; // a late tick of a slot that was just released or stopped
     }
-    let budgets = Budgets { cpu_budget: RT.cpu_budget_ns.load(Relaxed), warn_after: RT.warn_after_ns.load(Relaxed) };
+    let budgets = Budgets {
+        cpu_budget: RT.cpu_budget_ns.load(Relaxed),
+        warn_after: RT.warn_after_ns.load(Relaxed),
+        period: RT.period_ns.load(Relaxed),
+    };
     let seen = Observation {
         touch_seq: s.touch_seq.load(Relaxed),
         tick_seq: s.tick_seq.load(Relaxed),

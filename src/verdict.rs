@@ -7,9 +7,13 @@
 //! call, so it is async-signal-safe and testable without signals.
 //!
 //! CPU time since progress is measured from the first tick that *saw* the
-//! progress, so it can only under-count, by at most one timer period: the
-//! verdict never comes before `budget` of CPU without progress, and always by
-//! `budget` plus one period.
+//! progress, so it under-counts by up to one timer period. Timer expiries
+//! are noticed at the next scheduler tick, so two readings `k` periods apart
+//! can differ by a little less than `k` periods; a strict comparison would
+//! then wait one more period. The rule therefore accepts `budget - period/8`
+//! of measured CPU ([`Budgets::tolerance`]): the verdict comes by `budget`
+//! plus one period of CPU after the last progress, and never before
+//! `budget - period/8` (1.25% of the budget at the default settings).
 
 /// What the rule remembers between two ticks of one thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,6 +50,15 @@ pub(crate) struct Observation {
 pub(crate) struct Budgets {
     pub cpu_budget: u64,
     pub warn_after: u64,
+    /// The timer period.
+    pub period: u64,
+}
+
+impl Budgets {
+    /// Slack for timer-expiry jitter (see the module doc).
+    pub(crate) fn tolerance(&self) -> u64 {
+        self.period / 8
+    }
 }
 
 /// What the tick should do.
@@ -95,12 +108,12 @@ pub(crate) fn judge(t: &mut Tracker, o: Observation, b: Budgets) -> Decision {
         return Decision::Nothing;
     }
     let since_progress = o.cpu.saturating_sub(t.progress_cpu);
-    if since_progress >= b.cpu_budget {
+    if since_progress + b.tolerance() >= b.cpu_budget {
         t.convicted = true;
         return Decision::Stuck { cpu_since_progress: since_progress };
     }
     let since_touch = o.cpu.saturating_sub(t.touch_cpu);
-    if since_touch >= t.warn_next {
+    if since_touch + b.tolerance() >= t.warn_next {
         t.warn_next = t.warn_next.saturating_mul(2);
         return Decision::Warn { cpu_since_touch: since_touch };
     }
@@ -112,10 +125,11 @@ mod tests {
     use super::*;
 
     const MS: u64 = 1_000_000;
-    const B: Budgets = Budgets { cpu_budget: 1000 * MS, warn_after: 100 * MS };
+    const B: Budgets = Budgets { cpu_budget: 1000 * MS, warn_after: 100 * MS, period: 100 * MS };
 
     /// Drives a tracker with one tick every `period` ms of CPU.
     struct Sim {
+        b: Budgets,
         t: Tracker,
         touch: u64,
         tick: u64,
@@ -125,14 +139,17 @@ mod tests {
 
     impl Sim {
         fn new() -> Self {
-            Sim { t: Tracker::new(0, B), touch: 0, tick: 0, cpu: 0, scoped: false }
+            Self::with(B)
+        }
+        fn with(b: Budgets) -> Self {
+            Sim { b, t: Tracker::new(0, b), touch: 0, tick: 0, cpu: 0, scoped: false }
         }
         fn run(&mut self, ms: u64) -> Decision {
             self.cpu += ms * MS;
             judge(
                 &mut self.t,
                 Observation { touch_seq: self.touch, tick_seq: self.tick, scoped: self.scoped, cpu: self.cpu },
-                B,
+                self.b,
             )
         }
     }
@@ -178,8 +195,22 @@ mod tests {
     }
 
     #[test]
+    fn expiry_jitter_does_not_cost_a_period() {
+        // The tick that saw the touch was noticed 3 ms late; later ones on time.
+        let mut t = Tracker::new(0, B);
+        let mut obs =
+            |cpu_ms: u64| judge(&mut t, Observation { touch_seq: 1, tick_seq: 0, scoped: false, cpu: cpu_ms * MS }, B);
+        assert_eq!(obs(103), Decision::Nothing);
+        for k in 2..=10 {
+            assert!(!matches!(obs(k * 100), Decision::Stuck { .. }), "too early at tick {k}");
+        }
+        // 997 ms measured (1000 + up to one period since the real touch): due now.
+        assert!(matches!(obs(1100), Decision::Stuck { .. }));
+    }
+
+    #[test]
     fn warnings_double_within_an_episode() {
-        let mut s = Sim::new();
+        let mut s = Sim::with(Budgets { period: 10 * MS, ..B });
         s.touch += 1;
         s.run(10);
         let mut warned_at = vec![];
@@ -194,7 +225,7 @@ mod tests {
 
     #[test]
     fn ticks_are_progress_for_the_verdict() {
-        let mut s = Sim::new();
+        let mut s = Sim::with(Budgets { period: 50 * MS, ..B });
         s.touch += 1;
         s.run(10);
         for _ in 0..200 {

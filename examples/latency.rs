@@ -1,0 +1,170 @@
+//! Measures failstop's fatal path over many child processes and prints min,
+//! median and max:
+//!
+//! 1. time from a spin's start to the process's end (`cpu_budget` given by
+//!    `--budget-ms`, default 100 ms);
+//! 2. how long the dump took, with `--threads N` extra threads in the process.
+//!
+//! ```text
+//! cargo run --release --example latency -- --runs 20 --budget-ms 200 --threads 8
+//! ```
+//!
+//! Times are CLOCK_MONOTONIC, which is shared by the parent and the child:
+//! the child prints the instant its spin starts, the parent notes the
+//! instant `waitpid` returns.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[inline(never)]
+fn spin() -> ! {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// The child: `threads` idle threads, one registered spinner.
+fn child(budget_ms: u64, threads: usize) {
+    let config = failstop::Config::new()
+        .cpu_budget(Duration::from_millis(budget_ms))
+        .warn_after(Duration::from_millis((budget_ms / 2).max(1)));
+    let _wd = failstop::start(config).expect("start");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    for i in 0..threads {
+        let rx = rx.clone();
+        std::thread::Builder::new()
+            .name(format!("idle-{i}"))
+            .spawn(move || {
+                let h = failstop::register("idle").expect("register");
+                let _ = h.with_idle(|| rx.lock().map(|r| r.recv()));
+            })
+            .expect("spawn");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let h = failstop::register("spinner").expect("register");
+    h.touch();
+    println!("SPIN {}", monotonic_ns());
+    // Keep the idle threads waiting: the sender lives as long as the spin.
+    std::mem::forget(tx);
+    spin();
+}
+
+struct Run {
+    detect_ms: f64,
+    verdict_ms: f64,
+    dump_ms: f64,
+    raw_ms: f64,
+}
+
+fn one(exe: &std::path::Path, budget_ms: u64, threads: usize) -> Result<Run, String> {
+    let mut c = Command::new(exe)
+        .args(["--child", &budget_ms.to_string(), &threads.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stderr = c.stderr.take().expect("stderr");
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut start = None;
+    for line in BufReader::new(c.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+        if let Some(v) = line.strip_prefix("SPIN ") {
+            start = v.parse::<u64>().ok();
+        }
+    }
+    let status = c.wait().map_err(|e| e.to_string())?;
+    let end = monotonic_ns();
+    let err = err_reader.join().unwrap_or_default();
+    if status.signal() != Some(libc::SIGABRT) {
+        return Err(format!("child ended with {status:?}, not SIGABRT; stderr:\n{err}"));
+    }
+    let start = start.ok_or("the child never started spinning")?;
+    let dump_line = err.lines().find(|l| l.starts_with("failstop: dump written in ")).ok_or("no dump trailer")?;
+    // "failstop: dump written in 12.3 ms (raw part 4.5 ms)"
+    let nums: Vec<f64> = dump_line
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|s| !s.is_empty() && *s != ".")
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let verdict_at: f64 = err
+        .split("verdict at CLOCK_MONOTONIC ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .ok_or("no verdict time in the dump")?;
+    Ok(Run {
+        detect_ms: (end - start) as f64 / 1e6,
+        verdict_ms: verdict_at - start as f64 / 1e6,
+        dump_ms: nums.first().copied().unwrap_or(f64::NAN),
+        raw_ms: nums.get(1).copied().unwrap_or(f64::NAN),
+    })
+}
+
+fn summary(name: &str, mut v: Vec<f64>) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let med = v[v.len() / 2];
+    println!("{name:<44} min {:>8.1}  median {:>8.1}  max {:>8.1}  ms  ({} runs)", v[0], med, v[v.len() - 1], v.len());
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        let budget = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
+        let threads = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
+        child(budget, threads);
+        return;
+    }
+    let mut runs = 10usize;
+    let mut budget = 100u64;
+    let mut threads = vec![8usize];
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let v = it.next().cloned().unwrap_or_default();
+        match a.as_str() {
+            "--runs" => runs = v.parse().expect("--runs N"),
+            "--budget-ms" => budget = v.parse().expect("--budget-ms N"),
+            "--threads" => threads = v.split(',').map(|t| t.parse().expect("--threads N[,M...]")).collect(),
+            _ => panic!("usage: latency [--runs N] [--budget-ms MS] [--threads N[,M..]]"),
+        }
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    println!("failstop fatal path: cpu_budget {budget} ms, timer period {} ms", (budget / 2).min(budget / 4).max(1));
+    for &t in &threads {
+        let mut detect = vec![];
+        let mut verdict = vec![];
+        let mut dump = vec![];
+        let mut raw = vec![];
+        for _ in 0..runs {
+            match one(&exe, budget, t) {
+                Ok(r) => {
+                    detect.push(r.detect_ms);
+                    verdict.push(r.verdict_ms);
+                    dump.push(r.dump_ms);
+                    raw.push(r.raw_ms);
+                }
+                Err(e) => {
+                    eprintln!("run failed: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        summary(&format!("spin start -> verdict ({} threads)", t + 4), verdict);
+        summary(&format!("spin start -> process end ({} threads)", t + 4), detect);
+        summary(&format!("dump, symbolized ({} threads)", t + 4), dump);
+        summary(&format!("dump, raw part only ({} threads)", t + 4), raw);
+    }
+}
