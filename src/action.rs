@@ -119,6 +119,7 @@ pub(crate) fn on_stuck(s: &Slot, idx: usize, tid: libc::pid_t, ctx: *mut libc::c
         // The dump is written or being written. In a non-fatal mode, report
         // this later verdict in one line; in a fatal one the process ends.
         if !RT.fatal() {
+            s.late_kind.store(STUCK, Relaxed);
             s.late_verdict.store(cpu_ns.max(1), Relaxed);
             crate::reporter::wake();
         }

@@ -9,6 +9,7 @@
 use crate::action;
 use crate::dump::{self, Own, Scratch, Sink};
 use crate::error::Error;
+use crate::procfs;
 use crate::registry::{self, MAX_THREADS};
 use crate::sys;
 use crate::watchdog::RT;
@@ -21,15 +22,39 @@ use std::time::Duration;
 static WAKE: AtomicU32 = AtomicU32::new(0);
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Per slot: the progress counters last seen and when they last changed.
-struct Seen {
+/// What the monitor keeps per slot (monitor-written; the dump reads it).
+struct Watch {
+    /// The registration generation this state belongs to.
     generation: AtomicU32,
+    /// touch + tick counters last seen.
     progress: AtomicU64,
-    changed_at: AtomicU64,
+    /// When the progress counters last moved (or the thread was in a scope).
+    progress_at: AtomicU64,
+    /// Start of the quiet window: no progress, no CPU, no context switch.
+    quiet_since: AtomicU64,
+    /// Evidence at the last sample.
+    cpu: AtomicU64,
+    ctxsw: AtomicU64,
+    sampled_at: AtomicU64,
+    /// A blocked verdict was reached for this quiet window.
+    convicted: AtomicBool,
 }
-static SEEN: [Seen; MAX_THREADS] = [const {
-    Seen { generation: AtomicU32::new(u32::MAX), progress: AtomicU64::new(0), changed_at: AtomicU64::new(0) }
+static WATCH: [Watch; MAX_THREADS] = [const {
+    Watch {
+        generation: AtomicU32::new(u32::MAX),
+        progress: AtomicU64::new(0),
+        progress_at: AtomicU64::new(0),
+        quiet_since: AtomicU64::new(0),
+        cpu: AtomicU64::new(0),
+        ctxsw: AtomicU64::new(u64::MAX),
+        sampled_at: AtomicU64::new(0),
+        convicted: AtomicBool::new(false),
+    }
 }; MAX_THREADS];
+
+/// A sleep that overran by more than this means the whole process (or the
+/// machine) was frozen: the overrun counts against nobody.
+const FREEZE_SLACK: u64 = 100_000_000;
 
 /// How often the monitor looks at the threads.
 const PERIOD: Duration = Duration::from_millis(100);
@@ -49,11 +74,11 @@ pub(crate) fn request_stop() {
 /// Wall-clock ns since slot `idx` last made progress, as the monitor saw it.
 pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
     let s = registry::slot(idx)?;
-    let seen = SEEN.get(idx)?;
-    if seen.generation.load(Relaxed) != s.generation.load(Relaxed) {
+    let w = WATCH.get(idx)?;
+    if w.generation.load(Relaxed) != s.generation.load(Relaxed) {
         return None;
     }
-    Some(sys::monotonic_ns().saturating_sub(seen.changed_at.load(Relaxed)))
+    Some(sys::monotonic_ns().saturating_sub(w.progress_at.load(Relaxed)))
 }
 
 /// Starts the monitor thread.
@@ -82,17 +107,26 @@ pub(crate) fn spawn(dump_path: Option<PathBuf>) -> Result<std::thread::JoinHandl
 fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
+    let mut last_loop = sys::monotonic_ns();
     loop {
         let seen = WAKE.load(Acquire);
         if STOP.load(Acquire) {
             return;
         }
+        let now = sys::monotonic_ns();
+        // Freeze guard: a sleep that overran (SIGSTOP of the whole process,
+        // a paused VM, a starved monitor) moves every window forward.
+        let overrun = now.saturating_sub(last_loop).saturating_sub(PERIOD.as_nanos() as u64);
+        if overrun > FREEZE_SLACK {
+            forgive(overrun, now);
+        }
+        last_loop = now;
         if !dumped && action::LATCH.load(Acquire) != 0 {
             dumped = true;
             write_dump(scratch, path);
+            last_loop = sys::monotonic_ns();
         }
-        track_progress();
-        let now = sys::monotonic_ns();
+        judge_blocked(now, &mut scratch.io[..]);
         if now.saturating_sub(last_reap) >= 1_000_000_000 {
             registry::reap_dead();
             last_reap = now;
@@ -101,20 +135,81 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
     }
 }
 
-/// Records, for every watched slot, when its progress counters last moved.
-fn track_progress() {
-    let now = sys::monotonic_ns();
-    for (s, seen) in registry::SLOTS.iter().zip(SEEN.iter()) {
+/// Moves every window forward by `overrun`: time the whole process did not
+/// run is nobody's fault.
+fn forgive(overrun: u64, now: u64) {
+    for w in WATCH.iter() {
+        for t in [&w.progress_at, &w.quiet_since] {
+            let v = t.load(Relaxed);
+            t.store(v.saturating_add(overrun).min(now), Relaxed);
+        }
+    }
+}
+
+/// The blocked rule, the kernel's hung-task test done in user space: a
+/// watched thread outside idle and harmless scopes, judged from its first
+/// progress mark on, is `blocked` when for `stall_budget` it made no
+/// progress, used no CPU time, had no context switch, and was never seen
+/// runnable (a starved thread is not a blocked one) or stopped. Evidence
+/// comes from the thread's CPU clock and /proc, sampled only for threads
+/// that stopped making progress, and the verdict is only taken right after
+/// a sample. Allocation-free.
+fn judge_blocked(now: u64, io: &mut [u8]) {
+    let stall = RT.stall_budget_ns.load(Relaxed);
+    let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
+    for (idx, (s, w)) in registry::SLOTS.iter().zip(WATCH.iter()).enumerate() {
         if s.state.load(Acquire) != registry::ACTIVE {
             continue;
         }
         let generation = s.generation.load(Relaxed);
         let progress = s.touch_seq.load(Relaxed).wrapping_add(s.tick_seq.load(Relaxed));
-        if seen.generation.load(Relaxed) != generation || seen.progress.load(Relaxed) != progress || s.scoped() {
-            seen.generation.store(generation, Relaxed);
-            seen.progress.store(progress, Relaxed);
-            seen.changed_at.store(now, Relaxed);
+        if w.generation.load(Relaxed) != generation
+            || w.progress.load(Relaxed) != progress
+            || progress == 0
+            || s.scoped()
+        {
+            w.generation.store(generation, Relaxed);
+            w.progress.store(progress, Relaxed);
+            w.progress_at.store(now, Relaxed);
+            w.quiet_since.store(now, Relaxed);
+            w.ctxsw.store(u64::MAX, Relaxed);
+            w.sampled_at.store(0, Relaxed);
+            w.convicted.store(false, Relaxed);
+            continue;
         }
+        if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
+            continue;
+        }
+        w.sampled_at.store(now, Relaxed);
+        let tid = s.tid.load(Relaxed);
+        let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
+        let state = procfs::read_stat(tid, io).map_or(b'?', |st| st.state);
+        let ctxsw = procfs::read_status(tid, io)
+            .map_or(u64::MAX - 1, |st| st.voluntary_ctxt_switches.wrapping_add(st.nonvoluntary_ctxt_switches));
+        let moved = cpu != w.cpu.load(Relaxed) || ctxsw != w.ctxsw.load(Relaxed);
+        w.cpu.store(cpu, Relaxed);
+        w.ctxsw.store(ctxsw, Relaxed);
+        if moved || !matches!(state, b'S' | b'D') {
+            w.quiet_since.store(now, Relaxed);
+            continue;
+        }
+        let quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
+        if quiet >= stall && !w.convicted.swap(true, Relaxed) {
+            on_blocked(s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
+        }
+    }
+}
+
+/// A blocked verdict, reached by the monitor. The dump and the action
+/// follow in the monitor's loop. A blocked thread is never signalled unless
+/// the verdict is fatal (a signal would interrupt its system call).
+fn on_blocked(s: &registry::Slot, idx: usize, tid: libc::pid_t, wall_ns: u64) {
+    if action::latch(action::BLOCKED, idx, tid, wall_ns) {
+        wake();
+    } else if !RT.fatal() {
+        s.late_kind.store(action::BLOCKED, Relaxed);
+        s.late_verdict.store(wall_ns.max(1), Relaxed);
+        crate::reporter::wake();
     }
 }
 

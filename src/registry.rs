@@ -118,6 +118,8 @@ pub(crate) struct Slot {
     /// A verdict reached on this thread after the dump was already written
     /// (non-fatal modes): the figure, for the reporter to print; 0 = none.
     pub late_verdict: AtomicU64,
+    /// The kind of that late verdict (`action::STUCK` or `action::BLOCKED`).
+    pub late_kind: AtomicU32,
 }
 
 impl Slot {
@@ -150,6 +152,7 @@ impl Slot {
             convicted: AtomicBool::new(false),
             warning: Frames::new(),
             late_verdict: AtomicU64::new(0),
+            late_kind: AtomicU32::new(0),
         }
     }
 

@@ -174,15 +174,18 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     );
 }
 
-fn report_late_verdict(s: &Slot, cpu_ns: u64) {
+fn report_late_verdict(s: &Slot, figure_ns: u64) {
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
-    let line = format!(
-        "failstop: stuck: thread \"{name}\" (tid {tid}) used {:.1} ms of CPU without progress (the dump was already written)\n",
-        cpu_ns as f64 / 1e6
-    );
+    let ms = figure_ns as f64 / 1e6;
+    let (kind, what) = if s.late_kind.load(Relaxed) == action::BLOCKED {
+        ("blocked", format!("made no progress for {ms:.1} ms with no CPU time and no context switch"))
+    } else {
+        ("stuck", format!("used {ms:.1} ms of CPU without progress"))
+    };
+    let line = format!("failstop: {kind}: thread \"{name}\" (tid {tid}) {what} (the dump was already written)\n");
     let _ = sys::write_all(2, line.as_bytes());
-    tracing::error!(thread = %name, tid, kind = "stuck", cpu_ms = cpu_ns / 1_000_000, "failstop: verdict stuck (dump already written)");
+    tracing::error!(thread = %name, tid, kind, figure_ms = figure_ns / 1_000_000, "failstop: verdict {kind} (dump already written)");
 }
 
 /// Resolves one address to "function at file:line" strings (several when

@@ -1,0 +1,304 @@
+//! The blocked-thread detector, in real child processes: a thread stuck in
+//! a system call (S and D state) or a deadlock is caught; SIGSTOP of the
+//! whole process, slow trickling I/O, short sleeps and idle waits are not.
+//!
+//! Each test re-runs this test binary with `FSTEST_SCENARIO` set; the child
+//! plays the scenario, the parent asserts how it ended and what it wrote.
+
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const STALL_MS: u64 = 1000;
+
+struct Outcome {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+/// Runs scenario `name` (the test of the same name) in a child process.
+fn run_child(name: &str, env: &[(&str, &str)], during: impl FnOnce(u32)) -> Outcome {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("FSTEST_SCENARIO", name)
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let t0 = Instant::now();
+    let mut child = cmd.spawn().expect("spawn child");
+    let pid = child.id();
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    during(pid);
+    let deadline = t0 + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name}: child did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = t0.elapsed();
+    // The vfork child of the D-state scenario outlives the child and keeps
+    // the pipes open: end the whole process group.
+    // SAFETY: signalling the process group we created for the child.
+    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+    Outcome { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default(), elapsed }
+}
+
+fn scenario() -> Option<String> {
+    std::env::var("FSTEST_SCENARIO").ok()
+}
+
+fn start(action: failstop::Action) -> failstop::Watchdog {
+    let c = failstop::Config::new().stall_budget(Duration::from_millis(STALL_MS)).action(action).from_env();
+    failstop::start(c.expect("config")).expect("start")
+}
+
+fn say(s: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "SCENARIO {s}");
+    let _ = o.flush();
+}
+
+fn first_line(stderr: &str) -> &str {
+    stderr.lines().find(|l| l.starts_with("failstop: stuck") || l.starts_with("failstop: blocked")).unwrap_or("")
+}
+
+/// A registered thread blocks in read() on a pipe nobody writes.
+#[inline(never)]
+fn read_forever(fd: i32) {
+    let mut b = [0u8; 1];
+    // SAFETY: reading into a valid one-byte buffer.
+    unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+}
+
+#[test]
+fn pipe_read_that_never_returns_is_blocked() {
+    if scenario().is_some() {
+        let _wd = start(failstop::Action::Abort);
+        let mut fds = [0; 2];
+        // SAFETY: valid out-array.
+        unsafe { libc::pipe(fds.as_mut_ptr()) };
+        let h = failstop::register("reader").expect("register");
+        h.touch();
+        say("blocking");
+        read_forever(fds[0]);
+        std::process::exit(0);
+    }
+    let o = run_child("pipe_read_that_never_returns_is_blocked", &[], |_| {});
+    assert_eq!(o.status.signal(), Some(libc::SIGABRT), "stderr:\n{}", o.stderr);
+    let first = first_line(&o.stderr);
+    assert!(first.starts_with("failstop: blocked: thread \"reader\""), "{first}");
+    assert!(o.stderr.contains("syscall: read (nr"), "the dump names the syscall:\n{}", o.stderr);
+    assert!(o.stderr.contains("state S (sleeping)"), "{}", o.stderr);
+    // Caught within the stall budget plus sampling slack, on a noisy machine.
+    assert!(o.elapsed < Duration::from_secs(15), "took {:?}", o.elapsed);
+    // The culprit's frames were captured by signal (the verdict is fatal).
+    // glibc has no frame pointers, so the walk from inside read() resumes
+    // at the caller of `read_forever`: this test's own function.
+    let sym = o.stderr.split("failstop: symbolized backtraces:").nth(1).unwrap_or("");
+    let culprit = sym.split("\n  thread ").next().unwrap_or("");
+    assert!(culprit.contains("pipe_read_that_never_returns_is_blocked"), "{sym}");
+}
+
+#[test]
+fn mutex_deadlock_is_blocked() {
+    if scenario().is_some() {
+        let _wd = start(failstop::Action::Abort);
+        let a = Arc::new(Mutex::new(0));
+        let b = Arc::new(Mutex::new(0));
+        let (a2, b2) = (a.clone(), b.clone());
+        let t = std::thread::spawn(move || {
+            let h = failstop::register("second").expect("register");
+            h.touch();
+            let _gb = b2.lock().unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            let _ga = a2.lock().unwrap();
+        });
+        let h = failstop::register("first").expect("register");
+        h.touch();
+        let _ga = a.lock().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        say("deadlocking");
+        let _gb = b.lock().unwrap();
+        let _ = t.join();
+        std::process::exit(0);
+    }
+    let o = run_child("mutex_deadlock_is_blocked", &[], |_| {});
+    assert_eq!(o.status.signal(), Some(libc::SIGABRT), "stderr:\n{}", o.stderr);
+    let first = first_line(&o.stderr);
+    assert!(
+        first.starts_with("failstop: blocked: thread \"first\"")
+            || first.starts_with("failstop: blocked: thread \"second\""),
+        "{first}"
+    );
+    assert!(o.stderr.contains("syscall: futex"), "{}", o.stderr);
+    assert!(o.elapsed < Duration::from_secs(15), "took {:?}", o.elapsed);
+}
+
+#[test]
+fn uninterruptible_syscall_is_blocked_and_the_action_completes() {
+    if scenario().is_some() {
+        let _wd = start(failstop::Action::Abort);
+        let h = failstop::register("vforker").expect("register");
+        h.touch();
+        say("vfork");
+        // SAFETY: the vfork child only calls pause(), which is allowed; the
+        // parent thread waits in D state until the child exits or execs.
+        unsafe {
+            if libc::vfork() == 0 {
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        std::process::exit(0);
+    }
+    let o = run_child("uninterruptible_syscall_is_blocked_and_the_action_completes", &[], |_| {});
+    assert_eq!(o.status.signal(), Some(libc::SIGABRT), "stderr:\n{}", o.stderr);
+    let first = first_line(&o.stderr);
+    assert!(first.starts_with("failstop: blocked: thread \"vforker\""), "{first}");
+    assert!(o.stderr.contains("state D (disk sleep"), "{}", o.stderr);
+    assert!(o.stderr.contains("cannot run a signal handler"), "{}", o.stderr);
+    assert!(o.elapsed < Duration::from_secs(20), "took {:?}", o.elapsed);
+}
+
+#[test]
+fn sigstop_longer_than_the_stall_budget_is_not_blocked() {
+    if scenario().is_some() {
+        let _wd = start(failstop::Action::Abort);
+        let h = failstop::register("looper").expect("register");
+        let t0 = Instant::now();
+        say("looping");
+        while t0.elapsed() < Duration::from_secs(7) {
+            h.touch();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        say(&format!("verdicts {}", failstop::stats().verdicts));
+        std::process::exit(0);
+    }
+    let o = run_child("sigstop_longer_than_the_stall_budget_is_not_blocked", &[], |pid| {
+        std::thread::sleep(Duration::from_millis(1000));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        std::thread::sleep(Duration::from_millis(3 * STALL_MS));
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    });
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
+    assert!(o.stdout.contains("SCENARIO verdicts 0"), "{}", o.stdout);
+    assert!(!o.stderr.contains("failstop: blocked"), "{}", o.stderr);
+}
+
+#[test]
+fn trickling_io_and_short_sleeps_are_not_blocked() {
+    if scenario().is_some() {
+        let _wd = start(failstop::Action::Abort);
+        let mut fds = [0; 2];
+        // SAFETY: valid out-array.
+        unsafe { libc::pipe(fds.as_mut_ptr()) };
+        let w = fds[1];
+        std::thread::spawn(move || {
+            for _ in 0..30 {
+                std::thread::sleep(Duration::from_millis(200));
+                // SAFETY: writing one byte from a valid buffer.
+                unsafe { libc::write(w, b"x".as_ptr().cast(), 1) };
+            }
+        });
+        let h = failstop::register("slow-io").expect("register");
+        h.touch();
+        say("trickle");
+        // One long "operation": 30 reads of one byte, 200 ms apart, with no
+        // progress mark in between, then many short sleeps, also unmarked.
+        let mut b = [0u8; 1];
+        for _ in 0..30 {
+            // SAFETY: reading into a valid buffer.
+            unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+        }
+        for _ in 0..300 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        h.touch();
+        say(&format!("verdicts {}", failstop::stats().verdicts));
+        std::process::exit(0);
+    }
+    let o = run_child("trickling_io_and_short_sleeps_are_not_blocked", &[], |_| {});
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
+    assert!(o.stdout.contains("SCENARIO verdicts 0"), "{}", o.stdout);
+}
+
+#[test]
+fn idle_and_harmless_waits_are_never_blocked() {
+    if scenario().is_some() {
+        let _wd = start(failstop::Action::Abort);
+        let h = failstop::register("idler").expect("register");
+        h.touch();
+        h.with_idle(|| std::thread::sleep(Duration::from_millis(3 * STALL_MS)));
+        h.with_harmless(|| std::thread::sleep(Duration::from_millis(3 * STALL_MS)));
+        say(&format!("verdicts {}", failstop::stats().verdicts));
+        std::process::exit(0);
+    }
+    let o = run_child("idle_and_harmless_waits_are_never_blocked", &[], |_| {});
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
+    assert!(o.stdout.contains("SCENARIO verdicts 0"), "{}", o.stdout);
+}
+
+#[test]
+fn unhealthy_mode_never_signals_the_blocked_thread() {
+    if scenario().is_some() {
+        let _wd = start(failstop::Action::Unhealthy);
+        let mut fds = [0; 2];
+        // SAFETY: valid out-array.
+        unsafe { libc::pipe(fds.as_mut_ptr()) };
+        let w = fds[1];
+        let reader = std::thread::spawn(move || {
+            let h = failstop::register("reader").expect("register");
+            h.touch();
+            let mut b = [0u8; 1];
+            // SAFETY: reading into a valid buffer.
+            let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+            let e = std::io::Error::last_os_error();
+            say(&format!("read returned {n} {}", if n < 0 { e.to_string() } else { String::new() }));
+        });
+        let t0 = Instant::now();
+        while failstop::healthy() && t0.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        say(&format!("healthy {}", failstop::healthy()));
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: writing one byte from a valid buffer.
+        unsafe { libc::write(w, b"x".as_ptr().cast(), 1) };
+        let _ = reader.join();
+        std::process::exit(0);
+    }
+    let o = run_child("unhealthy_mode_never_signals_the_blocked_thread", &[], |_| {});
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
+    assert!(o.stdout.contains("SCENARIO healthy false"), "{}", o.stdout);
+    // The read was never interrupted: it returned the byte, not EINTR.
+    assert!(o.stdout.contains("SCENARIO read returned 1"), "{}", o.stdout);
+    assert!(first_line(&o.stderr).starts_with("failstop: blocked: thread \"reader\""), "{}", o.stderr);
+}
