@@ -160,6 +160,28 @@ fn mutex_deadlock_is_blocked() {
     assert!(o.elapsed < Duration::from_secs(15), "took {:?}", o.elapsed);
 }
 
+extern "C" fn pause_forever(_: *mut libc::c_void) -> libc::c_int {
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe { libc::pause() };
+    }
+}
+
+/// What `vfork()` does, on a stack of the child's own: the calling thread
+/// waits in uninterruptible sleep (D) until the child execs or exits, which
+/// this child never does. Needs no privilege.
+#[inline(never)]
+fn vfork_child_that_never_exits() {
+    let stack = Box::leak(vec![0u8; 64 * 1024].into_boxed_slice());
+    // SAFETY: the child runs `pause_forever` on its own stack (the top of
+    // `stack`, 16-byte aligned) and never returns; CLONE_VM|CLONE_VFORK is
+    // posix_spawn's mechanism.
+    unsafe {
+        let top = stack.as_mut_ptr().add(stack.len() & !15).cast();
+        libc::clone(pause_forever, top, libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD, std::ptr::null_mut());
+    }
+}
+
 #[test]
 fn uninterruptible_syscall_is_blocked_and_the_action_completes() {
     if scenario().is_some() {
@@ -167,15 +189,7 @@ fn uninterruptible_syscall_is_blocked_and_the_action_completes() {
         let h = failstop::register("vforker").expect("register");
         h.touch();
         say("vfork");
-        // SAFETY: the vfork child only calls pause(), which is allowed; the
-        // parent thread waits in D state until the child exits or execs.
-        unsafe {
-            if libc::vfork() == 0 {
-                loop {
-                    libc::pause();
-                }
-            }
-        }
+        vfork_child_that_never_exits();
         std::process::exit(0);
     }
     let o = run_child("uninterruptible_syscall_is_blocked_and_the_action_completes", &[], |_| {});
@@ -183,6 +197,7 @@ fn uninterruptible_syscall_is_blocked_and_the_action_completes() {
     let first = first_line(&o.stderr);
     assert!(first.starts_with("failstop: blocked: thread \"vforker\""), "{first}");
     assert!(o.stderr.contains("state D (disk sleep"), "{}", o.stderr);
+    assert!(o.stderr.contains("syscall: clone (nr") || o.stderr.contains("syscall: clone3"), "{}", o.stderr);
     assert!(o.stderr.contains("cannot run a signal handler"), "{}", o.stderr);
     assert!(o.elapsed < Duration::from_secs(20), "took {:?}", o.elapsed);
 }
