@@ -47,6 +47,7 @@
 //! | `reporter` | warnings and symbolization, in normal context |
 //! | `action` | the verdict latch, the fuse, abort / exit / unhealthy / warn |
 //! | `gate` | [`healthy`] and [`stats`] |
+//! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
 //! | `watchdog` | [`start`], [`Watchdog`], the settings the handler reads |
 //! | `sys`, `fmt` | raw system calls and allocation-free formatting |
 
@@ -68,6 +69,7 @@ mod registry;
 mod reporter;
 mod signal;
 mod stackwalk;
+mod systemd;
 mod verdict;
 mod watchdog;
 

@@ -1,5 +1,6 @@
 //! The monitor thread: writes the dump on a verdict, tracks each watched
-//! thread's wall-clock progress, and frees the slots of threads that died.
+//! thread's wall-clock progress, frees the slots of threads that died, and
+//! feeds systemd's watchdog while the gate is open (see `systemd`).
 //!
 //! The monitor never allocates after it has started (its buffers are made
 //! before the loop), so it can write the dump while another thread holds
@@ -12,6 +13,7 @@ use crate::error::Error;
 use crate::procfs;
 use crate::registry::{self, MAX_THREADS};
 use crate::sys;
+use crate::systemd::Notifier;
 use crate::watchdog::RT;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -81,8 +83,12 @@ pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
     Some(sys::monotonic_ns().saturating_sub(w.progress_at.load(Relaxed)))
 }
 
-/// Starts the monitor thread.
-pub(crate) fn spawn(dump_path: Option<PathBuf>) -> Result<std::thread::JoinHandle<()>, Error> {
+/// Starts the monitor thread. It owns `notifier` (closed when the monitor
+/// stops).
+pub(crate) fn spawn(
+    dump_path: Option<PathBuf>,
+    notifier: Option<Notifier>,
+) -> Result<std::thread::JoinHandle<()>, Error> {
     let path = match dump_path {
         Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
             Error::new(crate::ErrorKind::InvalidConfig, format!("dump_path {p:?}: contains a NUL byte"))
@@ -97,14 +103,15 @@ pub(crate) fn spawn(dump_path: Option<PathBuf>) -> Result<std::thread::JoinHandl
         .spawn(move || {
             crate::signal::block_all_in_this_thread();
             let _ = tx.send(());
-            run(&mut scratch, path.as_deref());
+            let mut notifier = notifier;
+            run(&mut scratch, path.as_deref(), notifier.as_mut());
         })
         .map_err(|e| Error::os("spawning the monitor thread", e))?;
     let _ = rx.recv();
     Ok(handle)
 }
 
-fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
+fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
     let mut last_loop = sys::monotonic_ns();
@@ -123,7 +130,7 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
         last_loop = now;
         if !dumped && action::LATCH.load(Acquire) != 0 {
             dumped = true;
-            write_dump(scratch, path);
+            write_dump(scratch, path, notifier.as_deref_mut());
             last_loop = sys::monotonic_ns();
         }
         judge_blocked(now, &mut scratch.io[..]);
@@ -131,7 +138,9 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
             registry::reap_dead();
             last_reap = now;
         }
-        sys::futex_wait(&WAKE, seen, Some(PERIOD));
+        // A ping due before the next period is not skipped: wait only until it.
+        let wait = notifier.as_deref_mut().map_or(PERIOD, |n| n.ping_if_due(sys::monotonic_ns()).min(PERIOD));
+        sys::futex_wait(&WAKE, seen, Some(wait));
     }
 }
 
@@ -214,9 +223,16 @@ fn on_blocked(s: &registry::Slot, idx: usize, tid: libc::pid_t, wall_ns: u64) {
 }
 
 /// Writes the dump (raw, then symbolized under the deadline), fsyncs it and
-/// lets the acting thread go.
-fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
+/// lets the acting thread go. Under systemd's watchdog, when the action
+/// closes the gate: `STATUS=` first, `WATCHDOG=trigger` once the dump is
+/// written (not before: systemd's signal would cut it short).
+fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
     let started = sys::monotonic_ns();
+    if RT.closes_gate()
+        && let Some(n) = notifier.as_deref_mut()
+    {
+        n.announce_verdict();
+    }
     let deadline = action::VERDICT_AT.load(Acquire) + RT.dump_timeout_ns.load(Relaxed);
     let file = path.and_then(|p| sys::Fd::open(p, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644).ok());
     // If stderr was closed, the file may have been given fd 2: write it once.
@@ -229,7 +245,10 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
     let raw_done = sys::monotonic_ns();
     // Leave a little of the deadline for the trailer and fsync.
     let sym_deadline = deadline.saturating_sub(100_000_000).max(raw_done);
-    let symbolized = crate::reporter::symbolize_dump(sink.fds(), sym_deadline);
+    // In `warn` mode the gate stays open: keep pinging systemd while the
+    // reporter symbolizes (this can take most of `dump_timeout`).
+    let mut ping = |now| notifier.as_deref_mut().map_or(Duration::MAX, |n| n.ping_if_due(now));
+    let symbolized = crate::reporter::symbolize_dump(sink.fds(), sym_deadline, &mut ping);
     let b = sink.b();
     if !symbolized {
         b.push_str(
@@ -250,6 +269,12 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>) {
         unsafe { libc::fsync(f.raw()) };
     }
     drop(file);
+    if RT.closes_gate()
+        && !action::SPARED_FOR_DEBUGGER.load(Acquire)
+        && let Some(n) = notifier
+    {
+        n.trigger();
+    }
     action::DUMP_DONE.store(1, Release);
     sys::futex_wake_all(&action::DUMP_DONE);
     if action::LATCH.load(Acquire) == action::BLOCKED && RT.fatal() {

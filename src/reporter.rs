@@ -226,7 +226,7 @@ fn symbolized_lines(frames: &[usize]) -> Vec<String> {
 /// Asks the reporter to append the symbolized backtraces to the dump and
 /// waits until it did or `deadline` (monotonic ns) passed. Monitor thread;
 /// allocation-free. Returns whether it finished.
-pub(crate) fn symbolize_dump(fds: &[libc::c_int], deadline: u64) -> bool {
+pub(crate) fn symbolize_dump(fds: &[libc::c_int], deadline: u64, between: &mut dyn FnMut(u64) -> Duration) -> bool {
     if TID.load(Relaxed) == 0 {
         return false;
     }
@@ -247,7 +247,10 @@ pub(crate) fn symbolize_dump(fds: &[libc::c_int], deadline: u64) -> bool {
             SYM_CANCEL.store(true, Release);
             return false;
         }
-        sys::futex_wait(&SYM, v, Some(Duration::from_nanos(deadline - now)));
+        // `between` keeps the monitor's other duties (systemd pings) going
+        // while it waits; it returns when it wants to be called again.
+        let wait = Duration::from_nanos(deadline - now).min(between(now));
+        sys::futex_wait(&SYM, v, Some(wait));
     }
 }
 

@@ -186,6 +186,12 @@ impl Fd {
         Ok(Fd(fd))
     }
 
+    /// Creates a socket of `ty | SOCK_CLOEXEC` in `domain`. Async-signal-safe.
+    pub fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<Fd> {
+        let fd = syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0))?;
+        Ok(Fd(fd))
+    }
+
     /// The raw descriptor.
     pub fn raw(&self) -> libc::c_int {
         self.0

@@ -197,12 +197,20 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
     RT.abort_under_debugger.store(s.abort_under_debugger, Relaxed);
     RT.hook.store(s.pre_abort_hook.map_or(0, |f| f as usize), Relaxed);
 
+    // systemd's variables are read once, here; a broken one fails start.
+    let mut notifier = crate::systemd::from_env(s.systemd)?;
+    if s.disabled && notifier.take().is_some() {
+        tracing::warn!(
+            "failstop: disabled, so nothing sends WATCHDOG=1 to systemd although WATCHDOG_USEC is set: \
+             the service must ping by itself or systemd will end it"
+        );
+    }
     install_atfork_once();
     if !s.disabled {
         crate::stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
         crate::action::prepare()?;
         let reporter = crate::reporter::spawn()?;
-        let monitor = crate::monitor::spawn(s.dump_path.clone())?;
+        let monitor = crate::monitor::spawn(s.dump_path.clone(), notifier)?;
         *OWNED.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Owned { monitor: Some(monitor), reporter: Some(reporter) });
         crate::signal::install(s.signal.number())?;
@@ -241,6 +249,7 @@ fn teardown() {
         }
     }
     crate::action::release();
+    crate::systemd::report_failures();
 }
 
 fn reset_after_fork() {
