@@ -199,10 +199,15 @@ pub(crate) fn act_from_monitor(tid: libc::pid_t) {
         unsafe { libc::_exit(RT.exit_code.load(Relaxed)) };
     }
     set_fuse(Duration::ZERO);
-    // The culprit takes SIGABRT when it can (interruptible sleep); a thread
-    // in uninterruptible sleep never will, so then this thread aborts.
-    let _ = sys::tgkill(tid, libc::SIGABRT);
-    sys::sleep(ABORT_GRACE);
+    // The culprit takes SIGABRT when it can (interruptible sleep), and the
+    // core shows it as the crashing thread; a thread in uninterruptible
+    // sleep never will, so then this thread aborts at once.
+    let mut io = [0u8; 1024];
+    let in_d = crate::procfs::read_stat(tid, &mut io).is_ok_and(|s| s.state == b'D');
+    if !in_d {
+        let _ = sys::tgkill(tid, libc::SIGABRT);
+        sys::sleep(ABORT_GRACE);
+    }
     set_default(libc::SIGABRT);
     raise_abort(sys::gettid());
     sys::sleep(ABORT_GRACE);

@@ -176,6 +176,10 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
         b.push_str(" ms of CPU without progress (cpu_budget ");
         b.push_u64(RT.cpu_budget_ns.load(Relaxed) / 1_000_000);
     }
+    if kind != action::BLOCKED {
+        b.push_str(" ms, checked every ");
+        b.push_ms(RT.period_ns.load(Relaxed));
+    }
     b.push_str(" ms); action: ");
     push_action(b);
     out.eol();
@@ -272,8 +276,11 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
             continue;
         }
         // A signal interrupts the system call a thread sleeps in: outside a
-        // fatal verdict, only running threads are asked.
-        if !fatal && procfs::read_stat(tid, io).map(|s| s.state != b'R').unwrap_or(true) {
+        // fatal verdict, only running threads are asked. A thread in
+        // uninterruptible sleep (D) cannot answer: it is asked, in case it
+        // wakes in time, but not waited for.
+        let state = procfs::read_stat(tid, io).map_or(b'?', |s| s.state);
+        if !fatal && state != b'R' {
             continue;
         }
         let (lo, hi) = registry::find_tid(tid)
@@ -284,7 +291,9 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
         c.tid.store(tid, Relaxed);
         c.frames.state.store(CAP_REQUESTED, Release);
         if sys::tgsigqueue(tid, signo, crate::cpu_timer::sigval_for(CAPTURE_TAG, i)).is_ok() {
-            asked += 1;
+            if state != b'D' {
+                asked += 1;
+            }
         } else {
             c.frames.state.store(CAP_EMPTY, Relaxed);
         }
