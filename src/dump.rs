@@ -394,7 +394,7 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
     }
     out.eol();
     if is_culprit && action::LATCH.load(Relaxed) == action::STUCK {
-        out.b().push_str("    (its state and system call are failstop's handler waiting for this dump; the frames show where it was interrupted)");
+        out.b().push_str("    (the culprit is inside failstop's signal handler: its state and system call are the handler's; the frames show where it was interrupted)");
         out.eol();
     }
 

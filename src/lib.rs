@@ -80,6 +80,11 @@ pub use registry::{HarmlessGuard, IdleGuard, MAX_THREADS, ThreadHandle};
 pub use reporter::{WARN_BURST, WARN_WINDOW};
 pub use watchdog::Watchdog;
 
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Starts the watchdog with `config` (use [`Config::from_env`] to let
 /// `FAILSTOP_*` variables override it).
 ///
