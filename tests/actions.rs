@@ -38,8 +38,9 @@ fn unhealthy_action_closes_the_gate_and_keeps_running() {
         if !failstop::healthy() {
             say!("unhealthy");
         }
-        // Keep running a while: nothing ends the process.
-        std::thread::sleep(Duration::from_secs(1));
+        // Keep running: nothing ends the process. Nothing waits for the dump
+        // either in this mode, so stay past its deadline (dump_timeout, 2 s).
+        std::thread::sleep(Duration::from_secs(3));
         STOP_SPINNING.store(true, Ordering::Relaxed);
         t.join().unwrap();
         say_stats();
@@ -70,8 +71,9 @@ fn warn_action_reports_and_changes_nothing() {
             say!("spin-end");
         });
         t.join().unwrap();
-        // The reporter prints in normal context: give it a moment.
-        std::thread::sleep(Duration::from_millis(500));
+        // Nothing waits for the dump in this mode: stay past its deadline
+        // (dump_timeout, 2 s, counted from the verdict).
+        std::thread::sleep(Duration::from_millis(2500));
         say_stats();
         common::child_exit(0);
     }

@@ -222,7 +222,11 @@ impl Spec {
         self
     }
 
+    /// Starts the child. Children of one test binary run one at a time (the
+    /// lock is held until [`Running::finish`]): two spinning children on a
+    /// two-core machine starve each other's dump symbolization.
     pub fn spawn(self) -> Running {
+        let serial = CHILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let program = self.program.clone().unwrap_or_else(|| std::env::current_exe().expect("current_exe"));
         let mut cmd = Command::new(&program);
         cmd.args(&self.args);
@@ -275,7 +279,7 @@ impl Spec {
                 None
             }
         };
-        Running { child, start, timeout: self.timeout, lines, stdout_thread, stderr_thread }
+        Running { child, start, timeout: self.timeout, lines, stdout_thread, stderr_thread, _serial: serial }
     }
 
     /// Runs the child to its end (or kills it at the timeout and fails).
@@ -292,7 +296,10 @@ pub struct Running {
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
     stdout_thread: JoinHandle<()>,
     stderr_thread: Option<JoinHandle<String>>,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+static CHILD_LOCK: Mutex<()> = Mutex::new(());
 
 impl Running {
     pub fn pid(&self) -> i32 {
