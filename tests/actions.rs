@@ -28,7 +28,8 @@ fn spin_until_stopped() {
 #[test]
 fn unhealthy_action_closes_the_gate_and_keeps_running() {
     if common::scenario().is_some() {
-        let _wd = failstop::start(small_config().action(Action::Unhealthy)).expect("start");
+        let path = common::temp_path("unhealthy");
+        let _wd = failstop::start(small_config().action(Action::Unhealthy).dump_path(&path)).expect("start");
         assert!(failstop::healthy());
         let t = std::thread::spawn(spin_until_stopped);
         let until = Instant::now() + Duration::from_secs(30);
@@ -39,8 +40,10 @@ fn unhealthy_action_closes_the_gate_and_keeps_running() {
             say!("unhealthy");
         }
         // Keep running: nothing ends the process. Nothing waits for the dump
-        // either in this mode, so stay past its deadline (dump_timeout, 2 s).
-        std::thread::sleep(Duration::from_secs(3));
+        // either in this mode: wait for it (its file copy tells when it is done).
+        std::thread::sleep(Duration::from_secs(1));
+        say!("dump-done {}", common::wait_for_dump_file(&path));
+        let _ = std::fs::remove_file(&path);
         STOP_SPINNING.store(true, Ordering::Relaxed);
         t.join().unwrap();
         say_stats();
@@ -49,6 +52,7 @@ fn unhealthy_action_closes_the_gate_and_keeps_running() {
     let o = Spec::scenario("unhealthy_action_closes_the_gate_and_keeps_running", "unhealthy").run();
     o.assert_exit(0);
     assert!(o.has("unhealthy"), "{}", o.describe());
+    assert_eq!(o.value("dump-done"), "true", "{}", o.describe());
     let took = o.time_of("unhealthy") - o.time_of("spin-start");
     assert!(took < CATCH_BOUND, "gate closed {took:?} after the spin started\n{}", o.describe());
     assert_eq!(o.value("healthy"), "false", "{}", o.describe());
@@ -60,7 +64,8 @@ fn unhealthy_action_closes_the_gate_and_keeps_running() {
 #[test]
 fn warn_action_reports_and_changes_nothing() {
     if common::scenario().is_some() {
-        let _wd = failstop::start(small_config().action(Action::Warn)).expect("start");
+        let path = common::temp_path("warn");
+        let _wd = failstop::start(small_config().action(Action::Warn).dump_path(&path)).expect("start");
         let t = std::thread::spawn(|| {
             let h = failstop::register("spinner").expect("register");
             say!("tid spinner {}", gettid());
@@ -71,15 +76,16 @@ fn warn_action_reports_and_changes_nothing() {
             say!("spin-end");
         });
         t.join().unwrap();
-        // Nothing waits for the dump in this mode: stay past its deadline
-        // (dump_timeout, 2 s, counted from the verdict).
-        std::thread::sleep(Duration::from_millis(2500));
+        // Nothing waits for the dump in this mode: wait for its file copy.
+        say!("dump-done {}", common::wait_for_dump_file(&path));
+        let _ = std::fs::remove_file(&path);
         say_stats();
         common::child_exit(0);
     }
     let o = Spec::scenario("warn_action_reports_and_changes_nothing", "warn").run();
     o.assert_exit(0);
     assert!(o.has("spin-end"), "{}", o.describe());
+    assert_eq!(o.value("dump-done"), "true", "{}", o.describe());
     assert_eq!(o.value("healthy"), "true", "warn mode never closes the gate\n{}", o.describe());
     assert!(o.stat("verdicts") >= 1, "{}", o.describe());
     let dump = Dump::parse(&o.stderr);
@@ -188,4 +194,23 @@ fn pre_abort_hook_runs_before_the_abort() {
     let written = o.stderr.find("failstop: dump written").unwrap();
     let marker = o.stderr.find("SCENARIO hook-ran").expect("marker on stderr");
     assert!(marker > written, "the hook ran before the dump was written\n{}", o.describe());
+}
+
+/// A dump deadline too short for symbols: the raw dump is still complete
+/// and the action still happens (symbols are what a slow dump costs).
+#[test]
+fn short_dump_deadline_costs_symbols_not_the_action() {
+    if common::scenario().is_some() {
+        let _wd = failstop::start(small_config().dump_timeout(Duration::from_millis(500))).expect("start");
+        spawn_spinner("spinner").join().ok();
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("short_dump_deadline_costs_symbols_not_the_action", "short-deadline").run();
+    o.assert_signal(libc::SIGABRT);
+    o.assert_ended_within("spin-start", CATCH_BOUND);
+    let dump = Dump::parse(&o.stderr);
+    let v = dump.verdict();
+    assert_eq!((v.name.as_str(), v.tid, v.action.as_str()), ("spinner", o.tid("spinner"), "abort"), "{}", o.describe());
+    assert!(dump.threads()[0].0, "{}", o.describe());
+    assert!(o.stderr.contains("failstop: modules (path, load base, bias, build-id):"), "{}", o.describe());
 }

@@ -15,7 +15,10 @@ fn culprit_tid(dump: &Dump) -> i32 {
 
 #[test]
 fn demo_spin_is_caught() {
-    let o = demo(&["--fault", "spin", "--after", "300", "--seconds", "30"]).env("FAILSTOP_CPU_BUDGET_MS", "300").run();
+    let o = demo(&["--fault", "spin", "--after", "300", "--seconds", "30"])
+        .env("FAILSTOP_CPU_BUDGET_MS", "300")
+        .env("FAILSTOP_DUMP_TIMEOUT_MS", "10000")
+        .run();
     o.assert_signal(libc::SIGABRT);
     let started = o.lines.iter().find(|(_, l)| l.contains("FAULT spin")).map(|(t, _)| *t);
     let started = started.unwrap_or_else(|| panic!("no fault line\n{}", o.describe()));
@@ -28,6 +31,7 @@ fn demo_spin_is_caught() {
 fn demo_spin_holding_lock_blames_worker_0() {
     let o = demo(&["--fault", "spin-holding-lock", "--after", "300", "--seconds", "30"])
         .env("FAILSTOP_CPU_BUDGET_MS", "300")
+        .env("FAILSTOP_DUMP_TIMEOUT_MS", "10000")
         .run();
     o.assert_signal(libc::SIGABRT);
     let dump = Dump::parse(&o.stderr);

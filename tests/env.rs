@@ -93,6 +93,7 @@ fn good_values_apply() {
         .env("FAILSTOP_WARN_MS", "100")
         .env("FAILSTOP_ACTION", "exit:9")
         .env("FAILSTOP_SIGNAL", "SIGRTMIN+2")
+        .env("FAILSTOP_DUMP_TIMEOUT_MS", "10000")
         .run();
     o.assert_exit(9);
     o.assert_ended_within("spin-start", CATCH_BOUND);
