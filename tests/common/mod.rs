@@ -1,0 +1,629 @@
+//! Harness shared by the integration tests.
+//!
+//! Crash paths are tested with real child processes: a test re-runs its own
+//! test binary (`current_exe()`) restricted to itself, with
+//! `FSTEST_SCENARIO=<name>` in the environment. In the child the test
+//! function sees the variable, runs the scenario and exits; in the parent it
+//! spawns the child and asserts on its exit status, stdout, stderr and
+//! timing. Scenarios print machine-readable lines `SCENARIO <key> <values>`
+//! on stdout.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The variable that selects the scenario in a child (not a `FAILSTOP_*`
+/// name: `from_env` rejects unknown ones).
+pub const SCENARIO_VAR: &str = "FSTEST_SCENARIO";
+/// The hard limit for any child.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Small budgets keep crash scenarios fast.
+pub const BUDGET: Duration = Duration::from_millis(300);
+pub const WARN: Duration = Duration::from_millis(100);
+/// The dump deadline in the children. The default (2 s) is sometimes missed
+/// by the symbolizer of a debug build on a loaded two-core machine, which
+/// costs the symbolized part of the dump (by design); the tests check that
+/// part, so they give it more time.
+pub const DUMP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The generous bound for "caught quickly" on a noisy two-core machine
+/// (the expected time is about the 300 ms budget plus the dump, which takes
+/// at most DUMP_TIMEOUT).
+pub const CATCH_BOUND: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------
+// In the child
+// ---------------------------------------------------------------------------
+
+/// The scenario to run, when this process is a child.
+pub fn scenario() -> Option<String> {
+    std::env::var(SCENARIO_VAR).ok()
+}
+
+/// Ends a child scenario that finished normally.
+pub fn child_exit(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    std::process::exit(code)
+}
+
+/// Prints `SCENARIO <text>` on stdout, flushed.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "SCENARIO {}", format_args!($($arg)*));
+        let _ = out.flush();
+    }};
+}
+
+/// The calling thread's kernel id.
+pub fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// The calling thread's CPU time.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The fault: a loop that never makes progress. Never inlined, so that it
+/// shows in backtraces under this name.
+#[inline(never)]
+pub fn spin_here_forever() -> ! {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// Burns `cpu` of the calling thread's CPU time without touching anything.
+#[inline(never)]
+pub fn spin_for_cpu(cpu: Duration) {
+    let until = thread_cpu() + cpu;
+    let mut x = 0u64;
+    while thread_cpu() < until {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+}
+
+/// Busy work for `wall` of wall-clock time (at most that much CPU).
+pub fn work_for(wall: Duration) {
+    let until = Instant::now() + wall;
+    let mut x = 0u64;
+    while Instant::now() < until {
+        for _ in 0..100 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+/// Every thread id of this process, from `/proc/self/task`.
+pub fn task_tids() -> Vec<i32> {
+    let mut tids: Vec<i32> = std::fs::read_dir("/proc/self/task")
+        .expect("read /proc/self/task")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    tids
+}
+
+/// POSIX timers of this process (lines `ID:` of `/proc/self/timers`).
+pub fn timer_count() -> usize {
+    std::fs::read_to_string("/proc/self/timers")
+        .expect("read /proc/self/timers")
+        .lines()
+        .filter(|l| l.starts_with("ID:"))
+        .count()
+}
+
+/// VmRSS of this process, in KiB.
+pub fn vm_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS line");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("VmRSS value")
+}
+
+/// A config with the small test budgets and the longer dump deadline.
+pub fn small_config() -> failstop::Config {
+    failstop::Config::new().cpu_budget(BUDGET).warn_after(WARN).dump_timeout(DUMP_TIMEOUT)
+}
+
+/// Waits until the dump file at `path` ends with its `dump written` line
+/// (non-fatal modes: nothing else waits for the dump).
+pub fn wait_for_dump_file(path: &std::path::Path) -> bool {
+    let until = Instant::now() + DUMP_TIMEOUT + Duration::from_secs(5);
+    while Instant::now() < until {
+        if std::fs::read_to_string(path).is_ok_and(|t| t.contains("failstop: dump written in ")) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Spawns a thread that registers as `name`, prints its tid, touches, says
+/// `spin-start` and spins forever. Returns after `spin-start` was printed.
+pub fn spawn_spinner(name: &'static str) -> JoinHandle<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let h = failstop::register(name).expect("register spinner");
+            say!("tid {name} {}", gettid());
+            h.touch();
+            say!("spin-start");
+            let _ = tx.send(());
+            spin_here_forever();
+        })
+        .expect("spawn spinner");
+    rx.recv().expect("spinner started");
+    t
+}
+
+/// Prints the counters the parents check.
+pub fn say_stats() {
+    let s = failstop::stats();
+    say!("stats verdicts {} warnings {} registered {}", s.verdicts, s.warnings, s.registered);
+    say!("healthy {}", failstop::healthy());
+}
+
+// ---------------------------------------------------------------------------
+// In the parent
+// ---------------------------------------------------------------------------
+
+/// What the child's stderr is connected to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stderr {
+    /// A pipe the parent reads.
+    Pipe,
+    /// `/dev/null`.
+    Null,
+    /// A pipe whose read end the parent closes right after the spawn:
+    /// every write to it fails with EPIPE.
+    ClosedPipe,
+}
+
+/// How to run a child.
+pub struct Spec {
+    pub program: Option<std::path::PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub stderr: Stderr,
+    pub timeout: Duration,
+}
+
+impl Spec {
+    /// Re-run this test binary as `test`, with `FSTEST_SCENARIO=scenario`.
+    pub fn scenario(test: &str, scenario: &str) -> Spec {
+        Spec {
+            program: None,
+            args: vec![test.into(), "--exact".into(), "--nocapture".into(), "--test-threads=1".into()],
+            env: vec![(SCENARIO_VAR.into(), scenario.into())],
+            stderr: Stderr::Pipe,
+            timeout: CHILD_TIMEOUT,
+        }
+    }
+
+    /// Run another program.
+    pub fn program(path: std::path::PathBuf, args: &[&str]) -> Spec {
+        Spec {
+            program: Some(path),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec![],
+            stderr: Stderr::Pipe,
+            timeout: CHILD_TIMEOUT,
+        }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Spec {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn stderr(mut self, s: Stderr) -> Spec {
+        self.stderr = s;
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Spec {
+        self.timeout = t;
+        self
+    }
+
+    /// Starts the child. Children of one test binary run one at a time (the
+    /// lock is held until [`Running::finish`]): two spinning children on a
+    /// two-core machine starve each other's dump symbolization.
+    pub fn spawn(self) -> Running {
+        let serial = CHILD_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        let program = self.program.clone().unwrap_or_else(|| std::env::current_exe().expect("current_exe"));
+        let mut cmd = Command::new(&program);
+        cmd.args(&self.args);
+        // The children see only the FAILSTOP_* variables a test sets.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("FAILSTOP_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env_remove(SCENARIO_VAR);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        cmd.stderr(match self.stderr {
+            Stderr::Null => Stdio::null(),
+            Stderr::Pipe | Stderr::ClosedPipe => Stdio::piped(),
+        });
+        let start = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {program:?}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout");
+        let stdout_thread = {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(out);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match r.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+                            lines.lock().unwrap().push((Instant::now(), line));
+                        }
+                    }
+                }
+            })
+        };
+        let err = child.stderr.take();
+        let stderr_thread = match (self.stderr, err) {
+            (Stderr::Pipe, Some(mut e)) => Some(std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = e.read_to_end(&mut v);
+                String::from_utf8_lossy(&v).into_owned()
+            })),
+            // Closed now: the child's writes to stderr fail with EPIPE.
+            (_, e) => {
+                drop(e);
+                None
+            }
+        };
+        Running { child, start, timeout: self.timeout, lines, stdout_thread, stderr_thread, _serial: serial }
+    }
+
+    /// Runs the child to its end (or kills it at the timeout and fails).
+    pub fn run(self) -> Outcome {
+        self.spawn().finish()
+    }
+}
+
+/// A child that runs.
+pub struct Running {
+    pub child: Child,
+    pub start: Instant,
+    timeout: Duration,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+    stdout_thread: JoinHandle<()>,
+    stderr_thread: Option<JoinHandle<String>>,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+static CHILD_LOCK: Mutex<()> = Mutex::new(());
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Waits until a stdout line contains `SCENARIO <key>`; returns when it came.
+    pub fn wait_for(&mut self, key: &str, timeout: Duration) -> Instant {
+        let needle = format!("SCENARIO {key}");
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some((t, _)) = self.lines.lock().unwrap().iter().find(|(_, l)| l.contains(&needle)) {
+                return *t;
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                panic!("child ended ({st:?}) before printing {needle:?}");
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                panic!("child did not print {needle:?} within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn finish(mut self) -> Outcome {
+        let deadline = self.start + self.timeout;
+        let (status, ended) = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break (st, Instant::now());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let _ = self.stdout_thread.join();
+                let stderr = self.stderr_thread.map(|t| t.join().unwrap()).unwrap_or_default();
+                let stdout: Vec<String> = self.lines.lock().unwrap().iter().map(|(_, l)| l.clone()).collect();
+                panic!(
+                    "child still running after {:?}: killed\n--- stdout\n{}\n--- stderr\n{stderr}",
+                    self.timeout,
+                    stdout.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // The pipes close when every process holding them ends; a forked
+        // grandchild could hold them, so do not wait forever.
+        let _ = self.stdout_thread.join();
+        let stderr = self.stderr_thread.map(|t| t.join().unwrap()).unwrap_or_default();
+        let lines = std::mem::take(&mut *self.lines.lock().unwrap());
+        let o = Outcome { status, ended, start: self.start, lines, stderr };
+        assert!(
+            !o.stdout().contains("running 0 tests"),
+            "the child ran no test: wrong test name passed to Spec::scenario?\n{}",
+            o.describe()
+        );
+        o
+    }
+}
+
+/// What a child did.
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub start: Instant,
+    pub ended: Instant,
+    /// Stdout lines with the time each arrived.
+    pub lines: Vec<(Instant, String)>,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn stdout(&self) -> String {
+        self.lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.ended - self.start
+    }
+
+    /// Everything, for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "status {:?} (signal {:?}), elapsed {:?}\n--- stdout\n{}\n--- stderr\n{}\n---",
+            self.status,
+            self.status.signal(),
+            self.elapsed(),
+            self.stdout(),
+            self.stderr
+        )
+    }
+
+    /// The values after `SCENARIO <key> ` of every such line.
+    pub fn values(&self, key: &str) -> Vec<String> {
+        let needle = format!("SCENARIO {key} ");
+        let bare = format!("SCENARIO {key}");
+        self.lines
+            .iter()
+            .filter_map(|(_, l)| {
+                let i = l.find(&bare)?;
+                let rest = &l[i + bare.len()..];
+                if rest.is_empty() {
+                    Some(String::new())
+                } else if l[i..].starts_with(&needle) {
+                    Some(rest[1..].to_string())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// The value of the single `SCENARIO <key> <value>` line.
+    pub fn value(&self, key: &str) -> String {
+        let v = self.values(key);
+        assert_eq!(v.len(), 1, "expected exactly one `SCENARIO {key}` line\n{}", self.describe());
+        v.into_iter().next().unwrap()
+    }
+
+    /// When the `SCENARIO <key>` line arrived.
+    pub fn time_of(&self, key: &str) -> Instant {
+        let bare = format!("SCENARIO {key}");
+        self.lines
+            .iter()
+            .find(|(_, l)| l.contains(&bare))
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("no `{bare}` line\n{}", self.describe()))
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        !self.values(key).is_empty()
+    }
+
+    /// A tid printed as `SCENARIO tid <name> <tid>`.
+    pub fn tid(&self, name: &str) -> i32 {
+        self.value(&format!("tid {name}")).parse().unwrap_or_else(|_| panic!("bad tid\n{}", self.describe()))
+    }
+
+    /// The `stats verdicts N ...` figures printed by [`say_stats`].
+    pub fn stat(&self, which: &str) -> u64 {
+        let v = self.value("stats");
+        let mut it = v.split_whitespace();
+        while let Some(k) = it.next() {
+            if k == which {
+                return it.next().and_then(|n| n.parse().ok()).expect("stat value");
+            }
+        }
+        panic!("no stat {which}\n{}", self.describe())
+    }
+
+    pub fn assert_exit(&self, code: i32) {
+        assert_eq!(self.status.code(), Some(code), "expected exit code {code}\n{}", self.describe());
+    }
+
+    pub fn assert_signal(&self, sig: i32) {
+        assert_eq!(self.status.signal(), Some(sig), "expected the child to end by signal {sig}\n{}", self.describe());
+    }
+
+    /// Asserts the child ended within `bound` after its `SCENARIO <key>` line.
+    pub fn assert_ended_within(&self, key: &str, bound: Duration) {
+        let t = self.time_of(key);
+        let took = self.ended.saturating_duration_since(t);
+        assert!(took <= bound, "the child ended {took:?} after `{key}` (bound {bound:?})\n{}", self.describe());
+    }
+
+    pub fn assert_no_verdict(&self) {
+        assert!(!self.stderr.contains("failstop: stuck"), "unexpected verdict\n{}", self.describe());
+        assert!(!self.stderr.contains("failstop: blocked"), "unexpected verdict\n{}", self.describe());
+        assert!(!self.stderr.contains("dump written"), "unexpected dump\n{}", self.describe());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading a dump
+// ---------------------------------------------------------------------------
+
+/// The verdict line of a dump.
+#[derive(Debug)]
+pub struct Verdict {
+    pub name: String,
+    pub tid: i32,
+    pub cpu_ms: f64,
+    pub budget_ms: u64,
+    pub action: String,
+}
+
+/// A parsed dump (from stderr or a dump file).
+pub struct Dump<'a> {
+    pub text: &'a str,
+    /// Lines from the verdict line up to the symbolized part.
+    pub raw: Vec<&'a str>,
+    /// Lines of the symbolized part.
+    pub symbolized: Vec<&'a str>,
+}
+
+impl<'a> Dump<'a> {
+    /// Finds the dump in `text`; panics with `text` if there is none.
+    pub fn parse(text: &'a str) -> Dump<'a> {
+        let lines: Vec<&str> = text.lines().collect();
+        let first = lines
+            .iter()
+            .position(|l| l.starts_with("failstop: stuck:"))
+            .unwrap_or_else(|| panic!("no `failstop: stuck:` line in:\n{text}"));
+        let sym = lines.iter().position(|l| *l == "failstop: symbolized backtraces:");
+        let raw_end = sym.unwrap_or(lines.len());
+        assert!(raw_end > first, "symbolized part before the verdict line:\n{text}");
+        let raw = lines[first..raw_end].to_vec();
+        let symbolized = sym.map(|s| lines[s + 1..].to_vec()).unwrap_or_default();
+        Dump { text, raw, symbolized }
+    }
+
+    /// The verdict line, parsed:
+    /// `failstop: stuck: thread "<name>" (tid N) used X ms of CPU without progress (cpu_budget B ms); action: A`.
+    pub fn verdict(&self) -> Verdict {
+        let l = self.raw[0];
+        let parse = || -> Option<Verdict> {
+            let rest = l.strip_prefix("failstop: stuck: thread \"")?;
+            let (name, rest) = rest.split_once("\" (tid ")?;
+            let (tid, rest) = rest.split_once(") used ")?;
+            let (cpu, rest) = rest.split_once(" ms of CPU without progress (cpu_budget ")?;
+            let (budget, action) = rest.split_once(" ms); action: ")?;
+            Some(Verdict {
+                name: name.into(),
+                tid: tid.parse().ok()?,
+                cpu_ms: cpu.parse().ok()?,
+                budget_ms: budget.parse().ok()?,
+                action: action.into(),
+            })
+        };
+        parse().unwrap_or_else(|| panic!("malformed verdict line {l:?}"))
+    }
+
+    /// The per-thread lines of the raw part: (culprit mark, tid, name, rest).
+    pub fn threads(&self) -> Vec<(bool, i32, String, String)> {
+        self.raw
+            .iter()
+            .filter_map(|l| {
+                let (culprit, rest) = if let Some(r) = l.strip_prefix("> thread ") {
+                    (true, r)
+                } else {
+                    (false, l.strip_prefix("  thread ")?)
+                };
+                let (tid, rest) = rest.split_once(" \"")?;
+                let (name, rest) = rest.split_once("\" state ")?;
+                Some((culprit, tid.parse().ok()?, name.to_string(), rest.to_string()))
+            })
+            .collect()
+    }
+
+    /// The symbolized frames of thread `tid` (its block's `#i` lines).
+    pub fn symbolized_frames(&self, tid: i32) -> Option<(bool, Vec<&'a str>)> {
+        let head_culprit = format!("> thread {tid} \"");
+        let head_other = format!("  thread {tid} \"");
+        let start = self.symbolized.iter().position(|l| l.starts_with(&head_culprit) || l.starts_with(&head_other))?;
+        let culprit = self.symbolized[start].starts_with('>');
+        let frames = self.symbolized[start + 1..].iter().take_while(|l| l.starts_with("    #")).copied().collect();
+        Some((culprit, frames))
+    }
+
+    pub fn written(&self) -> bool {
+        self.text.lines().any(|l| l.starts_with("failstop: dump written in "))
+    }
+
+    /// Checks the shape every fatal stuck dump has: the verdict names
+    /// `name`/`tid`, the culprit is marked and listed first, and the
+    /// culprit's symbolized backtrace contains `function`.
+    pub fn assert_stuck(&self, name: &str, tid: i32, action: &str, function: &str) {
+        let v = self.verdict();
+        assert_eq!((v.name.as_str(), v.tid), (name, tid), "wrong culprit in\n{}", self.text);
+        assert_eq!(v.action, action, "wrong action in\n{}", self.text);
+        assert_eq!(v.budget_ms, BUDGET.as_millis() as u64, "{}", self.text);
+        // The verdict never comes before the budget was used.
+        assert!(v.cpu_ms >= BUDGET.as_millis() as f64, "verdict before the budget: {v:?}");
+        assert!(v.cpu_ms < 5000.0, "verdict far after the budget: {v:?}");
+        let threads = self.threads();
+        let culprits: Vec<_> = threads.iter().filter(|t| t.0).collect();
+        assert_eq!(culprits.len(), 1, "exactly one culprit line expected in\n{}", self.text);
+        assert_eq!((culprits[0].1, culprits[0].2.as_str()), (tid, name), "{}", self.text);
+        assert!(threads[0].0, "the culprit is listed first\n{}", self.text);
+        let (marked, frames) = self
+            .symbolized_frames(tid)
+            .unwrap_or_else(|| panic!("no symbolized block for the culprit {tid}\n{}", self.text));
+        assert!(marked, "the culprit's symbolized block is not marked '>'\n{}", self.text);
+        assert!(
+            frames.iter().any(|f| f.contains(function)),
+            "`{function}` not in the culprit's symbolized backtrace:\n{}\n--- whole dump\n{}",
+            frames.join("\n"),
+            self.text
+        );
+        assert!(self.written(), "no `dump written` line\n{}", self.text);
+    }
+}
+
+/// The built demo example: `target/<profile>/examples/demo`, next to the
+/// `deps` directory this test binary lives in.
+pub fn demo_path() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let p = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples").join("demo");
+    assert!(p.exists(), "{p:?} not built (cargo test builds examples first)");
+    p
+}
+
+/// A fresh path for a dump file under the target's temporary directory.
+pub fn temp_path(tag: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(dir).expect("create tmpdir");
+    dir.join(format!("{tag}-{}-{nanos}.dump", std::process::id()))
+}

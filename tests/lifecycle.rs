@@ -1,0 +1,157 @@
+//! start / stop / register errors, restarts, and many short-lived threads.
+//! Global state: each scenario runs in its own child process.
+
+#[macro_use]
+mod common;
+
+use common::{CATCH_BOUND, Dump, Spec, small_config, spawn_spinner, task_tids, timer_count, vm_rss_kib};
+use failstop::ErrorKind;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+#[test]
+fn start_and_register_errors() {
+    if common::scenario().is_some() {
+        let e = failstop::register("early").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotRunning, "{e}");
+        let wd = failstop::start(small_config()).expect("start");
+        let e = failstop::start(small_config()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyRunning, "{e}");
+        let e = failstop::start_from_env().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyRunning, "{e}");
+
+        let h = failstop::register("first").expect("register");
+        assert!(h.tid() == common::gettid());
+        assert_eq!(failstop::stats().registered, 1);
+        let e = failstop::register("second").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyRegistered, "{e}");
+        drop(h);
+        assert_eq!(failstop::stats().registered, 0);
+        // Registering again after dropping the handle works.
+        let h = failstop::register("again").expect("register after drop");
+        assert_eq!(failstop::stats().registered, 1);
+
+        drop(wd);
+        assert_eq!(failstop::stats().registered, 0, "a stopped watchdog watches nothing");
+        let e = failstop::register("late").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotRunning, "{e}");
+        // A handle that outlives its watchdog still works and drops cleanly.
+        h.touch();
+        h.tick();
+        h.with_idle(|| ());
+        drop(h);
+        say!("ok");
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("start_and_register_errors", "errors").run();
+    o.assert_exit(0);
+    assert!(o.has("ok"), "{}", o.describe());
+}
+
+#[test]
+fn stop_and_start_100_times_then_catch_a_spin() {
+    if common::scenario().is_some() {
+        let timers0 = timer_count();
+        let tasks0 = task_tids().len();
+        for i in 0..100 {
+            let wd = failstop::start(small_config()).unwrap_or_else(|e| panic!("start #{i}: {e}"));
+            let barrier = Arc::new(Barrier::new(2));
+            let t = {
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let h = failstop::register(&format!("round-{i}")).unwrap_or_else(|e| panic!("register #{i}: {e}"));
+                    h.touch();
+                    barrier.wait();
+                    barrier.wait();
+                    h.tick();
+                })
+            };
+            barrier.wait();
+            assert_eq!(failstop::stats().registered, 1, "round {i}");
+            barrier.wait();
+            t.join().unwrap();
+            assert_eq!(failstop::stats().registered, 0, "round {i}");
+            wd.stop();
+            assert_eq!(failstop::register("between").unwrap_err().kind(), ErrorKind::NotRunning, "round {i}");
+        }
+        say!("restarts-done 100");
+        say!("timers {timers0} {}", timer_count());
+        say!("tasks {tasks0} {}", task_tids().len());
+        // The 101st watchdog still works.
+        let _wd = failstop::start(small_config()).expect("final start");
+        spawn_spinner("final-spinner").join().ok();
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("stop_and_start_100_times_then_catch_a_spin", "restart").run();
+    assert!(o.has("restarts-done"), "{}", o.describe());
+    let timers: Vec<usize> = o.value("timers").split(' ').map(|v| v.parse().unwrap()).collect();
+    assert!(timers[1] <= timers[0], "POSIX timers leaked: {timers:?}\n{}", o.describe());
+    let tasks: Vec<usize> = o.value("tasks").split(' ').map(|v| v.parse().unwrap()).collect();
+    assert!(tasks[1] <= tasks[0], "threads leaked: {tasks:?}\n{}", o.describe());
+    o.assert_signal(libc::SIGABRT);
+    o.assert_ended_within("spin-start", CATCH_BOUND);
+    Dump::parse(&o.stderr).assert_stuck("final-spinner", o.tid("final-spinner"), "abort", "spin_here_forever");
+}
+
+/// Runs `n` threads, `batch` at a time, each running `f`.
+fn threads(n: usize, batch: usize, f: fn(usize)) {
+    for b in (0..n).step_by(batch) {
+        let ts: Vec<_> = (b..(b + batch).min(n)).map(|i| std::thread::spawn(move || f(i))).collect();
+        for t in ts {
+            t.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn many_short_lived_threads_leak_nothing() {
+    if common::scenario().is_some() {
+        let _wd = failstop::start(small_config()).expect("start");
+        // Warm up (first-use allocations of the runtime and allocator).
+        threads(200, 16, |i| drop(failstop::register(&format!("warm-{i}")).expect("register")));
+        let timers0 = timer_count();
+        let registered0 = failstop::stats().registered;
+        let rss0 = vm_rss_kib();
+        let t0 = Instant::now();
+        threads(10_000, 16, |i| {
+            let h = failstop::register(&format!("short-{i}")).unwrap_or_else(|e| panic!("register #{i}: {e}"));
+            h.touch();
+            h.tick();
+            drop(h);
+        });
+        say!("dropped-in-ms {}", t0.elapsed().as_millis());
+        threads(1_000, 16, |i| {
+            let h = failstop::register(&format!("forgot-{i}")).unwrap_or_else(|e| panic!("register forgot #{i}: {e}"));
+            h.touch();
+            std::mem::forget(h);
+        });
+        // A thread that exits without dropping its handle is freed "anyway":
+        // allow the monitor's reaping (once a second) a few rounds.
+        let until = Instant::now() + Duration::from_secs(5);
+        while failstop::stats().registered > registered0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        say!("registered {registered0} {}", failstop::stats().registered);
+        say!("timers {timers0} {}", timer_count());
+        say!("rss-kib {rss0} {}", vm_rss_kib());
+        // Still works afterwards.
+        let h = failstop::register("after").expect("register after");
+        h.touch();
+        drop(h);
+        say!("ok");
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("many_short_lived_threads_leak_nothing", "many").run();
+    o.assert_exit(0);
+    assert!(o.has("ok"), "{}", o.describe());
+    let pair = |k: &str| -> (u64, u64) {
+        let v: Vec<u64> = o.value(k).split(' ').map(|v| v.parse().unwrap()).collect();
+        (v[0], v[1])
+    };
+    let (r0, r1) = pair("registered");
+    assert_eq!(r1, r0, "slots not freed\n{}", o.describe());
+    let (t0, t1) = pair("timers");
+    assert!(t1 <= t0, "POSIX timers leaked: {t0} -> {t1}\n{}", o.describe());
+    let (m0, m1) = pair("rss-kib");
+    assert!(m1 < m0 + 20 * 1024, "VmRSS grew from {m0} KiB to {m1} KiB\n{}", o.describe());
+}
