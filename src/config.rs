@@ -443,8 +443,8 @@ pub struct Settings {
     pub action: Action,
     /// Default [`Signal::SIGALRM`]. The signal the per-thread timers deliver.
     pub signal: Signal,
-    /// Default `None` (the dump goes to standard error). A file the thread
-    /// dump is written to.
+    /// Default `None` (the dump goes to standard error only). A file the
+    /// thread dump is also written to, fsynced.
     pub dump_path: Option<PathBuf>,
     /// Default 2 s. Hard deadline for the whole thread dump; the action
     /// proceeds when it passes.
@@ -614,9 +614,10 @@ impl Config {
         self
     }
 
-    /// Write the thread dump to this file instead of standard error.
-    /// Default: unset (standard error). The path must be non-empty and
-    /// contain no NUL byte.
+    /// Also write the thread dump to this file (created or truncated at the
+    /// verdict, written whole and fsynced before the process ends, even when
+    /// standard error is closed or a broken pipe). Default: unset (standard
+    /// error only). The path must be non-empty and contain no NUL byte.
     ///
     /// ```
     /// let config = failstop::Config::new().dump_path("/var/log/app/failstop.dump");

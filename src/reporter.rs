@@ -161,6 +161,13 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     for l in &lines {
         let _ = writeln!(block, "    {l}");
     }
+    // A verdict may have come while this warning was symbolized: the dump
+    // has the floor, and this warning is counted instead of interleaved.
+    if action::LATCH.load(Acquire) != 0 && action::DUMP_DONE.load(Acquire) == 0 {
+        WARNINGS.fetch_sub(1, Relaxed);
+        SUPPRESSED.fetch_add(1, Relaxed);
+        return;
+    }
     let _ = sys::write_all(2, block.as_bytes());
     tracing::warn!(
         thread = %name,
