@@ -41,6 +41,10 @@ fn scenario() {
     }
 }
 
+#[expect(
+    clippy::zombie_processes,
+    reason = "reaped with waitpid(__WALL): the tracee is reported there, not to Child::wait"
+)]
 /// Runs the child under our "debugger"; returns how it ended (None: still
 /// alive after `watch`, then killed), its stdout and its stderr.
 fn run_traced(abort_under_debugger: bool, watch: Duration) -> (Option<std::process::ExitStatus>, String, String) {
