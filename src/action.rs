@@ -134,7 +134,7 @@ pub(crate) fn on_stuck(s: &Slot, idx: usize, tid: libc::pid_t, ctx: *mut libc::c
     crate::monitor::wake();
     if RT.fatal() {
         wait_for_dump();
-        act_on_this_thread();
+        act(tid);
     }
 }
 
@@ -151,10 +151,18 @@ pub(crate) fn wait_for_dump() {
     }
 }
 
-/// Runs the hook and ends the process from the calling thread: by SIGABRT
-/// on it (abort) or `_exit` (exit:N). Returns only when a debugger is
-/// attached and aborting under it is not allowed. Async-signal-safe.
-pub(crate) fn act_on_this_thread() {
+/// Runs the hook and ends the process with `culprit` as the crashing thread:
+/// `SIGABRT` raised on it (a core file shows it), or `_exit` (exit:N).
+///
+/// Called on the culprit itself (stuck: from its handler) or by the monitor
+/// (blocked: the culprit sleeps in a system call). A culprit in
+/// uninterruptible sleep (D) can never take the signal, so then the calling
+/// thread aborts at once. If a `SIGABRT` handler swallows the signal, the
+/// default action is restored and the signal raised again, as abort(3)
+/// does; if the process still lives after [`ABORT_GRACE`], it is killed.
+/// Returns only when a debugger is attached and aborting under it is not
+/// allowed. Async-signal-safe.
+pub(crate) fn act(culprit: libc::pid_t) {
     if SPARED_FOR_DEBUGGER.load(Acquire) {
         set_fuse(Duration::ZERO);
         return;
@@ -172,46 +180,22 @@ pub(crate) fn act_on_this_thread() {
     // A core dump must not be cut short by the fuse: from here on the
     // deadlines below are ours.
     set_fuse(Duration::ZERO);
-    raise_abort(sys::gettid());
-    // A SIGABRT handler returned: do what abort(3) does, then insist.
+    let me = sys::gettid();
+    if culprit == me {
+        raise_abort(me);
+    } else {
+        let mut io = [0u8; 1024];
+        let in_d = crate::procfs::read_stat(culprit, &mut io).is_ok_and(|s| s.state == b'D');
+        if !in_d {
+            let _ = sys::tgkill(culprit, libc::SIGABRT);
+            sys::sleep(ABORT_GRACE);
+        }
+    }
+    // Still alive: a SIGABRT handler returned, or the culprit cannot take it.
     set_default(libc::SIGABRT);
-    raise_abort(sys::gettid());
+    raise_abort(me);
     sys::sleep(ABORT_GRACE);
     // SAFETY: kill is async-signal-safe.
-    unsafe { libc::kill(sys::getpid(), libc::SIGKILL) };
-}
-
-/// Ends the process with the culprit `tid` as the crashing thread, from
-/// another thread (blocked verdicts: the culprit cannot act itself).
-pub(crate) fn act_from_monitor(tid: libc::pid_t) {
-    if SPARED_FOR_DEBUGGER.load(Acquire) {
-        set_fuse(Duration::ZERO);
-        return;
-    }
-    let hook = RT.hook.load(Relaxed);
-    if hook != 0 {
-        // SAFETY: as in `act_on_this_thread`.
-        let f: fn() = unsafe { std::mem::transmute::<usize, fn()>(hook) };
-        f();
-    }
-    if RT.action.load(Relaxed) == ACT_EXIT {
-        // SAFETY: as above.
-        unsafe { libc::_exit(RT.exit_code.load(Relaxed)) };
-    }
-    set_fuse(Duration::ZERO);
-    // The culprit takes SIGABRT when it can (interruptible sleep), and the
-    // core shows it as the crashing thread; a thread in uninterruptible
-    // sleep never will, so then this thread aborts at once.
-    let mut io = [0u8; 1024];
-    let in_d = crate::procfs::read_stat(tid, &mut io).is_ok_and(|s| s.state == b'D');
-    if !in_d {
-        let _ = sys::tgkill(tid, libc::SIGABRT);
-        sys::sleep(ABORT_GRACE);
-    }
-    set_default(libc::SIGABRT);
-    raise_abort(sys::gettid());
-    sys::sleep(ABORT_GRACE);
-    // SAFETY: as above.
     unsafe { libc::kill(sys::getpid(), libc::SIGKILL) };
 }
 

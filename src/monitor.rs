@@ -21,8 +21,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-static WAKE: AtomicU32 = AtomicU32::new(0);
-static STOP: AtomicBool = AtomicBool::new(false);
+static BELL: sys::Doorbell = sys::Doorbell::new();
 
 /// What the monitor keeps per slot (monitor-written; the dump reads it).
 struct Watch {
@@ -63,14 +62,12 @@ const PERIOD: Duration = Duration::from_millis(100);
 
 /// Wakes the monitor now. Async-signal-safe.
 pub(crate) fn wake() {
-    WAKE.fetch_add(1, Release);
-    sys::futex_wake_all(&WAKE);
+    BELL.ring();
 }
 
 /// Asks the monitor to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {
-    STOP.store(true, Release);
-    wake();
+    BELL.request_stop();
 }
 
 /// Wall-clock ns since slot `idx` last made progress, as the monitor saw it.
@@ -95,7 +92,7 @@ pub(crate) fn spawn(
         })?),
         None => None,
     };
-    STOP.store(false, Release);
+    BELL.reset();
     let mut scratch = Scratch::new();
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -116,8 +113,8 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Optio
     let mut last_reap = sys::monotonic_ns();
     let mut last_loop = sys::monotonic_ns();
     loop {
-        let seen = WAKE.load(Acquire);
-        if STOP.load(Acquire) {
+        let seen = BELL.seen();
+        if BELL.stopping() {
             return;
         }
         let now = sys::monotonic_ns();
@@ -140,7 +137,7 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Optio
         }
         // A ping due before the next period is not skipped: wait only until it.
         let wait = notifier.as_deref_mut().map_or(PERIOD, |n| n.ping_if_due(sys::monotonic_ns()).min(PERIOD));
-        sys::futex_wait(&WAKE, seen, Some(wait));
+        BELL.wait(seen, wait);
     }
 }
 
@@ -278,6 +275,6 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     action::DUMP_DONE.store(1, Release);
     sys::futex_wake_all(&action::DUMP_DONE);
     if action::LATCH.load(Acquire) == action::BLOCKED && RT.fatal() {
-        action::act_from_monitor(action::CULPRIT_TID.load(Relaxed));
+        action::act(action::CULPRIT_TID.load(Relaxed));
     }
 }

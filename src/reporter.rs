@@ -24,8 +24,7 @@ pub const WARN_BURST: usize = 5;
 /// The rate-limit window.
 pub const WARN_WINDOW: Duration = Duration::from_secs(60);
 
-static WAKE: AtomicU32 = AtomicU32::new(0);
-static STOP: AtomicBool = AtomicBool::new(false);
+static BELL: sys::Doorbell = sys::Doorbell::new();
 static TID: AtomicI32 = AtomicI32::new(0);
 /// Symbolization request: 0 idle, 1 asked, 2 done (a futex word).
 static SYM: AtomicU32 = AtomicU32::new(0);
@@ -33,16 +32,14 @@ static SYM_FDS: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
 static SYM_CANCEL: AtomicBool = AtomicBool::new(false);
 static SYM_DEADLINE: AtomicU64 = AtomicU64::new(0);
 
-/// Wakes the reporter. Async-signal-safe.
+/// Wakes the reporter now. Async-signal-safe.
 pub(crate) fn wake() {
-    WAKE.fetch_add(1, Release);
-    sys::futex_wake_all(&WAKE);
+    BELL.ring();
 }
 
-/// Asks the reporter to finish (the watchdog stops).
+/// Asks the reporter to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {
-    STOP.store(true, Release);
-    wake();
+    BELL.request_stop();
 }
 
 /// The reporter's thread id, 0 when none runs.
@@ -70,7 +67,7 @@ pub(crate) fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch:
 
 /// Starts the reporter thread, and warms the symbolizer in it.
 pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
-    STOP.store(false, Release);
+    BELL.reset();
     SYM.store(0, Release);
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -92,8 +89,8 @@ pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
 fn run() {
     let mut recent: VecDeque<Instant> = VecDeque::new();
     loop {
-        let seen = WAKE.load(Acquire);
-        if STOP.load(Acquire) {
+        let seen = BELL.seen();
+        if BELL.stopping() {
             return;
         }
         if SYM.load(Acquire) == 1 {
@@ -117,7 +114,7 @@ fn run() {
                 report_late_verdict(s, late);
             }
         }
-        sys::futex_wait(&WAKE, seen, Some(Duration::from_secs(1)));
+        BELL.wait(seen, Duration::from_secs(1));
     }
 }
 

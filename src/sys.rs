@@ -115,6 +115,53 @@ pub fn futex_wake_all(word: &AtomicU32) {
     }
 }
 
+/// A wake-up word and a stop flag for one of failstop's threads: rung from
+/// signal handlers and other threads, waited on with a timeout.
+pub struct Doorbell {
+    word: AtomicU32,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Doorbell {
+    /// A quiet doorbell.
+    pub const fn new() -> Self {
+        Doorbell { word: AtomicU32::new(0), stop: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// Wakes the waiting thread now. Async-signal-safe.
+    pub fn ring(&self) {
+        self.word.fetch_add(1, std::sync::atomic::Ordering::Release);
+        futex_wake_all(&self.word);
+    }
+
+    /// Asks the waiting thread to finish its loop, and wakes it.
+    pub fn request_stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.ring();
+    }
+
+    /// Clears a stop request (a new thread starts).
+    pub fn reset(&self) {
+        self.stop.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a stop was requested.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The current ring count: read it before checking for work, then
+    /// [`wait`](Self::wait) with it so that no ring is missed.
+    pub fn seen(&self) -> u32 {
+        self.word.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits until rung after `seen`, or `timeout`.
+    pub fn wait(&self, seen: u32, timeout: Duration) {
+        futex_wait(&self.word, seen, Some(timeout));
+    }
+}
+
 /// Converts a duration to a `timespec`, saturating far in the future.
 pub fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {
