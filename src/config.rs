@@ -140,6 +140,7 @@ const CLASSIC_SIGNALS: &[(&str, c_int, Option<&str>)] = &[
     ("SIGPIPE", libc::SIGPIPE, Some("is raised by writes to closed pipes and sockets")),
     ("SIGALRM", libc::SIGALRM, None),
     ("SIGTERM", libc::SIGTERM, Some(TERMINATION)),
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     ("SIGSTKFLT", libc::SIGSTKFLT, Some("is a legacy signal with a fixed meaning")),
     ("SIGCHLD", libc::SIGCHLD, Some("reports child process state changes")),
     ("SIGCLD", libc::SIGCHLD, Some("reports child process state changes")),
@@ -156,6 +157,7 @@ const CLASSIC_SIGNALS: &[(&str, c_int, Option<&str>)] = &[
     ("SIGWINCH", libc::SIGWINCH, Some("reports terminal size changes")),
     ("SIGIO", libc::SIGIO, Some("reports asynchronous I/O readiness")),
     ("SIGPOLL", libc::SIGIO, Some("reports asynchronous I/O readiness")),
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     ("SIGPWR", libc::SIGPWR, Some("reports power failure")),
     ("SIGSYS", libc::SIGSYS, Some(FAULT)),
 ];
@@ -170,8 +172,9 @@ const JOB_CONTROL: &str = "is used for job control";
 ///
 /// Only signals nothing else is expected to use are accepted: `SIGALRM`,
 /// `SIGVTALRM`, `SIGPROF`, `SIGUSR1`, `SIGUSR2` and the real-time signals
-/// `SIGRTMIN..=SIGRTMAX` (as the C library reports them at run time). A
-/// `Signal` value is always one of these. The default is `SIGALRM`.
+/// `SIGRTMIN..=SIGRTMAX` (as the C library reports them at run time; on
+/// Linux with glibc only). A `Signal` value is always one of these. The
+/// default is `SIGALRM`.
 ///
 /// ```
 /// use failstop::{Config, Signal};
@@ -265,36 +268,11 @@ impl Signal {
     /// ```
     pub fn parse(s: &str) -> Result<Signal, String> {
         let allowed = allowed_signals();
-        let rtmin = libc::SIGRTMIN();
-        let rtmax = libc::SIGRTMAX();
-
-        if let Some(rest) = s.strip_prefix("SIGRTMIN") {
-            let number = if rest.is_empty() {
-                Some(rtmin)
-            } else if let Some(offset) = rest.strip_prefix('+') {
-                let offset = parse_small(offset).map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
-                rtmin.checked_add(offset)
-            } else {
-                return Err(format!("{s} is not a signal name; allowed: {allowed}"));
+        if s.starts_with("SIGRTMIN") || s.starts_with("SIGRTMAX") {
+            let Some((rtmin, rtmax)) = rt_range() else {
+                return Err(format!("{s}: real-time signals need Linux with glibc; allowed: {allowed}"));
             };
-            return match number {
-                Some(n) if n <= rtmax => Ok(Signal(n)),
-                _ => Err(format!("{s} is above SIGRTMAX ({rtmax}); allowed: {allowed}")),
-            };
-        }
-        if let Some(rest) = s.strip_prefix("SIGRTMAX") {
-            let number = if rest.is_empty() {
-                Some(rtmax)
-            } else if let Some(offset) = rest.strip_prefix('-') {
-                let offset = parse_small(offset).map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
-                rtmax.checked_sub(offset)
-            } else {
-                return Err(format!("{s} is not a signal name; allowed: {allowed}"));
-            };
-            return match number {
-                Some(n) if n >= rtmin => Ok(Signal(n)),
-                _ => Err(format!("{s} is below SIGRTMIN ({rtmin}); allowed: {allowed}")),
-            };
+            return parse_realtime(s, rtmin, rtmax, &allowed);
         }
         if let Some(&(name, number, reason)) = CLASSIC_SIGNALS.iter().find(|e| e.0 == s) {
             return match reason {
@@ -309,7 +287,7 @@ impl Signal {
             }
             return match digits.parse::<c_int>() {
                 Ok(n) => Signal::check(n),
-                Err(_) => Err(format!("{s} is above SIGRTMAX ({rtmax}); allowed: {allowed}")),
+                Err(_) => Err(format!("{s} is above {}; allowed: {allowed}", highest_signal())),
             };
         }
         if s.is_empty() {
@@ -345,26 +323,27 @@ impl Signal {
     /// Accepts `number` if it is on the allow-list; otherwise the reason,
     /// starting with the number, ending with what is allowed.
     fn check(number: c_int) -> Result<Signal, String> {
-        let rtmin = libc::SIGRTMIN();
-        let rtmax = libc::SIGRTMAX();
-        if (rtmin..=rtmax).contains(&number) {
+        let rt = rt_range();
+        if rt.is_some_and(|(rtmin, rtmax)| (rtmin..=rtmax).contains(&number)) {
             return Ok(Signal(number));
         }
         let why = if number == 0 {
             "0 is not a signal (it only probes whether a process exists)".to_string()
         } else if number < 0 {
             format!("{number} is negative; signal numbers are positive")
-        } else if number > rtmax {
-            format!("{number} is above SIGRTMAX ({rtmax})")
+        } else if rt.is_some_and(|(_, rtmax)| number > rtmax) {
+            format!("{number} is above {}", highest_signal())
         } else if let Some(&(name, _, reason)) = CLASSIC_SIGNALS.iter().find(|e| e.1 == number) {
             match reason {
                 None => return Ok(Signal(number)),
                 Some(reason) => format!("{number} ({name}) {reason}"),
             }
-        } else {
+        } else if let Some((rtmin, _)) = rt {
             // Between the classic signals and SIGRTMIN: glibc keeps these
             // for its threading implementation.
             format!("{number} is reserved by the C library (below SIGRTMIN, {rtmin})")
+        } else {
+            format!("{number} is not an allowed signal (real-time signals need Linux with glibc)")
         };
         Err(format!("{why}; allowed: {}", allowed_signals()))
     }
@@ -373,16 +352,16 @@ impl Signal {
 /// Formats the signal by name: `SIGALRM`, `SIGRTMIN`, `SIGRTMIN+3`, `SIGRTMAX`.
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rtmin = libc::SIGRTMIN();
-        let rtmax = libc::SIGRTMAX();
-        if self.0 == rtmax {
-            return f.write_str("SIGRTMAX");
-        }
-        if self.0 == rtmin {
-            return f.write_str("SIGRTMIN");
-        }
-        if self.0 > rtmin && self.0 < rtmax {
-            return write!(f, "SIGRTMIN+{}", self.0 - rtmin);
+        if let Some((rtmin, rtmax)) = rt_range() {
+            if self.0 == rtmax {
+                return f.write_str("SIGRTMAX");
+            }
+            if self.0 == rtmin {
+                return f.write_str("SIGRTMIN");
+            }
+            if self.0 > rtmin && self.0 < rtmax {
+                return write!(f, "SIGRTMIN+{}", self.0 - rtmin);
+            }
         }
         match CLASSIC_SIGNALS.iter().find(|e| e.1 == self.0) {
             Some(&(name, _, _)) => f.write_str(name),
@@ -391,14 +370,66 @@ impl fmt::Display for Signal {
     }
 }
 
+/// `SIGRTMIN..=SIGRTMAX` as the C library reports them at run time; `None`
+/// where real-time signals are not supported (everywhere but Linux/glibc).
+fn rt_range() -> Option<(c_int, c_int)> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    return Some((libc::SIGRTMIN(), libc::SIGRTMAX()));
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    return None;
+}
+
+/// The highest allowed signal, for "is above ..." messages.
+fn highest_signal() -> String {
+    match rt_range() {
+        Some((_, rtmax)) => format!("SIGRTMAX ({rtmax})"),
+        None => "the highest allowed signal".to_string(),
+    }
+}
+
+/// Parses `SIGRTMIN`, `SIGRTMIN+n`, `SIGRTMAX`, `SIGRTMAX-n` within
+/// `rtmin..=rtmax`; `s` starts with `SIGRTMIN` or `SIGRTMAX`.
+fn parse_realtime(s: &str, rtmin: c_int, rtmax: c_int, allowed: &str) -> Result<Signal, String> {
+    if let Some(rest) = s.strip_prefix("SIGRTMIN") {
+        let number = if rest.is_empty() {
+            Some(rtmin)
+        } else if let Some(offset) = rest.strip_prefix('+') {
+            let offset = parse_small(offset).map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
+            rtmin.checked_add(offset)
+        } else {
+            return Err(format!("{s} is not a signal name; allowed: {allowed}"));
+        };
+        return match number {
+            Some(n) if n <= rtmax => Ok(Signal(n)),
+            _ => Err(format!("{s} is above SIGRTMAX ({rtmax}); allowed: {allowed}")),
+        };
+    }
+    let rest = &s["SIGRTMAX".len()..];
+    let number = if rest.is_empty() {
+        Some(rtmax)
+    } else if let Some(offset) = rest.strip_prefix('-') {
+        let offset = parse_small(offset).map_err(|why| format!("{s}: offset {why}; allowed: {allowed}"))?;
+        rtmax.checked_sub(offset)
+    } else {
+        return Err(format!("{s} is not a signal name; allowed: {allowed}"));
+    };
+    match number {
+        Some(n) if n >= rtmin => Ok(Signal(n)),
+        _ => Err(format!("{s} is below SIGRTMIN ({rtmin}); allowed: {allowed}")),
+    }
+}
+
 /// The allow-list, in words, with the real-time range of this process.
 fn allowed_signals() -> String {
-    format!(
-        "SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, SIGUSR2, SIGRTMIN, SIGRTMIN+n, SIGRTMAX, \
-         SIGRTMAX-n (SIGRTMIN={}, SIGRTMAX={} here), or the decimal number of one of these",
-        libc::SIGRTMIN(),
-        libc::SIGRTMAX()
-    )
+    match rt_range() {
+        Some((rtmin, rtmax)) => format!(
+            "SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, SIGUSR2, SIGRTMIN, SIGRTMIN+n, SIGRTMAX, \
+             SIGRTMAX-n (SIGRTMIN={rtmin}, SIGRTMAX={rtmax} here), or the decimal number of one of these"
+        ),
+        None => "SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, SIGUSR2, or the decimal number of one of these \
+                 (real-time signals need Linux with glibc)"
+            .to_string(),
+    }
 }
 
 /// Parses a non-empty string of ASCII digits into a `c_int`.

@@ -44,6 +44,8 @@ pub struct Error {
     message: String,
 }
 
+// Used by the Linux-only modules.
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 impl Error {
     /// Builds an error of `kind` with a full message.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {

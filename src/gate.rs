@@ -5,6 +5,14 @@
 //! signal handler closes it before it does anything that can take time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How many threads can be registered at once.
+pub const MAX_THREADS: usize = 4096;
+/// Warnings reported at most per window; the rest are counted as suppressed.
+pub const WARN_BURST: usize = 5;
+/// The rate-limit window.
+pub const WARN_WINDOW: Duration = Duration::from_secs(60);
 
 static HEALTHY: AtomicBool = AtomicBool::new(true);
 pub(crate) static WARNINGS: AtomicU64 = AtomicU64::new(0);
@@ -29,6 +37,7 @@ pub fn healthy() -> bool {
 }
 
 /// Closes the gate for good. Async-signal-safe (one atomic store).
+#[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 pub(crate) fn close() {
     HEALTHY.store(false, Ordering::Release);
 }
@@ -60,7 +69,10 @@ pub struct Stats {
 /// ```
 pub fn stats() -> Stats {
     Stats {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         registered: crate::registry::watched_count(),
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        registered: 0,
         warnings: WARNINGS.load(Ordering::Relaxed),
         suppressed_warnings: SUPPRESSED.load(Ordering::Relaxed),
         verdicts: VERDICTS.load(Ordering::Relaxed),

@@ -50,35 +50,63 @@
 //! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
 //! | `watchdog` | [`start`], [`Watchdog`], the settings the handler reads |
 //! | `sys`, `fmt` | raw system calls and allocation-free formatting |
+//! | `unsupported` | the same API on other platforms, where [`start`] fails |
+//!
+//! failstop needs Linux with glibc; only `config`, `error` and `gate` are
+//! built elsewhere, with `unsupported`, so that the crate still compiles and
+//! [`start`] returns [`ErrorKind::Unsupported`].
 
-#![cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code, unused_imports))]
-
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[macro_use]
 mod sys;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod action;
-mod config;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod cpu_timer;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod dump;
-mod error;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod fmt;
-mod gate;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod modules;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod monitor;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod procfs;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod registry;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod reporter;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod signal;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod stackwalk;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod systemd;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+mod unsupported;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod verdict;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod watchdog;
+
+mod config;
+mod error;
+mod gate;
 
 pub use config::{Action, Config, ENV_VARS, Settings, Signal, Systemd};
 pub use error::{Error, ErrorKind};
-pub use gate::{Stats, healthy, stats};
-pub use registry::{HarmlessGuard, IdleGuard, MAX_THREADS, ThreadHandle};
-pub use reporter::{WARN_BURST, WARN_WINDOW};
+pub use gate::{MAX_THREADS, Stats, WARN_BURST, WARN_WINDOW, healthy, stats};
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use registry::{HarmlessGuard, IdleGuard, ThreadHandle};
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub use unsupported::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+use unsupported::{register as register_impl, start as start_impl};
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub use watchdog::Watchdog;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+use {registry::register as register_impl, watchdog::start as start_impl};
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]
@@ -99,7 +127,7 @@ struct ReadmeDoctests;
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn start(config: Config) -> Result<Watchdog, Error> {
-    watchdog::start(config)
+    start_impl(config)
 }
 
 /// Starts the watchdog from the defaults and the `FAILSTOP_*` variables.
@@ -109,7 +137,7 @@ pub fn start(config: Config) -> Result<Watchdog, Error> {
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn start_from_env() -> Result<Watchdog, Error> {
-    watchdog::start(Config::new().from_env()?)
+    start_impl(Config::new().from_env()?)
 }
 
 /// Watches the calling thread under `name` (used in reports; cut to 48 bytes).
@@ -132,5 +160,5 @@ pub fn start_from_env() -> Result<Watchdog, Error> {
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn register(name: &str) -> Result<ThreadHandle, Error> {
-    registry::register(name)
+    register_impl(name)
 }

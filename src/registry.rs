@@ -25,8 +25,7 @@ use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
-/// How many threads can be registered at once.
-pub const MAX_THREADS: usize = 4096;
+pub(crate) use crate::gate::MAX_THREADS;
 /// Frames kept per captured backtrace.
 pub(crate) const MAX_FRAMES: usize = 64;
 /// Bytes of a thread name kept (longer names are cut).

@@ -11,18 +11,13 @@
 use crate::action::{self, CULPRIT_FRAMES};
 use crate::dump::{CAPTURE_COUNT, CAPTURES};
 use crate::error::Error;
-use crate::gate::{SUPPRESSED, WARNINGS};
+use crate::gate::{SUPPRESSED, WARN_BURST, WARN_WINDOW, WARNINGS};
 use crate::registry::{self, CAP_EMPTY, CAP_READY, CAP_WRITING, MAX_FRAMES, Slot};
 use crate::sys;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
-
-/// Warnings reported at most per window; the rest are counted as suppressed.
-pub const WARN_BURST: usize = 5;
-/// The rate-limit window.
-pub const WARN_WINDOW: Duration = Duration::from_secs(60);
 
 static BELL: sys::Doorbell = sys::Doorbell::new();
 static TID: AtomicI32 = AtomicI32::new(0);

@@ -151,12 +151,6 @@ impl Drop for Watchdog {
 /// Starts watching with `config`. See [`crate::start`].
 pub(crate) fn start(config: Config) -> Result<Watchdog, Error> {
     config.validate()?;
-    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            "unsupported platform: failstop needs Linux with glibc (per-thread CPU-time timers, /proc)",
-        ));
-    }
     if RT.state.compare_exchange(STOPPED, STARTING, AcqRel, Relaxed).is_err() {
         // A watchdog inherited across fork() does not run in this process.
         if RT.pid.load(Relaxed) != crate::sys::getpid() {
