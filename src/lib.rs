@@ -56,39 +56,46 @@
 //! built elsewhere, with `unsupported`, so that the crate still compiles and
 //! [`start`] returns [`ErrorKind::Unsupported`].
 
+/// Keeps each item only on Linux with glibc, the one supported platform.
+macro_rules! linux_gnu {
+    ($($item:item)*) => {
+        $(
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            $item
+        )*
+    };
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[macro_use]
 mod sys;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod action;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod cpu_timer;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod dump;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod fmt;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod modules;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod monitor;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod procfs;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod registry;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod reporter;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod signal;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod stackwalk;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod systemd;
+linux_gnu! {
+    mod action;
+    mod cpu_timer;
+    mod dump;
+    mod fmt;
+    mod modules;
+    mod monitor;
+    mod procfs;
+    mod registry;
+    mod reporter;
+    mod signal;
+    mod stackwalk;
+    mod systemd;
+    mod verdict;
+    mod watchdog;
+
+    pub use registry::{HarmlessGuard, IdleGuard, ThreadHandle};
+    pub use watchdog::Watchdog;
+    use registry::register as register_impl;
+    use watchdog::start as start_impl;
+}
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod unsupported;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod verdict;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod watchdog;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub use unsupported::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+use unsupported::{register as register_impl, start as start_impl};
 
 mod config;
 mod error;
@@ -97,16 +104,6 @@ mod gate;
 pub use config::{Action, Config, ENV_VARS, Settings, Signal, Systemd};
 pub use error::{Error, ErrorKind};
 pub use gate::{MAX_THREADS, Stats, WARN_BURST, WARN_WINDOW, healthy, stats};
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub use registry::{HarmlessGuard, IdleGuard, ThreadHandle};
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub use unsupported::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-use unsupported::{register as register_impl, start as start_impl};
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub use watchdog::Watchdog;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-use {registry::register as register_impl, watchdog::start as start_impl};
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]
