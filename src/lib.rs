@@ -50,12 +50,14 @@
 //! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
 //! | `watchdog` | [`start`], [`Watchdog`], the settings the handler reads |
 //! | `sys`, `fmt` | raw system calls and allocation-free formatting |
+//! | `capi` | the C ABI (`include/failstop.h`): `failstop_start`, `failstop_register`, ... |
 
 #![cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code, unused_imports))]
 
 #[macro_use]
 mod sys;
 mod action;
+mod capi;
 mod config;
 mod cpu_timer;
 mod dump;
