@@ -16,22 +16,26 @@ const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 /// The libraries a Rust static library needs (`rustc --print native-static-libs`).
 const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
 
-/// `target/<profile>/libfailstop.a`, found from this test binary
-/// (`target/<profile>/deps/c_abi-*`).
-fn static_lib() -> PathBuf {
+/// `target/<profile>/<file>` (e.g. `libfailstop.a`), found from this test
+/// binary (`target/<profile>/deps/c_abi-*`).
+fn built_lib(file: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
     let profile = deps.parent().expect("profile dir");
     // `cargo build` updates both; `cargo test` only the one in deps/. Take
     // the newer, so that the C program links what this test was built with.
-    [profile.join("libfailstop.a"), deps.join("libfailstop.a")]
+    [profile.join(file), deps.join(file)]
         .into_iter()
         .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
         .max()
         .map(|(_, p)| p)
         .unwrap_or_else(|| {
-            panic!("libfailstop.a not found next to {exe:?}: Cargo.toml's [lib] crate-type must include \"staticlib\"")
+            panic!("{file} not found next to {exe:?}: Cargo.toml's [lib] crate-type must include staticlib and cdylib")
         })
+}
+
+fn static_lib() -> PathBuf {
+    built_lib("libfailstop.a")
 }
 
 /// Compiles the C program once per test binary.
@@ -86,4 +90,36 @@ fn spinning_c_thread_is_aborted_with_a_dump() {
     assert!(first.starts_with("failstop: stuck: thread \"c-spinner\""), "dump starts with:\n{text}\n{}", o.describe());
     assert!(o.stderr.contains("failstop: stuck: thread \"c-spinner\""), "{}", o.describe());
     let _ = std::fs::remove_file(&dump);
+}
+
+/// The shared library: a C program linked with `-lfailstop` records the
+/// SONAME `libfailstop.so.0`, and runs when only that name is on the
+/// library path.
+#[test]
+fn smoke_from_c_against_the_shared_library() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-abi-so-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("link")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("run")).expect("mkdir");
+    let so = built_lib("libfailstop.so");
+    std::fs::copy(&so, dir.join("link/libfailstop.so")).expect("copy libfailstop.so");
+    std::fs::copy(&so, dir.join("run/libfailstop.so.0")).expect("copy libfailstop.so.0");
+    let exe = dir.join("abi_smoke_so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let root = Path::new(MANIFEST_DIR);
+    let result = Command::new(&cc)
+        .args(["-Wall", "-Wextra", "-Werror", "-std=c11"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(root.join("tests/c/abi_smoke.c"))
+        .arg(format!("-L{}", dir.join("link").display()))
+        .args(["-lfailstop", "-lpthread"])
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cc}: {e}"));
+    assert!(result.status.success(), "{cc} failed: {}", String::from_utf8_lossy(&result.stderr));
+    let o = Spec::program(exe, &["smoke"]).env("LD_LIBRARY_PATH", dir.join("run").to_str().expect("utf-8 path")).run();
+    o.assert_exit(0);
+    assert!(o.stdout().contains("SMOKE OK"), "{}", o.describe());
+    let _ = std::fs::remove_dir_all(&dir);
 }
