@@ -50,6 +50,7 @@
 //! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
 //! | `watchdog` | [`start`], [`Watchdog`], the settings the handler reads |
 //! | `sys`, `fmt` | raw system calls and allocation-free formatting |
+//! | `capi` | the C ABI (`include/failstop.h`): `failstop_start`, `failstop_register`, ... |
 //! | `unsupported` | the same API on other platforms, where [`start`] fails |
 //!
 //! failstop needs Linux with glibc; only `config`, `error` and `gate` are
@@ -90,6 +91,10 @@ linux_gnu! {
     use registry::register as register_impl;
     use watchdog::start as start_impl;
 }
+// Outside `linux_gnu!` so that cbindgen, which does not expand macros,
+// finds the C ABI.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod capi;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod unsupported;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
