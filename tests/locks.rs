@@ -1,0 +1,153 @@
+//! The dump and the action complete even when the stuck thread holds the
+//! allocator's lock or the dynamic loader's lock: the raw part of the dump
+//! never allocates and never asks the loader; only the symbols, which need
+//! both, are lost to the deadline.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The system allocator behind one global lock; while `WEDGE` is set, the
+/// next allocation takes the lock and spins forever holding it.
+struct WedgeableAlloc;
+static LOCK: AtomicBool = AtomicBool::new(false);
+static WEDGE: AtomicBool = AtomicBool::new(false);
+
+// SAFETY: delegates to System; the lock only serialises calls.
+unsafe impl GlobalAlloc for WedgeableAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        while LOCK.swap(true, Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        if WEDGE.load(Ordering::Relaxed) {
+            spin_holding_the_allocator_lock();
+        }
+        // SAFETY: forwarded contract.
+        let p = unsafe { System.alloc(layout) };
+        LOCK.store(false, Ordering::Release);
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        while LOCK.swap(true, Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) };
+        LOCK.store(false, Ordering::Release);
+    }
+}
+
+#[global_allocator]
+static GLOBAL: WedgeableAlloc = WedgeableAlloc;
+
+#[inline(never)]
+fn spin_holding_the_allocator_lock() -> ! {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+#[inline(never)]
+fn spin_holding_the_loader_lock() -> ! {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+unsafe extern "C" fn wedge_loader(_: *mut libc::dl_phdr_info, _: libc::size_t, _: *mut libc::c_void) -> libc::c_int {
+    spin_holding_the_loader_lock()
+}
+
+fn start() -> failstop::Watchdog {
+    let c = failstop::Config::new()
+        .cpu_budget(Duration::from_millis(300))
+        .dump_timeout(Duration::from_millis(1500))
+        .from_env()
+        .expect("config");
+    failstop::start(c).expect("start")
+}
+
+fn run_child(name: &str) -> (std::process::ExitStatus, String, Duration) {
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("FSTEST_SCENARIO", name)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut err = child.stderr.take().expect("stderr");
+    let t0 = Instant::now();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name}: the child did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap_or_default(), t0.elapsed())
+}
+
+fn assert_ended_with_a_raw_dump(name: &str, culprit: &str) -> String {
+    let (status, stderr, elapsed) = run_child(name);
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "{stderr}");
+    let first = stderr.lines().find(|l| l.starts_with("failstop: stuck")).unwrap_or("");
+    assert!(first.starts_with(&format!("failstop: stuck: thread \"{culprit}\"")), "{stderr}");
+    // The raw part is whole: the culprit's frames and the module table.
+    assert!(stderr.contains("> thread "), "{stderr}");
+    assert!(stderr.lines().any(|l| l.starts_with("    #0 0x")), "{stderr}");
+    assert!(stderr.contains("failstop: modules"), "{stderr}");
+    assert!(stderr.contains("failstop: dump written in"), "{stderr}");
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    stderr
+}
+
+#[test]
+fn stuck_holding_the_allocator_lock() {
+    if std::env::var("FSTEST_SCENARIO").is_ok() {
+        let _wd = start();
+        let h = failstop::register("alloc-holder").expect("register");
+        h.touch();
+        WEDGE.store(true, Ordering::Relaxed);
+        let v: Vec<u8> = Vec::with_capacity(64); // takes the lock and spins
+        std::hint::black_box(v);
+        std::process::exit(0);
+    }
+    let stderr = assert_ended_with_a_raw_dump("stuck_holding_the_allocator_lock", "alloc-holder");
+    // The symbolizer allocates, so it waits on the very lock the culprit
+    // holds: its part is lost to the deadline (which also shows the lock
+    // was really held during the dump), the raw part and the action are not.
+    assert!(stderr.contains("symbolization did not finish before the dump deadline"), "{stderr}");
+}
+
+#[test]
+fn stuck_holding_the_loader_lock() {
+    if std::env::var("FSTEST_SCENARIO").is_ok() {
+        let _wd = start();
+        let h = failstop::register("loader-holder").expect("register");
+        h.touch();
+        // SAFETY: the callback never returns; dl_iterate_phdr holds the
+        // loader's lock while it runs.
+        unsafe { libc::dl_iterate_phdr(Some(wedge_loader), std::ptr::null_mut()) };
+        std::process::exit(0);
+    }
+    let stderr = assert_ended_with_a_raw_dump("stuck_holding_the_loader_lock", "loader-holder");
+    // The symbolizer listed the libraries at warm-up and does not need the
+    // loader's lock: the culprit is named inside dl_iterate_phdr's callback.
+    let sym = stderr.split("failstop: symbolized backtraces:").nth(1).unwrap_or("");
+    let culprit = sym.split("\n  thread ").next().unwrap_or("");
+    assert!(culprit.contains("spin_holding_the_loader_lock"), "{stderr}");
+}
