@@ -43,12 +43,12 @@ pub(crate) fn tid() -> libc::pid_t {
 }
 
 /// In the spinning thread's handler: keeps its own backtrace for a warning.
-/// If the previous warning was not reported yet, this one is suppressed.
+/// Returns false when the previous warning is not reported yet; the caller
+/// then retries at its next tick (the warning is delayed, not lost).
 /// Async-signal-safe.
-pub(crate) fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch: u64) {
+pub(crate) fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch: u64) -> bool {
     if s.warning.state.compare_exchange(CAP_EMPTY, CAP_WRITING, Acquire, Relaxed).is_err() {
-        SUPPRESSED.fetch_add(1, Relaxed);
-        return;
+        return false;
     }
     let mut frames = [0usize; MAX_FRAMES];
     let bounds = crate::stackwalk::StackBounds::new(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
@@ -58,6 +58,7 @@ pub(crate) fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch:
     s.warning.figure.store(cpu_since_touch, Relaxed);
     s.warning.state.store(CAP_READY, Release);
     wake();
+    true
 }
 
 /// Starts the reporter thread, and warms the symbolizer in it.

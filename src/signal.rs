@@ -112,12 +112,18 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
         cpu: sys::thread_cpu_ns(),
     };
     let mut t = s.load_tracker();
+    let warn_next = t.warn_next;
     let decision = judge(&mut t, seen, budgets);
+    if let Decision::Warn { cpu_since_touch } = decision
+        && !crate::reporter::capture_warning(s, ctx, cpu_since_touch)
+    {
+        // The reporter has not taken the previous warning yet: keep this
+        // one due, so that the next tick raises it again.
+        t.warn_next = warn_next;
+    }
     s.store_tracker(&t);
-    match decision {
-        Decision::Nothing => {}
-        Decision::Warn { cpu_since_touch } => crate::reporter::capture_warning(s, ctx, cpu_since_touch),
-        Decision::Stuck { cpu_since_progress } => crate::action::on_stuck(s, idx, tid, ctx, cpu_since_progress),
+    if let Decision::Stuck { cpu_since_progress } = decision {
+        crate::action::on_stuck(s, idx, tid, ctx, cpu_since_progress);
     }
 }
 

@@ -1,0 +1,106 @@
+//! Warnings: a thread that uses `warn_after` of CPU since its last touch
+//! gets one stderr block and one `tracing` WARN event carrying its own
+//! backtrace; within an episode the interval doubles; at most 5 a minute
+//! are reported and the rest are counted as suppressed.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// About `ms` of CPU, ticking (alive for the verdict) but never touching.
+#[inline(never)]
+fn busy_without_touching(h: &failstop::ThreadHandle, ms: u64) {
+    let start = cpu_ms();
+    let mut x = 0u64;
+    while cpu_ms() - start < ms {
+        for i in 0..10_000u64 {
+            x = std::hint::black_box(x.wrapping_add(i));
+        }
+        h.tick();
+    }
+}
+
+fn cpu_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+#[test]
+fn warnings_double_are_rate_limited_and_reach_tracing() {
+    if std::env::var("FSTEST_SCENARIO").is_ok() {
+        tracing_subscriber::fmt().with_writer(std::io::stdout).with_ansi(false).init();
+        let c = failstop::Config::new()
+            .warn_after(Duration::from_millis(100))
+            .cpu_budget(Duration::from_secs(20))
+            .from_env()
+            .expect("config");
+        let _wd = failstop::start(c).expect("start");
+        let h = failstop::register("warned").expect("register");
+        // Episode 1: 2 s of CPU without a touch: warnings due at 100, 200,
+        // 400, 800 and 1600 ms (measured from the tick that saw the touch).
+        h.touch();
+        busy_without_touching(&h, 2000);
+        // Episode 2: the warning clock restarts; more warnings are due, but
+        // the 5-a-minute limit is reached.
+        h.touch();
+        busy_without_touching(&h, 500);
+        std::thread::sleep(Duration::from_millis(1500)); // let the reporter drain
+        let s = failstop::stats();
+        println!("STATS warnings {} suppressed {} verdicts {}", s.warnings, s.suppressed_warnings, s.verdicts);
+        std::process::exit(0);
+    }
+    let name = "warnings_double_are_rate_limited_and_reach_tracing";
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("FSTEST_SCENARIO", name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (mut out, mut err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let mut stderr = String::new();
+    let _ = err.read_to_string(&mut stderr);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "child did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out_t.join().unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    // Five stderr blocks, each with the thread's own backtrace.
+    let blocks: Vec<&str> = stderr.split("failstop: warning: thread \"warned\"").skip(1).collect();
+    assert_eq!(blocks.len(), 5, "{stderr}");
+    for b in &blocks {
+        assert!(b.contains("busy_without_touching"), "the backtrace names the busy function:\n{b}");
+    }
+    // The figures double within the first episode: ~100, 200, 400, 800, 1600 ms.
+    let figures: Vec<f64> = blocks
+        .iter()
+        .filter_map(|b| b.strip_prefix(" (tid ")?.split(") has used ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(figures.len(), 5, "{stderr}");
+    for (f, want) in figures.iter().zip([100.0, 200.0, 400.0, 800.0, 1600.0]) {
+        assert!(*f >= want * 0.85 && *f < want + 150.0, "warning at {f} ms, expected about {want}: {figures:?}");
+    }
+    // The same warnings as tracing WARN events with their fields.
+    let events: Vec<&str> = stdout.lines().filter(|l| l.contains("WARN") && l.contains("kind=\"warning\"")).collect();
+    assert_eq!(events.len(), 5, "{stdout}");
+    assert!(events.iter().all(|e| e.contains("thread=warned") && e.contains("cpu_ms=")), "{events:#?}");
+    // The limit: more were due in the second episode; they were counted.
+    let stats = stdout.lines().find(|l| l.starts_with("STATS")).unwrap_or("");
+    assert!(stats.starts_with("STATS warnings 5 suppressed "), "{stats}");
+    let suppressed: u64 = stats.split_whitespace().nth(4).and_then(|v| v.parse().ok()).unwrap_or(0);
+    assert!(suppressed >= 1, "{stats}");
+    assert!(stats.ends_with("verdicts 0"), "{stats}");
+}
