@@ -214,24 +214,18 @@ impl ModuleMap {
         let fd = crate::sys::Fd::open(c"/proc/self/maps", libc::O_RDONLY, 0)?;
         let mut res = Ok(());
         loop {
-            let dst = self.lines.space();
-            // SAFETY: `dst` is writable memory of the line buffer we own.
-            let n = unsafe { libc::read(fd.raw(), dst.as_mut_ptr().cast(), dst.len()) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
+            let n = match crate::sys::read_some(fd.raw(), self.lines.space()) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    res = Err(e);
+                    break;
                 }
-                res = Err(e);
-                break;
-            }
-            if n == 0 {
-                break;
-            }
+            };
             // Split borrows: the splitter hands out lines of its own buffer
             // while we update the module table.
             let ModuleMap { lines, modules, len, overflow, .. } = self;
-            lines.commit(n as usize, |line| {
+            lines.commit(n, |line| {
                 if let Some(m) = parse_maps_line(line) {
                     add_line(modules, len, overflow, &m);
                 }

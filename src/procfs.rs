@@ -94,18 +94,13 @@ pub(crate) fn for_each_task(buf: &mut [u8], mut f: impl FnMut(pid_t)) -> io::Res
     loop {
         // SAFETY: the pointer and length describe `buf`, which the kernel
         // fills with `linux_dirent64` records; `dir` is an open directory.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir.raw(), buf.as_mut_ptr(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = crate::sys::retry_eintr(|| unsafe {
+            libc::syscall(libc::SYS_getdents64, dir.raw(), buf.as_mut_ptr(), buf.len()) as isize
+        })?;
         if n == 0 {
             return Ok(());
         }
-        let filled = buf.get(..n as usize).ok_or(io::ErrorKind::InvalidData)?;
+        let filled = buf.get(..n).ok_or(io::ErrorKind::InvalidData)?;
         walk_dirents(filled, &mut f)?;
     }
 }

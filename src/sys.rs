@@ -200,24 +200,39 @@ pub fn sleep(d: Duration) {
     }
 }
 
+/// Runs a raw call that returns a count or -1, again while it fails with
+/// EINTR. Async-signal-safe when the call is.
+pub fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
+        }
+    }
+}
+
+/// Reads once into `buf`, again after EINTR. Returns 0 at the end of the
+/// file. Async-signal-safe.
+pub fn read_some(fd: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `buf`.
+    retry_eintr(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
+
 /// Writes the whole buffer to `fd`, retrying on EINTR and short writes.
 /// Gives up on any other error (a closed stderr, a broken pipe).
 /// Async-signal-safe.
 pub fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: the pointer and length describe `buf`.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = retry_eintr(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        buf = &buf[n as usize..];
+        buf = &buf[n..];
     }
     Ok(())
 }
@@ -249,19 +264,11 @@ impl Fd {
     pub fn read_to(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut got = 0;
         while got < buf.len() {
-            // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-            let n = unsafe { libc::read(self.0, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(e);
-            }
+            let n = read_some(self.0, &mut buf[got..])?;
             if n == 0 {
                 break;
             }
-            got += n as usize;
+            got += n;
         }
         Ok(got)
     }
