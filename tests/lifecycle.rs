@@ -76,6 +76,13 @@ fn stop_and_start_100_times_then_catch_a_spin() {
         }
         say!("restarts-done 100");
         say!("timers {timers0} {}", timer_count());
+        // pthread_join returns when the kernel clears the thread's tid, a
+        // moment before the task leaves /proc/self/task: let exits settle
+        // (a leaked thread never does).
+        let settle = std::time::Instant::now();
+        while task_tids().len() > tasks0 && settle.elapsed() < std::time::Duration::from_secs(2) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         say!("tasks {tasks0} {}", task_tids().len());
         // The 101st watchdog still works.
         let _wd = failstop::start(small_config()).expect("final start");
