@@ -1,6 +1,8 @@
 //! The hot path, side by side with the designs failstop rejected, in one run:
 //!
 //! - `touch/failstop`: `ThreadHandle::touch` (a relaxed load and store);
+//! - `touch/capi`: `failstop_touch` through the C ABI (the handle carries
+//!   everything: no TLS lookup);
 //! - `touch/atomic_store`: a bare relaxed store to a cache-padded slot (the floor);
 //! - `touch/monotonic_clock`: read CLOCK_MONOTONIC and store it (Envoy's GuardDog style);
 //! - `touch/thread_cputime_clock`: read the thread's CPU clock and store it
@@ -14,6 +16,13 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_utils::CachePadded;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+// The C ABI, linked from this crate's own exported symbols.
+unsafe extern "C" {
+    fn failstop_register(name: *const libc::c_char) -> *mut libc::c_void;
+    fn failstop_unregister(t: *mut libc::c_void);
+    fn failstop_touch(t: *mut libc::c_void);
+}
 
 fn clock(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -32,6 +41,15 @@ fn hot_path(c: &mut Criterion) {
     {
         let h = failstop::register("bench").expect("register");
         g.bench_function("failstop", |b| b.iter(|| black_box(&h).touch()));
+    }
+    {
+        // SAFETY: a NUL-terminated name; registering the calling thread.
+        let t = unsafe { failstop_register(c"bench-capi".as_ptr()) };
+        assert!(!t.is_null(), "failstop_register failed");
+        // SAFETY: `t` is this thread's live handle.
+        g.bench_function("capi", |b| b.iter(|| unsafe { failstop_touch(black_box(t)) }));
+        // SAFETY: unregistering on the owning thread, once.
+        unsafe { failstop_unregister(t) };
     }
     g.bench_function("atomic_store", |b| {
         let mut i = 0u64;
