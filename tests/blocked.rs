@@ -5,83 +5,18 @@
 //! Each test re-runs this test binary with `FSTEST_SCENARIO` set; the child
 //! plays the scenario, the parent asserts how it ended and what it wrote.
 
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{Spec, scenario};
+use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const STALL_MS: u64 = 1000;
 
-struct Outcome {
-    status: std::process::ExitStatus,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-/// Runs scenario `name` (the test of the same name) in a child process.
-fn run_child(name: &str, env: &[(&str, &str)], during: impl FnOnce(u32)) -> Outcome {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut cmd = Command::new(exe);
-    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("FSTEST_SCENARIO", name)
-        .process_group(0)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let t0 = Instant::now();
-    let mut child = cmd.spawn().expect("spawn child");
-    let pid = child.id();
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    during(pid);
-    let deadline = t0 + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name}: child did not end within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = t0.elapsed();
-    // The vfork child of the D-state scenario outlives the child and keeps
-    // the pipes open: end the whole process group.
-    // SAFETY: signalling the process group we created for the child.
-    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-    Outcome { status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default(), elapsed }
-}
-
-fn scenario() -> Option<String> {
-    std::env::var("FSTEST_SCENARIO").ok()
-}
-
 fn start(action: failstop::Action) -> failstop::Watchdog {
     let c = failstop::Config::new().stall_budget(Duration::from_millis(STALL_MS)).action(action).from_env();
     failstop::start(c.expect("config")).expect("start")
-}
-
-fn say(s: &str) {
-    use std::io::Write;
-    let mut o = std::io::stdout().lock();
-    let _ = writeln!(o, "SCENARIO {s}");
-    let _ = o.flush();
 }
 
 fn first_line(stderr: &str) -> &str {
@@ -105,18 +40,18 @@ fn pipe_read_that_never_returns_is_blocked() {
         unsafe { libc::pipe(fds.as_mut_ptr()) };
         let h = failstop::register("reader").expect("register");
         h.touch();
-        say("blocking");
+        say!("blocking");
         read_forever(fds[0]);
         std::process::exit(0);
     }
-    let o = run_child("pipe_read_that_never_returns_is_blocked", &[], |_| {});
+    let o = Spec::scenario("pipe_read_that_never_returns_is_blocked", "pipe_read_that_never_returns_is_blocked").run();
     assert_eq!(o.status.signal(), Some(libc::SIGABRT), "stderr:\n{}", o.stderr);
     let first = first_line(&o.stderr);
     assert!(first.starts_with("failstop: blocked: thread \"reader\""), "{first}");
     assert!(o.stderr.contains("syscall: read (nr"), "the dump names the syscall:\n{}", o.stderr);
     assert!(o.stderr.contains("state S (sleeping)"), "{}", o.stderr);
     // Caught within the stall budget plus sampling slack, on a noisy machine.
-    assert!(o.elapsed < Duration::from_secs(15), "took {:?}", o.elapsed);
+    assert!(o.elapsed() < Duration::from_secs(15), "took {:?}", o.elapsed());
     // The culprit's frames were captured by signal (the verdict is fatal).
     // glibc has no frame pointers, so the walk from inside read() resumes
     // at the caller of `read_forever`: this test's own function.
@@ -143,12 +78,12 @@ fn mutex_deadlock_is_blocked() {
         h.touch();
         let _ga = a.lock().unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        say("deadlocking");
+        say!("deadlocking");
         let _gb = b.lock().unwrap();
         let _ = t.join();
         std::process::exit(0);
     }
-    let o = run_child("mutex_deadlock_is_blocked", &[], |_| {});
+    let o = Spec::scenario("mutex_deadlock_is_blocked", "mutex_deadlock_is_blocked").run();
     assert_eq!(o.status.signal(), Some(libc::SIGABRT), "stderr:\n{}", o.stderr);
     let first = first_line(&o.stderr);
     assert!(
@@ -157,7 +92,7 @@ fn mutex_deadlock_is_blocked() {
         "{first}"
     );
     assert!(o.stderr.contains("syscall: futex"), "{}", o.stderr);
-    assert!(o.elapsed < Duration::from_secs(15), "took {:?}", o.elapsed);
+    assert!(o.elapsed() < Duration::from_secs(15), "took {:?}", o.elapsed());
 }
 
 extern "C" fn pause_forever(_: *mut libc::c_void) -> libc::c_int {
@@ -188,18 +123,22 @@ fn uninterruptible_syscall_is_blocked_and_the_action_completes() {
         let _wd = start(failstop::Action::Abort);
         let h = failstop::register("vforker").expect("register");
         h.touch();
-        say("vfork");
+        say!("vfork");
         vfork_child_that_never_exits();
         std::process::exit(0);
     }
-    let o = run_child("uninterruptible_syscall_is_blocked_and_the_action_completes", &[], |_| {});
+    let o = Spec::scenario(
+        "uninterruptible_syscall_is_blocked_and_the_action_completes",
+        "uninterruptible_syscall_is_blocked_and_the_action_completes",
+    )
+    .run();
     assert_eq!(o.status.signal(), Some(libc::SIGABRT), "stderr:\n{}", o.stderr);
     let first = first_line(&o.stderr);
     assert!(first.starts_with("failstop: blocked: thread \"vforker\""), "{first}");
     assert!(o.stderr.contains("state D (disk sleep"), "{}", o.stderr);
     assert!(o.stderr.contains("syscall: clone (nr") || o.stderr.contains("syscall: clone3"), "{}", o.stderr);
     assert!(o.stderr.contains("cannot run a signal handler"), "{}", o.stderr);
-    assert!(o.elapsed < Duration::from_secs(20), "took {:?}", o.elapsed);
+    assert!(o.elapsed() < Duration::from_secs(20), "took {:?}", o.elapsed());
 }
 
 #[test]
@@ -208,24 +147,26 @@ fn sigstop_longer_than_the_stall_budget_is_not_blocked() {
         let _wd = start(failstop::Action::Abort);
         let h = failstop::register("looper").expect("register");
         let t0 = Instant::now();
-        say("looping");
+        say!("looping");
         while t0.elapsed() < Duration::from_secs(7) {
             h.touch();
             std::thread::sleep(Duration::from_millis(5));
         }
-        say(&format!("verdicts {}", failstop::stats().verdicts));
+        say!("verdicts {}", failstop::stats().verdicts);
         std::process::exit(0);
     }
-    let o = run_child("sigstop_longer_than_the_stall_budget_is_not_blocked", &[], |pid| {
-        std::thread::sleep(Duration::from_millis(1000));
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
-        std::thread::sleep(Duration::from_millis(3 * STALL_MS));
-        // SAFETY: as above.
-        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-    });
+    let name = "sigstop_longer_than_the_stall_budget_is_not_blocked";
+    let mut child = Spec::scenario(name, name).spawn();
+    child.wait_for("looping", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.pid(), libc::SIGSTOP) };
+    std::thread::sleep(Duration::from_millis(3 * STALL_MS));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.pid(), libc::SIGCONT) };
+    let o = child.finish();
     assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
-    assert!(o.stdout.contains("SCENARIO verdicts 0"), "{}", o.stdout);
+    assert!(o.stdout().contains("SCENARIO verdicts 0"), "{}", o.stdout());
     assert!(!o.stderr.contains("failstop: blocked"), "{}", o.stderr);
 }
 
@@ -246,7 +187,7 @@ fn trickling_io_and_short_sleeps_are_not_blocked() {
         });
         let h = failstop::register("slow-io").expect("register");
         h.touch();
-        say("trickle");
+        say!("trickle");
         // One long "operation": 30 reads of one byte, 200 ms apart, with no
         // progress mark in between, then many short sleeps, also unmarked.
         let mut b = [0u8; 1];
@@ -258,12 +199,16 @@ fn trickling_io_and_short_sleeps_are_not_blocked() {
             std::thread::sleep(Duration::from_millis(10));
         }
         h.touch();
-        say(&format!("verdicts {}", failstop::stats().verdicts));
+        say!("verdicts {}", failstop::stats().verdicts);
         std::process::exit(0);
     }
-    let o = run_child("trickling_io_and_short_sleeps_are_not_blocked", &[], |_| {});
+    let o = Spec::scenario(
+        "trickling_io_and_short_sleeps_are_not_blocked",
+        "trickling_io_and_short_sleeps_are_not_blocked",
+    )
+    .run();
     assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
-    assert!(o.stdout.contains("SCENARIO verdicts 0"), "{}", o.stdout);
+    assert!(o.stdout().contains("SCENARIO verdicts 0"), "{}", o.stdout());
 }
 
 #[test]
@@ -274,12 +219,13 @@ fn idle_and_harmless_waits_are_never_blocked() {
         h.touch();
         h.with_idle(|| std::thread::sleep(Duration::from_millis(3 * STALL_MS)));
         h.with_harmless(|| std::thread::sleep(Duration::from_millis(3 * STALL_MS)));
-        say(&format!("verdicts {}", failstop::stats().verdicts));
+        say!("verdicts {}", failstop::stats().verdicts);
         std::process::exit(0);
     }
-    let o = run_child("idle_and_harmless_waits_are_never_blocked", &[], |_| {});
+    let o =
+        Spec::scenario("idle_and_harmless_waits_are_never_blocked", "idle_and_harmless_waits_are_never_blocked").run();
     assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
-    assert!(o.stdout.contains("SCENARIO verdicts 0"), "{}", o.stdout);
+    assert!(o.stdout().contains("SCENARIO verdicts 0"), "{}", o.stdout());
 }
 
 #[test]
@@ -297,23 +243,27 @@ fn unhealthy_mode_never_signals_the_blocked_thread() {
             // SAFETY: reading into a valid buffer.
             let n = unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
             let e = std::io::Error::last_os_error();
-            say(&format!("read returned {n} {}", if n < 0 { e.to_string() } else { String::new() }));
+            say!("read returned {n} {}", if n < 0 { e.to_string() } else { String::new() });
         });
         let t0 = Instant::now();
         while failstop::healthy() && t0.elapsed() < Duration::from_secs(20) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        say(&format!("healthy {}", failstop::healthy()));
+        say!("healthy {}", failstop::healthy());
         std::thread::sleep(Duration::from_millis(500));
         // SAFETY: writing one byte from a valid buffer.
         unsafe { libc::write(w, b"x".as_ptr().cast(), 1) };
         let _ = reader.join();
         std::process::exit(0);
     }
-    let o = run_child("unhealthy_mode_never_signals_the_blocked_thread", &[], |_| {});
+    let o = Spec::scenario(
+        "unhealthy_mode_never_signals_the_blocked_thread",
+        "unhealthy_mode_never_signals_the_blocked_thread",
+    )
+    .run();
     assert_eq!(o.status.code(), Some(0), "stderr:\n{}", o.stderr);
-    assert!(o.stdout.contains("SCENARIO healthy false"), "{}", o.stdout);
+    assert!(o.stdout().contains("SCENARIO healthy false"), "{}", o.stdout());
     // The read was never interrupted: it returned the byte, not EINTR.
-    assert!(o.stdout.contains("SCENARIO read returned 1"), "{}", o.stdout);
+    assert!(o.stdout().contains("SCENARIO read returned 1"), "{}", o.stdout());
     assert!(first_line(&o.stderr).starts_with("failstop: blocked: thread \"reader\""), "{}", o.stderr);
 }

@@ -3,12 +3,13 @@
 //! never allocates and never asks the loader; only the symbols, which need
 //! both, are lost to the deadline.
 
+mod common;
+
+use common::Spec;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The system allocator behind one global lock; while `WEDGE` is set, the
 /// next allocation takes the lock and spins forever holding it.
@@ -72,38 +73,10 @@ fn start() -> failstop::Watchdog {
     failstop::start(c).expect("start")
 }
 
-fn run_child(name: &str) -> (std::process::ExitStatus, String, Duration) {
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("FSTEST_SCENARIO", name)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut err = child.stderr.take().expect("stderr");
-    let t0 = Instant::now();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        if t0.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{name}: the child did not end within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status, reader.join().unwrap_or_default(), t0.elapsed())
-}
-
 fn assert_ended_with_a_raw_dump(name: &str, culprit: &str) -> String {
-    let (status, stderr, elapsed) = run_child(name);
-    assert_eq!(status.signal(), Some(libc::SIGABRT), "{stderr}");
+    let o = Spec::scenario(name, name).run();
+    let (stderr, elapsed) = (o.stderr.clone(), o.elapsed());
+    assert_eq!(o.status.signal(), Some(libc::SIGABRT), "{stderr}");
     let first = stderr.lines().find(|l| l.starts_with("failstop: stuck")).unwrap_or("");
     assert!(first.starts_with(&format!("failstop: stuck: thread \"{culprit}\"")), "{stderr}");
     // The raw part is whole: the culprit's frames and the module table.

@@ -3,9 +3,10 @@
 //! backtrace; within an episode the interval doubles; at most 5 a minute
 //! are reported and the rest are counted as suppressed.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use common::Spec;
+use std::time::Duration;
 
 /// About `ms` of CPU, ticking (alive for the verdict) but never touching.
 #[inline(never)]
@@ -52,31 +53,9 @@ fn warnings_double_are_rate_limited_and_reach_tracing() {
         std::process::exit(0);
     }
     let name = "warnings_double_are_rate_limited_and_reach_tracing";
-    let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("FSTEST_SCENARIO", name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let (mut out, mut err) = (child.stdout.take().expect("stdout"), child.stderr.take().expect("stderr"));
-    let out_t = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let mut stderr = String::new();
-    let _ = err.read_to_string(&mut stderr);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(60), "child did not end");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out_t.join().unwrap_or_default();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let o = Spec::scenario(name, name).run();
+    let (stdout, stderr) = (o.stdout(), o.stderr.clone());
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
 
     // Five stderr blocks, each with the thread's own backtrace.
     let blocks: Vec<&str> = stderr.split("failstop: warning: thread \"warned\"").skip(1).collect();

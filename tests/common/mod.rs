@@ -11,7 +11,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -259,6 +259,9 @@ impl Spec {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        // Its own process group, so that grandchildren it leaves behind (a
+        // vfork child that never exits, say) end with it: see `end_group`.
+        cmd.process_group(0);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         cmd.stderr(match self.stderr {
             Stderr::Null => Stdio::null(),
@@ -320,6 +323,12 @@ pub struct Running {
 
 static CHILD_LOCK: Mutex<()> = Mutex::new(());
 
+/// Kills whatever is left of the child's process group.
+fn end_group(pid: i32) {
+    // SAFETY: signalling the process group created for our own child.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+}
+
 impl Running {
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
@@ -353,6 +362,7 @@ impl Running {
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
+                end_group(self.pid());
                 let _ = self.stdout_thread.join();
                 let stderr = self.stderr_thread.map(|t| t.join().unwrap()).unwrap_or_default();
                 let stdout: Vec<String> = self.lines.lock().unwrap().iter().map(|(_, l)| l.clone()).collect();
@@ -364,8 +374,9 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        // The pipes close when every process holding them ends; a forked
-        // grandchild could hold them, so do not wait forever.
+        // The pipes close when every process holding them ends: end the
+        // grandchildren too, or a leftover one would hold them forever.
+        end_group(self.pid());
         let _ = self.stdout_thread.join();
         let stderr = self.stderr_thread.map(|t| t.join().unwrap()).unwrap_or_default();
         let lines = std::mem::take(&mut *self.lines.lock().unwrap());
