@@ -25,7 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::time::Duration;
 
 /// Success.
@@ -502,25 +502,6 @@ pub unsafe extern "C" fn failstop_unregister(t: *mut failstop_thread) {
     })
 }
 
-#[inline(always)]
-fn bump64(c: &AtomicU64) {
-    // Only the owner thread writes this counter: a load and a store suffice.
-    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
-}
-
-#[inline(always)]
-fn inc32(c: &AtomicU32) {
-    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
-}
-
-#[inline(always)]
-fn dec32(c: &AtomicU32) {
-    let v = c.load(Relaxed);
-    if v > 0 {
-        c.store(v - 1, Relaxed);
-    }
-}
-
 /// The loop came around: progress, and the warning clock restarts. A load
 /// and a store through the handle. NULL is a no-op.
 ///
@@ -536,7 +517,7 @@ pub unsafe extern "C" fn failstop_touch(t: *mut failstop_thread) {
     // SAFETY: NULL or a live handle (caller contract).
     if let Some(h) = unsafe { t.as_ref() } {
         // Atomics only, so this cannot panic and the guard compiles away.
-        guarded_void(|| bump64(&h.slot.touch_seq));
+        guarded_void(|| h.slot.touch());
     }
 }
 
@@ -550,7 +531,7 @@ pub unsafe extern "C" fn failstop_touch(t: *mut failstop_thread) {
 pub unsafe extern "C" fn failstop_tick(t: *mut failstop_thread) {
     // SAFETY: NULL or a live handle (caller contract).
     if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| bump64(&h.slot.tick_seq));
+        guarded_void(|| h.slot.tick());
     }
 }
 
@@ -565,7 +546,7 @@ pub unsafe extern "C" fn failstop_tick(t: *mut failstop_thread) {
 pub unsafe extern "C" fn failstop_idle_begin(t: *mut failstop_thread) {
     // SAFETY: NULL or a live handle (caller contract).
     if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| inc32(&h.slot.idle_depth));
+        guarded_void(|| Slot::enter(&h.slot.idle_depth));
     }
 }
 
@@ -580,8 +561,8 @@ pub unsafe extern "C" fn failstop_idle_end(t: *mut failstop_thread) {
     // SAFETY: NULL or a live handle (caller contract).
     if let Some(h) = unsafe { t.as_ref() } {
         guarded_void(|| {
-            bump64(&h.slot.touch_seq);
-            dec32(&h.slot.idle_depth);
+            h.slot.touch();
+            Slot::leave(&h.slot.idle_depth);
         });
     }
 }
@@ -597,7 +578,7 @@ pub unsafe extern "C" fn failstop_idle_end(t: *mut failstop_thread) {
 pub unsafe extern "C" fn failstop_harmless_begin(t: *mut failstop_thread) {
     // SAFETY: NULL or a live handle (caller contract).
     if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| inc32(&h.slot.harmless_depth));
+        guarded_void(|| Slot::enter(&h.slot.harmless_depth));
     }
 }
 
@@ -611,7 +592,7 @@ pub unsafe extern "C" fn failstop_harmless_begin(t: *mut failstop_thread) {
 pub unsafe extern "C" fn failstop_harmless_end(t: *mut failstop_thread) {
     // SAFETY: NULL or a live handle (caller contract).
     if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| dec32(&h.slot.harmless_depth));
+        guarded_void(|| Slot::leave(&h.slot.harmless_depth));
     }
 }
 

@@ -164,6 +164,35 @@ impl Slot {
         n
     }
 
+    /// The loop came around (progress; the warning clock restarts). Only the
+    /// owner thread writes these counters, so a relaxed load and store (no
+    /// locked read-modify-write) are enough. Shared by `ThreadHandle` and
+    /// the C ABI.
+    #[inline(always)]
+    pub(crate) fn touch(&self) {
+        self.touch_seq.store(self.touch_seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// One unit of work done (progress for the verdict only).
+    #[inline(always)]
+    pub(crate) fn tick(&self) {
+        self.tick_seq.store(self.tick_seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Enters an idle or harmless scope (`depth` is `idle_depth` or
+    /// `harmless_depth`); scopes nest.
+    #[inline(always)]
+    pub(crate) fn enter(depth: &AtomicU32) {
+        depth.store(depth.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Leaves a scope; an unmatched leave (a C caller's mistake) stays at 0.
+    #[inline(always)]
+    pub(crate) fn leave(depth: &AtomicU32) {
+        let v = depth.load(Relaxed);
+        depth.store(v.saturating_sub(1), Relaxed);
+    }
+
     /// Whether the thread is inside an idle or harmless scope.
     pub(crate) fn scoped(&self) -> bool {
         self.idle_depth.load(Relaxed) > 0 || self.harmless_depth.load(Relaxed) > 0
@@ -397,13 +426,6 @@ impl std::fmt::Debug for ThreadHandle {
     }
 }
 
-#[inline(always)]
-fn bump(c: &AtomicU64) {
-    // Only the owner thread writes this counter, so a load and a store (no
-    // locked read-modify-write) are enough.
-    c.store(c.load(Relaxed).wrapping_add(1), Relaxed);
-}
-
 impl ThreadHandle {
     /// The thread's loop came around (it left its poll): progress, and the
     /// warning clock starts again. Costs a relaxed load and store.
@@ -416,7 +438,7 @@ impl ThreadHandle {
     /// ```
     #[inline]
     pub fn touch(&self) {
-        bump(&self.slot.touch_seq);
+        self.slot.touch();
     }
 
     /// One unit of work completed: progress for the `stuck` verdict, but the
@@ -434,7 +456,7 @@ impl ThreadHandle {
     /// ```
     #[inline]
     pub fn tick(&self) {
-        bump(&self.slot.tick_seq);
+        self.slot.tick();
     }
 
     /// Marks the thread idle (waiting for work, e.g. around `epoll_wait`)
@@ -452,7 +474,7 @@ impl ThreadHandle {
     /// ```
     #[inline]
     pub fn idle(&self) -> IdleGuard<'_> {
-        bump32(&self.slot.idle_depth, 1);
+        Slot::enter(&self.slot.idle_depth);
         IdleGuard { h: self }
     }
 
@@ -484,7 +506,7 @@ impl ThreadHandle {
     /// ```
     #[inline]
     pub fn harmless(&self) -> HarmlessGuard<'_> {
-        bump32(&self.slot.harmless_depth, 1);
+        Slot::enter(&self.slot.harmless_depth);
         HarmlessGuard { h: self }
     }
 
@@ -522,11 +544,6 @@ impl ThreadHandle {
     }
 }
 
-#[inline(always)]
-fn bump32(c: &AtomicU32, delta: i32) {
-    c.store(c.load(Relaxed).wrapping_add_signed(delta), Relaxed);
-}
-
 impl Drop for ThreadHandle {
     fn drop(&mut self) {
         release(self.idx, self.generation);
@@ -543,7 +560,7 @@ pub struct IdleGuard<'a> {
 impl Drop for IdleGuard<'_> {
     fn drop(&mut self) {
         self.h.touch();
-        bump32(&self.h.slot.idle_depth, -1);
+        Slot::leave(&self.h.slot.idle_depth);
     }
 }
 
@@ -556,6 +573,6 @@ pub struct HarmlessGuard<'a> {
 
 impl Drop for HarmlessGuard<'_> {
     fn drop(&mut self) {
-        bump32(&self.h.slot.harmless_depth, -1);
+        Slot::leave(&self.h.slot.harmless_depth);
     }
 }
