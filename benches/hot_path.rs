@@ -24,12 +24,8 @@ unsafe extern "C" {
     fn failstop_touch(t: *mut libc::c_void);
 }
 
-fn clock(id: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid out-pointer.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+mod common;
+use common::clock_ns as clock;
 
 fn hot_path(c: &mut Criterion) {
     let _wd = failstop::start(failstop::Config::new()).expect("start");

@@ -1,13 +1,19 @@
 //! Measures failstop's fatal path over many child processes and prints min,
 //! median and max:
 //!
-//! 1. time from a spin's start to the process's end (`cpu_budget` given by
-//!    `--budget-ms`, default 100 ms);
-//! 2. how long the dump took, with `--threads N` extra threads in the process.
+//! 1. time from a spin's start to the verdict and to the process's end
+//!    (`cpu_budget` given by `--budget-ms`, default 100 ms);
+//! 2. how long the dump took, raw part and whole (symbolized), with
+//!    `--threads N[,M...]` idle threads in the process (default 8,64,512);
+//! 3. time from a block's start (a read on a pipe nobody writes, outside
+//!    any idle scope) to the verdict and to the process's end, with
+//!    `stall_budget` given by `--stall-ms` (default 1000 ms).
 //!
 //! ```text
-//! cargo run --release --example latency -- --runs 20 --budget-ms 200 --threads 8
+//! cargo run --release --example latency -- --runs 20 --budget-ms 100 --threads 8,64,512 --stall-ms 1000
 //! ```
+//!
+//! `--only spin` or `--only block` runs one kind of fault.
 //!
 //! Times are CLOCK_MONOTONIC, which is shared by the parent and the child:
 //! the child prints the instant its spin starts, the parent notes the
@@ -25,6 +31,34 @@ fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    Spin,
+    Block,
+}
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Spin => "spin",
+            Fault::Block => "block",
+        }
+    }
+}
+
+/// A read on a pipe nobody writes: 0% CPU, state S, forever.
+#[inline(never)]
+fn block() -> ! {
+    let mut fds = [0; 2];
+    // SAFETY: a valid two-int array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: a valid buffer of one byte on our own pipe.
+        unsafe { libc::read(fds[0], b.as_mut_ptr().cast(), 1) };
+    }
+}
+
 #[inline(never)]
 fn spin() -> ! {
     let mut x = 0u64;
@@ -33,11 +67,12 @@ fn spin() -> ! {
     }
 }
 
-/// The child: `threads` idle threads, one registered spinner.
-fn child(budget_ms: u64, threads: usize) {
+/// The child: `threads` idle threads, one registered thread that spins or blocks.
+fn child(fault: Fault, budget_ms: u64, stall_ms: u64, threads: usize) {
     let config = failstop::Config::new()
         .cpu_budget(Duration::from_millis(budget_ms))
-        .warn_after(Duration::from_millis((budget_ms / 2).max(1)));
+        .warn_after(Duration::from_millis((budget_ms / 2).max(1)))
+        .stall_budget(Duration::from_millis(stall_ms));
     let _wd = failstop::start(config).expect("start");
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
@@ -52,12 +87,15 @@ fn child(budget_ms: u64, threads: usize) {
             .expect("spawn");
     }
     std::thread::sleep(Duration::from_millis(200));
-    let h = failstop::register("spinner").expect("register");
+    let h = failstop::register(fault.name()).expect("register");
     h.touch();
-    println!("SPIN {}", monotonic_ns());
-    // Keep the idle threads waiting: the sender lives as long as the spin.
+    // Keep the idle threads waiting: the sender lives as long as the fault.
     std::mem::forget(tx);
-    spin();
+    println!("START {}", monotonic_ns());
+    match fault {
+        Fault::Spin => spin(),
+        Fault::Block => block(),
+    }
 }
 
 struct Run {
@@ -67,9 +105,9 @@ struct Run {
     raw_ms: f64,
 }
 
-fn one(exe: &std::path::Path, budget_ms: u64, threads: usize) -> Result<Run, String> {
+fn one(exe: &std::path::Path, fault: Fault, budget_ms: u64, stall_ms: u64, threads: usize) -> Result<Run, String> {
     let mut c = Command::new(exe)
-        .args(["--child", &budget_ms.to_string(), &threads.to_string()])
+        .args(["--child", fault.name(), &budget_ms.to_string(), &stall_ms.to_string(), &threads.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -82,7 +120,7 @@ fn one(exe: &std::path::Path, budget_ms: u64, threads: usize) -> Result<Run, Str
     });
     let mut start = None;
     for line in BufReader::new(c.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
-        if let Some(v) = line.strip_prefix("SPIN ") {
+        if let Some(v) = line.strip_prefix("START ") {
             start = v.parse::<u64>().ok();
         }
     }
@@ -92,7 +130,7 @@ fn one(exe: &std::path::Path, budget_ms: u64, threads: usize) -> Result<Run, Str
     if status.signal() != Some(libc::SIGABRT) {
         return Err(format!("child ended with {status:?}, not SIGABRT; stderr:\n{err}"));
     }
-    let start = start.ok_or("the child never started spinning")?;
+    let start = start.ok_or("the child never reached its fault")?;
     let dump_line = err.lines().find(|l| l.starts_with("failstop: dump written in ")).ok_or("no dump trailer")?;
     // "failstop: dump written in 12.3 ms (raw part 4.5 ms)"
     let nums: Vec<f64> = dump_line
@@ -123,48 +161,78 @@ fn summary(name: &str, mut v: Vec<f64>) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
-        let budget = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
-        let threads = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0);
-        child(budget, threads);
+        let fault = if args.get(2).map(String::as_str) == Some("block") { Fault::Block } else { Fault::Spin };
+        let num = |i: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
+        child(fault, num(3), num(4), num(5) as usize);
         return;
     }
     let mut runs = 10usize;
     let mut budget = 100u64;
-    let mut threads = vec![8usize];
+    let mut stall = 1000u64;
+    let mut threads = vec![8usize, 64, 512];
+    let mut faults = vec![Fault::Spin, Fault::Block];
     let mut it = args.iter().skip(1);
+    let usage = "usage: latency [--runs N] [--budget-ms MS] [--stall-ms MS] [--threads N[,M..]] [--only spin|block]";
     while let Some(a) = it.next() {
         let v = it.next().cloned().unwrap_or_default();
+        let bad = |what: &str| -> ! {
+            eprintln!("latency: {a} {v:?}: expected {what}\n{usage}");
+            std::process::exit(2)
+        };
         match a.as_str() {
-            "--runs" => runs = v.parse().expect("--runs N"),
-            "--budget-ms" => budget = v.parse().expect("--budget-ms N"),
-            "--threads" => threads = v.split(',').map(|t| t.parse().expect("--threads N[,M...]")).collect(),
-            _ => panic!("usage: latency [--runs N] [--budget-ms MS] [--threads N[,M..]]"),
+            "--runs" => runs = v.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| bad("a count > 0")),
+            "--budget-ms" => budget = v.parse().ok().filter(|&n| n >= 4).unwrap_or_else(|| bad("milliseconds >= 4")),
+            "--stall-ms" => stall = v.parse().ok().filter(|&n| n >= 8).unwrap_or_else(|| bad("milliseconds >= 8")),
+            "--threads" => {
+                threads = v
+                    .split(',')
+                    .map(|t| t.parse::<usize>().unwrap_or_else(|_| bad("thread counts, e.g. 8,64")))
+                    .collect()
+            }
+            "--only" => {
+                faults = match v.as_str() {
+                    "spin" => vec![Fault::Spin],
+                    "block" => vec![Fault::Block],
+                    _ => bad("spin or block"),
+                }
+            }
+            _ => {
+                eprintln!("{usage}");
+                std::process::exit(2)
+            }
         }
     }
     let exe = std::env::current_exe().expect("current_exe");
-    println!("failstop fatal path: cpu_budget {budget} ms, timer period {} ms", (budget / 2).min(budget / 4).max(1));
-    for &t in &threads {
-        let mut detect = vec![];
-        let mut verdict = vec![];
-        let mut dump = vec![];
-        let mut raw = vec![];
-        for _ in 0..runs {
-            match one(&exe, budget, t) {
-                Ok(r) => {
-                    detect.push(r.detect_ms);
-                    verdict.push(r.verdict_ms);
-                    dump.push(r.dump_ms);
-                    raw.push(r.raw_ms);
-                }
-                Err(e) => {
-                    eprintln!("run failed: {e}");
-                    std::process::exit(1);
+    let period = (budget / 2).min(budget / 4).max(1);
+    println!("failstop fatal path: cpu_budget {budget} ms (timer period {period} ms), stall_budget {stall} ms");
+    for fault in faults {
+        // The block is measured with the first thread count only: the dump
+        // times are the spin's business.
+        let counts = if fault == Fault::Spin { &threads[..] } else { &threads[..1] };
+        for &t in counts {
+            let mut verdict = vec![];
+            let mut end = vec![];
+            let mut dump = vec![];
+            let mut raw = vec![];
+            for _ in 0..runs {
+                match one(&exe, fault, budget, stall, t) {
+                    Ok(r) => {
+                        verdict.push(r.verdict_ms);
+                        end.push(r.detect_ms);
+                        dump.push(r.dump_ms);
+                        raw.push(r.raw_ms);
+                    }
+                    Err(e) => {
+                        eprintln!("run failed: {e}");
+                        std::process::exit(1);
+                    }
                 }
             }
+            let f = fault.name();
+            summary(&format!("{f} start -> verdict ({} threads)", t + 4), verdict);
+            summary(&format!("{f} start -> process end ({} threads)", t + 4), end);
+            summary(&format!("dump, symbolized ({} threads)", t + 4), dump);
+            summary(&format!("dump, raw part only ({} threads)", t + 4), raw);
         }
-        summary(&format!("spin start -> verdict ({} threads)", t + 4), verdict);
-        summary(&format!("spin start -> process end ({} threads)", t + 4), detect);
-        summary(&format!("dump, symbolized ({} threads)", t + 4), dump);
-        summary(&format!("dump, raw part only ({} threads)", t + 4), raw);
     }
 }

@@ -136,7 +136,9 @@ fn install_altstack(s: &Slot) -> Result<(), Error> {
         return Err(Error::new(
             ErrorKind::ResourceLimit,
             format!(
-                "mmap of a {} KiB alternate signal stack: {}",
+                "mmap of a {} KiB alternate signal stack: {}; each watched thread needs one: raise the address-space \
+                 limit (RLIMIT_AS: `ulimit -v`, `LimitAS=` in a systemd unit) or vm.max_map_count (sysctl; each \
+                 stack takes two mappings)",
                 ALTSTACK_SIZE / 1024,
                 std::io::Error::last_os_error()
             ),

@@ -36,8 +36,9 @@ use std::time::Duration;
 
 /// High 32 bits of the `sigval` of our capture requests.
 pub(crate) const CAPTURE_TAG: usize = 0xFA11_57AC;
-/// Threads whose frames one dump can hold; more are listed from /proc only.
-pub(crate) const MAX_DUMP_THREADS: usize = 1024;
+/// Threads one dump lists (as many as can be registered); beyond that the
+/// dump says how many it left out. The culprit is always listed.
+pub(crate) const MAX_DUMP_THREADS: usize = crate::gate::MAX_THREADS;
 /// A capture entry waiting for its thread's handler.
 const CAP_REQUESTED: u32 = 3;
 /// The longest a dump waits for threads to answer a capture request.
@@ -195,27 +196,29 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
         out.eol();
     }
 
-    // 3. Every thread of the process.
-    let mut ntids = 0;
+    // 3. Every thread of the process, the culprit first (index 0 is kept
+    // for it, so that it is listed even when there are too many threads).
+    let mut ntids = 1;
+    let mut culprit_seen = false;
     let tids = &mut scratch.tids;
     let mut more = 0usize;
     let _ = procfs::for_each_task(&mut scratch.io[..], |tid| {
-        if ntids < MAX_DUMP_THREADS {
+        if tid == culprit {
+            culprit_seen = true;
+        } else if ntids < MAX_DUMP_THREADS {
             tids[ntids] = tid;
             ntids += 1;
         } else {
             more += 1;
         }
     });
-    // The culprit first.
-    if let Some(p) = tids[..ntids].iter().position(|&t| t == culprit) {
-        tids[..ntids].swap(0, p);
-    }
+    tids[0] = culprit;
+    let first = if culprit_seen { 0 } else { 1 };
     let b = out.b();
     b.push_str("failstop: pid ");
     b.push_i64(sys::getpid() as i64);
     b.push_str(", ");
-    b.push_u64((ntids + more) as u64);
+    b.push_u64((ntids - first + more) as u64);
     b.push_str(" threads; verdict at CLOCK_MONOTONIC ");
     b.push_ms(action::VERDICT_AT.load(Relaxed));
     b.push_str(" ms; '>' marks the culprit; failstop ");
@@ -223,11 +226,11 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     out.eol();
 
     let answers_before = CAPTURE_ANSWERS.load(Acquire);
-    let asked = request_captures(&tids[..ntids], culprit, own, &mut scratch.io[..]);
+    let asked = request_captures(&tids[first..ntids], culprit, own, &mut scratch.io[..]);
     wait_for_captures(answers_before, asked);
 
     let _ = scratch.modules.refresh();
-    for i in 0..ntids {
+    for i in first..ntids {
         let tid = scratch.tids[i];
         write_thread(out, scratch, tid, tid == culprit, own);
     }
@@ -244,7 +247,7 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     out.eol();
     write_modules(out, &scratch.modules);
     out.flush();
-    ntids
+    ntids - first
 }
 
 fn push_action(b: &mut FixedBuf<4096>) {

@@ -295,7 +295,10 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     let (idx, generation) = claim().ok_or_else(|| {
         Error::new(
             ErrorKind::ResourceLimit,
-            format!("register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::MAX_THREADS)"),
+            format!(
+                "register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::MAX_THREADS, fixed at build \
+                 time); drop the handles of threads that no longer need watching (a thread that exits frees its slot)"
+            ),
         )
     })?;
     let s = &SLOTS[idx];
@@ -574,5 +577,19 @@ pub struct HarmlessGuard<'a> {
 impl Drop for HarmlessGuard<'_> {
     fn drop(&mut self) {
         Slot::leave(&self.h.slot.harmless_depth);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Slots are static (`MAX_THREADS` of them, in .bss: a page becomes
+    /// resident only once a slot on it is used); one must stay small.
+    #[test]
+    fn a_slot_stays_small() {
+        let bytes = std::mem::size_of::<CachePadded<Slot>>();
+        println!("slot: {bytes} bytes, all slots: {} KiB", bytes * MAX_THREADS / 1024);
+        assert!(bytes <= 2048, "a slot takes {bytes} bytes");
     }
 }

@@ -1,0 +1,127 @@
+//! Memory and time per watched thread, with many threads.
+//!
+//! Spawns `--threads N` threads (default 1,024) that first run unwatched,
+//! then register and run again, and prints what registering added per
+//! thread: resident memory (VmRSS) and address space (VmSize), the POSIX
+//! timers, and how long registering took. Every thread uses more CPU than
+//! one timer period while registered, so its alternate signal stack has
+//! served a signal and counts in the resident figure.
+//!
+//! ```text
+//! cargo run --release --example scale -- --threads 1024
+//! ```
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// `VmRSS` and `VmSize` of this process, in KiB.
+fn vm() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let field = |name: &str| -> u64 {
+        let l = status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}"));
+        l[name.len()..].trim().trim_end_matches(" kB").trim().parse().expect("a number of kB")
+    };
+    (field("VmRSS:"), field("VmSize:"))
+}
+
+fn timers() -> usize {
+    std::fs::read_to_string("/proc/self/timers").map_or(0, |t| t.lines().filter(|l| l.starts_with("ID:")).count())
+}
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Uses `cpu` of CPU time, calling `touch` every 100 µs of it.
+fn work(cpu: Duration, touch: impl Fn()) {
+    let end = thread_cpu() + cpu;
+    while thread_cpu() < end {
+        let t = thread_cpu() + Duration::from_micros(100);
+        while thread_cpu() < t {
+            std::hint::spin_loop();
+        }
+        touch();
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = match args.as_slice() {
+        [] => 1024,
+        [flag, v] if flag == "--threads" => v.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| {
+            eprintln!("scale: --threads {v:?}: expected a count > 0");
+            std::process::exit(2)
+        }),
+        _ => {
+            eprintln!("usage: scale [--threads N]");
+            std::process::exit(2)
+        }
+    };
+    // warn_after 5 ms: the timer period is 5 ms of CPU, so the 10 ms each
+    // thread works below takes signals on its alternate stack.
+    let period = Duration::from_millis(5);
+    let _wd = failstop::start(failstop::Config::new().warn_after(period)).expect("start");
+    let phase = Arc::new(Barrier::new(n + 1));
+    let registered = Arc::new(AtomicUsize::new(0));
+    let (rss0, vsz0) = vm();
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (phase, registered) = (phase.clone(), registered.clone());
+            std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn(move || {
+                    work(2 * period, || ());
+                    phase.wait(); // unwatched: measured
+                    phase.wait(); // go
+                    let h = failstop::register(&format!("t{i}")).unwrap_or_else(|e| {
+                        eprintln!("{e}");
+                        std::process::exit(1)
+                    });
+                    registered.fetch_add(1, SeqCst);
+                    h.with_idle(|| phase.wait()); // all registered
+                    work(2 * period, || h.touch());
+                    // Waiting is idle time (not judged).
+                    h.with_idle(|| {
+                        phase.wait(); // watched: measured
+                        phase.wait(); // leave
+                    });
+                })
+                .expect("spawn")
+        })
+        .collect();
+    phase.wait();
+    let (rss1, vsz1) = vm();
+    let timers1 = timers();
+    let t = Instant::now();
+    phase.wait();
+    while registered.load(SeqCst) < n {
+        std::thread::yield_now();
+    }
+    let register_time = t.elapsed();
+    phase.wait();
+    phase.wait();
+    let (rss2, vsz2) = vm();
+    let timers2 = timers();
+    phase.wait();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    let per = |a: u64, b: u64| (b as f64 - a as f64) / n as f64;
+    println!("{n} threads (256 KiB stacks), each using {} ms of CPU per phase:", 2 * period.as_millis());
+    println!("  unwatched threads: VmRSS +{:.1} KiB, VmSize +{:.1} KiB per thread", per(rss0, rss1), per(vsz0, vsz1));
+    println!(
+        "  registering added:  VmRSS +{:.1} KiB, VmSize +{:.1} KiB, POSIX timers +{:.2} per thread",
+        per(rss1, rss2),
+        per(vsz1, vsz2),
+        (timers2 as f64 - timers1 as f64) / n as f64
+    );
+    println!(
+        "  {n} threads registered at once in {:.1} ms ({:.1} µs each, wall)",
+        register_time.as_secs_f64() * 1e3,
+        register_time.as_secs_f64() * 1e6 / n as f64
+    );
+}
