@@ -38,7 +38,10 @@ fn install(dir: &Path) -> PathBuf {
     let prefix = dir.join("prefix");
     let out = run(Command::new("bash").arg(install_script()).arg("--prefix").arg(&prefix).arg("--from").arg(&stage));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("installed failstop {} into {}", env!("CARGO_PKG_VERSION"), prefix.display())), "{text}");
+    assert!(
+        text.contains(&format!("installed failstop {} into {}", env!("CARGO_PKG_VERSION"), prefix.display())),
+        "{text}"
+    );
     prefix
 }
 
@@ -88,7 +91,10 @@ fn install_then_build_with_pkg_config() {
     // The layout.
     let real = format!("libfailstop.so.{version}");
     assert_eq!(std::fs::read_link(lib.join("libfailstop.so.0")).expect("libfailstop.so.0 link"), Path::new(&real));
-    assert_eq!(std::fs::read_link(lib.join("libfailstop.so")).expect("libfailstop.so link"), Path::new("libfailstop.so.0"));
+    assert_eq!(
+        std::fs::read_link(lib.join("libfailstop.so")).expect("libfailstop.so link"),
+        Path::new("libfailstop.so.0")
+    );
     assert_eq!(
         std::fs::read(lib.join(&real)).expect("read the installed .so"),
         std::fs::read(dir.join("stage/libfailstop.so")).expect("read the built .so")
@@ -103,8 +109,14 @@ fn install_then_build_with_pkg_config() {
     assert_eq!(pkg_config(&prefix, &["--modversion", "failstop"]), version);
     assert_eq!(pkg_config(&prefix, &["--modversion", "failstop-static"]), version);
     let libs = format!("-L{} -lfailstop", lib.display());
-    assert_eq!(pkg_config(&prefix, &["--cflags", "--libs", "failstop"]), format!("-I{}/include {libs}", prefix.display()));
-    assert_eq!(pkg_config(&prefix, &["--static", "--libs", "failstop"]), format!("{libs} {}", c::NATIVE_LIBS.join(" ")));
+    assert_eq!(
+        pkg_config(&prefix, &["--cflags", "--libs", "failstop"]),
+        format!("-I{}/include {libs}", prefix.display())
+    );
+    assert_eq!(
+        pkg_config(&prefix, &["--static", "--libs", "failstop"]),
+        format!("{libs} {}", c::NATIVE_LIBS.join(" "))
+    );
 
     // Shared: the program needs libfailstop.so.0 and finds the installed one.
     let app = build_app(&dir.join("shared"), &prefix, SHARED_LINE);

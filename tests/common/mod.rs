@@ -303,7 +303,15 @@ impl Spec {
                 None
             }
         };
-        Running { child, start, timeout: self.timeout, lines, stdout_thread: Some(stdout_thread), stderr_thread, _serial: serial }
+        Running {
+            child,
+            start,
+            timeout: self.timeout,
+            lines,
+            stdout_thread: Some(stdout_thread),
+            stderr_thread,
+            _serial: serial,
+        }
     }
 
     /// Runs the child to its end (or kills it at the timeout and fails).
