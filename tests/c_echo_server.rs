@@ -164,7 +164,7 @@ fn hammer(port: u16, id: usize, until: Instant) -> u64 {
             assert_eq!(reply, line, "client {id}: wrong echo after {done} round trips");
         }
         done += 1;
-        if done % 500 == 0 {
+        if done.is_multiple_of(500) {
             client = Client::connect(port);
         }
     }
