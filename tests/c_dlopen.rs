@@ -42,9 +42,7 @@ fn run(mode: &str) -> common::Outcome {
 #[test]
 fn shared_library_has_its_soname_and_nodelete() {
     let lib = c::shared_lib();
-    let out = std::process::Command::new("readelf").arg("-d").arg(&lib).output().expect("run readelf");
-    assert!(out.status.success(), "readelf -d {lib:?}: {}", String::from_utf8_lossy(&out.stderr));
-    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let dynamic = c::readelf_dynamic(&lib);
     assert!(dynamic.contains("Library soname: [libfailstop.so.0]"), "{lib:?}:\n{dynamic}");
     let flags = dynamic
         .lines()

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{Spec, c};
+use common::Spec;
+use common::c::{self, run_ok as run};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// The README's build lines (section "Using it from C"), run verbatim.
 const SHARED_LINE: &str = "cc app.c $(pkg-config --cflags --libs failstop) -o app";
@@ -15,18 +16,6 @@ const STATIC_LINE: &str = "cc app.c $(pkg-config --static --cflags --libs failst
 
 fn install_script() -> PathBuf {
     Path::new(c::ROOT).join("scripts/install.sh")
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({:?}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// Installs this run's libraries into `<dir>/prefix`; returns the prefix.
@@ -56,8 +45,7 @@ fn build_app(dir: &Path, prefix: &Path, line: &str) -> PathBuf {
 
 /// The DT_NEEDED entries of an ELF file.
 fn needed(elf: &Path) -> Vec<String> {
-    let out = run(Command::new("readelf").arg("-d").arg(elf));
-    String::from_utf8_lossy(&out.stdout)
+    c::readelf_dynamic(elf)
         .lines()
         .filter_map(|l| Some(l.split_once("Shared library: [")?.1.trim_end_matches(']').to_string()))
         .collect()

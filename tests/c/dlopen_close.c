@@ -66,6 +66,27 @@ static void fail(const char *what) {
     exit(3);
 }
 
+static failstop_thread *register_thread(const char *name) {
+    failstop_thread *t = api.register_thread(name);
+    if (t == NULL) {
+        fail("failstop_register");
+    }
+    return t;
+}
+
+/* dlopen, start the watchdog, start a thread running `body`. */
+static void *load_and_start(const char *path, void *(*body)(void *), pthread_t *th) {
+    void *lib = load(path);
+    if (api.start() != FAILSTOP_OK) {
+        fail("failstop_start");
+    }
+    if (pthread_create(th, NULL, body, NULL) != 0) {
+        fprintf(stderr, "pthread_create failed\n");
+        exit(3);
+    }
+    return lib;
+}
+
 /* dlclose, then report whether the library is still mapped (RTLD_NOLOAD
  * finds only loaded objects). */
 static void unload(void *lib, const char *path) {
@@ -112,10 +133,7 @@ static volatile unsigned long sink;
 /* spin: registers, touches, waits for the dlclose, spins without progress. */
 static void *spinner(void *arg) {
     (void)arg;
-    failstop_thread *t = api.register_thread("c-dl-spinner");
-    if (t == NULL) {
-        fail("failstop_register");
-    }
+    failstop_thread *t = register_thread("c-dl-spinner");
     api.touch(t);
     flag_set(&registered);
     flag_wait(&go);
@@ -128,14 +146,8 @@ static void *spinner(void *arg) {
 }
 
 static int spin(const char *path) {
-    void *lib = load(path);
-    if (api.start() != FAILSTOP_OK) {
-        fail("failstop_start");
-    }
     pthread_t th;
-    if (pthread_create(&th, NULL, spinner, NULL) != 0) {
-        return 3;
-    }
+    void *lib = load_and_start(path, spinner, &th);
     flag_wait(&registered);
     unload(lib, path);
     flag_set(&go);
@@ -147,10 +159,7 @@ static int spin(const char *path) {
  * exits, so that its thread-locals are destroyed after it. */
 static void *short_lived(void *arg) {
     (void)arg;
-    failstop_thread *t = api.register_thread("c-dl-short");
-    if (t == NULL) {
-        fail("failstop_register");
-    }
+    failstop_thread *t = register_thread("c-dl-short");
     api.touch(t);
     api.unregister(t);
     flag_set(&registered);
@@ -174,18 +183,9 @@ static int clean(const char *path) {
     if (sigaction(SIGALRM, &sa, NULL) != 0) {
         return 3;
     }
-    void *lib = load(path);
-    if (api.start() != FAILSTOP_OK) {
-        fail("failstop_start");
-    }
     pthread_t th;
-    if (pthread_create(&th, NULL, short_lived, NULL) != 0) {
-        return 3;
-    }
-    failstop_thread *t = api.register_thread("c-dl-main");
-    if (t == NULL) {
-        fail("failstop_register");
-    }
+    void *lib = load_and_start(path, short_lived, &th);
+    failstop_thread *t = register_thread("c-dl-main");
     api.touch(t);
     api.unregister(t);
     flag_wait(&registered);

@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 /// The crate's root directory.
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -65,6 +65,19 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Runs `cmd` to its end; panics with its output unless it succeeded.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({:?}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs the C compiler with `args`; panics with its output if it fails
 /// (warnings included: every build here uses `-Werror`).
 pub fn compile<I, S>(args: I)
@@ -73,18 +86,15 @@ where
     S: AsRef<OsStr>,
 {
     let cc = cc_name();
-    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
-    let out = Command::new(&cc)
-        .args(&args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {cc}: {e} (a C compiler is needed; set CC)"));
-    assert!(
-        out.status.success(),
-        "{cc} {args:?} failed ({:?}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = Command::new(&cc).arg("--version").output() {
+        panic!("run {cc}: {e} (a C compiler is needed; set CC)");
+    }
+    run_ok(Command::new(&cc).args(args));
+}
+
+/// The dynamic section of an ELF file, as `readelf -d` prints it.
+pub fn readelf_dynamic(elf: &Path) -> String {
+    String::from_utf8_lossy(&run_ok(Command::new("readelf").arg("-d").arg(elf)).stdout).into_owned()
 }
 
 /// Compiles `source` (relative to the crate root) with [`STRICT`] warnings,
