@@ -6,63 +6,16 @@
 
 mod common;
 
-use common::Spec;
+use common::{Spec, c};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-
-const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
-
-/// The libraries a Rust static library needs (`rustc --print native-static-libs`).
-const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
-
-/// `target/<profile>/<file>` (e.g. `libfailstop.a`), found from this test
-/// binary (`target/<profile>/deps/c_abi-*`).
-fn built_lib(file: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("deps dir");
-    let profile = deps.parent().expect("profile dir");
-    // `cargo build` updates both; `cargo test` only the one in deps/. Take
-    // the newer, so that the C program links what this test was built with.
-    [profile.join(file), deps.join(file)]
-        .into_iter()
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!("{file} not found next to {exe:?}: Cargo.toml's [lib] crate-type must include staticlib and cdylib")
-        })
-}
-
-fn static_lib() -> PathBuf {
-    built_lib("libfailstop.a")
-}
 
 /// Compiles the C program once per test binary.
 fn program() -> &'static Path {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
     PROGRAM.get_or_init(|| {
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("abi_smoke-{}", std::process::id()));
-        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let root = Path::new(MANIFEST_DIR);
-        let result = Command::new(&cc)
-            .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-g", "-fno-omit-frame-pointer"])
-            .arg(format!("-I{}", root.join("include").display()))
-            .arg(root.join("tests/c/abi_smoke.c"))
-            .arg(static_lib())
-            .args(NATIVE_LIBS)
-            .arg("-o")
-            .arg(&out)
-            .output()
-            .unwrap_or_else(|e| panic!("run {cc}: {e} (a C compiler is needed; set CC)"));
-        assert!(
-            result.status.success(),
-            "{cc} failed on tests/c/abi_smoke.c ({:?}):\n{}{}",
-            result.status,
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
-        out
+        c::build_static("tests/c/abi_smoke.c", &out, &[])
     })
 }
 
@@ -101,23 +54,16 @@ fn smoke_from_c_against_the_shared_library() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("link")).expect("mkdir");
     std::fs::create_dir_all(dir.join("run")).expect("mkdir");
-    let so = built_lib("libfailstop.so");
+    let so = c::shared_lib();
     std::fs::copy(&so, dir.join("link/libfailstop.so")).expect("copy libfailstop.so");
     std::fs::copy(&so, dir.join("run/libfailstop.so.0")).expect("copy libfailstop.so.0");
     let exe = dir.join("abi_smoke_so");
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let root = Path::new(MANIFEST_DIR);
-    let result = Command::new(&cc)
-        .args(["-Wall", "-Wextra", "-Werror", "-std=c11"])
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(root.join("tests/c/abi_smoke.c"))
-        .arg(format!("-L{}", dir.join("link").display()))
-        .args(["-lfailstop", "-lpthread"])
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .unwrap_or_else(|e| panic!("run {cc}: {e}"));
-    assert!(result.status.success(), "{cc} failed: {}", String::from_utf8_lossy(&result.stderr));
+    let mut args: Vec<String> = c::STRICT.iter().map(|s| s.to_string()).collect();
+    args.push(c::include_flag());
+    args.push(format!("{}/tests/c/abi_smoke.c", c::ROOT));
+    args.push(format!("-L{}", dir.join("link").display()));
+    args.extend(["-lfailstop".into(), "-lpthread".into(), "-o".into(), exe.display().to_string()]);
+    c::compile(&args);
     let o = Spec::program(exe, &["smoke"]).env("LD_LIBRARY_PATH", dir.join("run").to_str().expect("utf-8 path")).run();
     o.assert_exit(0);
     assert!(o.stdout().contains("SMOKE OK"), "{}", o.describe());

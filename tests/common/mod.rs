@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod c;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -301,7 +303,15 @@ impl Spec {
                 None
             }
         };
-        Running { child, start, timeout: self.timeout, lines, stdout_thread, stderr_thread, _serial: serial }
+        Running {
+            child,
+            start,
+            timeout: self.timeout,
+            lines,
+            stdout_thread: Some(stdout_thread),
+            stderr_thread,
+            _serial: serial,
+        }
     }
 
     /// Runs the child to its end (or kills it at the timeout and fails).
@@ -316,12 +326,25 @@ pub struct Running {
     pub start: Instant,
     timeout: Duration,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
-    stdout_thread: JoinHandle<()>,
+    stdout_thread: Option<JoinHandle<()>>,
     stderr_thread: Option<JoinHandle<String>>,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 static CHILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// A child still running when its `Running` is dropped (a test failed
+/// before `finish`: a server the test drives, say) is killed with its
+/// process group, so that no test leaves processes behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            end_group(self.pid());
+        }
+    }
+}
 
 /// Kills whatever is left of the child's process group.
 fn end_group(pid: i32) {
@@ -336,11 +359,15 @@ impl Running {
 
     /// Waits until a stdout line contains `SCENARIO <key>`; returns when it came.
     pub fn wait_for(&mut self, key: &str, timeout: Duration) -> Instant {
-        let needle = format!("SCENARIO {key}");
+        self.wait_for_line(&format!("SCENARIO {key}"), timeout).0
+    }
+
+    /// Waits until a stdout line contains `needle`; returns when it came and the line.
+    pub fn wait_for_line(&mut self, needle: &str, timeout: Duration) -> (Instant, String) {
         let until = Instant::now() + timeout;
         loop {
-            if let Some((t, _)) = self.lines.lock().unwrap().iter().find(|(_, l)| l.contains(&needle)) {
-                return *t;
+            if let Some((t, l)) = self.lines.lock().unwrap().iter().find(|(_, l)| l.contains(needle)) {
+                return (*t, l.clone());
             }
             if let Ok(Some(st)) = self.child.try_wait() {
                 panic!("child ended ({st:?}) before printing {needle:?}");
@@ -363,8 +390,8 @@ impl Running {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 end_group(self.pid());
-                let _ = self.stdout_thread.join();
-                let stderr = self.stderr_thread.map(|t| t.join().unwrap()).unwrap_or_default();
+                let _ = self.stdout_thread.take().map(JoinHandle::join);
+                let stderr = self.stderr_thread.take().map(|t| t.join().unwrap()).unwrap_or_default();
                 let stdout: Vec<String> = self.lines.lock().unwrap().iter().map(|(_, l)| l.clone()).collect();
                 panic!(
                     "child still running after {:?}: killed\n--- stdout\n{}\n--- stderr\n{stderr}",
@@ -377,8 +404,8 @@ impl Running {
         // The pipes close when every process holding them ends: end the
         // grandchildren too, or a leftover one would hold them forever.
         end_group(self.pid());
-        let _ = self.stdout_thread.join();
-        let stderr = self.stderr_thread.map(|t| t.join().unwrap()).unwrap_or_default();
+        let _ = self.stdout_thread.take().map(JoinHandle::join);
+        let stderr = self.stderr_thread.take().map(|t| t.join().unwrap()).unwrap_or_default();
         let lines = std::mem::take(&mut *self.lines.lock().unwrap());
         let o = Outcome { status, ended, start: self.start, lines, stderr };
         assert!(

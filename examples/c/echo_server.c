@@ -1,0 +1,489 @@
+/* echo_server: a small epoll echo server watched by failstop.
+ *
+ *   echo_server [--allow-faults] PORT
+ *
+ * Listens on 127.0.0.1:PORT (0: the kernel picks a free port) and prints
+ * "echo_server: listening on 127.0.0.1:<port>" on stdout once it accepts
+ * connections. One thread runs the event loop for every client. Each line a
+ * client sends ('\n'-terminated, at most 4095 bytes) is answered with one
+ * line:
+ *
+ *   HEALTH        HEALTHY, or UNHEALTHY once failstop gave a verdict
+ *   FAULT spin    with --allow-faults: the loop spins (a busy loop that
+ *                 never comes around again); failstop ends the process with
+ *                 a "stuck" verdict
+ *   FAULT block   with --allow-faults: the loop blocks in a read() that never
+ *                 returns, outside its idle scope; failstop ends the process
+ *                 with a "blocked" verdict
+ *   anything else echoed back
+ *
+ * SIGTERM or SIGINT stops the server cleanly (exit 0). failstop is
+ * configured by the FAILSTOP_* variables (see the README); failstop is told
+ * that the loop is idle while it waits in epoll_pwait, that it came around
+ * once per turn (touch) and did one unit of work per event (tick).
+ *
+ * Built with -DECHO_NO_FAILSTOP, the same program has no failstop call at
+ * all (a plain server, for failstop's LD_PRELOAD mode); its command line,
+ * protocol and faults are the same, and HEALTH always answers HEALTHY.
+ *
+ * Build (see the README, "Using it from C"):
+ *   cc -O2 -g -fno-omit-frame-pointer examples/c/echo_server.c \
+ *      $(pkg-config --cflags --libs failstop) -o echo_server
+ *   cc -O2 -g -DECHO_NO_FAILSTOP examples/c/echo_server.c -o echo_server_plain
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifndef ECHO_NO_FAILSTOP
+#include "failstop.h"
+/* The event loop's failstop handle (registered on the loop's thread). */
+static failstop_thread *loop_thread;
+/* A failstop call, left out entirely in the plain build. */
+#define WATCH(call) (call)
+#else
+#define WATCH(call) ((void)0)
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+#define LINE_MAX_BYTES 4096  /* a line, '\n' included */
+#define OUT_BYTES 8192       /* room for the replies to one full input buffer */
+#define REPLY_MAX 128        /* the longest reply that is not an echo */
+#define MAX_EVENTS 64
+#define ACCEPTS_PER_TURN 64
+
+struct conn {
+    int fd;
+    int want_out;                 /* registered for EPOLLOUT (output pending) */
+    size_t in_len;                /* bytes in in[] */
+    size_t out_off, out_len;      /* pending output: out[out_off..out_len] */
+    struct conn *prev, *next;     /* every open connection, for shutdown */
+    char in[LINE_MAX_BYTES];
+    char out[OUT_BYTES];
+};
+
+static int allow_faults;
+static int epoll_fd = -1;
+static int listen_fd = -1;
+static int spare_fd = -1;         /* closed to accept and drop a client at EMFILE */
+static struct conn *conns;
+static unsigned long long requests, connections;
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+}
+
+/* ---- failstop: start, stop, health (nothing in the plain build) ---- */
+
+static void watch_start(void) {
+#ifndef ECHO_NO_FAILSTOP
+    failstop_config cfg;
+    failstop_config_init(&cfg);
+    cfg.apply_env = 1; /* the FAILSTOP_* variables override the defaults */
+    if (failstop_start_with(&cfg) != FAILSTOP_OK) {
+        char msg[512];
+        failstop_last_error(msg, sizeof msg);
+        fprintf(stderr, "echo_server: failstop_start_with: %s\n", msg);
+        exit(1);
+    }
+    loop_thread = failstop_register("echo-loop");
+    if (loop_thread == NULL) {
+        char msg[512];
+        failstop_last_error(msg, sizeof msg);
+        fprintf(stderr, "echo_server: failstop_register: %s\n", msg);
+        exit(1);
+    }
+#endif
+}
+
+static void watch_stop(void) {
+#ifndef ECHO_NO_FAILSTOP
+    failstop_unregister(loop_thread);
+    loop_thread = NULL;
+    if (failstop_stop() != FAILSTOP_OK) {
+        char msg[512];
+        failstop_last_error(msg, sizeof msg);
+        fprintf(stderr, "echo_server: failstop_stop: %s\n", msg);
+    }
+#endif
+}
+
+static int healthy(void) {
+#ifndef ECHO_NO_FAILSTOP
+    return failstop_healthy();
+#else
+    return 1; /* no watchdog: no verdict closed the gate */
+#endif
+}
+
+/* ---- the faults (only with --allow-faults) ---- */
+
+static volatile unsigned long spin_sink;
+
+/* A bug that spins: a busy loop that never lets the event loop come around. */
+static NOINLINE void fault_spin(void) {
+    for (;;) {
+        spin_sink++;
+    }
+}
+
+/* A bug that blocks: a read on a pipe nobody writes (this process keeps the
+ * write end open), outside the idle scope. */
+static NOINLINE void fault_block(void) {
+    int p[2];
+    if (pipe(p) != 0) {
+        perror("echo_server: pipe");
+        abort();
+    }
+    char byte;
+    for (;;) {
+        if (read(p[0], &byte, 1) < 0 && errno != EINTR) {
+            perror("echo_server: read");
+            abort();
+        }
+    }
+}
+
+/* ---- connections ---- */
+
+static void close_conn(struct conn *c) {
+    close(c->fd); /* also removes it from the epoll set */
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    free(c);
+}
+
+/* Appends a reply; the caller checked there is room. */
+static void reply(struct conn *c, const char *data, size_t len) {
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+}
+
+static void reply_str(struct conn *c, const char *s) {
+    reply(c, s, strlen(s));
+}
+
+/* Sends pending output. Returns -1 if the connection failed. */
+static int flush(struct conn *c) {
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+/* Waits for input while nothing is pending, for the socket to drain while
+ * something is. Returns -1 if epoll_ctl failed. */
+static int update_interest(struct conn *c) {
+    int want_out = c->out_off < c->out_len;
+    if (want_out == c->want_out) {
+        return 0;
+    }
+    struct epoll_event ev = {.events = want_out ? EPOLLOUT : EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+        return -1;
+    }
+    c->want_out = want_out;
+    return 0;
+}
+
+static int line_is(const char *line, size_t len, const char *word) {
+    return strlen(word) == len && memcmp(line, word, len) == 0;
+}
+
+/* Answers one line (without its '\n'). */
+static void handle_line(struct conn *c, const char *line, size_t len) {
+    requests++;
+    if (line_is(line, len, "HEALTH")) {
+        reply_str(c, healthy() ? "HEALTHY\n" : "UNHEALTHY\n");
+        return;
+    }
+    if (len >= 6 && memcmp(line, "FAULT ", 6) == 0) {
+        const char *kind = line + 6;
+        size_t kind_len = len - 6;
+        if (!allow_faults) {
+            reply_str(c, "ERR faults are disabled (start the server with --allow-faults)\n");
+        } else if (line_is(kind, kind_len, "spin") || line_is(kind, kind_len, "block")) {
+            int spin = kind[0] == 's';
+            printf("echo_server: FAULT %s: the event loop %s now\n", spin ? "spin" : "block", spin ? "spins" : "blocks");
+            fflush(stdout);
+            reply_str(c, spin ? "FAULT spin: the loop spins now\n" : "FAULT block: the loop blocks now\n");
+            (void)flush(c);
+            if (spin) {
+                fault_spin();
+            } else {
+                fault_block();
+            }
+        } else {
+            reply_str(c, "ERR unknown fault (allowed: FAULT spin, FAULT block)\n");
+        }
+        return;
+    }
+    reply(c, line, len);
+    reply(c, "\n", 1);
+}
+
+/* Answers the complete lines in c->in while the output has room for the
+ * reply; keeps the rest for later. */
+static void handle_lines(struct conn *c) {
+    size_t start = 0;
+    while (start < c->in_len) {
+        char *nl = memchr(c->in + start, '\n', c->in_len - start);
+        if (nl == NULL) {
+            break;
+        }
+        size_t len = (size_t)(nl - (c->in + start));
+        size_t room = (len + 1 > REPLY_MAX ? len + 1 : REPLY_MAX);
+        if (OUT_BYTES - c->out_len < room) {
+            break;
+        }
+        size_t text = (len > 0 && c->in[start + len - 1] == '\r') ? len - 1 : len;
+        handle_line(c, c->in + start, text);
+        start += len + 1;
+    }
+    memmove(c->in, c->in + start, c->in_len - start);
+    c->in_len -= start;
+}
+
+/* One readiness event on a client. */
+static void on_client(struct conn *c, uint32_t events) {
+    if ((events & EPOLLOUT) && flush(c) != 0) {
+        close_conn(c);
+        return;
+    }
+    int eof = 0;
+    if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->out_off == c->out_len) {
+        ssize_t n = recv(c->fd, c->in + c->in_len, sizeof c->in - c->in_len, 0);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+        } else if (n == 0) {
+            eof = 1;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            close_conn(c);
+            return;
+        }
+    }
+    handle_lines(c);
+    if (c->in_len == sizeof c->in && c->out_off == c->out_len) {
+        /* A full buffer without a '\n' (and nothing held back by pending output). */
+        reply_str(c, "ERR line longer than 4095 bytes\n");
+        eof = 1;
+    }
+    if (flush(c) != 0 || eof || update_interest(c) != 0) {
+        close_conn(c);
+    }
+}
+
+/* Accepts the waiting clients (a bounded number per turn). */
+static void on_listener(void) {
+    for (int i = 0; i < ACCEPTS_PER_TURN; i++) {
+        int fd = accept(listen_fd, NULL, NULL);
+        if (fd < 0) {
+            if ((errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
+                /* Out of descriptors: accept the client with the spare one and
+                 * drop it, or the listener would stay readable forever. */
+                close(spare_fd);
+                fd = accept(listen_fd, NULL, NULL);
+                if (fd >= 0) {
+                    close(fd);
+                }
+                spare_fd = open("/dev/null", O_RDONLY);
+                fprintf(stderr, "echo_server: out of file descriptors: dropped a client\n");
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+                perror("echo_server: accept");
+            }
+            return;
+        }
+        int one = 1;
+        struct conn *c = calloc(1, sizeof *c);
+        if (c == NULL || fcntl(fd, F_SETFL, O_NONBLOCK) != 0 ||
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+            perror("echo_server: new client");
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            perror("echo_server: epoll_ctl");
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->next = conns;
+        if (conns != NULL) {
+            conns->prev = c;
+        }
+        conns = c;
+        connections++;
+    }
+}
+
+/* ---- setup ---- */
+
+static void usage(FILE *to) {
+    fprintf(to, "usage: echo_server [--allow-faults] PORT   (PORT 0..65535, 0: any free port)\n");
+}
+
+static int parse_port(const char *s) {
+    if (*s == '\0' || strlen(s) > 5 || strspn(s, "0123456789") != strlen(s)) {
+        return -1;
+    }
+    long port = strtol(s, NULL, 10);
+    return port <= 65535 ? (int)port : -1;
+}
+
+static int listen_on(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, SOMAXCONN) != 0 ||
+        fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+        fprintf(stderr, "echo_server: listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+        exit(1);
+    }
+    return fd;
+}
+
+int main(int argc, char **argv) {
+    int port = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--allow-faults") == 0) {
+            allow_faults = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (port < 0 && argv[i][0] != '-') {
+            port = parse_port(argv[i]);
+            if (port < 0) {
+                fprintf(stderr, "echo_server: invalid port '%s': expected a number from 0 to 65535\n", argv[i]);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "echo_server: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (port < 0) {
+        fprintf(stderr, "echo_server: missing PORT\n");
+        usage(stderr);
+        return 2;
+    }
+
+    /* SIGTERM and SIGINT are blocked everywhere (failstop's threads inherit
+     * the mask) and let through only inside epoll_pwait: a stop request
+     * always wakes the loop, and never interrupts a handler halfway. */
+    sigset_t stop_signals, wait_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    if (sigprocmask(SIG_BLOCK, &stop_signals, &wait_mask) != 0) {
+        perror("echo_server: sigprocmask");
+        return 1;
+    }
+    sigdelset(&wait_mask, SIGTERM);
+    sigdelset(&wait_mask, SIGINT);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
+        perror("echo_server: sigaction");
+        return 1;
+    }
+
+    watch_start();
+    listen_fd = listen_on(port);
+    spare_fd = open("/dev/null", O_RDONLY);
+    epoll_fd = epoll_create1(0);
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL}; /* NULL: the listener */
+    if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &lev) != 0) {
+        perror("echo_server: epoll");
+        return 1;
+    }
+    struct sockaddr_in bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(listen_fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        perror("echo_server: getsockname");
+        return 1;
+    }
+    printf("echo_server: listening on 127.0.0.1:%u%s\n", (unsigned)ntohs(bound.sin_port),
+           allow_faults ? " (faults allowed)" : "");
+    fflush(stdout);
+
+    struct epoll_event events[MAX_EVENTS];
+    while (stop_signal == 0) {
+        WATCH(failstop_idle_begin(loop_thread)); /* waiting for work: never judged */
+        int n = epoll_pwait(epoll_fd, events, MAX_EVENTS, -1, &wait_mask);
+        int wait_errno = errno;
+        WATCH(failstop_idle_end(loop_thread));
+        WATCH(failstop_touch(loop_thread)); /* the loop came around */
+        if (n < 0) {
+            if (wait_errno == EINTR) {
+                continue;
+            }
+            fprintf(stderr, "echo_server: epoll_pwait: %s\n", strerror(wait_errno));
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            if (events[i].data.ptr == NULL) {
+                on_listener();
+            } else {
+                on_client(events[i].data.ptr, events[i].events);
+            }
+            WATCH(failstop_tick(loop_thread)); /* one event handled */
+        }
+    }
+
+    while (conns != NULL) {
+        close_conn(conns);
+    }
+    close(listen_fd);
+    close(epoll_fd);
+    if (spare_fd >= 0) {
+        close(spare_fd);
+    }
+    watch_stop();
+    printf("echo_server: stopped by %s after %llu requests on %llu connections\n",
+           stop_signal == SIGTERM ? "SIGTERM" : "SIGINT", requests, connections);
+    return 0;
+}
