@@ -206,6 +206,7 @@ impl Slot {
 
     /// Progress observed by another thread (see `remote_seq`): a touch.
     #[inline]
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn touch_remote(&self) {
         self.remote_seq.fetch_add(1, Relaxed);
     }
@@ -571,7 +572,7 @@ impl ThreadHandle {
 
     /// The slot index and registration generation, for code that refers to
     /// this registration from another thread (`failstop::tokio`).
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn slot_id(&self) -> (usize, u32) {
         (self.idx, self.generation)
     }
