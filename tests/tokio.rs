@@ -463,3 +463,38 @@ fn current_thread_blocking_pool_is_never_judged() {
     }
     check_blocking_pool("current_thread_blocking_pool_is_never_judged", "current", 1);
 }
+
+/// A current-thread runtime is watched only inside failstop::tokio::block_on:
+/// after it returns, and under a plain `Runtime::block_on` (which says so in
+/// a WARN event), the thread may block for longer than every budget.
+fn run_outside_block_on() {
+    let _wd = start(common::small_config().stall_budget(STALL));
+    let rt = runtime("current");
+    failstop::tokio::block_on(&rt, async { tokio::time::sleep(Duration::from_millis(100)).await }).expect("block_on");
+    say!("registered-after-block-on {}", failstop::stats().registered);
+    std::thread::sleep(Duration::from_millis(2500));
+    common::spin_for_cpu(Duration::from_millis(600));
+    rt.block_on(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(2500));
+    });
+    common::say_stats();
+    common::child_exit(0);
+}
+
+#[test]
+fn current_thread_outside_failstop_block_on_is_never_judged() {
+    if scenario().is_some() {
+        run_outside_block_on();
+    }
+    let o = Spec::scenario("current_thread_outside_failstop_block_on_is_never_judged", "outside").run();
+    o.assert_exit(0);
+    assert!(!o.stderr.contains("failstop:"), "{}", o.describe());
+    assert_eq!(o.value("registered-after-block-on"), "0", "{}", o.describe());
+    assert_eq!(o.stat("verdicts"), 0, "{}", o.describe());
+    assert!(
+        o.stdout().contains("level=WARN") && o.stdout().contains("driven by Runtime::block_on"),
+        "the unwatched runtime is said once\n{}",
+        o.describe()
+    );
+}

@@ -58,7 +58,7 @@
 //! |---|---|---|
 //! | wiring | [`watch`] on the builder | [`watch`] on the builder, and run it with [`block_on`] |
 //! | watched threads | each worker, from its first park on (a fresh worker parks at once when it finds no work) | the thread in [`block_on`], for the length of the call |
-//! | slot name | the thread's name and the worker index (`tokio-runtime-worker-0`) | `tokio-current-thread` |
+//! | slot name | the thread's name and the worker index (`tokio-rt-worker-0` with tokio's default name) | `tokio-current-thread` |
 //! | the `block_on` future | runs on the caller, not a worker: not watched (keep it thin, spawn the work) | polled by the watched thread: watched |
 //! | blocking pool (`spawn_blocking`, `block_in_place` closures) | never judged | never judged |
 //!
