@@ -250,7 +250,9 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     ntids - first
 }
 
-fn push_action(b: &mut FixedBuf<4096>) {
+/// Writes the configured action as the dump and the `tracing` events name
+/// it: `abort`, `exit:N`, `unhealthy` or `warn` (allocation-free).
+pub(crate) fn push_action<const N: usize>(b: &mut FixedBuf<N>) {
     match RT.action.load(Relaxed) {
         crate::watchdog::ACT_ABORT => b.push_str("abort"),
         crate::watchdog::ACT_EXIT => {
@@ -365,6 +367,9 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
             }
             if s.harmless_depth.load(Relaxed) > 0 {
                 b.push_str(" harmless");
+            }
+            if s.suspended.load(Relaxed) {
+                b.push_str(" suspended");
             }
         }
         None => b.push_str(" unregistered"),

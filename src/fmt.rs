@@ -34,7 +34,6 @@ impl<const N: usize> FixedBuf<N> {
     }
 
     /// The text written so far (lossy only if a caller pushed non-UTF-8 bytes).
-    #[cfg(test)]
     pub fn as_str(&self) -> &str {
         core::str::from_utf8(self.as_bytes()).unwrap_or("<non-utf8>")
     }

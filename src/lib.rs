@@ -52,6 +52,7 @@
 //! | `sys`, `fmt` | raw system calls and allocation-free formatting |
 //! | `capi` | the C ABI (`include/failstop.h`): `failstop_start`, `failstop_register`, ... |
 //! | `unsupported` | the same API on other platforms, where [`start`] fails |
+//! | `tokio` | feature `tokio` (`failstop::tokio`): a tokio runtime's workers, watched through its thread hooks and metrics |
 //!
 //! failstop needs Linux with glibc; only `config`, `error` and `gate` are
 //! built elsewhere, with `unsupported`, so that the crate still compiles and
@@ -105,6 +106,8 @@ use unsupported::{register as register_impl, start as start_impl};
 mod config;
 mod error;
 mod gate;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use config::{Action, Config, ENV_VARS, Settings, Signal, Systemd};
 pub use error::{Error, ErrorKind};

@@ -168,7 +168,7 @@ fn judge_blocked(now: u64, io: &mut [u8]) {
             continue;
         }
         let generation = s.generation.load(Relaxed);
-        let progress = s.touch_seq.load(Relaxed).wrapping_add(s.tick_seq.load(Relaxed));
+        let progress = s.touches().wrapping_add(s.tick_seq.load(Relaxed));
         if w.generation.load(Relaxed) != generation
             || w.progress.load(Relaxed) != progress
             || progress == 0

@@ -89,6 +89,15 @@ pub(crate) struct Slot {
     pub harmless_depth: AtomicU32,
     // --- lifecycle ---
     pub state: CachePadded<AtomicU32>,
+    // --- written by other threads (outside the owner's hot line) ---
+    /// Progress observed from another thread: `failstop::tokio`'s sampler
+    /// saw the worker's scheduler loop come around. Counts as a touch.
+    /// Any thread, `fetch_add`.
+    pub remote_seq: AtomicU64,
+    /// Set by another thread: the thread does no watched work for now (a
+    /// tokio worker that handed its core to another thread). Counts as a
+    /// scope: never judged while set.
+    pub suspended: AtomicBool,
     pub generation: AtomicU32,
     pub tid: AtomicI32,
     pub cpu_clock: AtomicI32,
@@ -129,6 +138,8 @@ impl Slot {
             idle_depth: AtomicU32::new(0),
             harmless_depth: AtomicU32::new(0),
             state: CachePadded::new(AtomicU32::new(FREE)),
+            remote_seq: AtomicU64::new(0),
+            suspended: AtomicBool::new(false),
             generation: AtomicU32::new(0),
             tid: AtomicI32::new(0),
             cpu_clock: AtomicI32::new(0),
@@ -193,9 +204,23 @@ impl Slot {
         depth.store(v.saturating_sub(1), Relaxed);
     }
 
-    /// Whether the thread is inside an idle or harmless scope.
+    /// Progress observed by another thread (see `remote_seq`): a touch.
+    #[inline]
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn touch_remote(&self) {
+        self.remote_seq.fetch_add(1, Relaxed);
+    }
+
+    /// The touch count the rules see: the owner's touches plus the remote
+    /// ones. Both only grow, so the sum moves whenever either does.
+    #[inline]
+    pub(crate) fn touches(&self) -> u64 {
+        self.touch_seq.load(Relaxed).wrapping_add(self.remote_seq.load(Relaxed))
+    }
+
+    /// Whether the thread is inside an idle or harmless scope, or suspended.
     pub(crate) fn scoped(&self) -> bool {
-        self.idle_depth.load(Relaxed) > 0 || self.harmless_depth.load(Relaxed) > 0
+        self.idle_depth.load(Relaxed) > 0 || self.harmless_depth.load(Relaxed) > 0 || self.suspended.load(Relaxed)
     }
 
     pub(crate) fn load_tracker(&self) -> Tracker {
@@ -314,6 +339,8 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     s.tick_seq.store(0, Relaxed);
     s.idle_depth.store(0, Relaxed);
     s.harmless_depth.store(0, Relaxed);
+    s.remote_seq.store(0, Relaxed);
+    s.suspended.store(false, Relaxed);
     s.late_verdict.store(0, Relaxed);
     s.warning.state.store(CAP_EMPTY, Relaxed);
     let bounds = crate::stackwalk::StackBounds::current_thread();
@@ -544,6 +571,13 @@ impl ThreadHandle {
     #[allow(dead_code)]
     pub(crate) fn raw_slot(&self) -> &'static Slot {
         self.slot
+    }
+
+    /// The slot index and registration generation, for code that refers to
+    /// this registration from another thread (`failstop::tokio`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn slot_id(&self) -> (usize, u32) {
+        (self.idx, self.generation)
     }
 }
 

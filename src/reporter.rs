@@ -7,6 +7,28 @@
 //! counted in [`Stats::suppressed_warnings`](crate::Stats)). This thread also
 //! symbolizes the dump's frames for the monitor. It may allocate and take
 //! locks: when the culprit holds one of them, the monitor's deadline wins.
+//!
+//! # The `tracing` events
+//!
+//! Every warning and every verdict is one event (target
+//! `failstop::reporter`) with these fields, documented for users in the
+//! README ("tracing events"):
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `thread` | the name the thread was registered under |
+//! | `tid` | its kernel thread id |
+//! | `kind` | `warning`, `stuck` or `blocked` |
+//! | `cpu_ms` | CPU time since the last touch (warning) or progress (verdicts) |
+//! | `wall_ms` | wall time since the last progress, as the monitor saw it |
+//! | `frames` | the symbolized backtrace captured in the thread's own context, one frame a line (empty when none was captured) |
+//! | `action` | verdicts only: `abort`, `exit:N`, `unhealthy` or `warn` |
+//!
+//! Warnings are at WARN level; verdicts at ERROR, emitted after the dump's
+//! symbolized part and before the monitor lets the action go on, so that on
+//! a fatal verdict the event is out before the process ends (unless the
+//! subscriber blocks past the dump deadline). A verdict reached after the
+//! dump was written (non-fatal actions) has no frames.
 
 use crate::action::{self, CULPRIT_FRAMES};
 use crate::dump::{CAPTURE_COUNT, CAPTURES};
@@ -178,15 +200,42 @@ fn report_late_verdict(s: &Slot, figure_ns: u64) {
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
     let ms = figure_ns as f64 / 1e6;
-    let (kind, what) = if s.late_kind.load(Relaxed) == action::BLOCKED {
+    let blocked = s.late_kind.load(Relaxed) == action::BLOCKED;
+    let (kind, what) = if blocked {
         ("blocked", format!("made no progress for {ms:.1} ms with no CPU time and no context switch"))
     } else {
         ("stuck", format!("used {ms:.1} ms of CPU without progress"))
     };
     let line = format!("failstop: {kind}: thread \"{name}\" (tid {tid}) {what} (the dump was already written)\n");
     let _ = sys::write_all(2, line.as_bytes());
-    tracing::error!(thread = %name, tid, kind, figure_ms = figure_ns / 1_000_000, "failstop: verdict {kind} (dump already written)");
+    let (cpu_ns, wall_ns) = verdict_figures(s, registry::find_tid(tid), blocked, figure_ns);
+    verdict_event(&name, tid, kind, cpu_ns, wall_ns, &[], "failstop: verdict (the dump was already written)");
 }
+
+/// CPU and wall ns since the last progress of a convicted thread: the
+/// verdict's own figure for its kind, the slot's counters for the other.
+fn verdict_figures(s: &Slot, idx: Option<usize>, blocked: bool, figure_ns: u64) -> (u64, u64) {
+    let cpu = || sys::clock_ns(s.cpu_clock.load(Relaxed)).saturating_sub(s.progress_cpu.load(Relaxed));
+    let wall = || idx.and_then(crate::monitor::wall_since_progress).unwrap_or(0);
+    if blocked { (cpu(), figure_ns) } else { (figure_ns, wall()) }
+}
+
+/// The `tracing` event of a verdict (fields: see the module doc).
+fn verdict_event(name: &str, tid: libc::pid_t, kind: &str, cpu_ns: u64, wall_ns: u64, frames: &[String], msg: &str) {
+    let mut action = crate::fmt::FixedBuf::<16>::new();
+    crate::dump::push_action(&mut action);
+    tracing::error!(
+        thread = %name,
+        tid,
+        kind,
+        cpu_ms = cpu_ns / 1_000_000,
+        wall_ms = wall_ns / 1_000_000,
+        frames = %frames.join("\n"),
+        action = action.as_str(),
+        "{msg}"
+    );
+}
+
 
 /// Resolves one address to "function at file:line" strings (several when
 /// inlined). `exact` is for the interrupted PC; return addresses are looked
@@ -266,13 +315,16 @@ fn emit(text: &str) {
     }
 }
 
+/// Appends the symbolized backtraces to the dump, then emits the verdict's
+/// `tracing` event (with the culprit's symbolized frames).
 fn write_symbolized() {
     emit("failstop: symbolized backtraces:\n");
     let culprit = action::CULPRIT_TID.load(Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
+    let mut culprit_lines = Vec::new();
     if CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
         let n = CULPRIT_FRAMES.load(&mut frames);
-        emit_thread(culprit, true, &frames[..n]);
+        culprit_lines = emit_thread(culprit, true, &frames[..n]);
     }
     let count = CAPTURE_COUNT.load(Acquire).min(CAPTURES.len());
     for c in &CAPTURES[..count] {
@@ -281,11 +333,27 @@ fn write_symbolized() {
         }
         let tid = c.tid.load(Relaxed);
         let n = c.frames.load(&mut frames);
-        emit_thread(tid, tid == culprit, &frames[..n]);
+        let lines = emit_thread(tid, tid == culprit, &frames[..n]);
+        if tid == culprit {
+            culprit_lines = lines;
+        }
     }
+    if SYM_CANCEL.load(Acquire) {
+        return; // past the dump deadline: the action goes on without us
+    }
+    let idx = action::CULPRIT_SLOT.load(Relaxed);
+    let blocked = action::LATCH.load(Acquire) == action::BLOCKED;
+    let figure = action::CULPRIT_FIGURE.load(Relaxed);
+    let (name, (cpu_ns, wall_ns)) = match registry::slot(idx) {
+        Some(s) => (name_of(s), verdict_figures(s, Some(idx), blocked, figure)),
+        None => (String::new(), if blocked { (0, figure) } else { (figure, 0) }),
+    };
+    let kind = if blocked { "blocked" } else { "stuck" };
+    verdict_event(&name, culprit, kind, cpu_ns, wall_ns, &culprit_lines, "failstop: verdict");
 }
 
-fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) {
+/// Writes one thread's symbolized block; returns its frame lines.
+fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String> {
     let name = match registry::find_tid(tid).and_then(registry::slot) {
         Some(s) => name_of(s),
         None => {
@@ -293,7 +361,8 @@ fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) {
         }
     };
     let mut block = format!("{} thread {tid} \"{name}\":\n", if culprit { ">" } else { " " });
-    for l in symbolized_lines(frames) {
+    let lines = symbolized_lines(frames);
+    for l in &lines {
         let _ = writeln!(block, "    {l}");
     }
     // Whole lines, at most 4 KiB per write.
@@ -309,4 +378,5 @@ fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) {
         emit(&block[start..end]);
         start = end;
     }
+    lines
 }

@@ -106,7 +106,7 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
         period: RT.period_ns.load(Relaxed),
     };
     let seen = Observation {
-        touch_seq: s.touch_seq.load(Relaxed),
+        touch_seq: s.touches(),
         tick_seq: s.tick_seq.load(Relaxed),
         scoped: s.scoped(),
         cpu: sys::thread_cpu_ns(),

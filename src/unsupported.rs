@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 
 /// Why failstop does not run on this platform.
-fn unsupported() -> Error {
+pub(crate) fn unsupported() -> Error {
     let libc = if cfg!(target_os = "linux") { " without glibc" } else { "" };
     Error::new(
         ErrorKind::Unsupported,

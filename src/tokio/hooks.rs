@@ -1,0 +1,155 @@
+//! The runtime's thread hooks, run by tokio on the thread itself, and the
+//! registration that [`block_on`](super::block_on) holds for a
+//! current-thread runtime.
+
+use super::sampler;
+use crate::ThreadHandle;
+use crate::error::Error;
+use crate::registry::Slot;
+use ::tokio::runtime::{Handle, Id, Runtime, RuntimeFlavor};
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// How long a worker whose registration failed waits before trying again
+/// at a later park (the watchdog may start after the runtime).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The calling thread's registration as a worker of one runtime.
+struct Worker {
+    handle: ThreadHandle,
+    runtime: Id,
+    index: usize,
+    /// Inside the idle scope that the park hook opened.
+    parked: Cell<bool>,
+}
+
+impl Worker {
+    fn slot(&self) -> &'static Slot {
+        self.handle.raw_slot()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        sampler::leave(self.runtime, self.handle.slot_id());
+        // `handle` drops next: the thread is unregistered.
+    }
+}
+
+thread_local! {
+    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    /// No registration attempt before this instant (after a failure).
+    static RETRY_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// `on_thread_park`: the worker goes idle. A worker seen for the first time
+/// is registered; a thread that runs another worker than before (after
+/// `block_in_place`) takes that worker over.
+pub(super) fn on_park() {
+    // `None` on the blocking pool's threads: they are never watched.
+    let Some(index) = ::tokio::runtime::worker_index() else { return };
+    let _ = WORKER.try_with(|cell| {
+        // The hooks never nest, so this borrow never fails.
+        let Ok(mut w) = cell.try_borrow_mut() else { return };
+        match w.as_mut() {
+            Some(x) if x.index != index || x.slot().suspended.load(std::sync::atomic::Ordering::Relaxed) => {
+                sampler::take_over(x.runtime, index, x.handle.slot_id());
+                x.index = index;
+            }
+            Some(_) => {}
+            None => *w = register_worker(index),
+        }
+        if let Some(x) = w.as_ref()
+            && !x.parked.replace(true)
+        {
+            Slot::enter(&x.slot().idle_depth);
+        }
+    });
+}
+
+/// `on_thread_unpark`: the worker leaves its idle scope, with a touch.
+pub(super) fn on_unpark() {
+    let _ = WORKER.try_with(|cell| {
+        let Ok(w) = cell.try_borrow() else { return };
+        if let Some(x) = w.as_ref()
+            && x.parked.replace(false)
+        {
+            x.handle.touch();
+            Slot::leave(&x.slot().idle_depth);
+        }
+    });
+}
+
+/// `on_thread_stop`: the thread ends; its registration goes with it.
+pub(super) fn on_stop() {
+    let w = WORKER.try_with(|cell| cell.try_borrow_mut().ok().and_then(|mut w| w.take()));
+    drop(w);
+}
+
+/// Registers the calling thread as worker `index` of the current
+/// multi-thread runtime. Failures are said once per runtime and retried
+/// after [`RETRY_AFTER`].
+fn register_worker(index: usize) -> Option<Worker> {
+    let handle = Handle::try_current().ok()?;
+    if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+        sampler::say_once(
+            handle.id(),
+            "a current-thread runtime built with failstop::tokio::watch is driven by Runtime::block_on: its thread \
+             is not watched; run it with failstop::tokio::block_on",
+        );
+        return None;
+    }
+    let now = Instant::now();
+    if RETRY_AT.get().is_some_and(|at| now < at) {
+        return None;
+    }
+    let name = format!("{}-{index}", std::thread::current().name().unwrap_or("tokio-worker"));
+    let joined = sampler::start().and_then(|()| {
+        let h = crate::register(&name)?;
+        h.touch();
+        sampler::join(&handle, index, h.slot_id(), true);
+        Ok(h)
+    });
+    match joined {
+        Ok(h) => Some(Worker { handle: h, runtime: handle.id(), index, parked: Cell::new(false) }),
+        Err(e) => {
+            RETRY_AT.set(Some(now + RETRY_AFTER));
+            sampler::say_once(handle.id(), &format!("a worker runs unwatched: {e}"));
+            None
+        }
+    }
+}
+
+/// Held by [`block_on`](super::block_on) on a current-thread runtime: the
+/// calling thread's registration as that runtime's worker. Not `Send`: it
+/// is dropped on the thread that registered.
+pub(super) struct BlockOn {
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Drop for BlockOn {
+    fn drop(&mut self) {
+        on_stop();
+    }
+}
+
+/// Registers the calling thread as worker 0 of `rt` if it is a
+/// current-thread runtime; `None` for a multi-thread one.
+pub(super) fn enter_block_on(rt: &Runtime) -> Result<Option<BlockOn>, Error> {
+    let handle = rt.handle();
+    if handle.runtime_flavor() == RuntimeFlavor::MultiThread {
+        return Ok(None);
+    }
+    sampler::start()?;
+    let h = crate::register("tokio-current-thread")?;
+    h.touch();
+    // Another thread may be in `block_on` already and own the runtime: this
+    // one then waits, suspended, until its first park as the worker.
+    if !sampler::join(handle, 0, h.slot_id(), false) {
+        h.raw_slot().suspended.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let worker = Worker { handle: h, runtime: handle.id(), index: 0, parked: Cell::new(false) };
+    WORKER.with(|cell| *cell.borrow_mut() = Some(worker));
+    Ok(Some(BlockOn { _not_send: PhantomData }))
+}
