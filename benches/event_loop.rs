@@ -151,15 +151,22 @@ fn event_loop(c: &mut Criterion) {
         }
     }
     println!("event_loop, {loops} loops, {rounds} xorshift rounds per item (about 1 µs), {ROUNDS} interleaved rounds:");
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let base = median(&per_mode[0]);
     for (k, mode) in Mode::ALL.into_iter().enumerate() {
+        // Round by round (each mode against `without` of the same round),
+        // and the ratio of the medians.
         let mut ratios: Vec<f64> = per_mode[k].iter().zip(&per_mode[0]).map(|(m, w)| m / w).collect();
         ratios.sort_by(f64::total_cmp);
-        let mut tput = per_mode[k].clone();
-        tput.sort_by(f64::total_cmp);
         println!(
-            "  {:<20} median {:>8.0} items/s   ratio to without: min {:.4} median {:.4} max {:.4}",
+            "  {:<20} median {:>8.0} items/s  ratio of medians {:.4}  per round: min {:.4} median {:.4} max {:.4}",
             mode.id(),
-            tput[ROUNDS / 2],
+            median(&per_mode[k]),
+            median(&per_mode[k]) / base,
             ratios[0],
             ratios[ROUNDS / 2],
             ratios[ROUNDS - 1]
