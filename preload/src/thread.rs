@@ -1,4 +1,5 @@
-//! Per-thread registration: a thread is registered on its first wait, under
+//! Per-thread registration: a thread is registered on its first wait that
+//! may block (see [`with_handle`]), under
 //! its `comm` name (`prctl(PR_GET_NAME)`: what `ps -L` and `top -H` show).
 //!
 //! The outcome is remembered in a thread-local: a registered thread keeps its
@@ -30,14 +31,19 @@ thread_local! {
 static FAILURE_SAID: AtomicBool = AtomicBool::new(false);
 
 /// Runs `f` with the calling thread's handle, registering the thread first
-/// if this is its first wait. `f` gets `None` when the thread is not
-/// watched, and also when the thread-local is not usable (the thread is
+/// if this is its first wait that may block (`may_block`: a timeout other
+/// than zero). A wait with a zero timeout only checks for readiness and
+/// registers nothing: Rust's runtime `poll`s its standard descriptors with
+/// timeout 0 before `main`, and a one-off readiness check does not make a
+/// thread an event loop. `f` gets `None` when the thread is not
+/// watched (or not yet registered), and also when the thread-local is not usable (the thread is
 /// exiting, or this call interrupted a registration in progress on the
 /// same thread, from a signal handler).
-pub(crate) fn with_handle<R>(f: impl FnOnce(Option<&ThreadHandle>) -> R) -> R {
+pub(crate) fn with_handle<R>(may_block: bool, f: impl FnOnce(Option<&ThreadHandle>) -> R) -> R {
     let handle = REGISTRATION
         .try_with(|cell| {
-            if matches!(cell.try_borrow().as_deref(), Ok(Registration::Untried))
+            if may_block
+                && matches!(cell.try_borrow().as_deref(), Ok(Registration::Untried))
                 && let Ok(mut reg) = cell.try_borrow_mut()
             {
                 *reg = register();
