@@ -51,17 +51,18 @@ fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
-/// The wrapper. `finite`: the timeout is finite, so a retry needs the time
-/// elapsed since the start. `call(None)` makes the caller's call as it was
+/// The wrapper. `may_block`: the timeout is not zero (only such a wait
+/// registers a thread). `finite`: the timeout is finite, so a retry needs
+/// the time elapsed since the start. `call(None)` makes the caller's call as it was
 /// made; `call(Some(elapsed))` makes it again with what is left of the
 /// timeout after `elapsed`.
 #[inline]
-fn wait(finite: bool, mut call: impl FnMut(Option<Duration>) -> c_int) -> c_int {
+fn wait(may_block: bool, finite: bool, mut call: impl FnMut(Option<Duration>) -> c_int) -> c_int {
     if !crate::init::started() {
         return call(None);
     }
     let saved = errno();
-    crate::thread::with_handle(|h| {
+    crate::thread::with_handle(may_block, |h| {
         set_errno(saved); // registration may have made system calls
         let Some(h) = h else { return call(None) };
         let _idle = h.idle(); // leaving touches
@@ -102,6 +103,19 @@ unsafe fn ts_left(ts: *const timespec, e: Duration) -> timespec {
     timespec_left(unsafe { &*ts }, e)
 }
 
+/// Whether a `timespec` timeout may block: NULL (forever) or not zero.
+/// Only for `ppoll`, whose glibc wrapper copies `*ts` in user space anyway
+/// (a bad pointer faults there just the same). `epoll_pwait2` and `pselect`
+/// hand the pointer to the kernel unread, which answers a bad one with
+/// EFAULT: for them a non-NULL timeout is taken as "may block", unread.
+///
+/// # Safety
+/// `ts` is NULL or readable.
+unsafe fn ts_may_block(ts: *const timespec) -> bool {
+    // SAFETY: per the contract.
+    ts.is_null() || unsafe { (*ts).tv_sec != 0 || (*ts).tv_nsec != 0 }
+}
+
 type EpollWait = unsafe extern "C" fn(c_int, *mut epoll_event, c_int, c_int) -> c_int;
 type EpollPwait = unsafe extern "C" fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int;
 type EpollPwait2 = unsafe extern "C" fn(c_int, *mut epoll_event, c_int, *const timespec, *const sigset_t) -> c_int;
@@ -122,7 +136,9 @@ type PpollChk = unsafe extern "C" fn(*mut pollfd, nfds_t, *const timespec, *cons
 pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int {
     let f = real_fn!(real::EPOLL_WAIT, EpollWait);
     // SAFETY: the caller's arguments, passed on.
-    wait(timeout > 0, |e| unsafe { f(epfd, events, maxevents, e.map_or(timeout, |e| ms_left(timeout, e))) })
+    wait(timeout != 0, timeout > 0, |e| unsafe {
+        f(epfd, events, maxevents, e.map_or(timeout, |e| ms_left(timeout, e)))
+    })
 }
 
 /// `epoll_pwait(2)`, watched.
@@ -140,7 +156,9 @@ pub unsafe extern "C" fn epoll_pwait(
 ) -> c_int {
     let f = real_fn!(real::EPOLL_PWAIT, EpollPwait);
     // SAFETY: the caller's arguments, passed on.
-    wait(timeout > 0, |e| unsafe { f(epfd, events, maxevents, e.map_or(timeout, |e| ms_left(timeout, e)), sigmask) })
+    wait(timeout != 0, timeout > 0, |e| unsafe {
+        f(epfd, events, maxevents, e.map_or(timeout, |e| ms_left(timeout, e)), sigmask)
+    })
 }
 
 /// `epoll_pwait2(2)`, watched.
@@ -157,7 +175,7 @@ pub unsafe extern "C" fn epoll_pwait2(
     sigmask: *const sigset_t,
 ) -> c_int {
     let f = real_fn!(real::EPOLL_PWAIT2, EpollPwait2);
-    wait(!timeout.is_null(), |e| match e {
+    wait(true, !timeout.is_null(), |e| match e {
         // SAFETY: the caller's arguments, passed on.
         None => unsafe { f(epfd, events, maxevents, timeout, sigmask) },
         Some(e) => {
@@ -178,7 +196,7 @@ pub unsafe extern "C" fn epoll_pwait2(
 pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
     let f = real_fn!(real::POLL, Poll);
     // SAFETY: the caller's arguments, passed on.
-    wait(timeout > 0, |e| unsafe { f(fds, nfds, e.map_or(timeout, |e| ms_left(timeout, e))) })
+    wait(timeout != 0, timeout > 0, |e| unsafe { f(fds, nfds, e.map_or(timeout, |e| ms_left(timeout, e))) })
 }
 
 /// glibc's fortified `poll` (`_FORTIFY_SOURCE` builds call it), watched.
@@ -190,7 +208,7 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
 pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_int, fdslen: size_t) -> c_int {
     let f = real_fn!(real::POLL_CHK, PollChk);
     // SAFETY: the caller's arguments, passed on (the real one checks `fdslen`).
-    wait(timeout > 0, |e| unsafe { f(fds, nfds, e.map_or(timeout, |e| ms_left(timeout, e)), fdslen) })
+    wait(timeout != 0, timeout > 0, |e| unsafe { f(fds, nfds, e.map_or(timeout, |e| ms_left(timeout, e)), fdslen) })
 }
 
 /// `ppoll(2)`, watched.
@@ -206,7 +224,8 @@ pub unsafe extern "C" fn ppoll(
     sigmask: *const sigset_t,
 ) -> c_int {
     let f = real_fn!(real::PPOLL, Ppoll);
-    wait(!timeout.is_null(), |e| match e {
+    // SAFETY: glibc reads `*timeout` in user space too.
+    wait(unsafe { ts_may_block(timeout) }, !timeout.is_null(), |e| match e {
         // SAFETY: the caller's arguments, passed on.
         None => unsafe { f(fds, nfds, timeout, sigmask) },
         Some(e) => {
@@ -232,7 +251,8 @@ pub unsafe extern "C" fn __ppoll_chk(
     fdslen: size_t,
 ) -> c_int {
     let f = real_fn!(real::PPOLL_CHK, PpollChk);
-    wait(!timeout.is_null(), |e| match e {
+    // SAFETY: glibc reads `*timeout` in user space too.
+    wait(unsafe { ts_may_block(timeout) }, !timeout.is_null(), |e| match e {
         // SAFETY: the caller's arguments, passed on.
         None => unsafe { f(fds, nfds, timeout, sigmask, fdslen) },
         Some(e) => {
@@ -259,9 +279,11 @@ pub unsafe extern "C" fn select(
     timeout: *mut timeval,
 ) -> c_int {
     let f = real_fn!(real::SELECT, Select);
+    // SAFETY: glibc's select reads `*timeout` in user space too.
+    let may_block = timeout.is_null() || unsafe { (*timeout).tv_sec != 0 || (*timeout).tv_usec != 0 };
     // SAFETY: the caller's arguments, passed on; the sets are left as they
     // were when the call fails, so a retry waits on the same ones.
-    wait(false, |_| unsafe { f(nfds, readfds, writefds, exceptfds, timeout) })
+    wait(may_block, false, |_| unsafe { f(nfds, readfds, writefds, exceptfds, timeout) })
 }
 
 /// `pselect(2)`, watched (its `timeout` is not written back).
@@ -279,7 +301,7 @@ pub unsafe extern "C" fn pselect(
     sigmask: *const sigset_t,
 ) -> c_int {
     let f = real_fn!(real::PSELECT, Pselect);
-    wait(!timeout.is_null(), |e| match e {
+    wait(true, !timeout.is_null(), |e| match e {
         // SAFETY: the caller's arguments, passed on.
         None => unsafe { f(nfds, readfds, writefds, exceptfds, timeout, sigmask) },
         Some(e) => {
