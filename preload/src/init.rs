@@ -61,12 +61,10 @@ pub(crate) fn say(msg: &str) {
 
 /// Runs at load time, before the program's `main` (and before the
 /// constructors of the libraries loaded after this one).
-#[cfg(not(test))]
 #[used]
 #[unsafe(link_section = ".init_array")]
 static CONSTRUCTOR: extern "C" fn() = constructor;
 
-#[cfg_attr(test, allow(dead_code))]
 extern "C" fn constructor() {
     crate::real::resolve_all();
     let started = std::panic::catch_unwind(|| {

@@ -32,9 +32,6 @@
 //! handler in the same interruption as one of ours. Its handler runs, but
 //! the wait goes on instead of failing with `EINTR`, until an event or the
 //! timeout.
-//!
-//! The functions are `#[cfg(not(test))]`: the crate's unit-test binary must
-//! not interpose its own waits.
 
 use crate::real::{self, Real};
 use crate::timeout::{elapsed, ms_left, start_if, timespec_left};
@@ -131,7 +128,6 @@ type PpollChk = unsafe extern "C" fn(*mut pollfd, nfds_t, *const timespec, *cons
 ///
 /// # Safety
 /// The C library's contract for `epoll_wait`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxevents: c_int, timeout: c_int) -> c_int {
     let f = real_fn!(real::EPOLL_WAIT, EpollWait);
@@ -145,7 +141,6 @@ pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut epoll_event, maxev
 ///
 /// # Safety
 /// The C library's contract for `epoll_pwait`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn epoll_pwait(
     epfd: c_int,
@@ -165,7 +160,6 @@ pub unsafe extern "C" fn epoll_pwait(
 ///
 /// # Safety
 /// The C library's contract for `epoll_pwait2`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn epoll_pwait2(
     epfd: c_int,
@@ -191,7 +185,6 @@ pub unsafe extern "C" fn epoll_pwait2(
 ///
 /// # Safety
 /// The C library's contract for `poll`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
     let f = real_fn!(real::POLL, Poll);
@@ -203,7 +196,6 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
 ///
 /// # Safety
 /// The C library's contract for `__poll_chk`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_int, fdslen: size_t) -> c_int {
     let f = real_fn!(real::POLL_CHK, PollChk);
@@ -215,7 +207,6 @@ pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_i
 ///
 /// # Safety
 /// The C library's contract for `ppoll`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ppoll(
     fds: *mut pollfd,
@@ -241,7 +232,6 @@ pub unsafe extern "C" fn ppoll(
 ///
 /// # Safety
 /// The C library's contract for `__ppoll_chk`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __ppoll_chk(
     fds: *mut pollfd,
@@ -269,7 +259,6 @@ pub unsafe extern "C" fn __ppoll_chk(
 ///
 /// # Safety
 /// The C library's contract for `select`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn select(
     nfds: c_int,
@@ -290,7 +279,6 @@ pub unsafe extern "C" fn select(
 ///
 /// # Safety
 /// The C library's contract for `pselect`.
-#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pselect(
     nfds: c_int,

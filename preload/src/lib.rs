@@ -7,10 +7,10 @@
 //! ```
 //!
 //! A constructor starts the watchdog from the `FAILSTOP_*` variables
-//! ([`init`]). The waits of an event loop are interposed ([`interpose`]):
+//! (`init`). The waits of an event loop are interposed (`interpose`):
 //! `epoll_wait`, `epoll_pwait`, `epoll_pwait2`, `poll`, `ppoll`, `select`,
 //! `pselect` and glibc's fortified `__poll_chk` and `__ppoll_chk`. A thread
-//! is registered on its first wait under its `comm` name ([`thread`]), is
+//! is registered on its first wait under its `comm` name (`thread`), is
 //! idle while it waits and touches when the wait returns. A thread that
 //! then spins outside its wait gets the `stuck` verdict; one that blocks
 //! outside it (a deadlock, a `sleep`, a system call that never returns)

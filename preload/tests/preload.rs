@@ -288,7 +288,7 @@ fn results_errno_and_signals_are_unchanged() {
     has("poll-keeps-errno 1 4242");
     has(&format!("ppoll-einval -1 {}", libc::EINVAL));
     has(&format!("epoll_wait-ebadf -1 {}", libc::EBADF));
-    has(&format!("select-timeout 0 set false tv 0 0"));
+    has("select-timeout 0 set false tv 0 0");
     has(&format!("poll-app-signal -1 {} handled 1", libc::EINTR));
     has(&format!("epoll_wait-app-signal -1 {} handled 2", libc::EINTR));
     has("ppoll-masked 0 handled 3");
