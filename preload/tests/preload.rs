@@ -692,3 +692,47 @@ fn a_program_that_takes_the_signal_over_is_not_watched() {
     assert_eq!(o.value("poll"), "1 watched false timers 0", "{}", o.describe());
     assert!(o.stderr.contains(&format!("replaced failstop's handler of signal {}", libc::SIGUSR1)), "{}", o.describe());
 }
+
+#[test]
+fn a_dump_does_not_interrupt_the_waits_of_other_threads() {
+    if common::scenario().is_some() {
+        let (r, _w) = pipe();
+        let poller = std::thread::Builder::new()
+            .name("poller".into())
+            .spawn(move || {
+                say!("tid poller {}", gettid());
+                let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
+                // SAFETY: a valid pollfd. Nothing is ever written to the pipe.
+                let n = unsafe { libc::poll(&mut pfd, 1, 30_000) };
+                say!("poller-returned {n} {}", errno());
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let spinner = std::thread::Builder::new()
+            .name("spinner".into())
+            .spawn(|| {
+                let mut pfd = libc::pollfd { fd: -1, events: 0, revents: 0 };
+                // SAFETY: a valid pollfd; registers this thread.
+                unsafe { libc::poll(&mut pfd, 1, 1) };
+                say!("tid spinner {}", gettid());
+                spin_here_forever();
+            })
+            .unwrap();
+        poller.join().unwrap();
+        spinner.join().unwrap();
+        common::child_exit(0);
+    }
+    let o = preloaded("a_dump_does_not_interrupt_the_waits_of_other_threads", "dump").run();
+    o.assert_signal(libc::SIGABRT);
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!((v.kind.as_str(), v.name.as_str(), v.tid), ("stuck", "spinner", o.tid("spinner")), "{}", o.describe());
+    // The dump's capture request did reach the waiting thread ...
+    let poller = o.tid("poller");
+    let head = format!("  thread {poller} \"poller\"");
+    let block: Vec<&str> =
+        o.stderr.lines().skip_while(|l| !l.starts_with(&head)).skip(1).take_while(|l| l.starts_with("    ")).collect();
+    assert!(!block.is_empty(), "the poller is not in the dump\n{}", o.describe());
+    assert!(block.iter().any(|l| l.trim_start().starts_with("#0 ")), "no frames for the poller\n{}", o.describe());
+    // ... and its poll went on waiting instead of failing with EINTR.
+    assert!(!o.has("poller-returned"), "the poller's wait was interrupted\n{}", o.describe());
+}
