@@ -46,13 +46,21 @@ const CAPTURE_WAIT_MAX: Duration = Duration::from_millis(500);
 
 pub(crate) struct Capture {
     pub tid: AtomicI32,
+    /// The registry slot of `tid` (its index), or `usize::MAX` if none.
+    pub slot: AtomicUsize,
     pub lo: AtomicUsize,
     pub hi: AtomicUsize,
     pub frames: Frames,
 }
 
 pub(crate) static CAPTURES: [Capture; MAX_DUMP_THREADS] = [const {
-    Capture { tid: AtomicI32::new(0), lo: AtomicUsize::new(0), hi: AtomicUsize::new(0), frames: Frames::new() }
+    Capture {
+        tid: AtomicI32::new(0),
+        slot: AtomicUsize::new(usize::MAX),
+        lo: AtomicUsize::new(0),
+        hi: AtomicUsize::new(0),
+        frames: Frames::new(),
+    }
 }; MAX_DUMP_THREADS];
 /// Entries handed out in this dump.
 pub(crate) static CAPTURE_COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -63,7 +71,13 @@ static CAPTURE_ANSWERS: AtomicU32 = AtomicU32::new(0);
 /// Async-signal-safe.
 pub(crate) fn on_capture_request(idx: usize, ctx: *mut libc::c_void) {
     let Some(c) = CAPTURES.get(idx) else { return };
-    if c.tid.load(Acquire) != sys::gettid()
+    let tid = sys::gettid();
+    if let Some(s) = registry::slot(c.slot.load(Acquire))
+        && s.tid.load(Relaxed) == tid
+    {
+        s.note_own_signal(); // even for a stale request: it interrupted this thread
+    }
+    if c.tid.load(Acquire) != tid
         || c.frames.state.compare_exchange(CAP_REQUESTED, CAP_WRITING, AcqRel, Relaxed).is_err()
     {
         return; // stale: the dump gave up on this request
@@ -274,6 +288,7 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
         let c = &CAPTURES[i];
         c.frames.state.store(CAP_EMPTY, Relaxed);
         c.tid.store(0, Relaxed);
+        c.slot.store(usize::MAX, Relaxed);
         if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY
             || tid == own.monitor
             || tid == own.reporter
@@ -288,9 +303,10 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
         if !fatal && state != b'R' {
             continue;
         }
-        let (lo, hi) = registry::find_tid(tid)
-            .and_then(registry::slot)
-            .map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
+        let slot_idx = registry::find_tid(tid);
+        let (lo, hi) =
+            slot_idx.and_then(registry::slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
+        c.slot.store(slot_idx.unwrap_or(usize::MAX), Relaxed);
         c.lo.store(lo, Relaxed);
         c.hi.store(hi, Relaxed);
         c.tid.store(tid, Relaxed);

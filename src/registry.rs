@@ -113,6 +113,9 @@ pub(crate) struct Slot {
     pub prev_altstack_len: AtomicUsize,
     pub name_len: AtomicUsize,
     pub name: [std::sync::atomic::AtomicU8; NAME_LEN],
+    /// failstop's own signals (timer ticks, capture requests) handled on
+    /// the owner thread; written only by the owner's handler (wrapping).
+    pub own_signals: AtomicU32,
     // --- the stuck rule's state: written only by the owner's handler ---
     pub seen_touch: AtomicU64,
     pub seen_tick: AtomicU64,
@@ -153,6 +156,7 @@ impl Slot {
             prev_altstack_len: AtomicUsize::new(0),
             name_len: AtomicUsize::new(0),
             name: [const { std::sync::atomic::AtomicU8::new(0) }; NAME_LEN],
+            own_signals: AtomicU32::new(0),
             seen_touch: AtomicU64::new(0),
             seen_tick: AtomicU64::new(0),
             progress_cpu: AtomicU64::new(0),
@@ -216,6 +220,12 @@ impl Slot {
     #[inline]
     pub(crate) fn touches(&self) -> u64 {
         self.touch_seq.load(Relaxed).wrapping_add(self.remote_seq.load(Relaxed))
+    }
+
+    /// Counts one of failstop's own signals handled on the owner thread.
+    /// Only the owner's handler writes the counter. Async-signal-safe.
+    pub(crate) fn note_own_signal(&self) {
+        self.own_signals.store(self.own_signals.load(Relaxed).wrapping_add(1), Relaxed);
     }
 
     /// Whether the thread is inside an idle or harmless scope, or suspended.
@@ -565,6 +575,34 @@ impl ThreadHandle {
     /// ```
     pub fn tid(&self) -> i32 {
         self.slot.tid.load(Relaxed)
+    }
+
+    /// How many of failstop's own signals (CPU-timer ticks, dump capture
+    /// requests) this thread has handled so far (a wrapping count).
+    ///
+    /// The kernel never restarts `poll`, `epoll_wait` or `select` after a
+    /// signal handler ran, even with `SA_RESTART`: they fail with `EINTR`.
+    /// failstop's signals rarely land there (CPU-clock ticks come while the
+    /// thread runs; capture requests only during a dump), but with
+    /// wall-clock timers they do. A wrapper around such a wait compares the
+    /// count before and after an `EINTR`: if it moved, failstop's signal
+    /// was (at least one of) the cause, and the wait can go on with the
+    /// time it has left. `libfailstop_preload.so` does exactly that.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("poller")?;
+    /// let before = h.signal_count();
+    /// let r = h.with_idle(|| unsafe { libc::poll(std::ptr::null_mut(), 0, 100) });
+    /// let interrupted = std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+    /// if r == -1 && interrupted && h.signal_count() != before {
+    ///     // failstop's signal, not the application's: wait again
+    /// }
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn signal_count(&self) -> u32 {
+        self.slot.own_signals.load(Relaxed)
     }
 
     /// The raw slot, for the C ABI.

@@ -100,6 +100,7 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
     if !RT.running() || !s.is_active_for(tid) {
         return; // a late tick of a slot that was just released or stopped
     }
+    s.note_own_signal();
     let budgets = Budgets {
         cpu_budget: RT.cpu_budget_ns.load(Relaxed),
         warn_after: RT.warn_after_ns.load(Relaxed),

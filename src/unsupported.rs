@@ -144,6 +144,16 @@ impl ThreadHandle {
     pub fn tid(&self) -> i32 {
         match self.never {}
     }
+
+    /// How many of failstop's own signals this thread has handled.
+    ///
+    /// ```no_run
+    /// let n = failstop::register("poller")?.signal_count();
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    pub fn signal_count(&self) -> u32 {
+        match self.never {}
+    }
 }
 
 /// Returned by [`ThreadHandle::idle`].

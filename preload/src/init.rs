@@ -1,0 +1,113 @@
+//! The constructor: resolve the real functions, then start the watchdog
+//! from the defaults and the `FAILSTOP_*` variables.
+//!
+//! # Bad variables: exit with status 2
+//!
+//! A `FAILSTOP_*` variable with a bad value (or an unknown `FAILSTOP_*`
+//! name), or any other reason the watchdog cannot start, prints one line on
+//! stderr that names the variable and what is allowed, and the program exits
+//! with status 2 before its `main` runs. Running unprotected while the
+//! operator believes the service is protected is worse in a high-availability
+//! cluster than a service that refuses to start: the refusal shows at
+//! deployment, not at the next lockup. `LD_PRELOAD` and the variables are
+//! inherited by every child, shells and helpers included, so a bad setting
+//! stops each of them the same way, with the same line: the mistake cannot
+//! hide in one process while the others run. `FAILSTOP_DISABLE=1` is the
+//! way to keep the library loaded and watch nothing.
+//!
+//! # What runs in every process
+//!
+//! The watchdog starts in every process the library is preloaded into, also
+//! in one that never waits in an interposed call: failstop's two threads
+//! (monitor and reporter, which block every signal) and its handler for the
+//! watchdog signal. No thread is registered and no timer is created until a
+//! thread waits.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::*};
+
+/// Set once the watchdog runs. Waits that come earlier (from other
+/// libraries' constructors) pass straight through and register nothing.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The watchdog signal and the handler failstop installed for it.
+static SIGNO: AtomicI32 = AtomicI32::new(0);
+static HANDLER: AtomicUsize = AtomicUsize::new(0);
+
+/// The preload's default watchdog signal, `SIGRTMAX-3`, where the library's
+/// is `SIGALRM`: a program we did not write may take `SIGALRM` over after
+/// our constructor ran (redis-server sets it to `SIG_IGN`), and a program
+/// that installs its own `SIGALRM` handler would receive failstop's timer
+/// ticks. Real-time signals this high are rarely used. `FAILSTOP_SIGNAL`
+/// still overrides it.
+pub(crate) fn default_signal() -> failstop::Signal {
+    failstop::Signal::new(libc::SIGRTMAX() - 3).expect("SIGRTMAX-3 is a valid watchdog signal")
+}
+
+/// The status a program exits with when the watchdog cannot start.
+pub(crate) const EXIT_BAD_CONFIG: libc::c_int = 2;
+
+/// Whether the watchdog runs (set at the end of the constructor).
+#[inline]
+pub(crate) fn started() -> bool {
+    STARTED.load(Acquire)
+}
+
+/// Writes `failstop_preload: <msg>` and a newline to stderr in one write.
+pub(crate) fn say(msg: &str) {
+    let line = format!("failstop_preload: {msg}\n");
+    // SAFETY: writing our own buffer to fd 2; a failure is ignored.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+}
+
+/// Runs at load time, before the program's `main` (and before the
+/// constructors of the libraries loaded after this one).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static CONSTRUCTOR: extern "C" fn() = constructor;
+
+extern "C" fn constructor() {
+    crate::real::resolve_all();
+    let started = std::panic::catch_unwind(|| {
+        let config = failstop::Config::new().signal(default_signal()).from_env()?;
+        let signo = config.settings().signal.number();
+        failstop::start(config).map(|w| (w, signo))
+    });
+    match started {
+        Ok(Ok((watchdog, signo))) => {
+            // It runs for the life of the process.
+            std::mem::forget(watchdog);
+            SIGNO.store(signo, Relaxed);
+            HANDLER.store(handler_of(signo), Relaxed);
+            STARTED.store(true, Release);
+        }
+        Ok(Err(e)) => refuse(e.message()),
+        Err(_) => refuse("the watchdog panicked while starting"),
+    }
+}
+
+/// The handler currently installed for `signo` (or SIG_DFL / SIG_IGN).
+fn handler_of(signo: libc::c_int) -> usize {
+    // SAFETY: sigaction is plain data; a query only, into a valid out-pointer.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sigaction(signo, std::ptr::null(), &mut sa) };
+    sa.sa_sigaction
+}
+
+/// `None` while the watchdog signal still has the handler failstop
+/// installed; otherwise the signal's number, for the message that says the
+/// program took it over (then no thread may be registered: its timer ticks
+/// would go to the program's handler, be ignored, or end the process).
+pub(crate) fn signal_taken_over() -> Option<libc::c_int> {
+    let signo = SIGNO.load(Relaxed);
+    (handler_of(signo) != HANDLER.load(Relaxed)).then_some(signo)
+}
+
+fn refuse(why: &str) -> ! {
+    say(&format!(
+        "{why}; exiting with status {EXIT_BAD_CONFIG} (fix the FAILSTOP_* setting, set FAILSTOP_DISABLE=1, or unset LD_PRELOAD)"
+    ));
+    // SAFETY: ends the process at once, before main: nothing of the program
+    // ran yet, so there is nothing to flush or clean up.
+    unsafe { libc::_exit(EXIT_BAD_CONFIG) }
+}

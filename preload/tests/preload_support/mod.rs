@@ -1,0 +1,62 @@
+//! Shared by the `LD_PRELOAD` tests: where `libfailstop_preload.so` is, and
+//! how to read the verdict line of a dump.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `libfailstop_preload.so` as built by this `cargo test` (or `cargo build`):
+/// `target/<profile>/libfailstop_preload.so` or its copy in `deps/`,
+/// whichever is newer. The root package's `default-members` make a plain
+/// `cargo test` build it.
+pub fn preload_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    let profile = deps.parent().expect("profile dir");
+    let file = "libfailstop_preload.so";
+    [profile.join(file), deps.join(file)]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!(
+                "{file} not found next to {exe:?}: run `cargo test` at the workspace root \
+                 (or `cargo build -p failstop-preload` first)"
+            )
+        })
+}
+
+/// The verdict line of a dump: `failstop: <kind>: thread "<name>" (tid N) ...`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct VerdictLine {
+    pub kind: String,
+    pub name: String,
+    pub tid: i32,
+    pub line: String,
+}
+
+/// Finds the one verdict line (`stuck` or `blocked`) in `text`.
+pub fn verdict_line(text: &str) -> Option<VerdictLine> {
+    let mut found = text.lines().filter_map(|l| {
+        let (kind, rest) = l.strip_prefix("failstop: ")?.split_once(": thread \"")?;
+        if kind != "stuck" && kind != "blocked" {
+            return None;
+        }
+        let (name, rest) = rest.split_once("\" (tid ")?;
+        let (tid, _) = rest.split_once(')')?;
+        Some(VerdictLine { kind: kind.into(), name: name.into(), tid: tid.parse().ok()?, line: l.into() })
+    });
+    let first = found.next();
+    assert!(found.next().is_none(), "more than one verdict line in:\n{text}");
+    first
+}
+
+/// The figure of a verdict line, in ms: CPU without progress (`stuck`:
+/// "used X ms of CPU") or wall time without progress (`blocked`: "made no
+/// progress for X ms").
+pub fn verdict_ms(v: &VerdictLine) -> f64 {
+    let after = if v.kind == "stuck" { " used " } else { " made no progress for " };
+    let rest = v.line.split_once(after).map(|(_, r)| r).unwrap_or_else(|| panic!("no figure in {:?}", v.line));
+    rest.split_once(" ms").and_then(|(n, _)| n.parse().ok()).unwrap_or_else(|| panic!("bad figure in {:?}", v.line))
+}
