@@ -3,9 +3,10 @@
 //! their own commands, and sustained load that must not give a verdict.
 //!
 //! Each server is a [`Server`]: how to start it on a port, drive load, make
-//! its loop spin and make it block. To add one (say the C echo server of
-//! `examples/c/`), implement the trait and add three one-line tests at the
-//! end of this file.
+//! its loop spin and make it block. Two are here: Debian's redis-server, and
+//! our C echo server of `examples/c/` built without any failstop call
+//! (`-DECHO_NO_FAILSTOP`). To add one, implement the trait and add three
+//! one-line tests at the end of this file.
 
 #[macro_use]
 #[path = "../../tests/common/mod.rs"]
@@ -45,8 +46,8 @@ trait Server {
     fn spin(&self, port: u16) -> Child;
     /// Makes the event loop block outside its wait; returns the client.
     fn block(&self, port: u16) -> Child;
-    /// Asks the server to exit cleanly.
-    fn shutdown(&self, port: u16);
+    /// Asks the server (process `pid`) to exit cleanly.
+    fn shutdown(&self, port: u16, pid: i32);
 }
 
 // ---------------------------------------------------------------------------
@@ -157,9 +158,127 @@ impl Server for Redis {
         redis_cli_in_background(port, &["debug", "sleep", "60"])
     }
 
-    fn shutdown(&self, port: u16) {
+    fn shutdown(&self, port: u16, _pid: i32) {
         // The connection closes without a reply when the server exits.
         let _ = redis_cli(port, &["shutdown", "nosave"]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The C echo server of examples/c/, built without failstop
+// ---------------------------------------------------------------------------
+
+/// `examples/c/echo_server.c` built with `-DECHO_NO_FAILSTOP`: no failstop
+/// call, no header, no library; the preload alone watches it. Its loop is the
+/// main thread (`comm` "echo_server"), waiting in `epoll_pwait`. With
+/// `--allow-faults`, the line `FAULT spin` makes the loop spin and
+/// `FAULT block` makes it block in a `read` that never returns.
+struct Echo {
+    program: PathBuf,
+}
+
+impl Echo {
+    /// Builds the plain server once per test binary run.
+    fn new() -> Echo {
+        static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        let program = BUILT
+            .get_or_init(|| {
+                let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+                let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("plain").join("echo_server");
+                std::fs::create_dir_all(out.parent().unwrap()).expect("mkdir");
+                let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+                let o = Command::new(&cc)
+                    .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-O2", "-DECHO_NO_FAILSTOP"])
+                    .arg(root.join("examples/c/echo_server.c"))
+                    .arg("-o")
+                    .arg(&out)
+                    .output()
+                    .unwrap_or_else(|e| panic!("run {cc}: {e} (a C compiler is needed; set CC)"));
+                assert!(
+                    o.status.success(),
+                    "building the plain echo server failed:\n{}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                out
+            })
+            .clone();
+        Echo { program }
+    }
+
+    /// A client that sends `line` and then waits for replies that may never
+    /// come (bash's /dev/tcp: a separate process, as for redis-cli).
+    fn send_in_background(port: u16, line: &str) -> Child {
+        Command::new("bash")
+            .args(["-c", &format!("exec 3<>/dev/tcp/127.0.0.1/{port}; printf '%s\\n' '{line}' >&3; cat <&3")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run bash")
+    }
+}
+
+/// One line sent, its reply read.
+fn echo_round_trip(stream: &mut std::io::BufReader<std::net::TcpStream>, line: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, Write};
+    stream.get_mut().write_all(format!("{line}\n").as_bytes())?;
+    let mut reply = String::new();
+    stream.read_line(&mut reply)?;
+    Ok(reply)
+}
+
+impl Server for Echo {
+    fn name(&self) -> &'static str {
+        "echo_server"
+    }
+
+    fn command(&self, port: u16) -> (PathBuf, Vec<String>) {
+        (self.program.clone(), vec!["--allow-faults".into(), port.to_string()])
+    }
+
+    fn loop_thread(&self) -> &'static str {
+        "echo_server"
+    }
+
+    fn ready(&self, port: u16) -> bool {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .and_then(|s| echo_round_trip(&mut std::io::BufReader::new(s), "HEALTH"))
+            .is_ok_and(|r| r == "HEALTHY\n")
+    }
+
+    fn load(&self, port: u16, wall: Duration) -> String {
+        // 8 clients doing verified round trips until `wall`.
+        let until = Instant::now() + wall;
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                std::thread::spawn(move || {
+                    let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                    let mut s = std::io::BufReader::new(s);
+                    let mut n = 0u64;
+                    while Instant::now() < until {
+                        let line = format!("client {c} line {n}");
+                        let reply = echo_round_trip(&mut s, &line).expect("round trip");
+                        assert_eq!(reply.trim_end(), line, "echo");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let total: u64 = clients.into_iter().map(|c| c.join().expect("client")).sum();
+        format!("{total} verified round trips by 8 clients")
+    }
+
+    fn spin(&self, port: u16) -> Child {
+        Echo::send_in_background(port, "FAULT spin")
+    }
+
+    fn block(&self, port: u16) -> Child {
+        Echo::send_in_background(port, "FAULT block")
+    }
+
+    fn shutdown(&self, _port: u16, pid: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
     }
 }
 
@@ -237,7 +356,7 @@ fn quiet_under_load(server: &dyn Server) {
     let (r, port) = start(server, &dump);
     let work = server.load(port, Duration::from_secs(10));
     let alive = server.ready(port);
-    server.shutdown(port);
+    server.shutdown(port, r.pid());
     let o = r.finish();
     let context = format!("load: {work}\n{}", o.describe());
     assert!(alive, "{} stopped answering under load\n{context}", server.name());
@@ -268,4 +387,19 @@ fn redis_block_is_caught() {
 #[test]
 fn redis_under_load_gets_no_verdict() {
     quiet_under_load(&Redis);
+}
+
+#[test]
+fn echo_server_spin_is_caught() {
+    caught(&Echo::new(), spin, "stuck", SPIN_CATCH_BOUND);
+}
+
+#[test]
+fn echo_server_block_is_caught() {
+    caught(&Echo::new(), block, "blocked", BLOCK_CATCH_BOUND);
+}
+
+#[test]
+fn echo_server_under_load_gets_no_verdict() {
+    quiet_under_load(&Echo::new());
 }
