@@ -29,6 +29,9 @@ use std::time::Duration;
 /// Verdict kinds as latched.
 pub(crate) const STUCK: u32 = 1;
 pub(crate) const BLOCKED: u32 = 2;
+/// `stuck`, reached by the monitor: the thread burned CPU without progress
+/// while failstop's handler could not run on it (see `monitor`).
+pub(crate) const DEAF: u32 = 3;
 
 /// Time allowed for the pre-abort hook and the abort itself before the
 /// kernel fuse kills the process.
@@ -36,7 +39,7 @@ pub(crate) const HOOK_GRACE: Duration = Duration::from_secs(3);
 /// Time a swallowed SIGABRT is given before the process is killed.
 pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(1);
 
-/// The latched verdict: 0 = none, else [`STUCK`] or [`BLOCKED`].
+/// The latched verdict: 0 = none, else [`STUCK`], [`BLOCKED`] or [`DEAF`].
 pub(crate) static LATCH: AtomicU32 = AtomicU32::new(0);
 pub(crate) static CULPRIT_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
 pub(crate) static CULPRIT_TID: AtomicI32 = AtomicI32::new(0);
@@ -155,9 +158,10 @@ pub(crate) fn wait_for_dump() {
 /// `SIGABRT` raised on it (a core file shows it), or `_exit` (exit:N).
 ///
 /// Called on the culprit itself (stuck: from its handler) or by the monitor
-/// (blocked: the culprit sleeps in a system call). A culprit in
-/// uninterruptible sleep (D) can never take the signal, so then the calling
-/// thread aborts at once. If a `SIGABRT` handler swallows the signal, the
+/// (blocked: the culprit sleeps in a system call; deaf: it cannot run a
+/// handler). A culprit in uninterruptible sleep (D), or one that blocks
+/// `SIGABRT`, can never take the signal, so then the calling thread aborts
+/// at once. If a `SIGABRT` handler swallows the signal, the
 /// default action is restored and the signal raised again, as abort(3)
 /// does; if the process still lives after [`ABORT_GRACE`], it is killed.
 /// Returns only when a debugger is attached and aborting under it is not
@@ -184,9 +188,11 @@ pub(crate) fn act(culprit: libc::pid_t) {
     if culprit == me {
         raise_abort(me);
     } else {
-        let mut io = [0u8; 1024];
+        let mut io = [0u8; 4096];
         let in_d = crate::procfs::read_stat(culprit, &mut io).is_ok_and(|s| s.state == b'D');
-        if !in_d {
+        let abrt = crate::dump::signal_bit(libc::SIGABRT);
+        let blocks_abort = crate::procfs::read_status(culprit, &mut io).is_ok_and(|s| s.sig_blk & abrt != 0);
+        if !in_d && !blocks_abort {
             let _ = sys::tgkill(culprit, libc::SIGABRT);
             sys::sleep(ABORT_GRACE);
         }

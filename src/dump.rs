@@ -41,6 +41,8 @@ pub(crate) const CAPTURE_TAG: usize = 0xFA11_57AC;
 pub(crate) const MAX_DUMP_THREADS: usize = crate::gate::MAX_THREADS;
 /// A capture entry waiting for its thread's handler.
 const CAP_REQUESTED: u32 = 3;
+/// A capture entry not asked for: its thread blocks the watchdog signal.
+const CAP_MASKED: u32 = 4;
 /// The longest a dump waits for threads to answer a capture request.
 const CAPTURE_WAIT_MAX: Duration = Duration::from_millis(500);
 
@@ -180,20 +182,28 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     b.push_sanitized(&name[..n]);
     b.push_str("\" (tid ");
     b.push_i64(culprit as i64);
-    if kind == action::BLOCKED {
-        b.push_str(") made no progress for ");
-        b.push_ms(figure);
-        b.push_str(" ms with no CPU time and no context switch (stall_budget ");
-        b.push_u64(RT.stall_budget_ns.load(Relaxed) / 1_000_000);
-    } else {
-        b.push_str(") used ");
-        b.push_ms(figure);
-        b.push_str(" ms of CPU without progress (cpu_budget ");
-        b.push_u64(RT.cpu_budget_ns.load(Relaxed) / 1_000_000);
-    }
-    if kind != action::BLOCKED {
-        b.push_str(" ms, checked every ");
-        b.push_ms(RT.period_ns.load(Relaxed));
+    match kind {
+        action::BLOCKED => {
+            b.push_str(") made no progress for ");
+            b.push_ms(figure);
+            b.push_str(" ms with no CPU time and no context switch (stall_budget ");
+            b.push_u64(RT.stall_budget_ns.load(Relaxed) / 1_000_000);
+        }
+        action::DEAF => {
+            b.push_str(") used ");
+            b.push_ms(figure);
+            b.push_str(" ms of CPU without progress and without running failstop's signal handler (cpu_budget ");
+            b.push_u64(RT.cpu_budget_ns.load(Relaxed) / 1_000_000);
+            b.push_str(" ms, seen by the monitor");
+        }
+        _ => {
+            b.push_str(") used ");
+            b.push_ms(figure);
+            b.push_str(" ms of CPU without progress (cpu_budget ");
+            b.push_u64(RT.cpu_budget_ns.load(Relaxed) / 1_000_000);
+            b.push_str(" ms, checked every ");
+            b.push_ms(RT.period_ns.load(Relaxed));
+        }
     }
     b.push_str(" ms); action: ");
     push_action(b);
@@ -303,6 +313,14 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
         if !fatal && state != b'R' {
             continue;
         }
+        // A thread that blocks the signal (a sigwait loop, a thread that
+        // masks everything, a deaf culprit) cannot answer: not asked, so
+        // that the dump does not wait for it.
+        if procfs::read_status(tid, io).is_ok_and(|st| st.sig_blk & signal_bit(signo) != 0) {
+            c.tid.store(tid, Relaxed);
+            c.frames.state.store(CAP_MASKED, Release);
+            continue;
+        }
         let slot_idx = registry::find_tid(tid);
         let (lo, hi) =
             slot_idx.and_then(registry::slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
@@ -321,6 +339,11 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
     }
     CAPTURE_COUNT.store(tids.len(), Release);
     asked
+}
+
+/// The bit of signal `signo` in a `/proc` signal mask (`SigBlk:`, ...).
+pub(crate) fn signal_bit(signo: libc::c_int) -> u64 {
+    1u64 << ((signo - 1) & 63)
 }
 
 /// Waits until `asked` handlers answered or the capture deadline passed.
@@ -350,6 +373,15 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
         .ok()
         .or_else(|| stat.as_ref().map(|s| procfs::ticks_to_ns(s.utime_ticks + s.stime_ticks, procfs::clk_tck())));
 
+    if stat.is_none() && status.is_none() && !is_culprit {
+        // Listed a moment ago, gone from /proc now.
+        let b = out.b();
+        b.push_str("  thread ");
+        b.push_i64(tid as i64);
+        b.push_str(" exited while the dump was written");
+        out.eol();
+        return;
+    }
     let b = out.b();
     b.push_str(if is_culprit { "> thread " } else { "  thread " });
     b.push_i64(tid as i64);
@@ -421,6 +453,21 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
         out.b().push_str("    (the culprit is inside failstop's signal handler: its state and system call are the handler's; the frames show where it was interrupted)");
         out.eol();
     }
+    if is_culprit && action::LATCH.load(Relaxed) == action::DEAF {
+        let signo = RT.signo.load(Relaxed);
+        let masked = status.as_ref().is_some_and(|st| st.sig_blk & signal_bit(signo) != 0);
+        let b = out.b();
+        b.push_str("    (failstop's signal handler cannot run on the culprit: ");
+        b.push_str(if masked {
+            "it blocks the watchdog signal, or runs a signal handler that masks it"
+        } else {
+            "the watchdog signal does not reach failstop's handler (was it replaced?)"
+        });
+        b.push_str("; the watchdog signal is ");
+        b.push_i64(signo as i64);
+        b.push_str(". No frames can be captured in its own context; with `abort` the core file has its registers)");
+        out.eol();
+    }
 
     write_syscall_line(out, scratch, tid);
 
@@ -471,6 +518,7 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize,
             let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);
             Err("not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)")
         }
+        CAP_MASKED => Err("not asked: it blocks the watchdog signal"),
         _ => Err("the capture signal could not be sent"),
     }
 }

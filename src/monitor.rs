@@ -2,6 +2,21 @@
 //! thread's wall-clock progress, frees the slots of threads that died, and
 //! feeds systemd's watchdog while the gate is open (see `systemd`).
 //!
+//! It applies two rules of its own, for what the CPU-timer handler cannot
+//! see:
+//!
+//! - **blocked** ([`judge`]): no progress, no CPU time and no
+//!   context switch for `stall_budget` (a deadlock, a system call that never
+//!   returns);
+//! - **deaf** ([`judge_deaf`]): a thread that burns CPU without progress
+//!   while failstop's handler never runs on it (it blocks every signal, it
+//!   spins inside a signal handler that masks the watchdog signal, or the
+//!   application replaced failstop's handler). Its timer fires, but the
+//!   signal stays pending, so the `stuck` rule never gets to decide: the
+//!   monitor reads the thread's CPU clock and its count of handled signals
+//!   instead, and convicts it as `stuck` once it has used `cpu_budget` plus
+//!   [`deaf_margin`] of CPU with neither moving.
+//!
 //! The monitor never allocates after it has started (its buffers are made
 //! before the loop), so it can write the dump while another thread holds
 //! the allocator's lock. It blocks every asynchronous signal, so writing to
@@ -39,7 +54,16 @@ struct Watch {
     sampled_at: AtomicU64,
     /// A blocked verdict was reached for this quiet window.
     convicted: AtomicBool,
+    /// Start of the deaf window: the thread's CPU clock when the monitor
+    /// first saw it without progress and without handled signals
+    /// ([`NO_WINDOW`]: no window open).
+    deaf_cpu: AtomicU64,
+    /// The thread's count of handled failstop signals at that moment.
+    deaf_signals: AtomicU32,
 }
+
+/// [`Watch::deaf_cpu`] when no deaf window is open.
+const NO_WINDOW: u64 = u64::MAX;
 static WATCH: [Watch; MAX_THREADS] = [const {
     Watch {
         generation: AtomicU32::new(u32::MAX),
@@ -50,6 +74,8 @@ static WATCH: [Watch; MAX_THREADS] = [const {
         ctxsw: AtomicU64::new(u64::MAX),
         sampled_at: AtomicU64::new(0),
         convicted: AtomicBool::new(false),
+        deaf_cpu: AtomicU64::new(NO_WINDOW),
+        deaf_signals: AtomicU32::new(0),
     }
 }; MAX_THREADS];
 
@@ -130,7 +156,7 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Optio
             write_dump(scratch, path, notifier.as_deref_mut());
             last_loop = sys::monotonic_ns();
         }
-        judge_blocked(now, &mut scratch.io[..]);
+        judge(now, &mut scratch.io[..]);
         if now.saturating_sub(last_reap) >= 1_000_000_000 {
             registry::reap_dead();
             last_reap = now;
@@ -152,7 +178,11 @@ fn forgive(overrun: u64, now: u64) {
     }
 }
 
-/// The blocked rule, the kernel's hung-task test done in user space: a
+/// The monitor's rules, applied to every watched thread outside idle and
+/// harmless scopes that made no progress since the last look: the deaf rule
+/// ([`judge_deaf`]) and the blocked rule.
+///
+/// The blocked rule is the kernel's hung-task test done in user space: a
 /// watched thread outside idle and harmless scopes, judged from its first
 /// progress mark on, is `blocked` when for `stall_budget` it made no
 /// progress, used no CPU time, had no context switch, and was never seen
@@ -160,7 +190,7 @@ fn forgive(overrun: u64, now: u64) {
 /// comes from the thread's CPU clock and /proc, sampled only for threads
 /// that stopped making progress, and the verdict is only taken right after
 /// a sample. Allocation-free.
-fn judge_blocked(now: u64, io: &mut [u8]) {
+fn judge(now: u64, io: &mut [u8]) {
     let stall = RT.stall_budget_ns.load(Relaxed);
     let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
     for (idx, (s, w)) in registry::SLOTS.iter().zip(WATCH.iter()).enumerate() {
@@ -181,14 +211,16 @@ fn judge_blocked(now: u64, io: &mut [u8]) {
             w.ctxsw.store(u64::MAX, Relaxed);
             w.sampled_at.store(0, Relaxed);
             w.convicted.store(false, Relaxed);
+            w.deaf_cpu.store(NO_WINDOW, Relaxed);
             continue;
         }
+        let tid = s.tid.load(Relaxed);
+        let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
+        judge_deaf(s, w, idx, tid, cpu);
         if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
             continue;
         }
         w.sampled_at.store(now, Relaxed);
-        let tid = s.tid.load(Relaxed);
-        let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
         let state = procfs::read_stat(tid, io).map_or(b'?', |st| st.state);
         let ctxsw = procfs::read_status(tid, io)
             .map_or(u64::MAX - 1, |st| st.voluntary_ctxt_switches.wrapping_add(st.nonvoluntary_ctxt_switches));
@@ -203,6 +235,40 @@ fn judge_blocked(now: u64, io: &mut [u8]) {
         if quiet >= stall && !w.convicted.swap(true, Relaxed) {
             on_blocked(s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
         }
+    }
+}
+
+/// CPU time a deaf thread may use beyond `cpu_budget` before the monitor
+/// convicts it: two timer periods (the handler would have run twice), and
+/// at least 50 ms (several scheduler ticks, at which CPU timers expire).
+pub(crate) fn deaf_margin(period_ns: u64) -> u64 {
+    period_ns.saturating_mul(2).max(50_000_000)
+}
+
+/// The deaf rule (see the module doc), for a watched thread outside any
+/// scope that made no progress since the monitor last looked. `cpu` is its
+/// CPU clock now. Every monitor period, so that the verdict comes within
+/// one period of the threshold. Allocation-free.
+fn judge_deaf(s: &registry::Slot, w: &Watch, idx: usize, tid: libc::pid_t, cpu: u64) {
+    let signals = s.own_signals.load(Relaxed);
+    let start = w.deaf_cpu.load(Relaxed);
+    if start == NO_WINDOW || signals != w.deaf_signals.load(Relaxed) {
+        // First look, or the handler ran: it judges the thread itself.
+        w.deaf_cpu.store(cpu, Relaxed);
+        w.deaf_signals.store(signals, Relaxed);
+        return;
+    }
+    let used = cpu.saturating_sub(start);
+    let threshold = RT.cpu_budget_ns.load(Relaxed).saturating_add(deaf_margin(RT.period_ns.load(Relaxed)));
+    if used < threshold || w.convicted.swap(true, Relaxed) {
+        return;
+    }
+    if action::latch(action::DEAF, idx, tid, used) {
+        wake();
+    } else if !RT.fatal() {
+        s.late_kind.store(action::DEAF, Relaxed);
+        s.late_verdict.store(used.max(1), Relaxed);
+        crate::reporter::wake();
     }
 }
 
@@ -274,7 +340,9 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     }
     action::DUMP_DONE.store(1, Release);
     sys::futex_wake_all(&action::DUMP_DONE);
-    if action::LATCH.load(Acquire) == action::BLOCKED && RT.fatal() {
+    // Verdicts the monitor reached itself: the culprit cannot act (it
+    // sleeps in a system call, or failstop's handler cannot run on it).
+    if matches!(action::LATCH.load(Acquire), action::BLOCKED | action::DEAF) && RT.fatal() {
         action::act(action::CULPRIT_TID.load(Relaxed));
     }
 }

@@ -214,3 +214,74 @@ fn short_dump_deadline_costs_symbols_not_the_action() {
     assert!(dump.threads()[0].0, "{}", o.describe());
     assert!(o.stderr.contains("failstop: modules (path, load base, bias, build-id):"), "{}", o.describe());
 }
+
+/// One application line: `APP <writer> <seq> <payload>`, whose payload's
+/// length and letter follow from `seq`, so that a line cut or filled by
+/// someone else's bytes is told from a whole one.
+fn app_line(writer: usize, seq: u64) -> String {
+    let len = 40 + (seq as usize * 37) % 360;
+    let c = (b'a' + (seq % 26) as u8) as char;
+    format!("APP {writer} {seq} {}\n", c.to_string().repeat(len))
+}
+
+fn is_whole_app_line(line: &str) -> bool {
+    let mut it = line.splitn(4, ' ');
+    let (Some("APP"), Some(w), Some(seq), Some(_)) = (it.next(), it.next(), it.next(), it.next()) else {
+        return false;
+    };
+    match (w.parse::<usize>(), seq.parse::<u64>()) {
+        (Ok(w), Ok(seq)) => format!("{line}\n") == app_line(w, seq),
+        _ => false,
+    }
+}
+
+/// Four application threads write whole lines to stderr (one write(2)
+/// each, as a logger does) as fast as they can while a spinner is caught:
+/// the dump, on stderr and in the dump file, never cuts one of their lines
+/// and is never cut by them.
+#[test]
+fn dump_never_interleaves_mid_line_with_the_applications_output() {
+    if common::scenario().is_some() {
+        let path = std::env::var("FSTEST_DUMP_PATH").expect("FSTEST_DUMP_PATH");
+        let _wd = failstop::start(small_config().dump_path(path)).expect("start");
+        for w in 0..4 {
+            std::thread::spawn(move || {
+                for seq in 0.. {
+                    let l = app_line(w, seq);
+                    // SAFETY: one write(2) of a valid buffer to stderr.
+                    unsafe { libc::write(2, l.as_ptr().cast(), l.len()) };
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            });
+        }
+        spawn_spinner("spinner").join().ok();
+        common::child_exit(0);
+    }
+    let path = common::temp_path("interleave");
+    let o = Spec::scenario("dump_never_interleaves_mid_line_with_the_applications_output", "interleave")
+        .env("FSTEST_DUMP_PATH", path.to_str().unwrap())
+        .run();
+    o.assert_signal(libc::SIGABRT);
+    let file = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("dump file {path:?}: {e}\n{}", o.describe()));
+    let _ = std::fs::remove_file(&path);
+    Dump::parse(&file).assert_stuck("spinner", o.tid("spinner"), "abort", "spin_here_forever");
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    // The application's lines are whole: a line that mentions APP anywhere
+    // is one of them, from its first byte.
+    for l in lines.iter().filter(|l| l.contains("APP ")) {
+        assert!(is_whole_app_line(l), "an application line was cut or mixed: {l:?}");
+    }
+    // The dump's lines are whole on stderr too, and in order.
+    let mut at = 0;
+    for want in file.lines() {
+        let found = lines[at..].iter().position(|l| *l == want);
+        assert!(found.is_some(), "dump line missing or cut on stderr: {want:?}");
+        at += found.unwrap() + 1;
+    }
+    // And the two really were written at the same time.
+    let first = lines.iter().position(|l| l.starts_with("failstop: stuck:")).unwrap();
+    let last = lines.iter().position(|l| l.starts_with("failstop: dump written in ")).unwrap();
+    let during = lines[first..last].iter().filter(|l| l.starts_with("APP ")).count();
+    assert!(during > 0, "no application line was written while the dump was\n{}", o.describe());
+    println!("{during} application lines were written between the dump's first and last lines");
+}

@@ -1,13 +1,15 @@
-//! The dump and the action complete even when the stuck thread holds the
-//! allocator's lock or the dynamic loader's lock: the raw part of the dump
+//! Two rows of the fault matrix (`tests/fault_matrix.rs`, checked by
+//! `common/matrix.rs`) that need this binary's own global allocator: the
+//! dump and the action complete even when the stuck thread holds the
+//! allocator's lock or the dynamic loader's lock. The raw part of the dump
 //! never allocates and never asks the loader; only the symbols, which need
 //! both, are lost to the deadline.
 
+#[macro_use]
 mod common;
 
-use common::Spec;
+use common::matrix::{self, Kind};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -65,35 +67,28 @@ unsafe extern "C" fn wedge_loader(_: *mut libc::dl_phdr_info, _: libc::size_t, _
 }
 
 fn start() -> failstop::Watchdog {
-    let c = failstop::Config::new()
-        .cpu_budget(Duration::from_millis(300))
-        .dump_timeout(Duration::from_millis(1500))
-        .from_env()
-        .expect("config");
+    let c = common::small_config().stall_budget(matrix::STALL).dump_timeout(Duration::from_millis(1500));
     failstop::start(c).expect("start")
 }
 
+/// Checks the fault, and that the raw part of the dump is whole: the
+/// culprit's frames and the module table.
 fn assert_ended_with_a_raw_dump(name: &str, culprit: &str) -> String {
-    let o = Spec::scenario(name, name).run();
-    let (stderr, elapsed) = (o.stderr.clone(), o.elapsed());
-    assert_eq!(o.status.signal(), Some(libc::SIGABRT), "{stderr}");
-    let first = stderr.lines().find(|l| l.starts_with("failstop: stuck")).unwrap_or("");
-    assert!(first.starts_with(&format!("failstop: stuck: thread \"{culprit}\"")), "{stderr}");
-    // The raw part is whole: the culprit's frames and the module table.
-    assert!(stderr.contains("> thread "), "{stderr}");
+    let (o, _) = matrix::run(name, Kind::Stuck, &[culprit]);
+    let stderr = o.stderr;
     assert!(stderr.lines().any(|l| l.starts_with("    #0 0x")), "{stderr}");
     assert!(stderr.contains("failstop: modules"), "{stderr}");
-    assert!(stderr.contains("failstop: dump written in"), "{stderr}");
-    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
     stderr
 }
 
 #[test]
 fn stuck_holding_the_allocator_lock() {
-    if std::env::var("FSTEST_SCENARIO").is_ok() {
+    if common::scenario().is_some() {
         let _wd = start();
         let h = failstop::register("alloc-holder").expect("register");
+        say!("tid alloc-holder {}", common::gettid());
         h.touch();
+        matrix::fault_start();
         WEDGE.store(true, Ordering::Relaxed);
         let v: Vec<u8> = Vec::with_capacity(64); // takes the lock and spins
         std::hint::black_box(v);
@@ -108,10 +103,12 @@ fn stuck_holding_the_allocator_lock() {
 
 #[test]
 fn stuck_holding_the_loader_lock() {
-    if std::env::var("FSTEST_SCENARIO").is_ok() {
+    if common::scenario().is_some() {
         let _wd = start();
         let h = failstop::register("loader-holder").expect("register");
+        say!("tid loader-holder {}", common::gettid());
         h.touch();
+        matrix::fault_start();
         // SAFETY: the callback never returns; dl_iterate_phdr holds the
         // loader's lock while it runs.
         unsafe { libc::dl_iterate_phdr(Some(wedge_loader), std::ptr::null_mut()) };

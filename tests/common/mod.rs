@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod c;
+pub mod matrix;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -155,7 +156,8 @@ pub fn wait_for_dump_file(path: &std::path::Path) -> bool {
 }
 
 /// Spawns a thread that registers as `name`, prints its tid, touches, says
-/// `spin-start` and spins forever. Returns after `spin-start` was printed.
+/// `spin-start` (and the matrix's `fault-start`) and spins forever. Returns
+/// after `spin-start` was printed.
 pub fn spawn_spinner(name: &'static str) -> JoinHandle<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     let t = std::thread::Builder::new()
@@ -165,6 +167,7 @@ pub fn spawn_spinner(name: &'static str) -> JoinHandle<()> {
             say!("tid {name} {}", gettid());
             h.touch();
             say!("spin-start");
+            matrix::fault_start();
             let _ = tx.send(());
             spin_here_forever();
         })
@@ -558,8 +561,8 @@ impl<'a> Dump<'a> {
         let lines: Vec<&str> = text.lines().collect();
         let first = lines
             .iter()
-            .position(|l| l.starts_with("failstop: stuck:"))
-            .unwrap_or_else(|| panic!("no `failstop: stuck:` line in:\n{text}"));
+            .position(|l| l.starts_with("failstop: stuck:") || l.starts_with("failstop: blocked:"))
+            .unwrap_or_else(|| panic!("no `failstop: stuck:` or `failstop: blocked:` line in:\n{text}"));
         let sym = lines.iter().position(|l| *l == "failstop: symbolized backtraces:");
         let raw_end = sym.unwrap_or(lines.len());
         assert!(raw_end > first, "symbolized part before the verdict line:\n{text}");
