@@ -92,6 +92,12 @@ typedef enum failstop_action {
 /*
  A registered thread, returned by `failstop_register`. Opaque: use it only
  through the `failstop_*` functions, on the thread that registered it.
+
+ The pointer is not an address: it encodes the registry slot, the
+ registration's generation and an odd tag that no aligned pointer has.
+ Nothing is allocated per registration, and a handle that is stale
+ (unregistered, its thread gone) or is not a handle at all is recognised
+ and ignored instead of being dereferenced.
  */
 typedef struct failstop_thread failstop_thread;
 
@@ -241,8 +247,8 @@ int failstop_set_pre_abort_hook(void (*hook)(void));
  `failstop_last_error`: `name` NULL, no watchdog running (also before
  start and after stop), the thread already registered, or no slot left.
  Release it with `failstop_unregister` on the same thread; a thread that
- exits without doing so is no longer watched, but its handle's memory is
- kept until `failstop_unregister`.
+ exits without doing so is released anyway (its handle then goes stale:
+ every call with it is a no-op). Nothing is allocated per handle.
 
  # Safety
 
@@ -251,32 +257,28 @@ int failstop_set_pre_abort_hook(void (*hook)(void));
 struct failstop_thread *failstop_register(const char *name);
 
 /*
- Stops watching the handle's thread and frees the handle; NULL is a no-op.
- The handle is invalid afterwards, as after `free()`: unregistering twice
- or using it again cannot be detected and is undefined behaviour.
-
- Must be called on the registering thread. From another thread it is a
- no-op (the message is left for `failstop_last_error`) while that thread
- is still registered; once it has exited, the handle is freed from any
+ Stops watching the handle's thread. Must be called on the registering
  thread.
 
- # Safety
-
- `t` is NULL or a handle from `failstop_register` not yet unregistered.
+ A documented no-op, with a message for `failstop_last_error`, for:
+ NULL; a value that is not a handle; a handle already unregistered (or
+ whose thread exited: unregistering twice is harmless); a call from
+ another thread than the registering one while that one is still
+ registered (the handle stays registered).
  */
 void failstop_unregister(struct failstop_thread *t);
 
 /*
- The loop came around: progress, and the warning clock restarts. A load
- and a store through the handle. NULL is a no-op.
+ The loop came around: progress, and the warning clock restarts. The
+ handle is decoded (a mask, a shift and a bounds check), its registration
+ checked (one load) and the counter bumped (a load and a store): no TLS
+ lookup, no system call. NULL or a stale handle is a no-op.
 
  Not checked for the calling thread (that would cost the hot path a
  thread-id lookup): from another thread it is memory-safe but credits the
  owner with progress it did not make. Don't.
 
- # Safety
-
- `t` is NULL or a handle from `failstop_register` not yet unregistered.
+ Any value of `t` is accepted (see `failstop_unregister`).
  */
 void failstop_touch(struct failstop_thread *t);
 
@@ -284,9 +286,7 @@ void failstop_touch(struct failstop_thread *t);
  One unit of work done: progress for the `stuck` verdict; the warning
  clock keeps running. Same rules as `failstop_touch`.
 
- # Safety
-
- `t` is NULL or a handle from `failstop_register` not yet unregistered.
+ Any value of `t` is accepted (see `failstop_unregister`).
  */
 void failstop_tick(struct failstop_thread *t);
 
@@ -295,9 +295,7 @@ void failstop_tick(struct failstop_thread *t);
  the matching `failstop_idle_end`. Scopes nest. NULL is a no-op; call on
  the owning thread only (not checked, as for `failstop_touch`).
 
- # Safety
-
- `t` is NULL or a handle from `failstop_register` not yet unregistered.
+ Any value of `t` is accepted (see `failstop_unregister`).
  */
 void failstop_idle_begin(struct failstop_thread *t);
 
@@ -305,9 +303,7 @@ void failstop_idle_begin(struct failstop_thread *t);
  Ends an idle scope; leaving counts as a touch. Without a matching
  `failstop_idle_begin` it only touches. NULL is a no-op.
 
- # Safety
-
- `t` is NULL or a handle from `failstop_register` not yet unregistered.
+ Any value of `t` is accepted (see `failstop_unregister`).
  */
 void failstop_idle_end(struct failstop_thread *t);
 
@@ -316,9 +312,7 @@ void failstop_idle_end(struct failstop_thread *t);
  the matching `failstop_harmless_end`: it is never blamed, the thread
  holding the others up is. Scopes nest. NULL is a no-op.
 
- # Safety
-
- `t` is NULL or a handle from `failstop_register` not yet unregistered.
+ Any value of `t` is accepted (see `failstop_unregister`).
  */
 void failstop_harmless_begin(struct failstop_thread *t);
 
@@ -326,9 +320,7 @@ void failstop_harmless_begin(struct failstop_thread *t);
  Ends a harmless scope. Without a matching `failstop_harmless_begin` it is
  a no-op, as is NULL.
 
- # Safety
-
- `t` is NULL or a handle from `failstop_register` not yet unregistered.
+ Any value of `t` is accepted (see `failstop_unregister`).
  */
 void failstop_harmless_end(struct failstop_thread *t);
 

@@ -4,10 +4,12 @@
 //! Every entry point catches Rust panics (they never cross into C; they
 //! become `FAILSTOP_E_PANIC`). Failures are negative `FAILSTOP_E_*` codes or
 //! `NULL`, and leave a message for [`failstop_last_error`] on the calling
-//! thread. Misuse (NULL pointers, handles used from the wrong thread) is an
-//! error code or a documented no-op, never a crash; the one exception is a
-//! handle used after [`failstop_unregister`], which, like a pointer used
-//! after `free()`, cannot be detected.
+//! thread. Misuse is an error code or a documented no-op, never a crash:
+//! NULL pointers, a handle used after [`failstop_unregister`] (or after its
+//! thread exited), a value that is not a handle, a handle unregistered from
+//! another thread. Handles are not addresses but encoded slot indices (see
+//! [`failstop_thread`]), so there is nothing to free twice or read after
+//! free.
 //!
 //! The C types carry C names (`failstop_config`, `failstop_thread`), hence the
 //! `non_camel_case_types` allowance.
@@ -16,7 +18,7 @@
 
 use crate::config::{Action, Config, Signal};
 use crate::error::{Error, ErrorKind};
-use crate::registry::{ACTIVE, DETACHED, Slot, ThreadHandle};
+use crate::registry::{ACTIVE, DETACHED, Slot};
 use crate::watchdog::Watchdog;
 use libc::{c_char, c_int};
 use std::cell::RefCell;
@@ -110,16 +112,48 @@ pub struct failstop_config {
 
 /// A registered thread, returned by `failstop_register`. Opaque: use it only
 /// through the `failstop_*` functions, on the thread that registered it.
+///
+/// The pointer is not an address: it encodes the registry slot, the
+/// registration's generation and an odd tag that no aligned pointer has.
+/// Nothing is allocated per registration, and a handle that is stale
+/// (unregistered, its thread gone) or is not a handle at all is recognised
+/// and ignored instead of being dereferenced.
 pub struct failstop_thread {
-    /// Kept for its `Drop`, which unregisters.
-    _handle: ThreadHandle,
-    /// The slot, so that the hot path is a load and a store through the handle.
-    slot: &'static Slot,
-    /// The kernel thread id of the registering thread.
-    owner: libc::pid_t,
-    /// The slot's generation at registration: a different one means the
-    /// registration ended (its thread exited).
-    generation: u32,
+    _opaque: [u8; 0],
+}
+
+/// Low 16 bits of every handle.
+const HANDLE_TAG: usize = 0xFA57;
+
+const _: () = assert!(usize::BITS == 64, "handles encode a 32-bit generation and a slot index in a pointer");
+const _: () = assert!(crate::registry::MAX_THREADS <= 1 << 16, "a slot index must fit in 16 bits of a handle");
+
+/// The handle of registration `generation` of slot `idx`:
+/// `generation << 32 | idx << 16 | HANDLE_TAG`, never NULL.
+fn handle_for(idx: usize, generation: u32) -> *mut failstop_thread {
+    (((generation as usize) << 32) | (idx << 16) | HANDLE_TAG) as *mut failstop_thread
+}
+
+/// The slot a handle names and the generation it was given for, if `t` is
+/// a handle at all (NULL and other values are not). Pure arithmetic and a
+/// bounds check: the hot path's cost.
+#[inline(always)]
+fn decode(t: *mut failstop_thread) -> Option<(&'static Slot, usize, u32)> {
+    let v = t as usize;
+    if v & 0xffff != HANDLE_TAG {
+        return None;
+    }
+    let idx = (v >> 16) & 0xffff;
+    let slot = crate::registry::slot(idx)?;
+    Some((slot, idx, (v >> 32) as u32))
+}
+
+/// The slot of a handle whose registration is still the slot's current
+/// one; `None` for NULL, a stale handle or a value that is not a handle.
+#[inline(always)]
+fn live(t: *mut failstop_thread) -> Option<&'static Slot> {
+    let (slot, _, generation) = decode(t)?;
+    (slot.generation.load(Relaxed) == generation).then_some(slot)
 }
 
 /// The watchdog started through the C ABI.
@@ -436,8 +470,8 @@ pub extern "C" fn failstop_set_pre_abort_hook(hook: Option<extern "C" fn()>) -> 
 /// `failstop_last_error`: `name` NULL, no watchdog running (also before
 /// start and after stop), the thread already registered, or no slot left.
 /// Release it with `failstop_unregister` on the same thread; a thread that
-/// exits without doing so is no longer watched, but its handle's memory is
-/// kept until `failstop_unregister`.
+/// exits without doing so is released anyway (its handle then goes stale:
+/// every call with it is a no-op). Nothing is allocated per handle.
 ///
 /// # Safety
 ///
@@ -454,10 +488,11 @@ pub unsafe extern "C" fn failstop_register(name: *const c_char) -> *mut failstop
         let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
         match crate::registry::register(&name) {
             Ok(handle) => {
-                let slot = handle.raw_slot();
-                let generation = slot.generation.load(Relaxed);
-                let owner = crate::sys::gettid();
-                out = Box::into_raw(Box::new(failstop_thread { _handle: handle, slot, owner, generation }));
+                let (idx, generation) = handle.slot_id();
+                // The registration now belongs to the C handle: released by
+                // failstop_unregister, or when the thread exits.
+                std::mem::forget(handle);
+                out = handle_for(idx, generation);
                 FAILSTOP_OK
             }
             Err(e) => fail(&e),
@@ -466,72 +501,68 @@ pub unsafe extern "C" fn failstop_register(name: *const c_char) -> *mut failstop
     out
 }
 
-/// Stops watching the handle's thread and frees the handle; NULL is a no-op.
-/// The handle is invalid afterwards, as after `free()`: unregistering twice
-/// or using it again cannot be detected and is undefined behaviour.
-///
-/// Must be called on the registering thread. From another thread it is a
-/// no-op (the message is left for `failstop_last_error`) while that thread
-/// is still registered; once it has exited, the handle is freed from any
+/// Stops watching the handle's thread. Must be called on the registering
 /// thread.
 ///
-/// # Safety
-///
-/// `t` is NULL or a handle from `failstop_register` not yet unregistered.
+/// A documented no-op, with a message for `failstop_last_error`, for:
+/// NULL; a value that is not a handle; a handle already unregistered (or
+/// whose thread exited: unregistering twice is harmless); a call from
+/// another thread than the registering one while that one is still
+/// registered (the handle stays registered).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn failstop_unregister(t: *mut failstop_thread) {
+pub extern "C" fn failstop_unregister(t: *mut failstop_thread) {
     guarded_void(|| {
         if t.is_null() {
             return;
         }
-        // SAFETY: a live handle from `failstop_register` (caller contract).
-        let h = unsafe { &*t };
-        let st = h.slot.state.load(Acquire);
-        let ended = h.slot.generation.load(Relaxed) != h.generation || (st != ACTIVE && st != DETACHED);
-        if !ended && crate::sys::gettid() != h.owner {
+        let Some((slot, idx, generation)) = decode(t) else {
+            set_last_error("failstop: failstop_unregister: not a handle returned by failstop_register; ignored");
+            return;
+        };
+        let st = slot.state.load(Acquire);
+        if slot.generation.load(Relaxed) != generation || (st != ACTIVE && st != DETACHED) {
+            set_last_error(
+                "failstop: failstop_unregister: the handle was already unregistered (or its thread exited); ignored",
+            );
+            return;
+        }
+        if crate::sys::gettid() != slot.tid.load(Relaxed) {
             set_last_error(
                 "failstop: failstop_unregister: called from another thread than the registering one; \
                  the handle was left registered",
             );
             return;
         }
-        // SAFETY: allocated by `Box::into_raw` in `failstop_register`, not
-        // freed yet (caller contract). Dropping the `ThreadHandle` releases
-        // the slot only if it still holds this registration.
-        drop(unsafe { Box::from_raw(t) });
+        crate::registry::release(idx, generation);
     })
 }
 
-/// The loop came around: progress, and the warning clock restarts. A load
-/// and a store through the handle. NULL is a no-op.
+/// The loop came around: progress, and the warning clock restarts. The
+/// handle is decoded (a mask, a shift and a bounds check), its registration
+/// checked (one load) and the counter bumped (a load and a store): no TLS
+/// lookup, no system call. NULL or a stale handle is a no-op.
 ///
 /// Not checked for the calling thread (that would cost the hot path a
 /// thread-id lookup): from another thread it is memory-safe but credits the
 /// owner with progress it did not make. Don't.
 ///
-/// # Safety
-///
-/// `t` is NULL or a handle from `failstop_register` not yet unregistered.
+/// Any value of `t` is accepted (see `failstop_unregister`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn failstop_touch(t: *mut failstop_thread) {
-    // SAFETY: NULL or a live handle (caller contract).
-    if let Some(h) = unsafe { t.as_ref() } {
+pub extern "C" fn failstop_touch(t: *mut failstop_thread) {
+    if let Some(slot) = live(t) {
         // Atomics only, so this cannot panic and the guard compiles away.
-        guarded_void(|| h.slot.touch());
+        guarded_void(|| slot.touch());
     }
 }
 
 /// One unit of work done: progress for the `stuck` verdict; the warning
 /// clock keeps running. Same rules as `failstop_touch`.
 ///
-/// # Safety
-///
-/// `t` is NULL or a handle from `failstop_register` not yet unregistered.
+/// Any value of `t` is accepted (see `failstop_unregister`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn failstop_tick(t: *mut failstop_thread) {
-    // SAFETY: NULL or a live handle (caller contract).
-    if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| h.slot.tick());
+pub extern "C" fn failstop_tick(t: *mut failstop_thread) {
+    if let Some(slot) = live(t) {
+        guarded_void(|| slot.tick());
     }
 }
 
@@ -539,30 +570,24 @@ pub unsafe extern "C" fn failstop_tick(t: *mut failstop_thread) {
 /// the matching `failstop_idle_end`. Scopes nest. NULL is a no-op; call on
 /// the owning thread only (not checked, as for `failstop_touch`).
 ///
-/// # Safety
-///
-/// `t` is NULL or a handle from `failstop_register` not yet unregistered.
+/// Any value of `t` is accepted (see `failstop_unregister`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn failstop_idle_begin(t: *mut failstop_thread) {
-    // SAFETY: NULL or a live handle (caller contract).
-    if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| Slot::enter(&h.slot.idle_depth));
+pub extern "C" fn failstop_idle_begin(t: *mut failstop_thread) {
+    if let Some(slot) = live(t) {
+        guarded_void(|| Slot::enter(&slot.idle_depth));
     }
 }
 
 /// Ends an idle scope; leaving counts as a touch. Without a matching
 /// `failstop_idle_begin` it only touches. NULL is a no-op.
 ///
-/// # Safety
-///
-/// `t` is NULL or a handle from `failstop_register` not yet unregistered.
+/// Any value of `t` is accepted (see `failstop_unregister`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn failstop_idle_end(t: *mut failstop_thread) {
-    // SAFETY: NULL or a live handle (caller contract).
-    if let Some(h) = unsafe { t.as_ref() } {
+pub extern "C" fn failstop_idle_end(t: *mut failstop_thread) {
+    if let Some(slot) = live(t) {
         guarded_void(|| {
-            h.slot.touch();
-            Slot::leave(&h.slot.idle_depth);
+            slot.touch();
+            Slot::leave(&slot.idle_depth);
         });
     }
 }
@@ -571,28 +596,22 @@ pub unsafe extern "C" fn failstop_idle_end(t: *mut failstop_thread) {
 /// the matching `failstop_harmless_end`: it is never blamed, the thread
 /// holding the others up is. Scopes nest. NULL is a no-op.
 ///
-/// # Safety
-///
-/// `t` is NULL or a handle from `failstop_register` not yet unregistered.
+/// Any value of `t` is accepted (see `failstop_unregister`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn failstop_harmless_begin(t: *mut failstop_thread) {
-    // SAFETY: NULL or a live handle (caller contract).
-    if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| Slot::enter(&h.slot.harmless_depth));
+pub extern "C" fn failstop_harmless_begin(t: *mut failstop_thread) {
+    if let Some(slot) = live(t) {
+        guarded_void(|| Slot::enter(&slot.harmless_depth));
     }
 }
 
 /// Ends a harmless scope. Without a matching `failstop_harmless_begin` it is
 /// a no-op, as is NULL.
 ///
-/// # Safety
-///
-/// `t` is NULL or a handle from `failstop_register` not yet unregistered.
+/// Any value of `t` is accepted (see `failstop_unregister`).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn failstop_harmless_end(t: *mut failstop_thread) {
-    // SAFETY: NULL or a live handle (caller contract).
-    if let Some(h) = unsafe { t.as_ref() } {
-        guarded_void(|| Slot::leave(&h.slot.harmless_depth));
+pub extern "C" fn failstop_harmless_end(t: *mut failstop_thread) {
+    if let Some(slot) = live(t) {
+        guarded_void(|| Slot::leave(&slot.harmless_depth));
     }
 }
 

@@ -369,8 +369,8 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
 }
 
 /// Frees slot `idx` if it still holds registration `generation`. Runs on the owner
-/// thread (handle drop or thread-exit destructor).
-fn release(idx: usize, generation: u32) {
+/// thread (handle drop, thread-exit destructor, `failstop_unregister`).
+pub(crate) fn release(idx: usize, generation: u32) {
     let s = &SLOTS[idx];
     if s.generation.load(Relaxed) != generation {
         return;
@@ -613,7 +613,6 @@ impl ThreadHandle {
 
     /// The slot index and registration generation, for code that refers to
     /// this registration from another thread (`failstop::tokio`).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn slot_id(&self) -> (usize, u32) {
         (self.idx, self.generation)
     }

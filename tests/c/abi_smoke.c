@@ -46,6 +46,15 @@ static void *other_thread(void *arg) {
     return NULL;
 }
 
+/* Registers, then exits without unregistering: returns its handle. */
+static void *leaves_without_unregistering(void *arg) {
+    (void)arg;
+    failstop_thread *t = failstop_register("c-leaver");
+    CHECK(t != NULL);
+    failstop_touch(t);
+    return t;
+}
+
 static int smoke(void) {
     char buf[512];
 
@@ -130,9 +139,48 @@ static int smoke(void) {
     failstop_touch(t); /* still valid */
 
     failstop_unregister(t);
-    /* After unregister the thread can register again. */
+    /* Unregistering twice, and any use of the stale handle, are no-ops. */
+    failstop_thread *stale = t;
+    failstop_unregister(stale);
+    last_error(buf, sizeof buf);
+    CHECK(strstr(buf, "already unregistered") != NULL);
+    failstop_touch(stale);
+    failstop_tick(stale);
+    failstop_idle_begin(stale);
+    failstop_idle_end(stale);
+    failstop_harmless_begin(stale);
+    failstop_harmless_end(stale);
+    /* After unregister the thread can register again (maybe in the same
+     * slot: the stale handle does not name the new registration). */
     t = failstop_register("c-main");
     CHECK(t != NULL);
+    CHECK(t != stale);
+    failstop_unregister(stale);
+    last_error(buf, sizeof buf);
+    CHECK(strstr(buf, "already unregistered") != NULL);
+    failstop_touch(t); /* the new handle still works */
+
+    /* A value that is not a handle is ignored. */
+    failstop_thread *bogus = (failstop_thread *)(void *)buf;
+    failstop_touch(bogus);
+    failstop_tick(bogus);
+    failstop_idle_begin(bogus);
+    failstop_idle_end(bogus);
+    failstop_harmless_begin(bogus);
+    failstop_harmless_end(bogus);
+    failstop_unregister(bogus);
+    last_error(buf, sizeof buf);
+    CHECK(strstr(buf, "not a handle") != NULL);
+
+    /* The handle of a thread that exited without unregistering is stale. */
+    void *left = NULL;
+    CHECK(pthread_create(&th, NULL, leaves_without_unregistering, NULL) == 0);
+    CHECK(pthread_join(th, &left) == 0);
+    CHECK(left != NULL);
+    failstop_touch(left);
+    failstop_unregister(left);
+    last_error(buf, sizeof buf);
+    CHECK(strstr(buf, "its thread exited") != NULL);
 
     CHECK(failstop_stop() == FAILSTOP_OK);
     CHECK(failstop_stop() == FAILSTOP_E_NOT_RUNNING);
