@@ -330,10 +330,11 @@ fn reaped(pid: libc::pid_t, flags: libc::c_int) -> bool {
 
 /// Runs the soak for `length` and checks it (see the module doc).
 fn soak(test: &str, length: Duration) {
-    let mut child = Spec::scenario(test, "soak")
+    let mut spec = Spec::scenario(test, "soak")
         .env(LENGTH_VAR, &length.as_millis().to_string())
-        .timeout(length + Duration::from_secs(120))
-        .spawn();
+        .timeout(length + Duration::from_secs(120));
+    spec.args.push("--include-ignored".into()); // the child of `long_soak` too
+    let mut child = spec.spawn();
     let started = child.wait_for("soak-start", Duration::from_secs(60));
     let mut stops = 0;
     loop {

@@ -51,10 +51,11 @@ impl Kind {
         let period = super::WARN.min(budget / 4);
         match self {
             Kind::Stuck => budget + period,
-            // `cpu_budget` + max(2 periods, 50 ms) of CPU from the monitor's
-            // first look (up to one monitor period of 100 ms after the
-            // fault), seen at the next look.
-            Kind::Deaf => budget + (2 * period).max(Duration::from_millis(50)) + Duration::from_millis(200),
+            // `cpu_budget` + max(2 periods, 50 ms) of CPU from the deaf
+            // window's start, seen at the monitor's next look: the monitor
+            // looks every 100 ms; the look after the last progress resets
+            // the window, the next one opens it, one more sees the sum.
+            Kind::Deaf => budget + (2 * period).max(Duration::from_millis(50)) + 3 * Duration::from_millis(100),
             // The stall budget plus up to stall/8 of sampling and one
             // monitor period.
             Kind::Blocked => STALL + STALL / 8 + Duration::from_millis(100),
