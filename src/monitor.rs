@@ -233,7 +233,7 @@ fn judge(now: u64, io: &mut [u8]) {
         }
         let quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
         if quiet >= stall && !w.convicted.swap(true, Relaxed) {
-            on_blocked(s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
+            on_verdict(action::BLOCKED, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
         }
     }
 }
@@ -263,24 +263,21 @@ fn judge_deaf(s: &registry::Slot, w: &Watch, idx: usize, tid: libc::pid_t, cpu: 
     if used < threshold || w.convicted.swap(true, Relaxed) {
         return;
     }
-    if action::latch(action::DEAF, idx, tid, used) {
-        wake();
-    } else if !RT.fatal() {
-        s.late_kind.store(action::DEAF, Relaxed);
-        s.late_verdict.store(used.max(1), Relaxed);
-        crate::reporter::wake();
-    }
+    on_verdict(action::DEAF, s, idx, tid, used);
 }
 
-/// A blocked verdict, reached by the monitor. The dump and the action
-/// follow in the monitor's loop. A blocked thread is never signalled unless
-/// the verdict is fatal (a signal would interrupt its system call).
-fn on_blocked(s: &registry::Slot, idx: usize, tid: libc::pid_t, wall_ns: u64) {
-    if action::latch(action::BLOCKED, idx, tid, wall_ns) {
+/// A verdict the monitor reached (`kind` [`action::BLOCKED`] or
+/// [`action::DEAF`]; `figure` its ns). The dump and the action follow in
+/// the monitor's loop; in the non-fatal modes a verdict after the dump is
+/// reported by the reporter in one line. A blocked thread is never
+/// signalled unless the verdict is fatal (a signal would interrupt its
+/// system call).
+fn on_verdict(kind: u32, s: &registry::Slot, idx: usize, tid: libc::pid_t, figure: u64) {
+    if action::latch(kind, idx, tid, figure) {
         wake();
     } else if !RT.fatal() {
-        s.late_kind.store(action::BLOCKED, Relaxed);
-        s.late_verdict.store(wall_ns.max(1), Relaxed);
+        s.late_kind.store(kind, Relaxed);
+        s.late_verdict.store(figure.max(1), Relaxed);
         crate::reporter::wake();
     }
 }

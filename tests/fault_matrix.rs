@@ -414,20 +414,10 @@ extern "C" fn spin_in_the_apps_signal_handler(_: libc::c_int) {
     spin_here_forever();
 }
 
-/// Installs [`spin_in_the_apps_signal_handler`] for `sig`, masking `mask`
-/// while it runs.
+/// Installs [`spin_in_the_apps_signal_handler`] for `sig`, masking every
+/// signal while it runs if `mask_everything`.
 fn install_spinning_handler(sig: libc::c_int, mask_everything: bool) {
-    // SAFETY: sigaction is plain data; a plain handler with a valid mask.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = spin_in_the_apps_signal_handler as *const () as usize;
-        if mask_everything {
-            libc::sigfillset(&mut sa.sa_mask);
-        } else {
-            libc::sigemptyset(&mut sa.sa_mask);
-        }
-        assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0);
-    }
+    common::set_handler(sig, spin_in_the_apps_signal_handler, 0, mask_everything);
 }
 
 /// A registered thread sends itself `sig`, whose handler spins.

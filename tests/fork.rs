@@ -8,32 +8,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// In the forked child: only async-signal-safe calls. Busy for 2 s of
-/// wall-clock time (well over the 300 ms budget of CPU), touching nothing.
-fn forked_child_body() -> ! {
-    let now = || {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: valid out-pointer; clock_gettime is async-signal-safe.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-    };
-    let until = now() + 2_000_000_000;
-    let mut x = 0u64;
-    while now() < until {
-        for _ in 0..1000 {
-            x = std::hint::black_box(x.wrapping_add(1));
-        }
-    }
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { libc::_exit(0) }
-}
-
 fn fork_and_wait(from: &str) {
     // SAFETY: the child calls only async-signal-safe functions, then _exit.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        forked_child_body();
+        // Busy for 2 s of wall-clock time (well over the 300 ms budget of
+        // CPU), touching nothing.
+        common::busy_in_forked_child(libc::CLOCK_MONOTONIC, 2_000_000_000);
     }
     let mut status = 0;
     // SAFETY: waiting for our own child.

@@ -15,14 +15,7 @@ extern "C" fn on_alarm(_sig: libc::c_int) {
 }
 
 fn install_app_handler() {
-    // SAFETY: sigaction is plain data; the handler only bumps an atomic.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
-    }
+    common::set_handler(libc::SIGALRM, on_alarm, libc::SA_RESTART, false);
 }
 
 fn current_sigalrm_handler() -> usize {

@@ -106,14 +106,7 @@ fn soak_child(length: Duration) {
     say!("after-restarts {} {} {}", after.0, after.1, after.2);
 
     // 2. The application's SIGALRM handler, then the watchdog (which chains to it).
-    // SAFETY: a plain handler that only does an atomic increment.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_alarm as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut()), 0);
-    }
+    common::set_handler(libc::SIGALRM, on_alarm, libc::SA_RESTART, false);
     let wd = failstop::start(config()).expect("start");
     let running = resources(baseline.2 + 2);
     say!("running {} {} {}", running.0, running.1, running.2);
@@ -238,7 +231,8 @@ fn soak_child(length: Duration) {
                 let pid = unsafe { libc::fork() };
                 assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
                 if pid == 0 {
-                    forked_child_spins();
+                    // 1 s of CPU, untouched.
+                    common::busy_in_forked_child(libc::CLOCK_PROCESS_CPUTIME_ID, 1_000_000_000);
                 }
                 running.push(pid);
                 forks += 1;
@@ -296,25 +290,6 @@ fn soak_child(length: Duration) {
     drop(wd);
     let end = resources(baseline.2);
     say!("left-stopped {} {} {}", end.0, end.1, end.2);
-}
-
-/// In a forked child (only async-signal-safe calls): 1 s of CPU, then _exit.
-fn forked_child_spins() -> ! {
-    let now = || {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: valid out-pointer; clock_gettime is async-signal-safe.
-        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    };
-    let until = now() + 1_000_000_000;
-    let mut x = 0u64;
-    while now() < until {
-        for _ in 0..1000 {
-            x = std::hint::black_box(x.wrapping_add(1));
-        }
-    }
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { libc::_exit(0) }
 }
 
 /// Whether child `pid` was reaped (and exited 0).

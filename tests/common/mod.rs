@@ -111,6 +111,44 @@ pub fn work_for(wall: Duration) {
     }
 }
 
+/// Installs `handler` for `sig` with `flags`, masking every signal while
+/// it runs if `mask_all`, else none but `sig` itself.
+pub fn set_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int), flags: libc::c_int, mask_all: bool) {
+    // SAFETY: sigaction is plain data; a plain handler with a valid mask.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler as *const () as usize;
+        sa.sa_flags = flags;
+        if mask_all {
+            libc::sigfillset(&mut sa.sa_mask);
+        } else {
+            libc::sigemptyset(&mut sa.sa_mask);
+        }
+        assert_eq!(libc::sigaction(sig, &sa, std::ptr::null_mut()), 0, "sigaction({sig})");
+    }
+}
+
+/// In a forked child (async-signal-safe calls only): busy until `clock`
+/// (CLOCK_MONOTONIC: wall time; CLOCK_PROCESS_CPUTIME_ID: CPU time) has
+/// advanced by `ns`, touching nothing; then `_exit(0)`.
+pub fn busy_in_forked_child(clock: libc::clockid_t, ns: i64) -> ! {
+    let now = || {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid out-pointer; clock_gettime is async-signal-safe.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    };
+    let until = now() + ns;
+    let mut x = 0u64;
+    while now() < until {
+        for _ in 0..1000 {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(0) }
+}
+
 /// Every thread id of this process, from `/proc/self/task`.
 pub fn task_tids() -> Vec<i32> {
     let mut tids: Vec<i32> = std::fs::read_dir("/proc/self/task")
