@@ -25,6 +25,61 @@ fn spin_until_stopped() {
     h.touch();
 }
 
+/// A deaf spinner (every signal blocked) in the `unhealthy` mode: the
+/// monitor's verdict closes the gate and writes the dump (which does not
+/// wait for the deaf thread), nothing ends the process, and the thread,
+/// once it unblocks its signals and makes progress, runs on.
+#[test]
+fn unhealthy_action_with_a_deaf_spinner_keeps_running() {
+    if common::scenario().is_some() {
+        let path = common::temp_path("unhealthy-deaf");
+        let _wd = failstop::start(small_config().action(Action::Unhealthy).dump_path(&path)).expect("start");
+        let t = std::thread::spawn(|| {
+            let h = failstop::register("deaf").expect("register");
+            say!("tid deaf {}", gettid());
+            h.touch();
+            // SAFETY: blocking every signal for the calling thread, then
+            // restoring its previous mask.
+            let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+            }
+            let mut x = 0u64;
+            while !STOP_SPINNING.load(Ordering::Relaxed) {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            // SAFETY: as above.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+            h.touch();
+            common::spin_for_cpu(Duration::from_millis(50));
+            h.touch();
+        });
+        let until = Instant::now() + Duration::from_secs(30);
+        while failstop::healthy() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        say!("dump-done {}", common::wait_for_dump_file(&path));
+        let _ = std::fs::remove_file(&path);
+        STOP_SPINNING.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        say_stats();
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("unhealthy_action_with_a_deaf_spinner_keeps_running", "unhealthy-deaf").run();
+    o.assert_exit(0);
+    assert_eq!(o.value("dump-done"), "true", "{}", o.describe());
+    assert_eq!(o.value("healthy"), "false", "{}", o.describe());
+    assert_eq!(o.stat("verdicts"), 1, "{}", o.describe());
+    let first = o.stderr.lines().find(|l| l.starts_with("failstop: stuck: ")).unwrap_or_default();
+    let tid = o.tid("deaf");
+    assert!(first.starts_with(&format!("failstop: stuck: thread \"deaf\" (tid {tid}) used ")), "{}", o.describe());
+    assert!(first.contains("without running failstop's signal handler"), "{}", o.describe());
+    assert!(first.ends_with("action: unhealthy"), "{}", o.describe());
+    assert!(o.stderr.contains("(no backtrace: not asked: it blocks the watchdog signal)"), "{}", o.describe());
+}
+
 #[test]
 fn unhealthy_action_closes_the_gate_and_keeps_running() {
     if common::scenario().is_some() {

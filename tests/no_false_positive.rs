@@ -1,5 +1,5 @@
 //! Living threads are never convicted: slow work that ticks, idle threads,
-//! starved threads, a stopped process.
+//! starved threads, a stopped process, work done with every signal blocked.
 
 #[macro_use]
 mod common;
@@ -181,4 +181,38 @@ fn sigstop_pause_is_not_stuck() {
     let o = r.finish();
     assert_clean(&o);
     assert!(o.value("max-gap-ms").parse::<u64>().unwrap() >= 2500, "the pause was not seen\n{}", o.describe());
+}
+
+/// Work with every signal blocked (failstop's handler cannot run, so only
+/// the monitor's deaf rule judges it): 2 s of CPU with a tick every 50 ms,
+/// and bursts of up to 0.8 of the budget between touches. No verdict.
+#[test]
+fn work_with_signals_blocked_that_makes_progress_is_not_stuck() {
+    if common::scenario().is_some() {
+        let _wd = failstop::start(small_config()).expect("start");
+        let h = failstop::register("masked").expect("register");
+        // SAFETY: blocking every signal for the calling thread.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        }
+        h.touch();
+        let start = thread_cpu();
+        while thread_cpu() - start < Duration::from_secs(2) {
+            common::spin_for_cpu(Duration::from_millis(50));
+            h.tick();
+        }
+        for _ in 0..8 {
+            h.touch();
+            common::spin_for_cpu(common::BUDGET * 8 / 10);
+        }
+        h.touch();
+        say!("cpu-ms {}", (thread_cpu() - start).as_millis());
+        say_stats();
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("work_with_signals_blocked_that_makes_progress_is_not_stuck", "masked").run();
+    assert_clean(&o);
+    assert!(o.value("cpu-ms").parse::<u64>().unwrap() >= 3900, "{}", o.describe());
 }
