@@ -43,7 +43,7 @@
 //! | `modules` | the module map (path, base, build-id) read without the loader lock |
 //! | `procfs` | allocation-free readers of `/proc/self/task/*` |
 //! | `dump` | the one dump: every thread, culprit first |
-//! | `monitor` | the monitor thread: writes the dump, tracks wall-clock progress |
+//! | `monitor` | the monitor thread: the blocked and deaf-thread rules, writes the dump |
 //! | `reporter` | warnings and symbolization, in normal context |
 //! | `action` | the verdict latch, the fuse, abort / exit / unhealthy / warn |
 //! | `gate` | [`healthy`] and [`stats`] |
