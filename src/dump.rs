@@ -249,14 +249,23 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     b.push_str(env!("CARGO_PKG_VERSION"));
     out.eol();
 
+    // The culprit's state and system call first: a capture request would
+    // interrupt the system call a blocked culprit sleeps in, and /proc read
+    // afterwards could show it returning from the handler instead.
+    let culprit_state = if culprit_seen { write_thread_state(out, scratch, culprit, true, own) } else { None };
     let answers_before = CAPTURE_ANSWERS.load(Acquire);
-    let asked = request_captures(&tids[first..ntids], culprit, own, &mut scratch.io[..]);
+    let asked = request_captures(&scratch.tids[first..ntids], culprit, own, &mut scratch.io[..]);
     wait_for_captures(answers_before, asked);
 
     let _ = scratch.modules.refresh();
-    for i in first..ntids {
+    if let Some(state) = culprit_state {
+        write_thread_frames(out, scratch, culprit, true, state);
+    }
+    for i in 1..ntids {
         let tid = scratch.tids[i];
-        write_thread(out, scratch, tid, tid == culprit, own);
+        if let Some(state) = write_thread_state(out, scratch, tid, false, own) {
+            write_thread_frames(out, scratch, tid, false, state);
+        }
     }
     if more > 0 {
         let b = out.b();
@@ -363,7 +372,16 @@ fn wait_for_captures(start: u32, asked: usize) {
     }
 }
 
-fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culprit: bool, own: &Own) {
+/// Writes a thread's line and its `/proc` evidence (state, counters, system
+/// call, wchan, kernel stack); returns its state letter, or `None` if it
+/// exited (one line says so).
+fn write_thread_state(
+    out: &mut Sink,
+    scratch: &mut Scratch,
+    tid: libc::pid_t,
+    is_culprit: bool,
+    own: &Own,
+) -> Option<u8> {
     let slot_idx = registry::find_tid(tid);
     let slot = slot_idx.and_then(registry::slot);
     let stat = procfs::read_stat(tid, &mut scratch.io[..]).ok();
@@ -380,7 +398,7 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
         b.push_i64(tid as i64);
         b.push_str(" exited while the dump was written");
         out.eol();
-        return;
+        return None;
     }
     let b = out.b();
     b.push_str(if is_culprit { "> thread " } else { "  thread " });
@@ -470,8 +488,12 @@ fn write_thread(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culp
     }
 
     write_syscall_line(out, scratch, tid);
+    Some(state)
+}
 
-    // Frames.
+/// Writes a thread's frames, captured in its own context, or why there are
+/// none; `state` is its state letter as [`write_thread_state`] read it.
+fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culprit: bool, state: u8) {
     let mut frames = [0usize; MAX_FRAMES];
     let n = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
         CULPRIT_FRAMES.load(&mut frames)
