@@ -100,6 +100,12 @@ fn stop_and_start_100_times_then_catch_a_spin() {
     Dump::parse(&o.stderr).assert_stuck("final-spinner", o.tid("final-spinner"), "abort", "spin_here_forever");
 }
 
+/// Memory mappings of this process (lines of `/proc/self/maps`): each
+/// alternate signal stack failstop leaked would leave two.
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps").lines().count()
+}
+
 /// Runs `n` threads, `batch` at a time, each running `f`.
 fn threads(n: usize, batch: usize, f: fn(usize)) {
     for b in (0..n).step_by(batch) {
@@ -120,11 +126,14 @@ fn many_short_lived_threads_leak_nothing() {
         // SAFETY: mallopt has no preconditions (glibc serialises it).
         assert_eq!(unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) }, 1, "mallopt(M_ARENA_MAX)");
         let _wd = failstop::start(small_config()).expect("start");
-        // Warm up (first-use allocations of the runtime and allocator).
-        threads(200, 16, |i| drop(failstop::register(&format!("warm-{i}")).expect("register")));
+        // Warm up at scale: first-use allocations of the runtime and the
+        // allocator, and glibc's cache of exited threads' stacks (up to
+        // 40 MiB of them), which fills over the first thousands of threads.
+        threads(3_000, 16, |i| drop(failstop::register(&format!("warm-{i}")).expect("register")));
         let timers0 = timer_count();
         let registered0 = failstop::stats().registered;
         let rss0 = vm_rss_kib();
+        let maps0 = mappings();
         let t0 = Instant::now();
         threads(10_000, 16, |i| {
             let h = failstop::register(&format!("short-{i}")).unwrap_or_else(|e| panic!("register #{i}: {e}"));
@@ -147,6 +156,7 @@ fn many_short_lived_threads_leak_nothing() {
         say!("registered {registered0} {}", failstop::stats().registered);
         say!("timers {timers0} {}", timer_count());
         say!("rss-kib {rss0} {}", vm_rss_kib());
+        say!("mappings {maps0} {}", mappings());
         // Still works afterwards.
         let h = failstop::register("after").expect("register after");
         h.touch();
@@ -167,4 +177,7 @@ fn many_short_lived_threads_leak_nothing() {
     assert!(t1 <= t0, "POSIX timers leaked: {t0} -> {t1}\n{}", o.describe());
     let (m0, m1) = pair("rss-kib");
     assert!(m1 < m0 + 20 * 1024, "VmRSS grew from {m0} KiB to {m1} KiB\n{}", o.describe());
+    // A few cached thread stacks more or less; 11,000 leaked altstacks would be 22,000.
+    let (p0, p1) = pair("mappings");
+    assert!(p1 < p0 + 50, "mappings grew from {p0} to {p1}: alternate signal stacks leaked?\n{}", o.describe());
 }
