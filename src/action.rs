@@ -189,10 +189,9 @@ pub(crate) fn act(culprit: libc::pid_t) {
         raise_abort(me);
     } else {
         let mut io = [0u8; 4096];
-        let in_d = crate::procfs::read_stat(culprit, &mut io).is_ok_and(|s| s.state == b'D');
-        let abrt = crate::dump::signal_bit(libc::SIGABRT);
-        let blocks_abort = crate::procfs::read_status(culprit, &mut io).is_ok_and(|s| s.sig_blk & abrt != 0);
-        if !in_d && !blocks_abort {
+        let deaf_to_abort =
+            crate::procfs::read_status(culprit, &mut io).is_ok_and(|s| s.state == b'D' || s.blocks(libc::SIGABRT));
+        if !deaf_to_abort {
             let _ = sys::tgkill(culprit, libc::SIGABRT);
             sys::sleep(ABORT_GRACE);
         }

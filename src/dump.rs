@@ -325,7 +325,7 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
         // A thread that blocks the signal (a sigwait loop, a thread that
         // masks everything, a deaf culprit) cannot answer: not asked, so
         // that the dump does not wait for it.
-        if procfs::read_status(tid, io).is_ok_and(|st| st.sig_blk & signal_bit(signo) != 0) {
+        if procfs::read_status(tid, io).is_ok_and(|st| st.blocks(signo)) {
             c.tid.store(tid, Relaxed);
             c.frames.state.store(CAP_MASKED, Release);
             continue;
@@ -348,11 +348,6 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
     }
     CAPTURE_COUNT.store(tids.len(), Release);
     asked
-}
-
-/// The bit of signal `signo` in a `/proc` signal mask (`SigBlk:`, ...).
-pub(crate) fn signal_bit(signo: libc::c_int) -> u64 {
-    1u64 << ((signo - 1) & 63)
 }
 
 /// Waits until `asked` handlers answered or the capture deadline passed.
@@ -473,7 +468,7 @@ fn write_thread_state(
     }
     if is_culprit && action::LATCH.load(Relaxed) == action::DEAF {
         let signo = RT.signo.load(Relaxed);
-        let masked = status.as_ref().is_some_and(|st| st.sig_blk & signal_bit(signo) != 0);
+        let masked = status.as_ref().is_some_and(|st| st.blocks(signo));
         let b = out.b();
         b.push_str("    (failstop's signal handler cannot run on the culprit: ");
         b.push_str(if masked {

@@ -241,7 +241,7 @@ fn judge(now: u64, io: &mut [u8]) {
 /// CPU time a deaf thread may use beyond `cpu_budget` before the monitor
 /// convicts it: two timer periods (the handler would have run twice), and
 /// at least 50 ms (several scheduler ticks, at which CPU timers expire).
-pub(crate) fn deaf_margin(period_ns: u64) -> u64 {
+fn deaf_margin(period_ns: u64) -> u64 {
     period_ns.saturating_mul(2).max(50_000_000)
 }
 

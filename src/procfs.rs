@@ -235,6 +235,12 @@ pub(crate) struct TaskStatus {
 }
 
 impl TaskStatus {
+    /// Whether the thread blocks signal `signo` (`SigBlk:`; inside a
+    /// handler this includes the handler's mask).
+    pub(crate) fn blocks(&self, signo: libc::c_int) -> bool {
+        self.sig_blk & (1u64 << ((signo - 1) & 63)) != 0
+    }
+
     /// The raw (escaped) `Name:` bytes.
     pub(crate) fn name(&self) -> &[u8] {
         self.name.get(..self.name_len as usize).unwrap_or(&self.name)

@@ -605,8 +605,8 @@ impl ThreadHandle {
         self.slot.own_signals.load(Relaxed)
     }
 
-    /// The raw slot, for the C ABI.
-    #[allow(dead_code)]
+    /// The raw slot, for `failstop::tokio`.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn raw_slot(&self) -> &'static Slot {
         self.slot
     }

@@ -38,34 +38,18 @@ fn unhealthy_action_with_a_deaf_spinner_keeps_running() {
             let h = failstop::register("deaf").expect("register");
             say!("tid deaf {}", gettid());
             h.touch();
-            // SAFETY: blocking every signal for the calling thread, then
-            // restoring its previous mask.
-            let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-            unsafe {
-                let mut all: libc::sigset_t = std::mem::zeroed();
-                libc::sigfillset(&mut all);
-                libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-            }
+            let old = common::block_every_signal();
             let mut x = 0u64;
             while !STOP_SPINNING.load(Ordering::Relaxed) {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
-            // SAFETY: as above.
+            // SAFETY: giving the thread back the mask it had.
             unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
             h.touch();
             common::spin_for_cpu(Duration::from_millis(50));
             h.touch();
         });
-        let until = Instant::now() + Duration::from_secs(30);
-        while failstop::healthy() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        say!("dump-done {}", common::wait_for_dump_file(&path));
-        let _ = std::fs::remove_file(&path);
-        STOP_SPINNING.store(true, Ordering::Relaxed);
-        t.join().unwrap();
-        say_stats();
-        common::child_exit(0);
+        unhealthy_then_stop_spinning(&path, t);
     }
     let o = Spec::scenario("unhealthy_action_with_a_deaf_spinner_keeps_running", "unhealthy-deaf").run();
     o.assert_exit(0);
@@ -80,6 +64,28 @@ fn unhealthy_action_with_a_deaf_spinner_keeps_running() {
     assert!(o.stderr.contains("(no backtrace: not asked: it blocks the watchdog signal)"), "{}", o.describe());
 }
 
+/// In an `unhealthy` child whose spinner `t` runs until [`STOP_SPINNING`]:
+/// waits for the gate to close (says `unhealthy`) and for the dump file at
+/// `path`, stops the spinner and ends the child with the counters.
+fn unhealthy_then_stop_spinning(path: &std::path::Path, t: std::thread::JoinHandle<()>) -> ! {
+    let until = Instant::now() + Duration::from_secs(30);
+    while failstop::healthy() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !failstop::healthy() {
+        say!("unhealthy");
+    }
+    // Keep running: nothing ends the process. Nothing waits for the dump
+    // either in this mode: wait for it (its file copy tells when it is done).
+    std::thread::sleep(Duration::from_secs(1));
+    say!("dump-done {}", common::wait_for_dump_file(path));
+    let _ = std::fs::remove_file(path);
+    STOP_SPINNING.store(true, Ordering::Relaxed);
+    t.join().unwrap();
+    say_stats();
+    common::child_exit(0)
+}
+
 #[test]
 fn unhealthy_action_closes_the_gate_and_keeps_running() {
     if common::scenario().is_some() {
@@ -87,22 +93,7 @@ fn unhealthy_action_closes_the_gate_and_keeps_running() {
         let _wd = failstop::start(small_config().action(Action::Unhealthy).dump_path(&path)).expect("start");
         assert!(failstop::healthy());
         let t = std::thread::spawn(spin_until_stopped);
-        let until = Instant::now() + Duration::from_secs(30);
-        while failstop::healthy() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !failstop::healthy() {
-            say!("unhealthy");
-        }
-        // Keep running: nothing ends the process. Nothing waits for the dump
-        // either in this mode: wait for it (its file copy tells when it is done).
-        std::thread::sleep(Duration::from_secs(1));
-        say!("dump-done {}", common::wait_for_dump_file(&path));
-        let _ = std::fs::remove_file(&path);
-        STOP_SPINNING.store(true, Ordering::Relaxed);
-        t.join().unwrap();
-        say_stats();
-        common::child_exit(0);
+        unhealthy_then_stop_spinning(&path, t);
     }
     let o = Spec::scenario("unhealthy_action_closes_the_gate_and_keeps_running", "unhealthy").run();
     o.assert_exit(0);

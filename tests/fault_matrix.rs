@@ -375,15 +375,6 @@ fn d_state_syscall_that_never_returns() {
 // Threads failstop's handler cannot run on
 // ---------------------------------------------------------------------------
 
-fn block_every_signal() {
-    // SAFETY: building a full set and blocking it for the calling thread.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
-}
-
 /// The deaf verdict's note in the dump: why no frames came from the culprit.
 fn assert_deaf_note(o: &common::Outcome) {
     assert!(
@@ -399,7 +390,7 @@ fn stuck_with_every_signal_blocked() {
         child(|| {
             let h = register("deaf");
             h.touch();
-            block_every_signal();
+            common::block_every_signal();
             fault_start();
             spin_here_forever();
         });

@@ -25,12 +25,7 @@ fn slow_work_that_ticks_is_not_stuck() {
         let h = failstop::register("slow").expect("register");
         h.touch();
         let start = thread_cpu();
-        let mut ticks = 0;
-        while thread_cpu() - start < Duration::from_secs(2) {
-            common::spin_for_cpu(Duration::from_millis(50));
-            h.tick();
-            ticks += 1;
-        }
+        let ticks = common::work_with_ticks(&h, Duration::from_secs(2));
         say!("ticks {ticks}");
         say!("cpu-ms {}", (thread_cpu() - start).as_millis());
         say_stats();
@@ -191,18 +186,10 @@ fn work_with_signals_blocked_that_makes_progress_is_not_stuck() {
     if common::scenario().is_some() {
         let _wd = failstop::start(small_config()).expect("start");
         let h = failstop::register("masked").expect("register");
-        // SAFETY: blocking every signal for the calling thread.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-        }
+        common::block_every_signal();
         h.touch();
         let start = thread_cpu();
-        while thread_cpu() - start < Duration::from_secs(2) {
-            common::spin_for_cpu(Duration::from_millis(50));
-            h.tick();
-        }
+        common::work_with_ticks(&h, Duration::from_secs(2));
         for _ in 0..8 {
             h.touch();
             common::spin_for_cpu(common::BUDGET * 8 / 10);

@@ -128,6 +128,33 @@ pub fn set_handler(sig: libc::c_int, handler: extern "C" fn(libc::c_int), flags:
     }
 }
 
+/// Blocks every signal for the calling thread; returns the mask it had
+/// (give it back with `pthread_sigmask(SIG_SETMASK, ...)`).
+pub fn block_every_signal() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; a full set applied to the calling
+    // thread, the previous mask written to a valid out-pointer.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        old
+    }
+}
+
+/// Burns `cpu` of the calling thread's CPU time with a `tick` every 50 ms
+/// of it (slow work that makes progress); returns the number of ticks.
+pub fn work_with_ticks(h: &failstop::ThreadHandle, cpu: Duration) -> u64 {
+    let start = thread_cpu();
+    let mut ticks = 0;
+    while thread_cpu() - start < cpu {
+        spin_for_cpu(Duration::from_millis(50));
+        h.tick();
+        ticks += 1;
+    }
+    ticks
+}
+
 /// In a forked child (async-signal-safe calls only): busy until `clock`
 /// (CLOCK_MONOTONIC: wall time; CLOCK_PROCESS_CPUTIME_ID: CPU time) has
 /// advanced by `ns`, touching nothing; then `_exit(0)`.
