@@ -17,9 +17,13 @@
 #![allow(non_camel_case_types)]
 
 use crate::config::{Action, Config, Signal};
+use crate::engine::watchdog::{self, Watchdog};
 use crate::error::{Error, ErrorKind};
-use crate::registry::{ACTIVE, DETACHED, Slot};
-use crate::watchdog::Watchdog;
+use crate::os::sys;
+use crate::state::gate;
+use crate::state::settings::LIVE;
+use crate::state::slots::{self, ACTIVE, DETACHED, MAX_THREADS, Slot};
+use crate::watch::registry;
 use libc::{c_char, c_int};
 use std::cell::RefCell;
 use std::ffi::{CStr, OsStr};
@@ -126,7 +130,7 @@ pub struct failstop_thread {
 const HANDLE_TAG: usize = 0xFA57;
 
 const _: () = assert!(usize::BITS == 64, "handles encode a 32-bit generation and a slot index in a pointer");
-const _: () = assert!(crate::registry::MAX_THREADS <= 1 << 16, "a slot index must fit in 16 bits of a handle");
+const _: () = assert!(MAX_THREADS <= 1 << 16, "a slot index must fit in 16 bits of a handle");
 
 /// The handle of registration `generation` of slot `idx`:
 /// `generation << 32 | idx << 16 | HANDLE_TAG`, never NULL.
@@ -144,7 +148,7 @@ fn decode(t: *mut failstop_thread) -> Option<(&'static Slot, usize, u32)> {
         return None;
     }
     let idx = (v >> 16) & 0xffff;
-    let slot = crate::registry::slot(idx)?;
+    let slot = slots::slot(idx)?;
     Some((slot, idx, (v >> 32) as u32))
 }
 
@@ -227,13 +231,16 @@ fn hook_trampoline() {
 /// Starts the watchdog with `config`, with the C hook if one is set.
 fn start_config(mut config: Config) -> c_int {
     if C_HOOK.load(Acquire) != 0 {
-        config = config.pre_abort_hook(hook_trampoline);
+        // SAFETY: the trampoline only loads an atomic and calls the C hook,
+        // whose contract (async-signal-safe, quick) failstop.h states for
+        // failstop_set_pre_abort_hook.
+        config = unsafe { config.pre_abort_hook(hook_trampoline) };
     }
     let mut slot = WATCHDOG.lock().unwrap_or_else(|p| p.into_inner());
     if slot.is_some() {
         return fail(&Error::new(ErrorKind::AlreadyRunning, "start: a watchdog is already running in this process"));
     }
-    match crate::watchdog::start(config) {
+    match watchdog::start(config) {
         Ok(w) => {
             *slot = Some(w);
             FAILSTOP_OK
@@ -454,7 +461,7 @@ pub extern "C" fn failstop_stop() -> c_int {
 pub extern "C" fn failstop_set_pre_abort_hook(hook: Option<extern "C" fn()>) -> c_int {
     guarded("failstop_set_pre_abort_hook", || {
         let running = WATCHDOG.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-        if running || crate::watchdog::RT.running() {
+        if running || LIVE.running() {
             set_last_error("failstop: set_pre_abort_hook: a watchdog is running; set the hook before failstop_start");
             return FAILSTOP_E_ALREADY_RUNNING;
         }
@@ -486,7 +493,7 @@ pub unsafe extern "C" fn failstop_register(name: *const c_char) -> *mut failstop
         }
         // SAFETY: the caller guarantees a NUL-terminated string.
         let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
-        match crate::registry::register(&name) {
+        match registry::register(&name) {
             Ok(handle) => {
                 let (idx, generation) = handle.slot_id();
                 // The registration now belongs to the C handle: released by
@@ -526,14 +533,14 @@ pub extern "C" fn failstop_unregister(t: *mut failstop_thread) {
             );
             return;
         }
-        if crate::sys::gettid() != slot.tid.load(Relaxed) {
+        if sys::gettid() != slot.tid.load(Relaxed) {
             set_last_error(
                 "failstop: failstop_unregister: called from another thread than the registering one; \
                  the handle was left registered",
             );
             return;
         }
-        crate::registry::release(idx, generation);
+        registry::release(idx, generation);
     })
 }
 
@@ -619,7 +626,7 @@ pub extern "C" fn failstop_harmless_end(t: *mut failstop_thread) {
 /// endpoint). 1 also when no watchdog runs.
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_healthy() -> c_int {
-    guarded("failstop_healthy", || c_int::from(crate::gate::healthy())).max(0)
+    guarded("failstop_healthy", || c_int::from(gate::healthy())).max(0)
 }
 
 /// Copies the calling thread's last error message (from its most recent

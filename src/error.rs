@@ -1,6 +1,8 @@
 //! The one error type of the crate.
 
 use std::fmt;
+use std::io;
+use std::sync::Arc;
 
 /// What went wrong, for programs that branch on it.
 ///
@@ -38,23 +40,49 @@ pub enum ErrorKind {
 /// assert!(err.to_string().contains("FAILSTOP_CPU_BUDGET_MS"));
 /// # unsafe { std::env::remove_var("FAILSTOP_CPU_BUDGET_MS") };
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// The operating-system error behind an [`ErrorKind::Os`] failure,
+    /// returned by [`source`](std::error::Error::source).
+    source: Option<Arc<io::Error>>,
 }
+
+/// Two errors are equal when their kind and message are: the message
+/// already spells out the wrapped OS error.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
 
 // Used by the Linux-only modules.
 #[cfg_attr(not(all(target_os = "linux", target_env = "gnu")), allow(dead_code))]
 impl Error {
     /// Builds an error of `kind` with a full message.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into() }
+        Error { kind, message: message.into(), source: None }
     }
 
-    /// An operating-system failure while doing `what`.
-    pub(crate) fn os(what: &str, err: std::io::Error) -> Self {
-        Error::new(ErrorKind::Os, format!("{what}: {err}"))
+    /// A configuration value is invalid; `message` names it and what is allowed.
+    pub(crate) fn invalid_config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidConfig, message)
+    }
+
+    /// An operating-system failure while doing `what`; `err` becomes the
+    /// error's [`source`](std::error::Error::source).
+    pub(crate) fn os(what: &str, err: io::Error) -> Self {
+        let message = format!("{what}: {err}");
+        Error { kind: ErrorKind::Os, message, source: Some(Arc::new(err)) }
+    }
+
+    /// Like [`Error::os`], with a kind other than [`ErrorKind::Os`] (a limit
+    /// that an OS call reported) and a full message.
+    pub(crate) fn with_source(kind: ErrorKind, message: impl Into<String>, err: io::Error) -> Self {
+        Error { kind, message: message.into(), source: Some(Arc::new(err)) }
     }
 
     /// The same error with `context: ` in front of its message.
@@ -80,4 +108,17 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+/// The wrapped [`io::Error`] of an operating-system failure.
+///
+/// ```
+/// use std::error::Error as _;
+///
+/// // A dump path with a NUL byte fails validation: no OS error behind it.
+/// let err = failstop::Config::new().dump_path("a\0b").validate().unwrap_err();
+/// assert!(err.source().is_none());
+/// ```
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}

@@ -30,33 +30,33 @@
 //!
 //! # Layout
 //!
-//! One module per mechanism:
+//! Each folder of `src/` is a floor, and each floor uses only the floors
+//! below it (`scripts/layers.py` checks this in CI: no cycle between files,
+//! no `use crate::` that runs up a floor). From the bottom:
 //!
-//! | module | what it does |
-//! |---|---|
-//! | `config` | [`Config`], defaults, `FAILSTOP_*` variables |
-//! | `registry` | the fixed array of per-thread slots, [`ThreadHandle`] |
-//! | `cpu_timer` | per-thread CPU-clock POSIX timers, alternate signal stacks |
-//! | `signal` | the signal handler: dispatch, chaining to the application's handler |
-//! | `verdict` | the stuck rule as a pure function |
-//! | `stackwalk` | frame-pointer walk from a signal's ucontext, validated reads |
-//! | `modules` | the module map (path, base, build-id) read without the loader lock |
-//! | `procfs` | allocation-free readers of `/proc/self/task/*` |
-//! | `dump` | the one dump: every thread, culprit first |
-//! | `monitor` | the monitor thread: the blocked and deaf-thread rules, writes the dump |
-//! | `reporter` | warnings and symbolization, in normal context |
-//! | `action` | the verdict latch, the fuse, abort / exit / unhealthy / warn |
-//! | `gate` | [`healthy`] and [`stats`] |
-//! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
-//! | `watchdog` | [`start`], [`Watchdog`], the settings the handler reads |
-//! | `sys`, `fmt` | raw system calls and allocation-free formatting |
-//! | `capi` | the C ABI (`include/failstop.h`): `failstop_start`, `failstop_register`, ... |
-//! | `unsupported` | the same API on other platforms, where [`start`] fails |
-//! | `tokio` | feature `tokio` (`failstop::tokio`): a tokio runtime's workers, watched through its thread hooks and metrics |
+//! | floor | modules | what lives there |
+//! |---|---|---|
+//! | 0 | `error`, `verdict` | [`Error`]; the stuck rule as a pure function, the verdict kinds |
+//! | 1 | `config/` | [`Config`], [`Settings`], [`Action`], [`Signal`], the `FAILSTOP_*` parser ([`ENV_VARS`]) |
+//! | 2 | `os/` | async-signal-safe OS primitives: system calls, formatting, signal masks, `/proc` readers, the stack walk, the module map |
+//! | 3 | `state/` | the shared statics, loads and stores only: live settings, slot table, verdict latch, captures, progress, bells, the gate |
+//! | 4 | `watch/` | registering threads ([`ThreadHandle`]), their CPU timers and alternate stacks |
+//! | 5 | `fatal/` | the fatal path and failstop's threads: latch + fuse + end, dump, reporter, systemd, monitor (the blocked and deaf rules) |
+//! | 6 | `engine/` | the signal handler (every signal-context entry point) and [`start`] / [`Watchdog`] |
+//! | 7 | `lib.rs`, `capi`, `tokio/`, `unsupported` | the front ends: this API, the C ABI (`include/failstop.h`), `tokio` (feature `tokio`), other platforms |
 //!
-//! failstop needs Linux with glibc; only `config`, `error` and `gate` are
-//! built elsewhere, with `unsupported`, so that the crate still compiles and
-//! [`start`] returns [`ErrorKind::Unsupported`].
+//! Code that runs in signal context is in `engine/handler.rs` and calls
+//! only the async-signal-safe floors `os/` and `state/` and the fatal path
+//! of `fatal/end.rs`. Each folder's `mod.rs` says what it holds and what it
+//! may use.
+//!
+//! failstop needs Linux with glibc; only `config`, `error`, `state::gate`
+//! and `unsupported` are built elsewhere, so that the crate still compiles
+//! and [`start`] returns [`ErrorKind::Unsupported`].
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 /// Keeps each item only on Linux with glibc, the one supported platform.
 macro_rules! linux_gnu {
@@ -68,34 +68,32 @@ macro_rules! linux_gnu {
     };
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[macro_use]
-mod sys;
+// Floor 0 and 1: pure.
+mod config;
+mod error;
 linux_gnu! {
-    mod action;
-    mod cpu_timer;
-    mod dump;
-    mod fmt;
-    mod modules;
-    mod monitor;
-    mod procfs;
-    mod registry;
-    mod reporter;
-    mod signal;
-    mod stackwalk;
-    mod systemd;
     mod verdict;
-    mod watchdog;
-
-    pub use registry::{HarmlessGuard, IdleGuard, ThreadHandle};
-    pub use watchdog::Watchdog;
-    use registry::register as register_impl;
-    use watchdog::start as start_impl;
+    // Floors 2 to 6.
+    mod os;
 }
-// Outside `linux_gnu!` so that cbindgen, which does not expand macros,
-// finds the C ABI.
+mod state;
+linux_gnu! {
+    mod watch;
+    mod fatal;
+    mod engine;
+
+    pub use engine::watchdog::Watchdog;
+    pub use watch::guards::{HarmlessGuard, IdleGuard};
+    pub use watch::registry::ThreadHandle;
+    use engine::watchdog::start as start_impl;
+    use watch::registry::register as register_impl;
+}
+// Floor 7, the front ends. `capi` is outside `linux_gnu!` so that cbindgen,
+// which does not expand macros, finds the C ABI.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod capi;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod unsupported;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -103,15 +101,10 @@ pub use unsupported::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 use unsupported::{register as register_impl, start as start_impl};
 
-mod config;
-mod error;
-mod gate;
-#[cfg(feature = "tokio")]
-pub mod tokio;
-
-pub use config::{Action, Config, ENV_VARS, Settings, Signal, Systemd};
+pub use config::{Action, Config, ENV_VARS, EnvVar, Settings, Signal, Systemd};
 pub use error::{Error, ErrorKind};
-pub use gate::{MAX_THREADS, Stats, WARN_BURST, WARN_WINDOW, healthy, stats};
+pub use state::gate::{Stats, healthy, stats};
+pub use state::limits::{MAX_THREADS, WARN_BURST, WARN_WINDOW};
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

@@ -15,6 +15,58 @@
 //! plus one period of CPU after the last progress, and never before
 //! `budget - period/8` (1.25% of the budget at the default settings).
 
+/// The kinds of verdict. One text form each, from [`Display`](std::fmt::Display):
+/// `stuck` (a thread used CPU without progress: judged by its own timer's
+/// handler, or, when that handler cannot run on it, by the monitor) and
+/// `blocked` (no progress, no CPU, no context switch: judged by the
+/// monitor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VerdictKind {
+    /// `stuck`, reached in the thread's own timer handler.
+    Stuck,
+    /// `blocked`, reached by the monitor.
+    Blocked,
+    /// `stuck`, reached by the monitor: the thread burned CPU without
+    /// progress while failstop's handler could not run on it.
+    Deaf,
+}
+
+impl VerdictKind {
+    /// The kind as stored in an atomic (never 0, which means "none").
+    pub(crate) const fn code(self) -> u32 {
+        match self {
+            VerdictKind::Stuck => 1,
+            VerdictKind::Blocked => 2,
+            VerdictKind::Deaf => 3,
+        }
+    }
+
+    /// The kind a [`code`](Self::code) stands for; `None` for 0 (no
+    /// verdict) or anything else.
+    pub(crate) const fn from_code(code: u32) -> Option<VerdictKind> {
+        match code {
+            1 => Some(VerdictKind::Stuck),
+            2 => Some(VerdictKind::Blocked),
+            3 => Some(VerdictKind::Deaf),
+            _ => None,
+        }
+    }
+
+    /// The word the dump, the warnings and the `tracing` events use.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            VerdictKind::Stuck | VerdictKind::Deaf => "stuck",
+            VerdictKind::Blocked => "blocked",
+        }
+    }
+}
+
+impl std::fmt::Display for VerdictKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the rule remembers between two ticks of one thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Tracker {

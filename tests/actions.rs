@@ -227,7 +227,8 @@ fn hook() {
 #[test]
 fn pre_abort_hook_runs_before_the_abort() {
     if common::scenario().is_some() {
-        let _wd = failstop::start(small_config().pre_abort_hook(hook)).expect("start");
+        // SAFETY: `hook` only reads an atomic and makes one write(2).
+        let _wd = failstop::start(unsafe { small_config().pre_abort_hook(hook) }).expect("start");
         spawn_spinner("spinner").join().ok();
         common::child_exit(0);
     }

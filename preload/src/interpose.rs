@@ -19,7 +19,7 @@
 //! all every tick of the wall-clock timers failstop falls back to where CPU
 //! clocks cannot arm timers. A program that never saw `EINTR` without us
 //! must not see it with us. failstop's handler counts the signals it handled
-//! as its own on each registered thread ([`ThreadHandle::signal_count`]);
+//! as its own on each registered thread ([`ThreadHandle::signal_count`](failstop::ThreadHandle::signal_count));
 //! when a wait fails with `EINTR` and that count moved, the wait is made
 //! again for the time left to the caller's deadline (`select` gets the
 //! remaining time the kernel wrote back into its `timeval`). When the count

@@ -3,9 +3,9 @@
 //! current-thread runtime.
 
 use super::sampler;
-use crate::ThreadHandle;
 use crate::error::Error;
-use crate::registry::Slot;
+use crate::state::slots::Slot;
+use crate::watch::registry::ThreadHandle;
 use ::tokio::runtime::{Handle, Id, Runtime, RuntimeFlavor};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -106,7 +106,7 @@ fn register_worker(index: usize) -> Option<Worker> {
     }
     let name = format!("{}-{index}", std::thread::current().name().unwrap_or("tokio-worker"));
     let joined = sampler::start().and_then(|()| {
-        let h = crate::register(&name)?;
+        let h = crate::watch::registry::register(&name)?;
         h.touch();
         sampler::join(&handle, index, h.slot_id(), true);
         Ok(h)
@@ -142,7 +142,7 @@ pub(super) fn enter_block_on(rt: &Runtime) -> Result<Option<BlockOn>, Error> {
         return Ok(None);
     }
     sampler::start()?;
-    let h = crate::register("tokio-current-thread")?;
+    let h = crate::watch::registry::register("tokio-current-thread")?;
     h.touch();
     // Another thread may be in `block_on` already and own the runtime: this
     // one then waits, suspended, until its first park as the worker.

@@ -15,7 +15,8 @@
 //! runtime that shuts down is not kept alive by it.
 
 use crate::error::Error;
-use crate::registry::{self, Slot};
+use crate::state::settings::LIVE;
+use crate::state::slots::{self, Slot};
 use ::tokio::runtime::{Handle, Id, RuntimeMetrics};
 use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -58,15 +59,15 @@ fn table() -> MutexGuard<'static, Table> {
 /// How often the metrics are read: a quarter of the timer period, so that a
 /// busy, healthy worker is touched several times per tick of its CPU timer.
 fn period() -> Duration {
-    let p = crate::watchdog::RT.period_ns.load(Relaxed) / 4;
+    let p = LIVE.period_ns.load(Relaxed) / 4;
     Duration::from_nanos(p).clamp(Duration::from_millis(1), Duration::from_millis(100))
 }
 
 /// The slot of registration `id`, if it is still that registration and
 /// watched.
 fn live(id: SlotId) -> Option<&'static Slot> {
-    let s = registry::slot(id.0)?;
-    (s.generation.load(Relaxed) == id.1 && s.state.load(Acquire) == registry::ACTIVE).then_some(s)
+    let s = slots::slot(id.0)?;
+    (s.generation.load(Relaxed) == id.1 && s.state.load(Acquire) == slots::ACTIVE).then_some(s)
 }
 
 fn read(metrics: &RuntimeMetrics, i: usize) -> (u64, u64) {

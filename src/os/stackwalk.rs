@@ -7,7 +7,7 @@
 //! print; they only issue system calls (`process_vm_readv`, `write`, `read`,
 //! `sched_yield`), read atomics and write into the memory they are given.
 //! They may clobber `errno`: the signal handler saves and restores it
-//! ([`ErrnoGuard`](crate::sys::ErrnoGuard)).
+//! ([`ErrnoGuard`](crate::os::sys::ErrnoGuard)).
 //!
 //! Every read of an address taken from a (possibly corrupt) frame chain is
 //! validated first, so a broken chain ends the walk instead of faulting:
@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The part of a thread's address space that holds its stack: `[lo, hi)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StackBounds {
+pub(crate) struct StackBounds {
     lo: usize,
     hi: usize,
 }
@@ -44,30 +44,30 @@ pub struct StackBounds {
 impl StackBounds {
     /// Bounds of a thread we know nothing about: every read is validated
     /// with a system call.
-    pub const UNKNOWN: StackBounds = StackBounds { lo: 0, hi: 0 };
+    pub(crate) const UNKNOWN: StackBounds = StackBounds { lo: 0, hi: 0 };
 
     /// Bounds `[lo, hi)`; an empty or inverted range means unknown.
-    pub fn new(lo: usize, hi: usize) -> StackBounds {
+    pub(crate) fn new(lo: usize, hi: usize) -> StackBounds {
         if lo < hi { StackBounds { lo, hi } } else { StackBounds::UNKNOWN }
     }
 
     /// True unless these are [`StackBounds::UNKNOWN`].
-    pub fn is_known(&self) -> bool {
+    pub(crate) fn is_known(&self) -> bool {
         self.lo < self.hi
     }
 
     /// Lowest address of the stack.
-    pub fn lo(&self) -> usize {
+    pub(crate) fn lo(&self) -> usize {
         self.lo
     }
 
     /// One past the highest address of the stack.
-    pub fn hi(&self) -> usize {
+    pub(crate) fn hi(&self) -> usize {
         self.hi
     }
 
     /// True when `addr` lies in `[lo, hi)`.
-    pub fn contains(&self, addr: usize) -> bool {
+    pub(crate) fn contains(&self, addr: usize) -> bool {
         self.lo <= addr && addr < self.hi
     }
 
@@ -75,7 +75,7 @@ impl StackBounds {
     ///
     /// **Normal context only**: glibc allocates here (and, for the main
     /// thread, reads `/proc/self/maps`). Call it when a thread registers.
-    pub fn current_thread() -> Option<StackBounds> {
+    pub(crate) fn current_thread() -> Option<StackBounds> {
         // SAFETY: pthread_attr_t is plain data that pthread_getattr_np fully
         // initialises; all-zero is a valid placeholder.
         let mut attr: libc::pthread_attr_t = unsafe { std::mem::zeroed() };
@@ -110,7 +110,7 @@ static VM_READV_UNAVAILABLE: AtomicBool = AtomicBool::new(false);
 /// Call in normal context, before installing any signal handler that walks
 /// stacks or reads memory with [`read_mem`]. Idempotent and thread-safe: a
 /// second call keeps the first pipe.
-pub fn init() -> io::Result<()> {
+pub(crate) fn init() -> io::Result<()> {
     if PIPE_W.load(Ordering::Acquire) >= 0 {
         return Ok(());
     }
@@ -208,7 +208,7 @@ fn vm_read(addr: usize, out: &mut [u8]) -> VmRead {
         let r = unsafe {
             libc::syscall(
                 libc::SYS_process_vm_readv,
-                crate::sys::getpid(),
+                crate::os::sys::getpid(),
                 &local as *const libc::iovec,
                 1 as libc::c_ulong,
                 &remote as *const libc::iovec,
@@ -378,7 +378,7 @@ unsafe fn walk_chain(mut fp: usize, sp: usize, bounds: StackBounds, out: &mut [u
 /// `ctx` must be the `ucontext_t` pointer passed as third argument to an
 /// `SA_SIGINFO` handler (or point to an equivalent, readable `ucontext_t`),
 /// and `bounds`, when known, must be the interrupted thread's stack.
-pub unsafe fn walk_ucontext(ctx: *const libc::c_void, bounds: StackBounds, out: &mut [usize]) -> usize {
+pub(crate) unsafe fn walk_ucontext(ctx: *const libc::c_void, bounds: StackBounds, out: &mut [usize]) -> usize {
     if ctx.is_null() || out.is_empty() {
         return 0;
     }
@@ -472,7 +472,7 @@ unsafe fn regs(uc: *const libc::ucontext_t) -> (usize, usize, usize) {
 /// allocate: not for signal handlers), else validated reads.
 #[cfg(test)]
 #[inline(never)]
-pub fn walk_here(out: &mut [usize]) -> usize {
+pub(crate) fn walk_here(out: &mut [usize]) -> usize {
     let fp: usize;
     let sp: usize;
     // SAFETY: only copies the frame-pointer and stack-pointer registers.
@@ -559,7 +559,7 @@ mod tests {
     static SIG_DONE: AtomicBool = AtomicBool::new(false);
 
     extern "C" fn on_sigusr1(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-        let _errno = crate::sys::ErrnoGuard::save();
+        let _errno = crate::os::sys::ErrnoGuard::save();
         let bounds = StackBounds::new(SIG_LO.load(Ordering::Relaxed), SIG_HI.load(Ordering::Relaxed));
         // SAFETY: the test serialises handler runs (SIG_LOCK, SIG_DONE), so
         // nothing else touches the buffer while we write it.

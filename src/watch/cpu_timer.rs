@@ -12,32 +12,22 @@
 //! the handler recognises its own ticks among the application's signals.
 
 use crate::error::{Error, ErrorKind};
-use crate::registry::Slot;
-use crate::verdict::{Budgets, Tracker};
-use crate::watchdog::Run;
+use crate::os::sys::{self, syscall};
+use crate::state::settings::Registration;
+use crate::state::sigval::{self, TIMER_TAG};
+use crate::state::slots::Slot;
+use crate::verdict::Tracker;
 use std::sync::Once;
 use std::sync::atomic::Ordering::*;
 
-/// High 32 bits of the `sigval` of our timer signals.
-pub(crate) const TIMER_TAG: usize = 0xFA11_5700;
 /// Size of the alternate signal stack given to each watched thread.
 pub(crate) const ALTSTACK_SIZE: usize = 64 * 1024;
-
-/// Encodes a tag and an index into a `sigval`.
-pub(crate) fn sigval_for(tag: usize, idx: usize) -> usize {
-    (tag << 32) | (idx & 0xffff_ffff)
-}
-
-/// Splits a `sigval` into (tag, index).
-pub(crate) fn split_sigval(v: usize) -> (usize, usize) {
-    (v >> 32, v & 0xffff_ffff)
-}
 
 static WALL_FALLBACK_SAID: Once = Once::new();
 
 /// Arms the calling thread's timer and alternate stack for slot `idx`.
 /// Normal context, on the thread being registered.
-pub(crate) fn attach(s: &Slot, idx: usize, run: &Run) -> Result<(), Error> {
+pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Error> {
     let mut clock: libc::clockid_t = 0;
     // SAFETY: pthread_self is always valid; `clock` is a valid out-pointer.
     let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) };
@@ -45,8 +35,7 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Run) -> Result<(), Error> {
         return Err(Error::os("pthread_getcpuclockid", std::io::Error::from_raw_os_error(rc)));
     }
     s.cpu_clock.store(clock, Relaxed);
-    let budgets = Budgets { cpu_budget: run.cpu_budget_ns, warn_after: run.warn_after_ns, period: run.period_ns };
-    s.store_tracker(&Tracker::new(crate::sys::thread_cpu_ns(), budgets));
+    s.store_tracker(&Tracker::new(sys::thread_cpu_ns(), run.budgets));
     install_altstack(s)?;
     let timer = match create_timer(if run.wall_clock_timers { libc::CLOCK_MONOTONIC } else { clock }, idx, run) {
         Ok(t) => t,
@@ -67,7 +56,7 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Run) -> Result<(), Error> {
     };
     s.timer.store(timer as usize, Relaxed);
     s.has_timer.store(true, Release);
-    let period = crate::sys::timespec(std::time::Duration::from_nanos(run.period_ns));
+    let period = sys::timespec(std::time::Duration::from_nanos(run.budgets.period));
     let spec = libc::itimerspec { it_interval: period, it_value: period };
     if let Err(e) = syscall!(timer_settime(timer, 0, &spec, std::ptr::null_mut())) {
         detach(s);
@@ -77,23 +66,24 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Run) -> Result<(), Error> {
     Ok(())
 }
 
-fn create_timer(clock: libc::clockid_t, idx: usize, run: &Run) -> Result<libc::timer_t, Error> {
+fn create_timer(clock: libc::clockid_t, idx: usize, run: &Registration) -> Result<libc::timer_t, Error> {
     // SAFETY: sigevent is plain data; zero is a valid starting value.
     let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
     sev.sigev_notify = libc::SIGEV_THREAD_ID;
     sev.sigev_signo = run.signo;
-    sev.sigev_value = libc::sigval { sival_ptr: sigval_for(TIMER_TAG, idx) as *mut libc::c_void };
-    sev.sigev_notify_thread_id = crate::sys::gettid();
+    sev.sigev_value = libc::sigval { sival_ptr: sigval::encode(TIMER_TAG, idx) as *mut libc::c_void };
+    sev.sigev_notify_thread_id = sys::gettid();
     let mut timer: libc::timer_t = std::ptr::null_mut();
     match syscall!(timer_create(clock, &mut sev, &mut timer)) {
         Ok(_) => Ok(timer),
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(Error::new(
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(Error::with_source(
             ErrorKind::ResourceLimit,
             format!(
                 "timer_create: the limit on queued signals (RLIMIT_SIGPENDING = {}) is used up; each watched thread \
                  needs one POSIX timer; raise it with `ulimit -i`, `LimitSIGPENDING=` in a systemd unit, or setrlimit",
                 sigpending_limit()
             ),
+            e,
         )),
         Err(e) => Err(Error::os("timer_create", e)),
     }
@@ -120,7 +110,7 @@ pub(crate) fn detach(s: &Slot) {
 }
 
 fn install_altstack(s: &Slot) -> Result<(), Error> {
-    let page = 4096;
+    let page = sys::page_size();
     // SAFETY: an anonymous private mapping; arguments are valid.
     let p = unsafe {
         libc::mmap(
@@ -176,11 +166,12 @@ pub(crate) fn drop_altstack(s: &Slot, on_owner: bool) {
         return;
     }
     let len = s.altstack_len.load(Relaxed);
+    let page = sys::page_size();
     if on_owner {
         let mut cur = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
         // SAFETY: querying the current alternate stack.
         unsafe { libc::sigaltstack(std::ptr::null(), &mut cur) };
-        let ours = cur.ss_sp as usize == p + 4096;
+        let ours = cur.ss_sp as usize == p + page;
         if ours && cur.ss_flags & libc::SS_ONSTACK != 0 {
             // Running on it right now (unregister from a signal handler):
             // leave it mapped rather than pull the stack from under us.

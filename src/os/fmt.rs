@@ -10,7 +10,7 @@
 use core::fmt;
 
 /// A fixed-capacity byte buffer that never allocates.
-pub struct FixedBuf<const N: usize> {
+pub(crate) struct FixedBuf<const N: usize> {
     buf: [u8; N],
     len: usize,
     truncated: usize,
@@ -24,43 +24,44 @@ impl<const N: usize> Default for FixedBuf<N> {
 
 impl<const N: usize> FixedBuf<N> {
     /// An empty buffer.
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         FixedBuf { buf: [0; N], len: 0, truncated: 0 }
     }
 
     /// The bytes written so far.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 
     /// The text written so far (lossy only if a caller pushed non-UTF-8 bytes).
-    pub fn as_str(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &str {
         core::str::from_utf8(self.as_bytes()).unwrap_or("<non-utf8>")
     }
 
     /// Number of bytes written.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// Bytes that did not fit and were dropped.
-    pub fn truncated(&self) -> usize {
+    pub(crate) fn truncated(&self) -> usize {
         self.truncated
     }
 
     /// Room left.
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         N - self.len
     }
 
     /// Forgets the contents.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.len = 0;
         self.truncated = 0;
     }
 
     /// Appends raw bytes, dropping what does not fit.
-    pub fn push_bytes(&mut self, b: &[u8]) {
+    pub(crate) fn push_bytes(&mut self, b: &[u8]) {
         let n = b.len().min(self.remaining());
         self.buf[self.len..self.len + n].copy_from_slice(&b[..n]);
         self.len += n;
@@ -68,13 +69,13 @@ impl<const N: usize> FixedBuf<N> {
     }
 
     /// Appends a string.
-    pub fn push_str(&mut self, s: &str) {
+    pub(crate) fn push_str(&mut self, s: &str) {
         self.push_bytes(s.as_bytes());
     }
 
     /// Appends bytes, replacing control characters (other than tab) with `?`
     /// so that a thread name or path cannot break the line structure.
-    pub fn push_sanitized(&mut self, b: &[u8]) {
+    pub(crate) fn push_sanitized(&mut self, b: &[u8]) {
         for &c in b {
             let c = if c == b'\t' || c >= 0x20 && c != 0x7f { c } else { b'?' };
             self.push_bytes(&[c]);
@@ -82,14 +83,14 @@ impl<const N: usize> FixedBuf<N> {
     }
 
     /// Appends an unsigned decimal.
-    pub fn push_u64(&mut self, v: u64) {
+    pub(crate) fn push_u64(&mut self, v: u64) {
         let mut tmp = [0u8; 20];
         let s = fmt_u64(v, &mut tmp);
         self.push_bytes(s);
     }
 
     /// Appends a signed decimal.
-    pub fn push_i64(&mut self, v: i64) {
+    pub(crate) fn push_i64(&mut self, v: i64) {
         if v < 0 {
             self.push_bytes(b"-");
         }
@@ -97,7 +98,7 @@ impl<const N: usize> FixedBuf<N> {
     }
 
     /// Appends `0x` and lowercase hex without leading zeros.
-    pub fn push_hex(&mut self, v: u64) {
+    pub(crate) fn push_hex(&mut self, v: u64) {
         let mut tmp = [0u8; 16];
         let mut i = tmp.len();
         let mut v = v;
@@ -114,14 +115,14 @@ impl<const N: usize> FixedBuf<N> {
     }
 
     /// Appends each byte as two lowercase hex digits (for build-ids).
-    pub fn push_hex_bytes(&mut self, b: &[u8]) {
+    pub(crate) fn push_hex_bytes(&mut self, b: &[u8]) {
         for &c in b {
             self.push_bytes(&[b"0123456789abcdef"[(c >> 4) as usize], b"0123456789abcdef"[(c & 0xf) as usize]]);
         }
     }
 
     /// Appends nanoseconds as milliseconds with one decimal (`1234.5`).
-    pub fn push_ms(&mut self, ns: u64) {
+    pub(crate) fn push_ms(&mut self, ns: u64) {
         self.push_u64(ns / 1_000_000);
         self.push_bytes(b".");
         self.push_u64((ns / 100_000) % 10);
@@ -136,7 +137,7 @@ impl<const N: usize> fmt::Write for FixedBuf<N> {
 }
 
 /// Formats `v` in decimal into `tmp`, returning the used tail.
-pub fn fmt_u64(mut v: u64, tmp: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn fmt_u64(mut v: u64, tmp: &mut [u8; 20]) -> &[u8] {
     let mut i = tmp.len();
     loop {
         i -= 1;

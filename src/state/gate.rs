@@ -1,18 +1,10 @@
-//! The heartbeat gate and the counters behind [`stats`](crate::stats).
+//! The heartbeat gate and the counters behind [`stats`].
 //!
 //! The gate is one atomic flag: open (healthy) until the first verdict, then
 //! closed for the life of the process. Closing it is a single store, so the
 //! signal handler closes it before it does anything that can take time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
-
-/// How many threads can be registered at once.
-pub const MAX_THREADS: usize = 4096;
-/// Warnings reported at most per window; the rest are counted as suppressed.
-pub const WARN_BURST: usize = 5;
-/// The rate-limit window.
-pub const WARN_WINDOW: Duration = Duration::from_secs(60);
 
 static HEALTHY: AtomicBool = AtomicBool::new(true);
 pub(crate) static WARNINGS: AtomicU64 = AtomicU64::new(0);
@@ -42,7 +34,7 @@ pub(crate) fn close() {
     HEALTHY.store(false, Ordering::Release);
 }
 
-/// Counters about what failstop saw, from [`stats`](crate::stats).
+/// Counters about what failstop saw, from [`stats`].
 ///
 /// ```
 /// let s = failstop::stats();
@@ -70,7 +62,7 @@ pub struct Stats {
 pub fn stats() -> Stats {
     Stats {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        registered: crate::registry::watched_count(),
+        registered: super::slots::watched_count(),
         #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
         registered: 0,
         warnings: WARNINGS.load(Ordering::Relaxed),

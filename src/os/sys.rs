@@ -1,7 +1,7 @@
 //! Thin wrappers over the raw Linux calls failstop uses.
 //!
 //! One rule for the whole crate: a call that fails with `-1` becomes an
-//! [`io::Error`] through [`syscall!`](crate::syscall). Functions here that are
+//! [`io::Error`] through [`syscall!`]. Functions here that are
 //! marked *async-signal-safe* only issue system calls, read atomics and touch
 //! memory they are given; they never allocate, lock or lazily initialise, so
 //! the signal handler and the fatal path may call them.
@@ -14,8 +14,6 @@ use std::time::Duration;
 ///
 /// Building the error value never allocates (`io::Error::from_raw_os_error`),
 /// so the macro is async-signal-safe when the call it wraps is.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
         // SAFETY: the caller upholds the libc function's own contract; the
@@ -28,21 +26,22 @@ macro_rules! syscall {
         }
     }};
 }
+pub(crate) use syscall;
 
 /// The kernel thread id of the calling thread. Async-signal-safe.
-pub fn gettid() -> libc::pid_t {
+pub(crate) fn gettid() -> libc::pid_t {
     // SAFETY: gettid has no preconditions and cannot fail.
     unsafe { libc::gettid() }
 }
 
 /// The process id. Async-signal-safe.
-pub fn getpid() -> libc::pid_t {
+pub(crate) fn getpid() -> libc::pid_t {
     // SAFETY: getpid has no preconditions and cannot fail.
     unsafe { libc::getpid() }
 }
 
 /// Sends `sig` to thread `tid` of this process. Async-signal-safe.
-pub fn tgkill(tid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
+pub(crate) fn tgkill(tid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
     // SAFETY: a raw syscall with integer arguments only.
     let r = unsafe { libc::syscall(libc::SYS_tgkill, getpid(), tid, sig) };
     if r == -1 { Err(io::Error::last_os_error()) } else { Ok(()) }
@@ -51,7 +50,7 @@ pub fn tgkill(tid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
 /// Queues `sig` with `value` to thread `tid` of this process
 /// (`rt_tgsigqueueinfo`): the receiver sees `si_code == SI_QUEUE`, our pid and
 /// the value. Async-signal-safe.
-pub fn tgsigqueue(tid: libc::pid_t, sig: libc::c_int, value: usize) -> io::Result<()> {
+pub(crate) fn tgsigqueue(tid: libc::pid_t, sig: libc::c_int, value: usize) -> io::Result<()> {
     // SAFETY: siginfo_t is plain data; all-zero is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     info.si_signo = sig;
@@ -75,7 +74,7 @@ pub fn tgsigqueue(tid: libc::pid_t, sig: libc::c_int, value: usize) -> io::Resul
 ///
 /// # Safety
 /// `info` must point to a valid `siginfo_t` handed to an `SA_SIGINFO` handler.
-pub unsafe fn siginfo_value(info: *const libc::siginfo_t) -> usize {
+pub(crate) unsafe fn siginfo_value(info: *const libc::siginfo_t) -> usize {
     // SAFETY: per the contract `info` is valid; the value sits at the same
     // offset for SI_QUEUE (`_rt`) and SI_TIMER (`_timer`: tid, overrun,
     // sigval) layouts: 4 ints of header, then 8 bytes, then the sigval.
@@ -89,7 +88,7 @@ pub unsafe fn siginfo_value(info: *const libc::siginfo_t) -> usize {
 ///
 /// # Safety
 /// `info` must point to a valid `siginfo_t`.
-pub unsafe fn siginfo_pid(info: *const libc::siginfo_t) -> libc::pid_t {
+pub(crate) unsafe fn siginfo_pid(info: *const libc::siginfo_t) -> libc::pid_t {
     // SAFETY: per the contract; `si_pid` follows the 4-int header.
     unsafe { *info.cast::<u8>().add(std::mem::size_of::<libc::c_int>() * 4).cast::<libc::pid_t>() }
 }
@@ -97,7 +96,7 @@ pub unsafe fn siginfo_pid(info: *const libc::siginfo_t) -> libc::pid_t {
 /// Waits while `*word == expected`, at most `timeout` (none: forever).
 /// Returns on wake-up, timeout, signal or value change; callers re-check.
 /// Async-signal-safe.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(timespec);
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: the futex word is a live, aligned u32 for the whole call; the
@@ -108,7 +107,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 }
 
 /// Wakes every waiter on `word`. Async-signal-safe.
-pub fn futex_wake_all(word: &AtomicU32) {
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: see `futex_wait`.
     unsafe {
         libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
@@ -117,53 +116,71 @@ pub fn futex_wake_all(word: &AtomicU32) {
 
 /// A wake-up word and a stop flag for one of failstop's threads: rung from
 /// signal handlers and other threads, waited on with a timeout.
-pub struct Doorbell {
+pub(crate) struct Doorbell {
     word: AtomicU32,
     stop: std::sync::atomic::AtomicBool,
 }
 
 impl Doorbell {
     /// A quiet doorbell.
-    pub const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Doorbell { word: AtomicU32::new(0), stop: std::sync::atomic::AtomicBool::new(false) }
     }
 
     /// Wakes the waiting thread now. Async-signal-safe.
-    pub fn ring(&self) {
+    pub(crate) fn ring(&self) {
         self.word.fetch_add(1, std::sync::atomic::Ordering::Release);
         futex_wake_all(&self.word);
     }
 
     /// Asks the waiting thread to finish its loop, and wakes it.
-    pub fn request_stop(&self) {
+    pub(crate) fn request_stop(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::Release);
         self.ring();
     }
 
     /// Clears a stop request (a new thread starts).
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.stop.store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// Whether a stop was requested.
-    pub fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.stop.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The current ring count: read it before checking for work, then
     /// [`wait`](Self::wait) with it so that no ring is missed.
-    pub fn seen(&self) -> u32 {
+    pub(crate) fn seen(&self) -> u32 {
         self.word.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Waits until rung after `seen`, or `timeout`.
-    pub fn wait(&self, seen: u32, timeout: Duration) {
+    pub(crate) fn wait(&self, seen: u32, timeout: Duration) {
         futex_wait(&self.word, seen, Some(timeout));
     }
 }
 
+/// The size of a memory page (`sysconf(_SC_PAGESIZE)`: 4 KiB on most
+/// machines, 16 or 64 KiB on some aarch64 kernels). Read once at first use
+/// in normal context, then cached: async-signal-safe after the watchdog's
+/// start has called it.
+pub(crate) fn page_size() -> usize {
+    static PAGE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let cached = PAGE.load(std::sync::atomic::Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions; it only reads a value (no
+    // allocation, no lock), so even a first call in signal context is safe.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let p = if p > 0 { p as usize } else { 4096 };
+    PAGE.store(p, std::sync::atomic::Ordering::Relaxed);
+    p
+}
+
 /// Converts a duration to a `timespec`, saturating far in the future.
-pub fn timespec(d: Duration) -> libc::timespec {
+pub(crate) fn timespec(d: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -171,7 +188,7 @@ pub fn timespec(d: Duration) -> libc::timespec {
 }
 
 /// Reads a clock in nanoseconds. Async-signal-safe (clock_gettime is).
-pub fn clock_ns(clock: libc::clockid_t) -> u64 {
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
@@ -180,18 +197,18 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
 
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC: stops while suspended).
 /// Async-signal-safe.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 /// CPU time the calling thread has used, in nanoseconds. Async-signal-safe.
-pub fn thread_cpu_ns() -> u64 {
+pub(crate) fn thread_cpu_ns() -> u64 {
     clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// Sleeps for `d`, restarting after signals until the whole time has passed.
 /// Async-signal-safe.
-pub fn sleep(d: Duration) {
+pub(crate) fn sleep(d: Duration) {
     let mut req = timespec(d);
     let mut rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid pointers to live timespecs.
@@ -202,7 +219,7 @@ pub fn sleep(d: Duration) {
 
 /// Runs a raw call that returns a count or -1, again while it fails with
 /// EINTR. Async-signal-safe when the call is.
-pub fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+pub(crate) fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
     loop {
         let n = call();
         if n >= 0 {
@@ -217,7 +234,7 @@ pub fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
 
 /// Reads once into `buf`, again after EINTR. Returns 0 at the end of the
 /// file. Async-signal-safe.
-pub fn read_some(fd: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn read_some(fd: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: the pointer and length describe `buf`.
     retry_eintr(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
 }
@@ -225,7 +242,7 @@ pub fn read_some(fd: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
 /// Writes the whole buffer to `fd`, retrying on EINTR and short writes.
 /// Gives up on any other error (a closed stderr, a broken pipe).
 /// Async-signal-safe.
-pub fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
+pub(crate) fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: the pointer and length describe `buf`.
         let n = retry_eintr(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })?;
@@ -239,29 +256,29 @@ pub fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
 
 /// An owned file descriptor closed on drop, opened without allocating.
 #[derive(Debug)]
-pub struct Fd(libc::c_int);
+pub(crate) struct Fd(libc::c_int);
 
 impl Fd {
     /// Opens a NUL-terminated path with `flags | O_CLOEXEC`. Async-signal-safe.
-    pub fn open(path: &std::ffi::CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<Fd> {
+    pub(crate) fn open(path: &std::ffi::CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<Fd> {
         let fd = syscall!(open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint))?;
         Ok(Fd(fd))
     }
 
     /// Creates a socket of `ty | SOCK_CLOEXEC` in `domain`. Async-signal-safe.
-    pub fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<Fd> {
+    pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<Fd> {
         let fd = syscall!(socket(domain, ty | libc::SOCK_CLOEXEC, 0))?;
         Ok(Fd(fd))
     }
 
     /// The raw descriptor.
-    pub fn raw(&self) -> libc::c_int {
+    pub(crate) fn raw(&self) -> libc::c_int {
         self.0
     }
 
     /// Reads into `buf` until it is full or the file ends, retrying on EINTR.
     /// Returns the bytes read. Async-signal-safe.
-    pub fn read_to(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read_to(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut got = 0;
         while got < buf.len() {
             let n = read_some(self.0, &mut buf[got..])?;
@@ -283,7 +300,7 @@ impl Drop for Fd {
 
 /// Reads a whole small file (a /proc entry) into `buf` without allocating.
 /// Returns the filled prefix. Async-signal-safe.
-pub fn read_file<'a>(path: &std::ffi::CStr, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+pub(crate) fn read_file<'a>(path: &std::ffi::CStr, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
     let fd = Fd::open(path, libc::O_RDONLY, 0)?;
     let n = fd.read_to(buf)?;
     Ok(&buf[..n])
@@ -291,11 +308,11 @@ pub fn read_file<'a>(path: &std::ffi::CStr, buf: &'a mut [u8]) -> io::Result<&'a
 
 /// Saves `errno` on creation and restores it on drop: every signal handler
 /// starts with one. Async-signal-safe.
-pub struct ErrnoGuard(libc::c_int);
+pub(crate) struct ErrnoGuard(libc::c_int);
 
 impl ErrnoGuard {
     /// Saves the calling thread's errno.
-    pub fn save() -> Self {
+    pub(crate) fn save() -> Self {
         // SAFETY: __errno_location returns the calling thread's errno slot.
         ErrnoGuard(unsafe { *libc::__errno_location() })
     }

@@ -15,7 +15,7 @@
 //! Frames are captured in each thread's own context: the monitor queues the
 //! watchdog signal to the thread with [`CAPTURE_TAG`] and an entry index
 //! (`rt_tgsigqueueinfo`); the thread's handler walks its own stack into
-//! that entry ([`on_capture_request`], async-signal-safe). All requests go
+//! that entry (`engine::handler::on_capture_request`, async-signal-safe). All requests go
 //! out at once and are awaited together under one bounded wait, so a thread
 //! that blocks the signal or sleeps uninterruptibly costs a bounded time and
 //! is reported as not responding.
@@ -23,76 +23,24 @@
 //! A signal interrupts the system call its receiver sleeps in, so in the
 //! non-fatal modes only running threads (state R) are asked for frames.
 
-use crate::action::{self, CULPRIT_FRAMES};
-use crate::fmt::FixedBuf;
-use crate::modules::ModuleMap;
-use crate::procfs;
-use crate::registry::{self, CAP_EMPTY, CAP_READY, CAP_WRITING, Frames, MAX_FRAMES};
-use crate::stackwalk::{self, StackBounds};
-use crate::sys;
-use crate::watchdog::RT;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
+use crate::os::fmt::FixedBuf;
+use crate::os::modules::ModuleMap;
+use crate::os::procfs::{self, STACK_LEN};
+use crate::os::sys;
+use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
+use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, MAX_FRAMES};
+use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::progress::{MONITOR_PERIOD, wall_since_progress};
+use crate::state::settings::LIVE;
+use crate::state::sigval::{self, CAPTURE_TAG};
+use crate::state::slots::{self, NAME_LEN};
+use crate::verdict::VerdictKind;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
-/// High 32 bits of the `sigval` of our capture requests.
-pub(crate) const CAPTURE_TAG: usize = 0xFA11_57AC;
-/// Threads one dump lists (as many as can be registered); beyond that the
-/// dump says how many it left out. The culprit is always listed.
-pub(crate) const MAX_DUMP_THREADS: usize = crate::gate::MAX_THREADS;
-/// A capture entry waiting for its thread's handler.
-const CAP_REQUESTED: u32 = 3;
-/// A capture entry not asked for: its thread blocks the watchdog signal.
-const CAP_MASKED: u32 = 4;
 /// The longest a dump waits for threads to answer a capture request.
 const CAPTURE_WAIT_MAX: Duration = Duration::from_millis(500);
-
-pub(crate) struct Capture {
-    pub tid: AtomicI32,
-    /// The registry slot of `tid` (its index), or `usize::MAX` if none.
-    pub slot: AtomicUsize,
-    pub lo: AtomicUsize,
-    pub hi: AtomicUsize,
-    pub frames: Frames,
-}
-
-pub(crate) static CAPTURES: [Capture; MAX_DUMP_THREADS] = [const {
-    Capture {
-        tid: AtomicI32::new(0),
-        slot: AtomicUsize::new(usize::MAX),
-        lo: AtomicUsize::new(0),
-        hi: AtomicUsize::new(0),
-        frames: Frames::new(),
-    }
-}; MAX_DUMP_THREADS];
-/// Entries handed out in this dump.
-pub(crate) static CAPTURE_COUNT: AtomicUsize = AtomicUsize::new(0);
-/// Bumped by each answering handler (a futex word).
-static CAPTURE_ANSWERS: AtomicU32 = AtomicU32::new(0);
-
-/// Answers a capture request in the receiving thread's own context.
-/// Async-signal-safe.
-pub(crate) fn on_capture_request(idx: usize, ctx: *mut libc::c_void) {
-    let Some(c) = CAPTURES.get(idx) else { return };
-    let tid = sys::gettid();
-    if let Some(s) = registry::slot(c.slot.load(Acquire))
-        && s.tid.load(Relaxed) == tid
-    {
-        s.note_own_signal(); // even for a stale request: it interrupted this thread
-    }
-    if c.tid.load(Acquire) != tid
-        || c.frames.state.compare_exchange(CAP_REQUESTED, CAP_WRITING, AcqRel, Relaxed).is_err()
-    {
-        return; // stale: the dump gave up on this request
-    }
-    let mut frames = [0usize; MAX_FRAMES];
-    let bounds = StackBounds::new(c.lo.load(Relaxed), c.hi.load(Relaxed));
-    // SAFETY: `ctx` is the ucontext the kernel passed to our handler.
-    let n = unsafe { stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
-    c.frames.store(&frames[..n]);
-    c.frames.state.store(CAP_READY, Release);
-    CAPTURE_ANSWERS.fetch_add(1, Release);
-    sys::futex_wake_all(&CAPTURE_ANSWERS);
-}
 
 /// Where the dump goes: stderr and the dump file, one write(2) per batch of
 /// whole lines (at most 4 KiB, so lines never interleave mid-line with the
@@ -118,7 +66,7 @@ impl Sink {
     }
 
     /// The line being built.
-    pub(crate) fn b(&mut self) -> &mut FixedBuf<4096> {
+    pub(crate) fn line(&mut self) -> &mut FixedBuf<4096> {
         &mut self.buf
     }
 
@@ -149,60 +97,62 @@ impl Sink {
 pub(crate) struct Scratch {
     pub modules: Box<ModuleMap>,
     pub tids: Box<[libc::pid_t; MAX_DUMP_THREADS]>,
-    pub io: Box<[u8; 16384]>,
+    /// Room for the largest `/proc` file read (a kernel stack).
+    pub io: Box<[u8; STACK_LEN]>,
 }
 
 impl Scratch {
     pub(crate) fn new() -> Self {
-        Scratch { modules: ModuleMap::new_boxed(), tids: Box::new([0; MAX_DUMP_THREADS]), io: Box::new([0; 16384]) }
+        Scratch { modules: ModuleMap::new_boxed(), tids: Box::new([0; MAX_DUMP_THREADS]), io: Box::new([0; STACK_LEN]) }
     }
 }
 
-/// A thread to leave out of the capture: failstop's own threads.
-pub(crate) struct Own {
+/// Threads to leave out of the capture: failstop's own.
+pub(crate) struct OwnThreads {
     pub monitor: libc::pid_t,
     pub reporter: libc::pid_t,
 }
 
 /// Writes the raw part of the dump. Allocation-free; monitor thread.
 /// Returns the number of threads listed.
-pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usize {
-    let kind = action::LATCH.load(Acquire);
-    let culprit = action::CULPRIT_TID.load(Relaxed);
-    let culprit_slot = registry::slot(action::CULPRIT_SLOT.load(Relaxed));
-    let figure = action::CULPRIT_FIGURE.load(Relaxed);
+pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads) -> usize {
+    let kind = latch::latched().unwrap_or(VerdictKind::Stuck);
+    let culprit = CULPRIT_TID.load(Relaxed);
+    let culprit_slot = slots::slot(CULPRIT_SLOT.load(Relaxed));
+    let figure = CULPRIT_FIGURE.load(Relaxed);
 
     // 1. The verdict line.
-    let mut name = [0u8; registry::NAME_LEN];
+    let mut name = [0u8; NAME_LEN];
     let n = culprit_slot.map_or(0, |s| s.name_into(&mut name));
-    let b = out.b();
+    let b = out.line();
     b.push_str("failstop: ");
-    b.push_str(if kind == action::BLOCKED { "blocked" } else { "stuck" });
+    b.push_str(kind.as_str());
     b.push_str(": thread \"");
     b.push_sanitized(&name[..n]);
     b.push_str("\" (tid ");
     b.push_i64(culprit as i64);
     match kind {
-        action::BLOCKED => {
+        VerdictKind::Blocked => {
             b.push_str(") made no progress for ");
             b.push_ms(figure);
             b.push_str(" ms with no CPU time and no context switch (stall_budget ");
-            b.push_u64(RT.stall_budget_ns.load(Relaxed) / 1_000_000);
+            b.push_u64(LIVE.stall_budget_ns.load(Relaxed) / 1_000_000);
         }
-        action::DEAF => {
+        VerdictKind::Deaf => {
             b.push_str(") used ");
             b.push_ms(figure);
             b.push_str(" ms of CPU without progress and without running failstop's signal handler (cpu_budget ");
-            b.push_u64(RT.cpu_budget_ns.load(Relaxed) / 1_000_000);
-            b.push_str(" ms, seen by the monitor");
+            b.push_u64(LIVE.cpu_budget_ns.load(Relaxed) / 1_000_000);
+            b.push_str(" ms, seen by the monitor, which looks every ");
+            b.push_u64(MONITOR_PERIOD.as_millis() as u64);
         }
-        _ => {
+        VerdictKind::Stuck => {
             b.push_str(") used ");
             b.push_ms(figure);
             b.push_str(" ms of CPU without progress (cpu_budget ");
-            b.push_u64(RT.cpu_budget_ns.load(Relaxed) / 1_000_000);
+            b.push_u64(LIVE.cpu_budget_ns.load(Relaxed) / 1_000_000);
             b.push_str(" ms, checked every ");
-            b.push_ms(RT.period_ns.load(Relaxed));
+            b.push_ms(LIVE.period_ns.load(Relaxed));
         }
     }
     b.push_str(" ms); action: ");
@@ -211,9 +161,9 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
 
     // 2. Debugger check: report, never abort, unless allowed.
     let tracer = procfs::read_self_status(&mut scratch.io[..]).map(|s| s.tracer_pid).unwrap_or(0);
-    if tracer != 0 && RT.fatal() && !RT.abort_under_debugger.load(Relaxed) {
-        action::SPARED_FOR_DEBUGGER.store(true, Release);
-        let b = out.b();
+    if tracer != 0 && LIVE.fatal() && !LIVE.abort_under_debugger.load(Relaxed) {
+        SPARED_FOR_DEBUGGER.store(true, Release);
+        let b = out.line();
         b.push_str("failstop: a debugger is attached (TracerPid ");
         b.push_i64(tracer as i64);
         b.push_str("): reporting only, the process is not ended (FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it)");
@@ -238,13 +188,13 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
     });
     tids[0] = culprit;
     let first = if culprit_seen { 0 } else { 1 };
-    let b = out.b();
+    let b = out.line();
     b.push_str("failstop: pid ");
     b.push_i64(sys::getpid() as i64);
     b.push_str(", ");
     b.push_u64((ntids - first + more) as u64);
     b.push_str(" threads; verdict at CLOCK_MONOTONIC ");
-    b.push_ms(action::VERDICT_AT.load(Relaxed));
+    b.push_ms(VERDICT_AT.load(Relaxed));
     b.push_str(" ms; '>' marks the culprit; failstop ");
     b.push_str(env!("CARGO_PKG_VERSION"));
     out.eol();
@@ -268,7 +218,7 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
         }
     }
     if more > 0 {
-        let b = out.b();
+        let b = out.line();
         b.push_str("failstop: ");
         b.push_u64(more as u64);
         b.push_str(" more threads not listed (limit ");
@@ -276,7 +226,7 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
         b.push_str(")");
         out.eol();
     }
-    out.b().push_str("failstop: modules (path, load base, bias, build-id):");
+    out.line().push_str("failstop: modules (path, load base, bias, build-id):");
     out.eol();
     write_modules(out, &scratch.modules);
     out.flush();
@@ -284,24 +234,17 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &Own) -> usi
 }
 
 /// Writes the configured action as the dump and the `tracing` events name
-/// it: `abort`, `exit:N`, `unhealthy` or `warn` (allocation-free).
+/// it: [`Action`](crate::Action)'s one text form (`abort`, `exit:N`,
+/// `unhealthy`, `warn`). Allocation-free: `core::fmt` into a fixed buffer.
 pub(crate) fn push_action<const N: usize>(b: &mut FixedBuf<N>) {
-    match RT.action.load(Relaxed) {
-        crate::watchdog::ACT_ABORT => b.push_str("abort"),
-        crate::watchdog::ACT_EXIT => {
-            b.push_str("exit:");
-            b.push_i64(RT.exit_code.load(Relaxed) as i64);
-        }
-        crate::watchdog::ACT_UNHEALTHY => b.push_str("unhealthy"),
-        _ => b.push_str("warn"),
-    }
+    let _ = write!(b, "{}", LIVE.action());
 }
 
 /// Queues a capture request to every thread that may be signalled; returns
 /// how many were asked.
-fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &mut [u8]) -> usize {
-    let signo = RT.signo.load(Relaxed);
-    let fatal = RT.fatal();
+fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads, io: &mut [u8]) -> usize {
+    let signo = LIVE.signo.load(Relaxed);
+    let fatal = LIVE.fatal();
     let mut asked = 0;
     for (i, &tid) in tids.iter().enumerate() {
         let c = &CAPTURES[i];
@@ -330,15 +273,15 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
             c.frames.state.store(CAP_MASKED, Release);
             continue;
         }
-        let slot_idx = registry::find_tid(tid);
+        let slot_idx = slots::find_tid(tid);
         let (lo, hi) =
-            slot_idx.and_then(registry::slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
+            slot_idx.and_then(slots::slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
         c.slot.store(slot_idx.unwrap_or(usize::MAX), Relaxed);
         c.lo.store(lo, Relaxed);
         c.hi.store(hi, Relaxed);
         c.tid.store(tid, Relaxed);
         c.frames.state.store(CAP_REQUESTED, Release);
-        if sys::tgsigqueue(tid, signo, crate::cpu_timer::sigval_for(CAPTURE_TAG, i)).is_ok() {
+        if sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)).is_ok() {
             if state != b'D' {
                 asked += 1;
             }
@@ -352,7 +295,7 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &Own, io: &
 
 /// Waits until `asked` handlers answered or the capture deadline passed.
 fn wait_for_captures(start: u32, asked: usize) {
-    let budget = Duration::from_nanos(RT.dump_timeout_ns.load(Relaxed) / 4).min(CAPTURE_WAIT_MAX);
+    let budget = Duration::from_nanos(LIVE.dump_timeout_ns.load(Relaxed) / 4).min(CAPTURE_WAIT_MAX);
     let deadline = sys::monotonic_ns() + budget.as_nanos() as u64;
     loop {
         let seen = CAPTURE_ANSWERS.load(Acquire);
@@ -375,10 +318,10 @@ fn write_thread_state(
     scratch: &mut Scratch,
     tid: libc::pid_t,
     is_culprit: bool,
-    own: &Own,
+    own: &OwnThreads,
 ) -> Option<u8> {
-    let slot_idx = registry::find_tid(tid);
-    let slot = slot_idx.and_then(registry::slot);
+    let slot_idx = slots::find_tid(tid);
+    let slot = slot_idx.and_then(slots::slot);
     let stat = procfs::read_stat(tid, &mut scratch.io[..]).ok();
     let status = procfs::read_status(tid, &mut scratch.io[..]).ok();
     let cpu_ns = procfs::read_schedstat(tid, &mut scratch.io[..])
@@ -388,20 +331,20 @@ fn write_thread_state(
 
     if stat.is_none() && status.is_none() && !is_culprit {
         // Listed a moment ago, gone from /proc now.
-        let b = out.b();
+        let b = out.line();
         b.push_str("  thread ");
         b.push_i64(tid as i64);
         b.push_str(" exited while the dump was written");
         out.eol();
         return None;
     }
-    let b = out.b();
+    let b = out.line();
     b.push_str(if is_culprit { "> thread " } else { "  thread " });
     b.push_i64(tid as i64);
     b.push_str(" \"");
     match slot {
         Some(s) => {
-            let mut name = [0u8; registry::NAME_LEN];
+            let mut name = [0u8; NAME_LEN];
             let n = s.name_into(&mut name);
             b.push_sanitized(&name[..n]);
         }
@@ -454,7 +397,7 @@ fn write_thread_state(
         b.push_str(" since-progress ");
         b.push_ms(since);
         b.push_str(" ms cpu");
-        let wall = crate::monitor::wall_since_progress(slot_idx.unwrap_or(0));
+        let wall = wall_since_progress(slot_idx.unwrap_or(0));
         if let Some(w) = wall {
             b.push_str(" ");
             b.push_ms(w);
@@ -462,14 +405,14 @@ fn write_thread_state(
         }
     }
     out.eol();
-    if is_culprit && action::LATCH.load(Relaxed) == action::STUCK {
-        out.b().push_str("    (the culprit is inside failstop's signal handler: its state and system call are the handler's; the frames show where it was interrupted)");
+    if is_culprit && latch::latched() == Some(VerdictKind::Stuck) {
+        out.line().push_str("    (the culprit is inside failstop's signal handler: its state and system call are the handler's; the frames show where it was interrupted)");
         out.eol();
     }
-    if is_culprit && action::LATCH.load(Relaxed) == action::DEAF {
-        let signo = RT.signo.load(Relaxed);
+    if is_culprit && latch::latched() == Some(VerdictKind::Deaf) {
+        let signo = LIVE.signo.load(Relaxed);
         let masked = status.as_ref().is_some_and(|st| st.blocks(signo));
-        let b = out.b();
+        let b = out.line();
         b.push_str("    (failstop's signal handler cannot run on the culprit: ");
         b.push_str(if masked {
             "it blocks the watchdog signal, or runs a signal handler that masks it"
@@ -496,7 +439,7 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
         match captured(tid, &mut frames) {
             Ok(n) => n,
             Err(why) => {
-                let b = out.b();
+                let b = out.line();
                 b.push_str("    (no backtrace: ");
                 b.push_str(why);
                 if state == b'D' {
@@ -509,7 +452,7 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
         }
     };
     for (i, &a) in frames[..n].iter().enumerate() {
-        let b = out.b();
+        let b = out.line();
         b.push_str("    #");
         b.push_u64(i as u64);
         b.push_str(" ");
@@ -522,7 +465,7 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
 fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize, &'static str> {
     let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
     let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) else {
-        return Err(if RT.fatal() {
+        return Err(if LIVE.fatal() {
             "failstop's own thread"
         } else {
             "not asked: it sleeps in a system call and a signal would interrupt it (non-fatal mode)"
@@ -542,7 +485,7 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize,
 
 fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
     let sc = procfs::read_syscall(tid, &mut scratch.io[..]);
-    let b = out.b();
+    let b = out.line();
     b.push_str("    syscall: ");
     match sc {
         Ok(procfs::SyscallState::Running) => b.push_str("none (running in user space)"),
@@ -562,19 +505,19 @@ fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
     out.eol();
     // wchan and the kernel stack, when readable.
     if let Ok(w) = procfs::read_wchan(tid, &mut scratch.io[..256]) {
-        let b = out.b();
+        let b = out.line();
         b.push_str("    wchan: ");
         b.push_sanitized(w.unwrap_or(b"0"));
         out.eol();
     }
-    if let Ok(text) = procfs::read_stack(tid, &mut scratch.io[..4096])
+    if let Ok(text) = procfs::read_stack(tid, &mut scratch.io[..])
         && !text.is_empty()
     {
         {
-            out.b().push_str("    kernel stack:");
+            out.line().push_str("    kernel stack:");
             out.eol();
             for line in text.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-                let b = out.b();
+                let b = out.line();
                 b.push_str("      ");
                 b.push_sanitized(line);
                 out.eol();
@@ -588,7 +531,7 @@ fn write_modules(out: &mut Sink, modules: &ModuleMap) {
     modules.write_modules(&mut tmp);
     let bytes = tmp.as_bytes();
     for line in bytes.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-        let b = out.b();
+        let b = out.line();
         b.push_str("    ");
         b.push_bytes(line);
         out.eol();

@@ -10,20 +10,27 @@
 //! context; after that [`ModuleMap::refresh`], [`ModuleMap::lookup`],
 //! [`ModuleMap::write_frame`] and [`ModuleMap::write_modules`] only issue
 //! system calls (`open`/`read`/`close` of `/proc/self/maps`, and the
-//! validated reads of [`read_mem`]) and touch the map's own memory, so they
+//! validated reads of [`read_mem`](crate::os::stackwalk::read_mem)) and touch the map's own memory, so they
 //! are async-signal-safe and may run on the fatal path. They need
-//! [`stackwalk::init`](crate::stackwalk::init) to have run where
-//! `process_vm_readv` is unavailable (see [`read_mem`]).
+//! [`stackwalk::init`](crate::os::stackwalk::init) to have run where
+//! `process_vm_readv` is unavailable (see [`read_mem`](crate::os::stackwalk::read_mem)).
 //!
 //! Build-ids are read from the ELF images in memory (ELF header at the load
 //! base → program headers → `PT_NOTE` segments → `NT_GNU_BUILD_ID`), each
 //! read validated, so a module unmapped under our feet yields no build-id
 //! rather than a fault.
 
+//!
+//! Files: `maps` parses `/proc/self/maps` lines, `elf` reads the images;
+//! this file holds the map itself and uses both.
+
+mod elf;
+mod maps;
+
 use std::io;
 
-use crate::fmt::FixedBuf;
-use crate::stackwalk::read_mem;
+use crate::os::fmt::FixedBuf;
+use maps::{LineSplitter, MapsLine, parse_maps_line};
 
 /// Most modules a map holds; more are counted in [`ModuleMap::overflow`].
 pub(crate) const MAX_MODULES: usize = 256;
@@ -34,11 +41,6 @@ pub(crate) const MAX_PATH: usize = 256;
 pub(crate) const MAX_EXEC: usize = 4;
 /// Longest build-id kept (GNU build-ids are 20 bytes; 64 covers every hash).
 pub(crate) const MAX_BUILD_ID: usize = 64;
-/// Bytes read from `/proc/self/maps` per `read(2)`.
-const CHUNK: usize = 4096;
-/// Line buffer: one chunk plus the longest line we keep whole (PATH_MAX plus
-/// the fixed fields). Longer lines are truncated.
-const LINE_BUF: usize = CHUNK + 4096 + 128;
 
 /// One file-backed module (an executable or shared object), or `[vdso]`.
 pub(crate) struct Module {
@@ -211,10 +213,10 @@ impl ModuleMap {
         self.len = 0;
         self.overflow = 0;
         self.lines.clear();
-        let fd = crate::sys::Fd::open(c"/proc/self/maps", libc::O_RDONLY, 0)?;
+        let fd = crate::os::sys::Fd::open(c"/proc/self/maps", libc::O_RDONLY, 0)?;
         let mut res = Ok(());
         loop {
-            let n = match crate::sys::read_some(fd.raw(), self.lines.space()) {
+            let n = match crate::os::sys::read_some(fd.raw(), self.lines.space()) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) => {
@@ -245,7 +247,9 @@ impl ModuleMap {
             if !m.has_base {
                 m.base = m.fallback_base;
             }
-            read_elf(m, page);
+            let image = elf::read_image(m.base, page, &mut m.build_id);
+            m.bias = image.bias;
+            m.build_id_len = image.build_id_len;
         }
         res
     }
@@ -391,303 +395,10 @@ fn fnv1a(b: &[u8]) -> u64 {
     h
 }
 
-// --- /proc/self/maps parsing ---------------------------------------------------
-
-/// One line of `/proc/self/maps`.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub(crate) struct MapsLine<'a> {
-    pub start: usize,
-    pub end: usize,
-    pub read: bool,
-    pub exec: bool,
-    pub offset: u64,
-    pub inode: u64,
-    /// Empty for anonymous mappings; `[vdso]`, `[stack]`... for special
-    /// ones; the file path (which may contain spaces) otherwise, without the
-    /// " (deleted)" suffix.
-    pub path: &'a [u8],
-    pub deleted: bool,
-}
-
-/// Parses `start-end perms offset dev inode [path]` (no newline). Pure.
-pub(crate) fn parse_maps_line(line: &[u8]) -> Option<MapsLine<'_>> {
-    let mut rest = line;
-    let range = field(&mut rest)?;
-    let dash = range.iter().position(|&c| c == b'-')?;
-    let start = parse_hex(&range[..dash])? as usize;
-    let end = parse_hex(&range[dash + 1..])? as usize;
-    let perms = field(&mut rest)?;
-    if perms.len() < 4 {
-        return None;
-    }
-    let offset = parse_hex(field(&mut rest)?)?;
-    let _dev = field(&mut rest)?;
-    let inode = parse_dec(field(&mut rest)?)?;
-    // The path is everything after the padding; it may contain spaces.
-    let mut path = trim_start(rest);
-    let suffix: &[u8] = b" (deleted)";
-    let deleted = path.ends_with(suffix);
-    if deleted {
-        path = &path[..path.len() - suffix.len()];
-    }
-    Some(MapsLine { start, end, read: perms[0] == b'r', exec: perms[2] == b'x', offset, inode, path, deleted })
-}
-
-fn trim_start(b: &[u8]) -> &[u8] {
-    let i = b.iter().position(|&c| c != b' ' && c != b'\t').unwrap_or(b.len());
-    &b[i..]
-}
-
-/// Splits off the next space-separated field.
-fn field<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let s = trim_start(rest);
-    let end = s.iter().position(|&c| c == b' ' || c == b'\t').unwrap_or(s.len());
-    if end == 0 {
-        return None;
-    }
-    *rest = &s[end..];
-    Some(&s[..end])
-}
-
-fn parse_hex(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || s.len() > 16 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in s {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => return None,
-        };
-        v = (v << 4) | d as u64;
-    }
-    Some(v)
-}
-
-fn parse_dec(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    let mut v = 0u64;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(v)
-}
-
-/// Reassembles lines from chunks of a stream without allocating. Lines
-/// longer than [`KEEP`] bytes are truncated to their first `KEEP` bytes (the
-/// rest up to the newline is skipped).
-pub(crate) struct LineSplitter {
-    buf: [u8; LINE_BUF],
-    /// Bytes of the incomplete current line at the start of `buf`
-    /// (at most [`KEEP`]).
-    len: usize,
-    /// The current line overflowed: its first `KEEP` bytes are kept, the rest
-    /// is being discarded up to the next newline.
-    skipping: bool,
-}
-
-/// Longest line kept whole; the rest of the buffer receives reads.
-const KEEP: usize = LINE_BUF - CHUNK;
-
-impl LineSplitter {
-    #[cfg(test)]
-    fn new_boxed() -> Box<LineSplitter> {
-        Box::new(LineSplitter { buf: [0; LINE_BUF], len: 0, skipping: false })
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-        self.skipping = false;
-    }
-
-    /// Where the next chunk goes: right after the kept part of the current
-    /// line, or into scratch space while skipping.
-    fn read_at(&self) -> usize {
-        if self.skipping { KEEP } else { self.len }
-    }
-
-    /// Space for the next chunk ([`CHUNK`] bytes), followed by
-    /// [`commit`](Self::commit).
-    fn space(&mut self) -> &mut [u8] {
-        let at = self.read_at();
-        &mut self.buf[at..at + CHUNK]
-    }
-
-    /// Accounts for `n` bytes read into [`space`](Self::space) and calls `f`
-    /// on each completed line (without its newline).
-    fn commit(&mut self, n: usize, mut f: impl FnMut(&[u8])) {
-        let at = self.read_at();
-        let end = at + n;
-        // Start of the current (unfinished) line in buf.
-        let mut line_start = 0;
-        let mut pos = at;
-        while let Some(i) = self.buf[pos..end].iter().position(|&c| c == b'\n') {
-            let nl = pos + i;
-            if self.skipping {
-                // The kept part of an over-long line.
-                f(&self.buf[..self.len]);
-                self.skipping = false;
-            } else {
-                f(&self.buf[line_start..nl]);
-            }
-            line_start = nl + 1;
-            pos = nl + 1;
-        }
-        if self.skipping {
-            // Still inside the over-long line: drop the new bytes.
-            return;
-        }
-        let tail = end - line_start;
-        if tail > KEEP {
-            self.buf.copy_within(line_start..line_start + KEEP, 0);
-            self.len = KEEP;
-            self.skipping = true;
-        } else {
-            self.buf.copy_within(line_start..end, 0);
-            self.len = tail;
-        }
-    }
-
-    /// Feeds a whole chunk (for tests and in-memory text).
-    #[cfg(test)]
-    fn feed(&mut self, mut chunk: &[u8], mut f: impl FnMut(&[u8])) {
-        while !chunk.is_empty() {
-            let dst = self.space();
-            let n = dst.len().min(chunk.len());
-            dst[..n].copy_from_slice(&chunk[..n]);
-            self.commit(n, &mut f);
-            chunk = &chunk[n..];
-        }
-    }
-
-    /// Emits a final line that lacked a newline.
-    fn finish(&mut self, mut f: impl FnMut(&[u8])) {
-        if self.len > 0 {
-            f(&self.buf[..self.len]);
-        }
-        self.clear();
-    }
-}
-
-// --- ELF in memory -------------------------------------------------------------
-
-const PT_LOAD: u32 = 1;
-const PT_NOTE: u32 = 4;
-const NT_GNU_BUILD_ID: u32 = 3;
-
-fn rd<const K: usize>(addr: usize) -> Option<[u8; K]> {
-    let mut b = [0u8; K];
-    read_mem(addr, &mut b).then_some(b)
-}
-
-fn u16_at(b: &[u8], off: usize) -> u16 {
-    u16::from_ne_bytes([b[off], b[off + 1]])
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_ne_bytes(a)
-}
-
-/// Computes the load bias and reads the GNU build-id of the ELF image at
-/// `m.base`. Every read is validated; failures leave bias = base and no
-/// build-id.
-fn read_elf(m: &mut Module, page: usize) {
-    m.bias = m.base;
-    m.build_id_len = 0;
-    // Elf64_Ehdr: 64 bytes.
-    let Some(eh) = rd::<64>(m.base) else { return };
-    if eh[..4] != *b"\x7fELF" || eh[4] != 2
-    /* ELFCLASS64 */
-    {
-        return;
-    }
-    let e_type = u16_at(&eh, 16);
-    let phoff = u64_at(&eh, 32) as usize;
-    let phentsize = u16_at(&eh, 54) as usize;
-    let phnum = (u16_at(&eh, 56) as usize).min(256);
-    if phentsize < 56 {
-        return;
-    }
-    let base = m.base;
-    let ph_at = |i: usize| base.checked_add(phoff)?.checked_add(i * phentsize);
-    // Pass 1: the load bias from the PT_LOAD that maps file offset 0.
-    let mut bias = None;
-    for i in 0..phnum {
-        let Some(ph) = ph_at(i).and_then(rd::<56>) else {
-            return;
-        };
-        let (p_type, p_offset, p_vaddr) = (u32_at(&ph, 0), u64_at(&ph, 8) as usize, u64_at(&ph, 16) as usize);
-        if p_type == PT_LOAD && p_offset & !(page - 1) == 0 {
-            bias = Some(m.base.wrapping_sub(p_vaddr & !(page - 1)));
-            break;
-        }
-    }
-    m.bias = match bias {
-        Some(b) => b,
-        // ET_EXEC is linked at its final address; ET_DYN at 0.
-        None if e_type == 2 => 0,
-        None => m.base,
-    };
-    // Pass 2: the notes.
-    for i in 0..phnum {
-        let Some(ph) = ph_at(i).and_then(rd::<56>) else {
-            return;
-        };
-        if u32_at(&ph, 0) != PT_NOTE {
-            continue;
-        }
-        let vaddr = u64_at(&ph, 16) as usize;
-        let size = (u64_at(&ph, 40) as usize).min(1 << 20);
-        let align = if u64_at(&ph, 48) == 8 { 8 } else { 4 };
-        if scan_notes(m, m.bias.wrapping_add(vaddr), size, align) {
-            return;
-        }
-    }
-}
-
-/// Walks the notes in `[addr, addr + size)`; true once the build-id is found.
-fn scan_notes(m: &mut Module, addr: usize, size: usize, align: usize) -> bool {
-    let pad = |n: usize| (n + align - 1) & !(align - 1);
-    let mut off = 0;
-    while off + 12 <= size {
-        let Some(nh) = rd::<12>(addr.wrapping_add(off)) else {
-            return false;
-        };
-        let (namesz, descsz, ntype) = (u32_at(&nh, 0) as usize, u32_at(&nh, 4) as usize, u32_at(&nh, 8));
-        let name_at = off + 12;
-        let desc_at = name_at + pad(namesz);
-        if desc_at.checked_add(descsz).is_none_or(|e| e > size) {
-            return false;
-        }
-        if ntype == NT_GNU_BUILD_ID
-            && namesz == 4
-            && (1..=MAX_BUILD_ID).contains(&descsz)
-            && rd::<4>(addr.wrapping_add(name_at)) == Some(*b"GNU\0")
-            && read_mem(addr.wrapping_add(desc_at), &mut m.build_id[..descsz])
-        {
-            m.build_id_len = descsz;
-            return true;
-        }
-        off = desc_at + pad(descsz);
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
+    use super::elf::*;
+    use super::maps::*;
     use super::*;
 
     const SAMPLE: &str = "\
@@ -843,7 +554,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
     }
 
     fn live_map() -> Box<ModuleMap> {
-        crate::stackwalk::init().unwrap();
+        crate::os::stackwalk::init().unwrap();
         let mut map = ModuleMap::new_boxed();
         map.refresh().unwrap();
         map

@@ -1,4 +1,12 @@
-//! The watchdog signal handler: installation, dispatch, chaining.
+//! The watchdog signal handler: installation, dispatch, chaining, and every
+//! function failstop runs in signal context.
+//!
+//! This file is the one home of signal-context entry points: [`on_signal`]
+//! and what it dispatches to, a timer tick ([`on_tick`], which may capture a
+//! warning or reach the `stuck` verdict in [`on_stuck`]), a dump's capture
+//! request ([`on_capture_request`]), and the application's own signals,
+//! chained to its handler ([`chain`]). Everything they call lives in the
+//! floors below and is async-signal-safe.
 //!
 //! # Signal-safety contract
 //!
@@ -12,15 +20,22 @@
 //! The signal number is shared with the application (SIGALRM by default).
 //! Ours are recognised by `si_code` and a tag in the signal value: timer
 //! ticks (`SI_TIMER`, [`TIMER_TAG`]) and dump capture requests (`SI_QUEUE`
-//! from our own pid, [`CAPTURE_TAG`](crate::dump::CAPTURE_TAG)). Everything
+//! from our own pid, [`CAPTURE_TAG`]). Everything
 //! else (the application's `alarm()`, `setitimer`, its own timers) goes to
 //! the handler that was installed before us, exactly as it would have.
 
-use crate::cpu_timer::{TIMER_TAG, split_sigval};
 use crate::error::Error;
-use crate::sys;
-use crate::verdict::{Budgets, Decision, Observation, judge};
-use crate::watchdog::RT;
+use crate::fatal::end;
+use crate::os::signals;
+use crate::os::sys::{self, syscall};
+use crate::state::bells;
+use crate::state::captures::{CAPTURE_ANSWERS, CAPTURES};
+use crate::state::frames::{CAP_EMPTY, CAP_REQUESTED, CAP_WRITING};
+use crate::state::latch::CULPRIT_FRAMES;
+use crate::state::settings::LIVE;
+use crate::state::sigval::{self, CAPTURE_TAG, TIMER_TAG};
+use crate::state::slots::{self, Slot};
+use crate::verdict::{Decision, Observation, VerdictKind, judge};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
 
@@ -79,15 +94,15 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let code = unsafe { (*info).si_code };
     // SAFETY: as above.
-    let (tag, idx) = split_sigval(unsafe { sys::siginfo_value(info) });
+    let (tag, idx) = sigval::decode(unsafe { sys::siginfo_value(info) });
     if code == libc::SI_TIMER && tag == TIMER_TAG {
         on_tick(idx, ctx);
     } else if code == libc::SI_QUEUE
-        && tag == crate::dump::CAPTURE_TAG
+        && tag == CAPTURE_TAG
         // SAFETY: as above.
         && unsafe { sys::siginfo_pid(info) } == sys::getpid()
     {
-        crate::dump::on_capture_request(idx, ctx);
+        on_capture_request(idx, ctx);
     } else {
         chain(sig, info, ctx);
     }
@@ -95,17 +110,12 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 
 /// One tick of a watched thread's timer, on that thread.
 fn on_tick(idx: usize, ctx: *mut libc::c_void) {
-    let Some(s) = crate::registry::slot(idx) else { return };
+    let Some(s) = slots::slot(idx) else { return };
     let tid = sys::gettid();
-    if !RT.running() || !s.is_active_for(tid) {
+    if !LIVE.running() || !s.is_active_for(tid) {
         return; // a late tick of a slot that was just released or stopped
     }
     s.note_own_signal();
-    let budgets = Budgets {
-        cpu_budget: RT.cpu_budget_ns.load(Relaxed),
-        warn_after: RT.warn_after_ns.load(Relaxed),
-        period: RT.period_ns.load(Relaxed),
-    };
     let seen = Observation {
         touch_seq: s.touches(),
         tick_seq: s.tick_seq.load(Relaxed),
@@ -114,9 +124,9 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
     };
     let mut t = s.load_tracker();
     let warn_next = t.warn_next;
-    let decision = judge(&mut t, seen, budgets);
+    let decision = judge(&mut t, seen, LIVE.budgets());
     if let Decision::Warn { cpu_since_touch } = decision
-        && !crate::reporter::capture_warning(s, ctx, cpu_since_touch)
+        && !capture_warning(s, ctx, cpu_since_touch)
     {
         // The reporter has not taken the previous warning yet: keep this
         // one due, so that the next tick raises it again.
@@ -124,8 +134,71 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
     }
     s.store_tracker(&t);
     if let Decision::Stuck { cpu_since_progress } = decision {
-        crate::action::on_stuck(s, idx, tid, ctx, cpu_since_progress);
+        on_stuck(s, idx, tid, ctx, cpu_since_progress);
     }
+}
+
+/// Keeps the spinning thread's own backtrace for a warning (the reporter
+/// prints it). Returns false when the previous warning is not reported
+/// yet; the caller then retries at its next tick (the warning is delayed,
+/// not lost).
+fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch: u64) -> bool {
+    if s.warning.state.compare_exchange(CAP_EMPTY, CAP_WRITING, Acquire, Relaxed).is_err() {
+        return false;
+    }
+    s.warning.figure.store(cpu_since_touch, Relaxed);
+    // SAFETY: `ctx` is the ucontext the kernel passed to this handler, on
+    // the slot's own thread.
+    unsafe { s.warning.capture(ctx, s.stack_bounds()) };
+    bells::REPORTER.ring();
+    true
+}
+
+/// The stuck verdict, reached in the culprit's own timer handler: latch it,
+/// capture the culprit's frames, wake the monitor, and in a fatal mode wait
+/// for the dump and end the process from here (the culprit is the crashing
+/// thread of a core file).
+fn on_stuck(s: &Slot, idx: usize, tid: libc::pid_t, ctx: *mut libc::c_void, cpu_ns: u64) {
+    if !end::latch(VerdictKind::Stuck, idx, tid, cpu_ns) {
+        // The dump is written or being written. In a non-fatal mode, report
+        // this later verdict in one line; in a fatal one the process ends.
+        if !LIVE.fatal() {
+            end::note_late_verdict(s, VerdictKind::Stuck, cpu_ns);
+        }
+        return;
+    }
+    // SAFETY: `ctx` is the ucontext the kernel passed to this handler, on
+    // the culprit itself; no reader looks at CULPRIT_FRAMES before the
+    // monitor is woken below.
+    unsafe { CULPRIT_FRAMES.capture(ctx, s.stack_bounds()) };
+    bells::MONITOR.ring();
+    if LIVE.fatal() {
+        end::wait_for_dump();
+        end::act(tid);
+    }
+}
+
+/// Answers a dump's capture request in the receiving thread's own context:
+/// walks its stack into capture entry `idx`.
+fn on_capture_request(idx: usize, ctx: *mut libc::c_void) {
+    let Some(c) = CAPTURES.get(idx) else { return };
+    let tid = sys::gettid();
+    if let Some(s) = slots::slot(c.slot.load(Acquire))
+        && s.tid.load(Relaxed) == tid
+    {
+        s.note_own_signal(); // even for a stale request: it interrupted this thread
+    }
+    if c.tid.load(Acquire) != tid
+        || c.frames.state.compare_exchange(CAP_REQUESTED, CAP_WRITING, AcqRel, Relaxed).is_err()
+    {
+        return; // stale: the dump gave up on this request
+    }
+    let bounds = crate::os::stackwalk::StackBounds::new(c.lo.load(Relaxed), c.hi.load(Relaxed));
+    // SAFETY: `ctx` is the ucontext the kernel passed to this handler, on
+    // the thread the entry is for (checked above).
+    unsafe { c.frames.capture(ctx, bounds) };
+    CAPTURE_ANSWERS.fetch_add(1, Release);
+    sys::futex_wake_all(&CAPTURE_ANSWERS);
 }
 
 /// Hands a signal that is not ours to the handler installed before us.
@@ -158,31 +231,5 @@ fn default_action(sig: libc::c_int) {
     if matches!(sig, libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT) {
         return;
     }
-    // SAFETY: sigaction is plain data; resetting to SIG_DFL and re-raising
-    // reproduces the default disposition exactly (async-signal-safe calls).
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(sig, &dfl, std::ptr::null_mut());
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
-    let _ = sys::tgkill(sys::gettid(), sig);
-}
-
-/// Blocks every asynchronous signal in the calling thread (failstop's own
-/// threads: the application's signals are never delivered to them, and a
-/// write to a broken pipe returns EPIPE instead of raising SIGPIPE).
-pub(crate) fn block_all_in_this_thread() {
-    // SAFETY: building and applying a signal set for the calling thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        for s in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE, libc::SIGTRAP, libc::SIGSYS] {
-            libc::sigdelset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
+    signals::reraise_with_default_action(sig);
 }

@@ -1,5 +1,6 @@
-//! The verdict latch and the actions: abort on the culprit, `_exit`,
-//! unhealthy, warn.
+//! The end of the process: the verdict latch (its state is in
+//! `state::latch`), the kernel fuse, and the actions: abort on the culprit,
+//! `_exit`, unhealthy, warn.
 //!
 //! # Order on a fatal verdict
 //!
@@ -20,40 +21,23 @@
 //! Every function here that runs on the fatal path is async-signal-safe.
 
 use crate::error::Error;
-use crate::registry::{Frames, Slot};
-use crate::sys;
-use crate::watchdog::{ACT_EXIT, RT};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use crate::os::procfs::{self, SCRATCH_LEN};
+use crate::os::signals;
+use crate::os::sys::{self, syscall};
+use crate::state::bells;
+use crate::state::gate;
+use crate::state::latch::{CULPRIT_FIGURE, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, LATCH, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::settings::LIVE;
+use crate::state::slots::Slot;
+use crate::verdict::VerdictKind;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
 use std::time::Duration;
-
-/// Verdict kinds as latched.
-pub(crate) const STUCK: u32 = 1;
-pub(crate) const BLOCKED: u32 = 2;
-/// `stuck`, reached by the monitor: the thread burned CPU without progress
-/// while failstop's handler could not run on it (see `monitor`).
-pub(crate) const DEAF: u32 = 3;
 
 /// Time allowed for the pre-abort hook and the abort itself before the
 /// kernel fuse kills the process.
 pub(crate) const HOOK_GRACE: Duration = Duration::from_secs(3);
 /// Time a swallowed SIGABRT is given before the process is killed.
 pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(1);
-
-/// The latched verdict: 0 = none, else [`STUCK`], [`BLOCKED`] or [`DEAF`].
-pub(crate) static LATCH: AtomicU32 = AtomicU32::new(0);
-pub(crate) static CULPRIT_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
-pub(crate) static CULPRIT_TID: AtomicI32 = AtomicI32::new(0);
-/// The figure behind the verdict: CPU ns without progress (stuck) or wall
-/// ns without progress (blocked).
-pub(crate) static CULPRIT_FIGURE: AtomicU64 = AtomicU64::new(0);
-/// Monotonic ns when the verdict was latched.
-pub(crate) static VERDICT_AT: AtomicU64 = AtomicU64::new(0);
-/// Frames of the culprit, captured in its own context.
-pub(crate) static CULPRIT_FRAMES: Frames = Frames::new();
-/// Set to 1 by the monitor when the dump is written (or abandoned).
-pub(crate) static DUMP_DONE: AtomicU32 = AtomicU32::new(0);
-/// Set by the dump when a debugger is attached and aborting is not allowed.
-pub(crate) static SPARED_FOR_DEBUGGER: AtomicBool = AtomicBool::new(false);
 
 static FUSE: AtomicUsize = AtomicUsize::new(0);
 static HAS_FUSE: AtomicBool = AtomicBool::new(false);
@@ -94,57 +78,36 @@ fn set_fuse(after: Duration) {
 /// Tries to latch a verdict. On success the gate is closed (unless in `warn`
 /// mode), the culprit recorded and, for a fatal action, the fuse armed.
 /// Async-signal-safe.
-pub(crate) fn latch(kind: u32, slot: usize, tid: libc::pid_t, figure: u64) -> bool {
-    crate::gate::VERDICTS.fetch_add(1, Relaxed);
-    if RT.closes_gate() {
-        crate::gate::close();
+pub(crate) fn latch(kind: VerdictKind, slot: usize, tid: libc::pid_t, figure: u64) -> bool {
+    gate::VERDICTS.fetch_add(1, Relaxed);
+    if LIVE.closes_gate() {
+        gate::close();
     }
-    if LATCH.compare_exchange(0, kind, AcqRel, Acquire).is_err() {
+    if LATCH.compare_exchange(0, kind.code(), AcqRel, Acquire).is_err() {
         return false;
     }
     CULPRIT_SLOT.store(slot, Relaxed);
     CULPRIT_TID.store(tid, Relaxed);
     CULPRIT_FIGURE.store(figure, Relaxed);
     VERDICT_AT.store(sys::monotonic_ns(), Release);
-    if RT.fatal() {
-        set_fuse(dump_timeout() + HOOK_GRACE);
+    if LIVE.fatal() {
+        set_fuse(LIVE.dump_timeout() + HOOK_GRACE);
     }
     true
 }
 
-fn dump_timeout() -> Duration {
-    Duration::from_nanos(RT.dump_timeout_ns.load(Relaxed))
-}
-
-/// The stuck verdict, reached in the culprit's own timer handler.
-pub(crate) fn on_stuck(s: &Slot, idx: usize, tid: libc::pid_t, ctx: *mut libc::c_void, cpu_ns: u64) {
-    if !latch(STUCK, idx, tid, cpu_ns) {
-        // The dump is written or being written. In a non-fatal mode, report
-        // this later verdict in one line; in a fatal one the process ends.
-        if !RT.fatal() {
-            s.late_kind.store(STUCK, Relaxed);
-            s.late_verdict.store(cpu_ns.max(1), Relaxed);
-            crate::reporter::wake();
-        }
-        return;
-    }
-    let mut frames = [0usize; crate::registry::MAX_FRAMES];
-    let bounds = crate::stackwalk::StackBounds::new(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
-    // SAFETY: `ctx` is the ucontext the kernel passed to this handler.
-    let n = unsafe { crate::stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
-    CULPRIT_FRAMES.store(&frames[..n]);
-    CULPRIT_FRAMES.state.store(crate::registry::CAP_READY, Release);
-    crate::monitor::wake();
-    if RT.fatal() {
-        wait_for_dump();
-        act(tid);
-    }
+/// A verdict after the dump was written, in a non-fatal mode: the reporter
+/// reports it in one line. Async-signal-safe.
+pub(crate) fn note_late_verdict(s: &Slot, kind: VerdictKind, figure: u64) {
+    s.late_kind.store(kind.code(), Relaxed);
+    s.late_verdict.store(figure.max(1), Relaxed);
+    bells::REPORTER.ring();
 }
 
 /// Waits until the dump is done or `dump_timeout` after the verdict.
 /// Async-signal-safe.
 pub(crate) fn wait_for_dump() {
-    let deadline = VERDICT_AT.load(Acquire) + RT.dump_timeout_ns.load(Relaxed);
+    let deadline = VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
     while DUMP_DONE.load(Acquire) == 0 {
         let now = sys::monotonic_ns();
         if now >= deadline {
@@ -171,15 +134,14 @@ pub(crate) fn act(culprit: libc::pid_t) {
         set_fuse(Duration::ZERO);
         return;
     }
-    let hook = RT.hook.load(Relaxed);
-    if hook != 0 {
-        // SAFETY: stored from a `fn()` by start; documented as signal-safe.
-        let f: fn() = unsafe { std::mem::transmute::<usize, fn()>(hook) };
-        f();
+    if let Some(hook) = LIVE.pre_abort_hook() {
+        // The hook's contract (async-signal-safe, bounded) is the caller's:
+        // `Config::pre_abort_hook` is an `unsafe fn` that states it.
+        hook();
     }
-    if RT.action.load(Relaxed) == ACT_EXIT {
+    if let crate::config::Action::Exit(status) = LIVE.action() {
         // SAFETY: _exit is async-signal-safe and ends the process.
-        unsafe { libc::_exit(RT.exit_code.load(Relaxed)) };
+        unsafe { libc::_exit(status) };
     }
     // A core dump must not be cut short by the fuse: from here on the
     // deadlines below are ours.
@@ -188,38 +150,24 @@ pub(crate) fn act(culprit: libc::pid_t) {
     if culprit == me {
         raise_abort(me);
     } else {
-        let mut io = [0u8; 4096];
+        let mut io = [0u8; SCRATCH_LEN];
         let deaf_to_abort =
-            crate::procfs::read_status(culprit, &mut io).is_ok_and(|s| s.state == b'D' || s.blocks(libc::SIGABRT));
+            procfs::read_status(culprit, &mut io).is_ok_and(|s| s.state == b'D' || s.blocks(libc::SIGABRT));
         if !deaf_to_abort {
             let _ = sys::tgkill(culprit, libc::SIGABRT);
             sys::sleep(ABORT_GRACE);
         }
     }
     // Still alive: a SIGABRT handler returned, or the culprit cannot take it.
-    set_default(libc::SIGABRT);
-    raise_abort(me);
+    signals::reraise_with_default_action(libc::SIGABRT);
     sys::sleep(ABORT_GRACE);
     // SAFETY: kill is async-signal-safe.
     unsafe { libc::kill(sys::getpid(), libc::SIGKILL) };
 }
 
+/// Raises `SIGABRT` on the calling thread `tid` (unblocked first), leaving
+/// its disposition as it is: the application's crash reporter runs.
 fn raise_abort(tid: libc::pid_t) {
-    // SAFETY: unblocking SIGABRT for the calling thread (async-signal-safe).
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGABRT);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
+    signals::unblock(libc::SIGABRT);
     let _ = sys::tgkill(tid, libc::SIGABRT);
-}
-
-fn set_default(sig: libc::c_int) {
-    // SAFETY: sigaction is plain data; SIG_DFL with no flags.
-    unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(sig, &dfl, std::ptr::null_mut());
-    }
 }

@@ -1,7 +1,7 @@
 //! The reporter thread: warnings and symbolization, in normal context.
 //!
 //! Warnings are captured by the spinning thread's own handler into its
-//! slot ([`capture_warning`], async-signal-safe) and reported here: one
+//! slot (`engine::handler`, async-signal-safe) and reported here: one
 //! stderr block and one `tracing` event at WARN, rate-limited to
 //! [`WARN_BURST`] per [`WARN_WINDOW`] across the process (the rest are
 //! counted in [`Stats::suppressed_warnings`](crate::Stats)). This thread also
@@ -30,29 +30,30 @@
 //! subscriber blocks past the dump deadline). A verdict reached after the
 //! dump was written (non-fatal actions) has no frames.
 
-use crate::action::{self, CULPRIT_FRAMES};
-use crate::dump::{CAPTURE_COUNT, CAPTURES};
 use crate::error::Error;
-use crate::gate::{SUPPRESSED, WARN_BURST, WARN_WINDOW, WARNINGS};
-use crate::registry::{self, CAP_EMPTY, CAP_READY, CAP_WRITING, MAX_FRAMES, Slot};
-use crate::sys;
+use crate::os::signals;
+use crate::os::sys;
+use crate::state::bells::REPORTER as BELL;
+use crate::state::captures::{CAPTURE_COUNT, CAPTURES};
+use crate::state::frames::{CAP_EMPTY, CAP_READY, MAX_FRAMES};
+use crate::state::gate::{SUPPRESSED, WARNINGS};
+use crate::state::limits::{WARN_BURST, WARN_WINDOW};
+use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID};
+use crate::state::progress::wall_since_progress;
+use crate::state::settings::LIVE;
+use crate::state::slots::{self, NAME_LEN, SLOTS, Slot};
+use crate::verdict::VerdictKind;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
-static BELL: sys::Doorbell = sys::Doorbell::new();
 static TID: AtomicI32 = AtomicI32::new(0);
 /// Symbolization request: 0 idle, 1 asked, 2 done (a futex word).
 static SYM: AtomicU32 = AtomicU32::new(0);
 static SYM_FDS: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
 static SYM_CANCEL: AtomicBool = AtomicBool::new(false);
 static SYM_DEADLINE: AtomicU64 = AtomicU64::new(0);
-
-/// Wakes the reporter now. Async-signal-safe.
-pub(crate) fn wake() {
-    BELL.ring();
-}
 
 /// Asks the reporter to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {
@@ -64,25 +65,6 @@ pub(crate) fn tid() -> libc::pid_t {
     TID.load(Relaxed)
 }
 
-/// In the spinning thread's handler: keeps its own backtrace for a warning.
-/// Returns false when the previous warning is not reported yet; the caller
-/// then retries at its next tick (the warning is delayed, not lost).
-/// Async-signal-safe.
-pub(crate) fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch: u64) -> bool {
-    if s.warning.state.compare_exchange(CAP_EMPTY, CAP_WRITING, Acquire, Relaxed).is_err() {
-        return false;
-    }
-    let mut frames = [0usize; MAX_FRAMES];
-    let bounds = crate::stackwalk::StackBounds::new(s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed));
-    // SAFETY: `ctx` is the ucontext the kernel passed to our handler.
-    let n = unsafe { crate::stackwalk::walk_ucontext(ctx, bounds, &mut frames) };
-    s.warning.store(&frames[..n]);
-    s.warning.figure.store(cpu_since_touch, Relaxed);
-    s.warning.state.store(CAP_READY, Release);
-    wake();
-    true
-}
-
 /// Starts the reporter thread, and warms the symbolizer in it.
 pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
@@ -91,12 +73,12 @@ pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
     let handle = std::thread::Builder::new()
         .name("failstop-reporter".into())
         .spawn(move || {
-            crate::signal::block_all_in_this_thread();
+            signals::block_all_in_this_thread();
             TID.store(sys::gettid(), Relaxed);
             let _ = tx.send(());
             // Load the symbol tables now, not on the fatal path.
             let _ = symbolize(spawn as *const () as usize, true);
-            run();
+            reporter_loop();
             TID.store(0, Relaxed);
         })
         .map_err(|e| Error::os("spawning the reporter thread", e))?;
@@ -104,7 +86,7 @@ pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
     Ok(handle)
 }
 
-fn run() {
+fn reporter_loop() {
     let mut recent: VecDeque<Instant> = VecDeque::new();
     loop {
         let seen = BELL.seen();
@@ -118,8 +100,8 @@ fn run() {
         }
         // While a dump is being written, warnings wait: they must not
         // interleave with it.
-        let dumping = action::LATCH.load(Acquire) != 0 && action::DUMP_DONE.load(Acquire) == 0;
-        for (i, s) in registry::SLOTS.iter().enumerate() {
+        let dumping = latch::dumping();
+        for (i, s) in SLOTS.iter().enumerate() {
             if dumping {
                 break;
             }
@@ -149,7 +131,7 @@ fn allowed(recent: &mut VecDeque<Instant>) -> bool {
 }
 
 fn name_of(s: &Slot) -> String {
-    let mut name = [0u8; registry::NAME_LEN];
+    let mut name = [0u8; NAME_LEN];
     let n = s.name_into(&mut name);
     String::from_utf8_lossy(&name[..n]).into_owned()
 }
@@ -166,7 +148,7 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
     let wall_ms =
-        crate::monitor::wall_since_progress(registry::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
+        wall_since_progress(slots::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
     let lines = symbolized_lines(&frames[..n]);
     let mut block = format!(
         "failstop: warning: thread \"{name}\" (tid {tid}) has used {:.1} ms of CPU since its loop last came around; \
@@ -178,7 +160,7 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     }
     // A verdict may have come while this warning was symbolized: the dump
     // has the floor, and this warning is counted instead of interleaved.
-    if action::LATCH.load(Acquire) != 0 && action::DUMP_DONE.load(Acquire) == 0 {
+    if latch::dumping() {
         WARNINGS.fetch_sub(1, Relaxed);
         SUPPRESSED.fetch_add(1, Relaxed);
         return;
@@ -200,15 +182,16 @@ fn report_late_verdict(s: &Slot, figure_ns: u64) {
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
     let ms = figure_ns as f64 / 1e6;
-    let blocked = s.late_kind.load(Relaxed) == action::BLOCKED;
-    let (kind, what) = if blocked {
-        ("blocked", format!("made no progress for {ms:.1} ms with no CPU time and no context switch"))
+    let kind = VerdictKind::from_code(s.late_kind.load(Relaxed)).unwrap_or(VerdictKind::Stuck);
+    let blocked = kind == VerdictKind::Blocked;
+    let what = if blocked {
+        format!("made no progress for {ms:.1} ms with no CPU time and no context switch")
     } else {
-        ("stuck", format!("used {ms:.1} ms of CPU without progress"))
+        format!("used {ms:.1} ms of CPU without progress")
     };
     let line = format!("failstop: {kind}: thread \"{name}\" (tid {tid}) {what} (the dump was already written)\n");
     let _ = sys::write_all(2, line.as_bytes());
-    let (cpu_ns, wall_ns) = verdict_figures(s, registry::find_tid(tid), blocked, figure_ns);
+    let (cpu_ns, wall_ns) = verdict_figures(s, slots::find_tid(tid), blocked, figure_ns);
     verdict_event(&name, tid, kind, cpu_ns, wall_ns, &[], "failstop: verdict (the dump was already written)");
 }
 
@@ -216,22 +199,28 @@ fn report_late_verdict(s: &Slot, figure_ns: u64) {
 /// verdict's own figure for its kind, the slot's counters for the other.
 fn verdict_figures(s: &Slot, idx: Option<usize>, blocked: bool, figure_ns: u64) -> (u64, u64) {
     let cpu = || sys::clock_ns(s.cpu_clock.load(Relaxed)).saturating_sub(s.progress_cpu.load(Relaxed));
-    let wall = || idx.and_then(crate::monitor::wall_since_progress).unwrap_or(0);
+    let wall = || idx.and_then(wall_since_progress).unwrap_or(0);
     if blocked { (cpu(), figure_ns) } else { (figure_ns, wall()) }
 }
 
 /// The `tracing` event of a verdict (fields: see the module doc).
-fn verdict_event(name: &str, tid: libc::pid_t, kind: &str, cpu_ns: u64, wall_ns: u64, frames: &[String], msg: &str) {
-    let mut action = crate::fmt::FixedBuf::<16>::new();
-    crate::dump::push_action(&mut action);
+fn verdict_event(
+    name: &str,
+    tid: libc::pid_t,
+    kind: VerdictKind,
+    cpu_ns: u64,
+    wall_ns: u64,
+    frames: &[String],
+    msg: &str,
+) {
     tracing::error!(
         thread = %name,
         tid,
-        kind,
+        kind = kind.as_str(),
         cpu_ms = cpu_ns / 1_000_000,
         wall_ms = wall_ns / 1_000_000,
         frames = %frames.join("\n"),
-        action = action.as_str(),
+        action = %LIVE.action(),
         "{msg}"
     );
 }
@@ -285,7 +274,7 @@ pub(crate) fn symbolize_dump(fds: &[libc::c_int], deadline: u64, between: &mut d
     SYM_CANCEL.store(false, Relaxed);
     SYM_DEADLINE.store(deadline, Relaxed);
     SYM.store(1, Release);
-    wake();
+    BELL.ring();
     loop {
         let v = SYM.load(Acquire);
         if v == 2 {
@@ -319,7 +308,7 @@ fn emit(text: &str) {
 /// `tracing` event (with the culprit's symbolized frames).
 fn write_symbolized() {
     emit("failstop: symbolized backtraces:\n");
-    let culprit = action::CULPRIT_TID.load(Relaxed);
+    let culprit = CULPRIT_TID.load(Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
     let mut culprit_lines = Vec::new();
     if CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
@@ -341,20 +330,20 @@ fn write_symbolized() {
     if SYM_CANCEL.load(Acquire) {
         return; // past the dump deadline: the action goes on without us
     }
-    let idx = action::CULPRIT_SLOT.load(Relaxed);
-    let blocked = action::LATCH.load(Acquire) == action::BLOCKED;
-    let figure = action::CULPRIT_FIGURE.load(Relaxed);
-    let (name, (cpu_ns, wall_ns)) = match registry::slot(idx) {
+    let idx = CULPRIT_SLOT.load(Relaxed);
+    let kind = latch::latched().unwrap_or(VerdictKind::Stuck);
+    let blocked = kind == VerdictKind::Blocked;
+    let figure = CULPRIT_FIGURE.load(Relaxed);
+    let (name, (cpu_ns, wall_ns)) = match slots::slot(idx) {
         Some(s) => (name_of(s), verdict_figures(s, Some(idx), blocked, figure)),
         None => (String::new(), if blocked { (0, figure) } else { (figure, 0) }),
     };
-    let kind = if blocked { "blocked" } else { "stuck" };
     verdict_event(&name, culprit, kind, cpu_ns, wall_ns, &culprit_lines, "failstop: verdict");
 }
 
 /// Writes one thread's symbolized block; returns its frame lines.
 fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String> {
-    let name = match registry::find_tid(tid).and_then(registry::slot) {
+    let name = match slots::find_tid(tid).and_then(slots::slot) {
         Some(s) => name_of(s),
         None => {
             std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default().trim_end().to_string()

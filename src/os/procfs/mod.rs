@@ -5,7 +5,7 @@
 //! Everything here runs on the fatal path, possibly while another thread holds
 //! the malloc lock or is stopped in the middle of anything. So every function
 //! in this module is async-signal-safe: it issues raw system calls (`open`,
-//! `read`, `getdents64`, `close`) through [`crate::sys`], writes only into
+//! `read`, `getdents64`, `close`) through [`crate::os::sys`], writes only into
 //! buffers the caller hands in or onto its own stack, and never allocates,
 //! locks, formats through `format!`, or touches `std::fs`. Errors are
 //! `io::Error`s built from an errno or an [`io::ErrorKind`], which does not
@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use libc::pid_t;
 
-use crate::fmt::FixedBuf;
-use crate::sys::{self, Fd};
+use crate::os::fmt::FixedBuf;
+use crate::os::sys::{self, Fd};
 
 #[allow(unused_imports)] // Until the dump is wired to it.
 pub(crate) use syscall_names::syscall_name;
@@ -94,7 +94,7 @@ pub(crate) fn for_each_task(buf: &mut [u8], mut f: impl FnMut(pid_t)) -> io::Res
     loop {
         // SAFETY: the pointer and length describe `buf`, which the kernel
         // fills with `linux_dirent64` records; `dir` is an open directory.
-        let n = crate::sys::retry_eintr(|| unsafe {
+        let n = crate::os::sys::retry_eintr(|| unsafe {
             libc::syscall(libc::SYS_getdents64, dir.raw(), buf.as_mut_ptr(), buf.len()) as isize
         })?;
         if n == 0 {

@@ -69,12 +69,14 @@
 //! the saved address. Failures are never logged from the monitor; they are
 //! counted and reported once by `stop`.
 
-use crate::action;
 use crate::config::Systemd;
 use crate::error::{Error, ErrorKind};
-use crate::fmt::FixedBuf;
-use crate::registry;
-use crate::sys;
+use crate::os::fmt::FixedBuf;
+use crate::os::sys::{self, syscall};
+use crate::state::gate;
+use crate::state::latch::{self, CULPRIT_SLOT, CULPRIT_TID};
+use crate::state::slots::{self, NAME_LEN};
+use crate::verdict::VerdictKind;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering::*};
@@ -269,7 +271,7 @@ impl Notifier {
     /// Sends `WATCHDOG=1` if one is due and the gate is open; returns how
     /// long until the next one is due. Monitor thread; allocation-free.
     pub(crate) fn ping_if_due(&mut self, now: u64) -> Duration {
-        if self.stopped || !crate::gate::healthy() {
+        if self.stopped || !gate::healthy() {
             return Duration::MAX;
         }
         if now >= self.next_ping {
@@ -285,13 +287,13 @@ impl Notifier {
         self.stopped = true;
         let mut b = FixedBuf::<160>::new();
         b.push_str("STATUS=failstop: ");
-        b.push_str(if action::LATCH.load(Acquire) == action::BLOCKED { "blocked" } else { "stuck" });
+        b.push_str(latch::latched().unwrap_or(VerdictKind::Stuck).as_str());
         b.push_str(" thread \"");
-        let mut name = [0u8; registry::NAME_LEN];
-        let n = registry::slot(action::CULPRIT_SLOT.load(Relaxed)).map_or(0, |s| s.name_into(&mut name));
+        let mut name = [0u8; NAME_LEN];
+        let n = slots::slot(CULPRIT_SLOT.load(Relaxed)).map_or(0, |s| s.name_into(&mut name));
         b.push_sanitized(&name[..n]);
         b.push_str("\" (tid ");
-        b.push_i64(action::CULPRIT_TID.load(Relaxed) as i64);
+        b.push_i64(CULPRIT_TID.load(Relaxed) as i64);
         b.push_str(")");
         self.send(b.as_bytes());
     }

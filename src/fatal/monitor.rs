@@ -22,88 +22,34 @@
 //! the allocator's lock. It blocks every asynchronous signal, so writing to
 //! a closed stderr returns EPIPE instead of killing the process.
 
-use crate::action;
-use crate::dump::{self, Own, Scratch, Sink};
+use super::dump::{self, OwnThreads, Scratch, Sink};
+use super::end;
+use super::reporter;
+use super::systemd::Notifier;
 use crate::error::Error;
-use crate::procfs;
-use crate::registry::{self, MAX_THREADS};
-use crate::sys;
-use crate::systemd::Notifier;
-use crate::watchdog::RT;
+use crate::os::procfs;
+use crate::os::signals;
+use crate::os::sys;
+use crate::state::bells::MONITOR as BELL;
+use crate::state::latch::{self, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::progress::{MONITOR_PERIOD as PERIOD, NO_WINDOW, PROGRESS, Progress};
+use crate::state::settings::LIVE;
+use crate::state::slots::{ACTIVE, SLOTS, Slot};
+use crate::verdict::VerdictKind;
+use crate::watch::registry;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::Ordering::*;
 use std::time::Duration;
-
-static BELL: sys::Doorbell = sys::Doorbell::new();
-
-/// What the monitor keeps per slot (monitor-written; the dump reads it).
-struct Watch {
-    /// The registration generation this state belongs to.
-    generation: AtomicU32,
-    /// touch + tick counters last seen.
-    progress: AtomicU64,
-    /// When the progress counters last moved (or the thread was in a scope).
-    progress_at: AtomicU64,
-    /// Start of the quiet window: no progress, no CPU, no context switch.
-    quiet_since: AtomicU64,
-    /// Evidence at the last sample.
-    cpu: AtomicU64,
-    ctxsw: AtomicU64,
-    sampled_at: AtomicU64,
-    /// A blocked verdict was reached for this quiet window.
-    convicted: AtomicBool,
-    /// Start of the deaf window: the thread's CPU clock when the monitor
-    /// first saw it without progress and without handled signals
-    /// ([`NO_WINDOW`]: no window open).
-    deaf_cpu: AtomicU64,
-    /// The thread's count of handled failstop signals at that moment.
-    deaf_signals: AtomicU32,
-}
-
-/// [`Watch::deaf_cpu`] when no deaf window is open.
-const NO_WINDOW: u64 = u64::MAX;
-static WATCH: [Watch; MAX_THREADS] = [const {
-    Watch {
-        generation: AtomicU32::new(u32::MAX),
-        progress: AtomicU64::new(0),
-        progress_at: AtomicU64::new(0),
-        quiet_since: AtomicU64::new(0),
-        cpu: AtomicU64::new(0),
-        ctxsw: AtomicU64::new(u64::MAX),
-        sampled_at: AtomicU64::new(0),
-        convicted: AtomicBool::new(false),
-        deaf_cpu: AtomicU64::new(NO_WINDOW),
-        deaf_signals: AtomicU32::new(0),
-    }
-}; MAX_THREADS];
 
 /// A sleep that overran by more than this means the whole process (or the
 /// machine) was frozen: the overrun counts against nobody.
 const FREEZE_SLACK: u64 = 100_000_000;
 
-/// How often the monitor looks at the threads.
-const PERIOD: Duration = Duration::from_millis(100);
-
-/// Wakes the monitor now. Async-signal-safe.
-pub(crate) fn wake() {
-    BELL.ring();
-}
-
 /// Asks the monitor to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {
     BELL.request_stop();
-}
-
-/// Wall-clock ns since slot `idx` last made progress, as the monitor saw it.
-pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
-    let s = registry::slot(idx)?;
-    let w = WATCH.get(idx)?;
-    if w.generation.load(Relaxed) != s.generation.load(Relaxed) {
-        return None;
-    }
-    Some(sys::monotonic_ns().saturating_sub(w.progress_at.load(Relaxed)))
 }
 
 /// Starts the monitor thread. It owns `notifier` (closed when the monitor
@@ -114,7 +60,7 @@ pub(crate) fn spawn(
 ) -> Result<std::thread::JoinHandle<()>, Error> {
     let path = match dump_path {
         Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-            Error::new(crate::ErrorKind::InvalidConfig, format!("dump_path {p:?}: contains a NUL byte"))
+            Error::invalid_config(format!("dump_path {p:?}: contains a NUL byte"))
         })?),
         None => None,
     };
@@ -124,17 +70,17 @@ pub(crate) fn spawn(
     let handle = std::thread::Builder::new()
         .name("failstop-monitor".into())
         .spawn(move || {
-            crate::signal::block_all_in_this_thread();
+            signals::block_all_in_this_thread();
             let _ = tx.send(());
             let mut notifier = notifier;
-            run(&mut scratch, path.as_deref(), notifier.as_mut());
+            monitor_loop(&mut scratch, path.as_deref(), notifier.as_mut());
         })
         .map_err(|e| Error::os("spawning the monitor thread", e))?;
     let _ = rx.recv();
     Ok(handle)
 }
 
-fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
+fn monitor_loop(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
     let mut last_loop = sys::monotonic_ns();
@@ -151,7 +97,7 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Optio
             forgive(overrun, now);
         }
         last_loop = now;
-        if !dumped && action::LATCH.load(Acquire) != 0 {
+        if !dumped && latch::latched().is_some() {
             dumped = true;
             write_dump(scratch, path, notifier.as_deref_mut());
             last_loop = sys::monotonic_ns();
@@ -170,7 +116,7 @@ fn run(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Optio
 /// Moves every window forward by `overrun`: time the whole process did not
 /// run is nobody's fault.
 fn forgive(overrun: u64, now: u64) {
-    for w in WATCH.iter() {
+    for w in PROGRESS.iter() {
         for t in [&w.progress_at, &w.quiet_since] {
             let v = t.load(Relaxed);
             t.store(v.saturating_add(overrun).min(now), Relaxed);
@@ -191,10 +137,10 @@ fn forgive(overrun: u64, now: u64) {
 /// that stopped making progress, and the verdict is only taken right after
 /// a sample. Allocation-free.
 fn judge(now: u64, io: &mut [u8]) {
-    let stall = RT.stall_budget_ns.load(Relaxed);
+    let stall = LIVE.stall_budget_ns.load(Relaxed);
     let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
-    for (idx, (s, w)) in registry::SLOTS.iter().zip(WATCH.iter()).enumerate() {
-        if s.state.load(Acquire) != registry::ACTIVE {
+    for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
+        if s.state.load(Acquire) != ACTIVE {
             continue;
         }
         let generation = s.generation.load(Relaxed);
@@ -233,7 +179,7 @@ fn judge(now: u64, io: &mut [u8]) {
         }
         let quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
         if quiet >= stall && !w.convicted.swap(true, Relaxed) {
-            on_verdict(action::BLOCKED, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
+            on_verdict(VerdictKind::Blocked, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
         }
     }
 }
@@ -249,7 +195,7 @@ fn deaf_margin(period_ns: u64) -> u64 {
 /// scope that made no progress since the monitor last looked. `cpu` is its
 /// CPU clock now. Every monitor period, so that the verdict comes within
 /// one period of the threshold. Allocation-free.
-fn judge_deaf(s: &registry::Slot, w: &Watch, idx: usize, tid: libc::pid_t, cpu: u64) {
+fn judge_deaf(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64) {
     let signals = s.own_signals.load(Relaxed);
     let start = w.deaf_cpu.load(Relaxed);
     if start == NO_WINDOW || signals != w.deaf_signals.load(Relaxed) {
@@ -259,26 +205,24 @@ fn judge_deaf(s: &registry::Slot, w: &Watch, idx: usize, tid: libc::pid_t, cpu: 
         return;
     }
     let used = cpu.saturating_sub(start);
-    let threshold = RT.cpu_budget_ns.load(Relaxed).saturating_add(deaf_margin(RT.period_ns.load(Relaxed)));
+    let threshold = LIVE.cpu_budget_ns.load(Relaxed).saturating_add(deaf_margin(LIVE.period_ns.load(Relaxed)));
     if used < threshold || w.convicted.swap(true, Relaxed) {
         return;
     }
-    on_verdict(action::DEAF, s, idx, tid, used);
+    on_verdict(VerdictKind::Deaf, s, idx, tid, used);
 }
 
-/// A verdict the monitor reached (`kind` [`action::BLOCKED`] or
-/// [`action::DEAF`]; `figure` its ns). The dump and the action follow in
+/// A verdict the monitor reached (`kind` [`VerdictKind::Blocked`] or
+/// [`VerdictKind::Deaf`]; `figure` its ns). The dump and the action follow in
 /// the monitor's loop; in the non-fatal modes a verdict after the dump is
 /// reported by the reporter in one line. A blocked thread is never
 /// signalled unless the verdict is fatal (a signal would interrupt its
 /// system call).
-fn on_verdict(kind: u32, s: &registry::Slot, idx: usize, tid: libc::pid_t, figure: u64) {
-    if action::latch(kind, idx, tid, figure) {
-        wake();
-    } else if !RT.fatal() {
-        s.late_kind.store(kind, Relaxed);
-        s.late_verdict.store(figure.max(1), Relaxed);
-        crate::reporter::wake();
+fn on_verdict(kind: VerdictKind, s: &Slot, idx: usize, tid: libc::pid_t, figure: u64) {
+    if end::latch(kind, idx, tid, figure) {
+        BELL.ring();
+    } else if !LIVE.fatal() {
+        end::note_late_verdict(s, kind, figure);
     }
 }
 
@@ -288,19 +232,19 @@ fn on_verdict(kind: u32, s: &registry::Slot, idx: usize, tid: libc::pid_t, figur
 /// written (not before: systemd's signal would cut it short).
 fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
     let started = sys::monotonic_ns();
-    if RT.closes_gate()
+    if LIVE.closes_gate()
         && let Some(n) = notifier.as_deref_mut()
     {
         n.announce_verdict();
     }
-    let deadline = action::VERDICT_AT.load(Acquire) + RT.dump_timeout_ns.load(Relaxed);
+    let deadline = VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
     let file = path.and_then(|p| sys::Fd::open(p, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644).ok());
     // If stderr was closed, the file may have been given fd 2: write it once.
     // SAFETY: F_GETFD on a descriptor number only queries it.
     let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
     let file_fd = file.as_ref().map(|f| f.raw());
     let mut sink = Sink::new(stderr_open && file_fd != Some(2), file_fd);
-    let own = Own { monitor: sys::gettid(), reporter: crate::reporter::tid() };
+    let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid() };
     dump::write_raw(&mut sink, scratch, &own);
     let raw_done = sys::monotonic_ns();
     // Leave a little of the deadline for the trailer and fsync.
@@ -308,15 +252,15 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     // In `warn` mode the gate stays open: keep pinging systemd while the
     // reporter symbolizes (this can take most of `dump_timeout`).
     let mut ping = |now| notifier.as_deref_mut().map_or(Duration::MAX, |n| n.ping_if_due(now));
-    let symbolized = crate::reporter::symbolize_dump(sink.fds(), sym_deadline, &mut ping);
-    let b = sink.b();
+    let symbolized = reporter::symbolize_dump(sink.fds(), sym_deadline, &mut ping);
+    let b = sink.line();
     if !symbolized {
         b.push_str(
             "failstop: symbolization did not finish before the dump deadline; the raw frames above are complete",
         );
         sink.eol();
     }
-    let b = sink.b();
+    let b = sink.line();
     b.push_str("failstop: dump written in ");
     b.push_ms(sys::monotonic_ns().saturating_sub(started));
     b.push_str(" ms (raw part ");
@@ -329,17 +273,17 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
         unsafe { libc::fsync(f.raw()) };
     }
     drop(file);
-    if RT.closes_gate()
-        && !action::SPARED_FOR_DEBUGGER.load(Acquire)
+    if LIVE.closes_gate()
+        && !SPARED_FOR_DEBUGGER.load(Acquire)
         && let Some(n) = notifier
     {
         n.trigger();
     }
-    action::DUMP_DONE.store(1, Release);
-    sys::futex_wake_all(&action::DUMP_DONE);
+    DUMP_DONE.store(1, Release);
+    sys::futex_wake_all(&DUMP_DONE);
     // Verdicts the monitor reached itself: the culprit cannot act (it
     // sleeps in a system call, or failstop's handler cannot run on it).
-    if matches!(action::LATCH.load(Acquire), action::BLOCKED | action::DEAF) && RT.fatal() {
-        action::act(action::CULPRIT_TID.load(Relaxed));
+    if matches!(latch::latched(), Some(VerdictKind::Blocked | VerdictKind::Deaf)) && LIVE.fatal() {
+        end::act(CULPRIT_TID.load(Relaxed));
     }
 }

@@ -1,0 +1,170 @@
+//! Starting and stopping the watchdog, and what a fork leaves of it.
+//!
+//! `start` stores the settings in `state::settings::LIVE` (everything the
+//! signal handler reads), prepares the fuse and the stack walker, spawns
+//! the reporter and the monitor, and installs the handler last; `stop`
+//! undoes it in the opposite order.
+
+use super::handler;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind};
+use crate::fatal::{end, monitor, reporter, systemd};
+use crate::os::{stackwalk, sys};
+use crate::state::settings::{LIVE, RUNNING, STARTING, STOPPED, STOPPING};
+use crate::watch::registry;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering::*;
+
+/// Threads and resources owned by a running watchdog.
+struct Owned {
+    monitor: Option<std::thread::JoinHandle<()>>,
+    reporter: Option<std::thread::JoinHandle<()>>,
+}
+
+static OWNED: Mutex<Option<Owned>> = Mutex::new(None);
+
+/// A running watchdog. Dropping it (or calling [`stop`](Watchdog::stop))
+/// deletes every timer, stops failstop's threads and restores the signal
+/// handlers that were installed before.
+///
+/// ```no_run
+/// let wd = failstop::start(failstop::Config::new())?;
+/// // ... the service runs ...
+/// wd.stop();
+/// # Ok::<(), failstop::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "the watchdog stops when this value is dropped"]
+pub struct Watchdog {
+    _private: (),
+}
+
+impl Watchdog {
+    /// Stops watching: same as dropping the value, spelled out.
+    ///
+    /// ```no_run
+    /// let wd = failstop::start(failstop::Config::new())?;
+    /// wd.stop();
+    /// assert!(failstop::register("late").is_err());
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    pub fn stop(self) {}
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        stop();
+    }
+}
+
+/// Starts watching with `config`. See [`crate::start`].
+pub(crate) fn start(config: Config) -> Result<Watchdog, Error> {
+    config.validate()?;
+    if LIVE.lifecycle.compare_exchange(STOPPED, STARTING, AcqRel, Relaxed).is_err() {
+        // A watchdog inherited across fork() does not run in this process.
+        if LIVE.pid.load(Relaxed) != sys::getpid() {
+            reset_after_fork();
+            return start(config);
+        }
+        return Err(Error::new(ErrorKind::AlreadyRunning, "start: a watchdog is already running in this process"));
+    }
+    match start_locked(&config) {
+        Ok(w) => Ok(w),
+        Err(e) => {
+            teardown();
+            LIVE.lifecycle.store(STOPPED, Release);
+            Err(e)
+        }
+    }
+}
+
+fn start_locked(config: &Config) -> Result<Watchdog, Error> {
+    let s = config.settings();
+    LIVE.store(s, sys::getpid());
+    sys::page_size(); // cached now, before the handler can need it
+
+    // systemd's variables are read once, here; a broken one fails start.
+    let mut notifier = systemd::from_env(s.systemd)?;
+    if s.disabled && notifier.take().is_some() {
+        tracing::warn!(
+            "failstop: disabled, so nothing sends WATCHDOG=1 to systemd although WATCHDOG_USEC is set: \
+             the service must ping by itself or systemd will end it"
+        );
+    }
+    install_atfork_once();
+    if !s.disabled {
+        stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
+        end::prepare()?;
+        let reporter = reporter::spawn()?;
+        let monitor = monitor::spawn(s.dump_path.clone(), notifier)?;
+        *OWNED.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Owned { monitor: Some(monitor), reporter: Some(reporter) });
+        handler::install(s.signal.number())?;
+    }
+    LIVE.lifecycle.store(RUNNING, Release);
+    Ok(Watchdog { _private: () })
+}
+
+fn stop() {
+    if LIVE.pid.load(Relaxed) != sys::getpid() {
+        // A copy of the parent's watchdog in a forked child: nothing of it
+        // runs here (no timers, no threads); just put the handlers back.
+        reset_after_fork();
+        return;
+    }
+    if LIVE.lifecycle.compare_exchange(RUNNING, STOPPING, AcqRel, Relaxed).is_err() {
+        return;
+    }
+    teardown();
+    LIVE.lifecycle.store(STOPPED, Release);
+}
+
+/// Undoes whatever `start` did; safe to call on a half-started watchdog.
+fn teardown() {
+    registry::detach_all();
+    handler::restore();
+    let owned = OWNED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut o) = owned {
+        monitor::request_stop();
+        reporter::request_stop();
+        if let Some(t) = o.monitor.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = o.reporter.take() {
+            let _ = t.join();
+        }
+    }
+    end::release();
+    systemd::report_failures();
+}
+
+fn reset_after_fork() {
+    registry::forget_after_fork();
+    handler::restore();
+    // The parent's threads do not exist here: forget their handles unjoined.
+    if let Ok(mut g) = OWNED.try_lock()
+        && let Some(o) = g.take()
+    {
+        std::mem::forget(o);
+    }
+    LIVE.lifecycle.store(STOPPED, Release);
+}
+
+fn install_atfork_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registering a plain extern "C" function with no state.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+}
+
+/// In a forked child only the forking thread exists and no timer was
+/// inherited: nothing is watched there. Async-signal-safe (atomics only).
+extern "C" fn after_fork_in_child() {
+    if LIVE.lifecycle.load(Relaxed) != STOPPED {
+        registry::forget_after_fork();
+        LIVE.lifecycle.store(STOPPED, Release);
+        // Handlers stay installed until the child starts its own watchdog or
+        // drops the inherited one; they chain every signal that is not ours.
+    }
+}

@@ -1,0 +1,22 @@
+//! Floor 5, **fatal**: from a verdict to the end of the process, and the
+//! threads that watch for what the handler cannot see.
+//!
+//! | file | what it does |
+//! |---|---|
+//! | `end` | the verdict latch, the kernel fuse, and the end: abort on the culprit, `_exit`, unhealthy, warn |
+//! | `dump` | the one dump: every thread, culprit first (raw part, allocation-free) |
+//! | `reporter` | the reporter thread: warnings and symbolization, in normal context |
+//! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
+//! | `monitor` | the monitor thread: the blocked and deaf rules, writes the dump, feeds systemd |
+//!
+//! Inside the floor the arrows run one way: `monitor` uses the other four,
+//! `reporter` and `dump` use none of their neighbours, `end` none. `end`'s
+//! fatal path is async-signal-safe (the handler calls it); `dump` and
+//! `monitor` never allocate after start. It may use `watch`, `state`, `os`,
+//! `config`, `verdict` and `error`; never `engine`.
+
+pub(crate) mod dump;
+pub(crate) mod end;
+pub(crate) mod monitor;
+pub(crate) mod reporter;
+pub(crate) mod systemd;

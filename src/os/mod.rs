@@ -1,0 +1,26 @@
+//! Floor 2, **os**: the operating-system primitives failstop is built on,
+//! one file per mechanism.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `sys` | raw system calls (the private `syscall!` helper), futexes, clocks, descriptors |
+//! | `fmt` | allocation-free text formatting ([`FixedBuf`](fmt::FixedBuf)) |
+//! | `signals` | the calling thread's signal mask and dispositions, re-raising with the default action |
+//! | `procfs` | allocation-free readers of `/proc/self/task/*`, and system call names |
+//! | `stackwalk` | frame-pointer walk from a signal's `ucontext`, validated memory reads |
+//! | `modules` | the module map (path, base, build-id) read without the loader lock |
+//!
+//! The contract of the whole floor: every function documented
+//! *async-signal-safe* only issues system calls, reads atomics and touches
+//! memory it is given; it never allocates, locks or lazily initialises, so
+//! the signal handler and the fatal path may call it. The few that are not
+//! (set-up done before the handler is installed) say so. Nothing here knows
+//! about watched threads or verdicts: it may use only `error`.
+
+#[macro_use]
+pub(crate) mod sys;
+pub(crate) mod fmt;
+pub(crate) mod modules;
+pub(crate) mod procfs;
+pub(crate) mod signals;
+pub(crate) mod stackwalk;

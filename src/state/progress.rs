@@ -1,0 +1,61 @@
+//! What the monitor keeps per slot about each watched thread's progress in
+//! wall-clock time (the blocked and deaf rules' windows). Monitor-written;
+//! the dump and the reporter read it.
+
+use super::slots::{MAX_THREADS, slot};
+use crate::os::sys::monotonic_ns;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+
+/// What the monitor keeps per slot (monitor-written; the dump reads it).
+pub(crate) struct Progress {
+    /// The registration generation this state belongs to.
+    pub generation: AtomicU32,
+    /// touch + tick counters last seen.
+    pub progress: AtomicU64,
+    /// When the progress counters last moved (or the thread was in a scope).
+    pub progress_at: AtomicU64,
+    /// Start of the quiet window: no progress, no CPU, no context switch.
+    pub quiet_since: AtomicU64,
+    /// Evidence at the last sample.
+    pub cpu: AtomicU64,
+    pub ctxsw: AtomicU64,
+    pub sampled_at: AtomicU64,
+    /// A blocked verdict was reached for this quiet window.
+    pub convicted: AtomicBool,
+    /// Start of the deaf window: the thread's CPU clock when the monitor
+    /// first saw it without progress and without handled signals
+    /// ([`NO_WINDOW`]: no window open).
+    pub deaf_cpu: AtomicU64,
+    /// The thread's count of handled failstop signals at that moment.
+    pub deaf_signals: AtomicU32,
+}
+
+/// [`Progress::deaf_cpu`] when no deaf window is open.
+pub(crate) const NO_WINDOW: u64 = u64::MAX;
+pub(crate) static PROGRESS: [Progress; MAX_THREADS] = [const {
+    Progress {
+        generation: AtomicU32::new(u32::MAX),
+        progress: AtomicU64::new(0),
+        progress_at: AtomicU64::new(0),
+        quiet_since: AtomicU64::new(0),
+        cpu: AtomicU64::new(0),
+        ctxsw: AtomicU64::new(u64::MAX),
+        sampled_at: AtomicU64::new(0),
+        convicted: AtomicBool::new(false),
+        deaf_cpu: AtomicU64::new(NO_WINDOW),
+        deaf_signals: AtomicU32::new(0),
+    }
+}; MAX_THREADS];
+
+/// Wall-clock ns since slot `idx` last made progress, as the monitor saw it.
+pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
+    let s = slot(idx)?;
+    let w = PROGRESS.get(idx)?;
+    if w.generation.load(Relaxed) != s.generation.load(Relaxed) {
+        return None;
+    }
+    Some(monotonic_ns().saturating_sub(w.progress_at.load(Relaxed)))
+}
+
+/// How often the monitor looks at the threads (its rules' resolution).
+pub(crate) const MONITOR_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);

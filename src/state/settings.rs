@@ -1,0 +1,166 @@
+//! The live settings: what the signal handler and the fatal path read, as
+//! atomics, stored by `engine::watchdog` before the handler is installed.
+//!
+//! The handler never reads the environment or a [`Config`](crate::Config):
+//! every value it needs is here, set before [`install`] and valid until
+//! after the handler is removed.
+//!
+//! [`install`]: ../../engine/handler/fn.install.html
+
+use crate::config::{Action, Settings};
+use crate::verdict::Budgets;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::time::Duration;
+
+/// The watchdog's lifecycle, in [`LiveSettings::lifecycle`].
+pub(crate) const STOPPED: u32 = 0;
+pub(crate) const STARTING: u32 = 1;
+pub(crate) const RUNNING: u32 = 2;
+pub(crate) const STOPPING: u32 = 3;
+
+/// [`Action`] as stored in [`LiveSettings::action`] (with `exit_code`).
+const ACTION_ABORT: u32 = 0;
+const ACTION_EXIT: u32 = 1;
+const ACTION_UNHEALTHY: u32 = 2;
+const ACTION_WARN: u32 = 3;
+
+/// The settings of the running watchdog, as atomics (see the module doc).
+pub(crate) struct LiveSettings {
+    pub lifecycle: AtomicU32,
+    /// The process that started the watchdog (a forked child is not it).
+    pub pid: AtomicI32,
+    pub disabled: AtomicBool,
+    pub signo: AtomicI32,
+    pub cpu_budget_ns: AtomicU64,
+    pub warn_after_ns: AtomicU64,
+    pub stall_budget_ns: AtomicU64,
+    pub period_ns: AtomicU64,
+    pub dump_timeout_ns: AtomicU64,
+    action: AtomicU32,
+    exit_code: AtomicI32,
+    pub wall_clock_timers: AtomicBool,
+    pub abort_under_debugger: AtomicBool,
+    /// The pre-abort hook, a `fn()` as usize (0 = none).
+    hook: AtomicUsize,
+}
+
+/// The one instance.
+pub(crate) static LIVE: LiveSettings = LiveSettings {
+    lifecycle: AtomicU32::new(STOPPED),
+    pid: AtomicI32::new(0),
+    disabled: AtomicBool::new(false),
+    signo: AtomicI32::new(libc::SIGALRM),
+    cpu_budget_ns: AtomicU64::new(0),
+    warn_after_ns: AtomicU64::new(0),
+    stall_budget_ns: AtomicU64::new(0),
+    period_ns: AtomicU64::new(0),
+    dump_timeout_ns: AtomicU64::new(0),
+    action: AtomicU32::new(ACTION_ABORT),
+    exit_code: AtomicI32::new(0),
+    wall_clock_timers: AtomicBool::new(false),
+    abort_under_debugger: AtomicBool::new(false),
+    hook: AtomicUsize::new(0),
+};
+
+/// What registering a thread needs, copied out of [`LIVE`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Registration {
+    pub disabled: bool,
+    pub signo: libc::c_int,
+    pub budgets: Budgets,
+    pub wall_clock_timers: bool,
+}
+
+/// The timer period: a tick at least every warning threshold, and at least
+/// four per budget, so that the verdict comes by `budget + period`.
+pub(crate) fn timer_period(cpu_budget: Duration, warn_after: Duration) -> Duration {
+    warn_after.min(cpu_budget / 4).max(Duration::from_millis(1))
+}
+
+impl LiveSettings {
+    /// Stores `s` (normal context, before the handler is installed).
+    pub(crate) fn store(&self, s: &Settings, pid: libc::pid_t) {
+        self.pid.store(pid, Relaxed);
+        self.disabled.store(s.disabled, Relaxed);
+        self.signo.store(s.signal.number(), Relaxed);
+        self.cpu_budget_ns.store(s.cpu_budget.as_nanos() as u64, Relaxed);
+        self.warn_after_ns.store(s.warn_after.as_nanos() as u64, Relaxed);
+        self.stall_budget_ns.store(s.stall_budget.as_nanos() as u64, Relaxed);
+        self.period_ns.store(timer_period(s.cpu_budget, s.warn_after).as_nanos() as u64, Relaxed);
+        self.dump_timeout_ns.store(s.dump_timeout.as_nanos() as u64, Relaxed);
+        let (code, exit) = match s.action {
+            Action::Abort => (ACTION_ABORT, 0),
+            Action::Exit(c) => (ACTION_EXIT, c),
+            Action::Unhealthy => (ACTION_UNHEALTHY, 0),
+            Action::Warn => (ACTION_WARN, 0),
+        };
+        self.action.store(code, Relaxed);
+        self.exit_code.store(exit, Relaxed);
+        self.wall_clock_timers.store(s.wall_clock_timers, Relaxed);
+        self.abort_under_debugger.store(s.abort_under_debugger, Relaxed);
+        self.hook.store(s.pre_abort_hook.map_or(0, |f| f as usize), Relaxed);
+    }
+
+    /// Whether a watchdog runs in this process. Async-signal-safe.
+    pub(crate) fn running(&self) -> bool {
+        self.lifecycle.load(Acquire) == RUNNING
+    }
+
+    /// The configured action. Async-signal-safe.
+    pub(crate) fn action(&self) -> Action {
+        match self.action.load(Relaxed) {
+            ACTION_ABORT => Action::Abort,
+            ACTION_EXIT => Action::Exit(self.exit_code.load(Relaxed)),
+            ACTION_UNHEALTHY => Action::Unhealthy,
+            _ => Action::Warn,
+        }
+    }
+
+    /// Whether the configured action ends the process. Async-signal-safe.
+    pub(crate) fn fatal(&self) -> bool {
+        self.action().is_fatal()
+    }
+
+    /// Whether a verdict closes the heartbeat gate (every mode but `warn`).
+    pub(crate) fn closes_gate(&self) -> bool {
+        self.action() != Action::Warn
+    }
+
+    /// The budgets the stuck rule judges with: the one place they are built.
+    /// Async-signal-safe.
+    pub(crate) fn budgets(&self) -> Budgets {
+        Budgets {
+            cpu_budget: self.cpu_budget_ns.load(Relaxed),
+            warn_after: self.warn_after_ns.load(Relaxed),
+            period: self.period_ns.load(Relaxed),
+        }
+    }
+
+    /// The dump deadline, counted from the verdict.
+    pub(crate) fn dump_timeout(&self) -> Duration {
+        Duration::from_nanos(self.dump_timeout_ns.load(Relaxed))
+    }
+
+    /// The pre-abort hook, if one was configured. Async-signal-safe.
+    pub(crate) fn pre_abort_hook(&self) -> Option<fn()> {
+        let hook = self.hook.load(Relaxed);
+        // SAFETY: a non-zero value was stored from a `fn()` by `store`, and
+        // function pointers round-trip through usize on every target Rust
+        // supports here.
+        (hook != 0).then(|| unsafe { std::mem::transmute::<usize, fn()>(hook) })
+    }
+
+    /// What registration needs, if a watchdog runs in this very process
+    /// (`pid` is the caller's).
+    pub(crate) fn registration(&self, pid: libc::pid_t) -> Option<Registration> {
+        if !self.running() || self.pid.load(Relaxed) != pid {
+            return None;
+        }
+        Some(Registration {
+            disabled: self.disabled.load(Relaxed),
+            signo: self.signo.load(Relaxed),
+            budgets: self.budgets(),
+            wall_clock_timers: self.wall_clock_timers.load(Relaxed),
+        })
+    }
+}

@@ -1,0 +1,258 @@
+//! The slot table of watched threads: a fixed array of cache-padded slots.
+//!
+//! # Signal-safety contract
+//!
+//! The slots live in a `static` array, zero-initialised by the loader: there
+//! is nothing to initialise lazily and nothing is ever freed, so the signal
+//! handler can index the array at any time. Every field is an atomic. A slot
+//! goes `FREE → CLAIMED → ACTIVE` when a thread registers (fields are filled
+//! while `CLAIMED`, then published with a release store), `ACTIVE → DETACHED`
+//! when the watchdog stops (the timer is gone, the owner still holds its
+//! handle), and back to `FREE` only when its owner unregisters or is found
+//! dead. The handler acts on a slot only when it is `ACTIVE` and its tid is
+//! the handler's own thread. Registering and releasing are in
+//! `watch::registry`.
+//!
+//! # The hot path
+//!
+//! [`Slot::touch`] and [`Slot::tick`] are a relaxed load and a relaxed store
+//! to a counter that only the owning thread writes, in a cache line no other
+//! thread writes: no clock read, no system call, no TLS lookup.
+
+use super::frames::Frames;
+pub(crate) use super::limits::MAX_THREADS;
+use crate::os::stackwalk::StackBounds;
+use crate::verdict::Tracker;
+use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+
+/// Bytes of a thread name kept (longer names are cut).
+pub(crate) const NAME_LEN: usize = 48;
+
+/// Slot states (see the module doc).
+pub(crate) const FREE: u32 = 0;
+pub(crate) const CLAIMED: u32 = 1;
+pub(crate) const ACTIVE: u32 = 2;
+pub(crate) const DETACHED: u32 = 3;
+
+/// One registered thread. The first cache line holds what the owner writes
+/// on its hot path; everything else is written rarely.
+pub(crate) struct Slot {
+    // --- hot: written only by the owner thread ---
+    pub touch_seq: AtomicU64,
+    pub tick_seq: AtomicU64,
+    pub idle_depth: AtomicU32,
+    pub harmless_depth: AtomicU32,
+    // --- lifecycle ---
+    pub state: CachePadded<AtomicU32>,
+    // --- written by other threads (outside the owner's hot line) ---
+    /// Progress observed from another thread: `failstop::tokio`'s sampler
+    /// saw the worker's scheduler loop come around. Counts as a touch.
+    /// Any thread, `fetch_add`.
+    pub remote_seq: AtomicU64,
+    /// Set by another thread: the thread does no watched work for now (a
+    /// tokio worker that handed its core to another thread). Counts as a
+    /// scope: never judged while set.
+    pub suspended: AtomicBool,
+    pub generation: AtomicU32,
+    pub tid: AtomicI32,
+    pub cpu_clock: AtomicI32,
+    /// The POSIX timer (a `timer_t`), valid while `has_timer`.
+    pub timer: AtomicUsize,
+    pub has_timer: AtomicBool,
+    pub stack_lo: AtomicUsize,
+    pub stack_hi: AtomicUsize,
+    pub altstack: AtomicUsize,
+    pub altstack_len: AtomicUsize,
+    /// The alternate stack the thread had before ours (restored on unregister).
+    pub prev_altstack: AtomicUsize,
+    pub prev_altstack_len: AtomicUsize,
+    pub name_len: AtomicUsize,
+    pub name: [AtomicU8; NAME_LEN],
+    /// failstop's own signals (timer ticks, capture requests) handled on
+    /// the owner thread; written only by the owner's handler (wrapping).
+    pub own_signals: AtomicU32,
+    // --- the stuck rule's state: written only by the owner's handler ---
+    pub seen_touch: AtomicU64,
+    pub seen_tick: AtomicU64,
+    pub progress_cpu: AtomicU64,
+    pub touch_cpu: AtomicU64,
+    pub warn_next: AtomicU64,
+    pub armed: AtomicBool,
+    pub convicted: AtomicBool,
+    // --- captures taken by the owner's handler ---
+    pub warning: Frames,
+    /// A verdict reached on this thread after the dump was already written
+    /// (non-fatal modes): the figure, for the reporter to print; 0 = none.
+    pub late_verdict: AtomicU64,
+    /// The kind of that late verdict ([`VerdictKind::code`](crate::verdict::VerdictKind::code)).
+    pub late_kind: AtomicU32,
+}
+
+impl Slot {
+    const fn new() -> Self {
+        Slot {
+            touch_seq: AtomicU64::new(0),
+            tick_seq: AtomicU64::new(0),
+            idle_depth: AtomicU32::new(0),
+            harmless_depth: AtomicU32::new(0),
+            state: CachePadded::new(AtomicU32::new(FREE)),
+            remote_seq: AtomicU64::new(0),
+            suspended: AtomicBool::new(false),
+            generation: AtomicU32::new(0),
+            tid: AtomicI32::new(0),
+            cpu_clock: AtomicI32::new(0),
+            timer: AtomicUsize::new(0),
+            has_timer: AtomicBool::new(false),
+            stack_lo: AtomicUsize::new(0),
+            stack_hi: AtomicUsize::new(0),
+            altstack: AtomicUsize::new(0),
+            altstack_len: AtomicUsize::new(0),
+            prev_altstack: AtomicUsize::new(0),
+            prev_altstack_len: AtomicUsize::new(0),
+            name_len: AtomicUsize::new(0),
+            name: [const { AtomicU8::new(0) }; NAME_LEN],
+            own_signals: AtomicU32::new(0),
+            seen_touch: AtomicU64::new(0),
+            seen_tick: AtomicU64::new(0),
+            progress_cpu: AtomicU64::new(0),
+            touch_cpu: AtomicU64::new(0),
+            warn_next: AtomicU64::new(0),
+            armed: AtomicBool::new(false),
+            convicted: AtomicBool::new(false),
+            warning: Frames::new(),
+            late_verdict: AtomicU64::new(0),
+            late_kind: AtomicU32::new(0),
+        }
+    }
+
+    /// The thread's name as registered (copied out; async-signal-safe).
+    pub(crate) fn name_into(&self, out: &mut [u8; NAME_LEN]) -> usize {
+        let n = self.name_len.load(Relaxed).min(NAME_LEN);
+        for (o, c) in out.iter_mut().zip(&self.name[..n]) {
+            *o = c.load(Relaxed);
+        }
+        n
+    }
+
+    /// The loop came around (progress; the warning clock restarts). Only the
+    /// owner thread writes these counters, so a relaxed load and store (no
+    /// locked read-modify-write) are enough. Shared by `ThreadHandle` and
+    /// the C ABI.
+    #[inline(always)]
+    pub(crate) fn touch(&self) {
+        self.touch_seq.store(self.touch_seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// One unit of work done (progress for the verdict only).
+    #[inline(always)]
+    pub(crate) fn tick(&self) {
+        self.tick_seq.store(self.tick_seq.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Enters an idle or harmless scope (`depth` is `idle_depth` or
+    /// `harmless_depth`); scopes nest.
+    #[inline(always)]
+    pub(crate) fn enter(depth: &AtomicU32) {
+        depth.store(depth.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Leaves a scope; an unmatched leave (a C caller's mistake) stays at 0.
+    #[inline(always)]
+    pub(crate) fn leave(depth: &AtomicU32) {
+        let v = depth.load(Relaxed);
+        depth.store(v.saturating_sub(1), Relaxed);
+    }
+
+    /// Progress observed by another thread (see `remote_seq`): a touch.
+    #[inline]
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn touch_remote(&self) {
+        self.remote_seq.fetch_add(1, Relaxed);
+    }
+
+    /// The touch count the rules see: the owner's touches plus the remote
+    /// ones. Both only grow, so the sum moves whenever either does.
+    #[inline]
+    pub(crate) fn touches(&self) -> u64 {
+        self.touch_seq.load(Relaxed).wrapping_add(self.remote_seq.load(Relaxed))
+    }
+
+    /// Counts one of failstop's own signals handled on the owner thread.
+    /// Only the owner's handler writes the counter. Async-signal-safe.
+    pub(crate) fn note_own_signal(&self) {
+        self.own_signals.store(self.own_signals.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// Whether the thread is inside an idle or harmless scope, or suspended.
+    pub(crate) fn scoped(&self) -> bool {
+        self.idle_depth.load(Relaxed) > 0 || self.harmless_depth.load(Relaxed) > 0 || self.suspended.load(Relaxed)
+    }
+
+    pub(crate) fn load_tracker(&self) -> Tracker {
+        Tracker {
+            seen_touch: self.seen_touch.load(Relaxed),
+            seen_tick: self.seen_tick.load(Relaxed),
+            progress_cpu: self.progress_cpu.load(Relaxed),
+            touch_cpu: self.touch_cpu.load(Relaxed),
+            warn_next: self.warn_next.load(Relaxed),
+            armed: self.armed.load(Relaxed),
+            convicted: self.convicted.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn store_tracker(&self, t: &Tracker) {
+        self.seen_touch.store(t.seen_touch, Relaxed);
+        self.seen_tick.store(t.seen_tick, Relaxed);
+        self.progress_cpu.store(t.progress_cpu, Relaxed);
+        self.touch_cpu.store(t.touch_cpu, Relaxed);
+        self.warn_next.store(t.warn_next, Relaxed);
+        self.armed.store(t.armed, Relaxed);
+        self.convicted.store(t.convicted, Relaxed);
+    }
+
+    /// The owner's stack, as recorded when it registered. Async-signal-safe.
+    pub(crate) fn stack_bounds(&self) -> StackBounds {
+        StackBounds::new(self.stack_lo.load(Relaxed), self.stack_hi.load(Relaxed))
+    }
+
+    /// Whether the slot is watched and belongs to thread `tid`.
+    pub(crate) fn is_active_for(&self, tid: libc::pid_t) -> bool {
+        self.state.load(Acquire) == ACTIVE && self.tid.load(Relaxed) == tid
+    }
+}
+
+/// The slots. Static, zero-initialised, never freed (see the module doc).
+pub(crate) static SLOTS: [CachePadded<Slot>; MAX_THREADS] = [const { CachePadded::new(Slot::new()) }; MAX_THREADS];
+
+/// The slot at `idx`, if in range (async-signal-safe).
+pub(crate) fn slot(idx: usize) -> Option<&'static Slot> {
+    SLOTS.get(idx).map(|s| &**s)
+}
+
+/// Number of slots in the ACTIVE state.
+pub(crate) fn watched_count() -> usize {
+    SLOTS.iter().filter(|s| s.state.load(Relaxed) == ACTIVE).count()
+}
+
+/// Finds the slot watching `tid` (async-signal-safe, linear scan).
+pub(crate) fn find_tid(tid: libc::pid_t) -> Option<usize> {
+    SLOTS.iter().position(|s| {
+        let st = s.state.load(Acquire);
+        (st == ACTIVE || st == DETACHED) && s.tid.load(Relaxed) == tid
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Slots are static (`MAX_THREADS` of them, in .bss: a page becomes
+    /// resident only once a slot on it is used); one must stay small.
+    #[test]
+    fn a_slot_stays_small() {
+        let bytes = std::mem::size_of::<CachePadded<Slot>>();
+        println!("slot: {bytes} bytes, all slots: {} KiB", bytes * MAX_THREADS / 1024);
+        assert!(bytes <= 2048, "a slot takes {bytes} bytes");
+    }
+}

@@ -1,0 +1,62 @@
+//! The scope guards of a [`ThreadHandle`](crate::ThreadHandle): idle and
+//! harmless, each one relaxed store on entry and on exit.
+
+use crate::state::slots::Slot;
+use std::marker::PhantomData;
+
+/// Returned by [`ThreadHandle::idle`](crate::ThreadHandle::idle); leaving the scope touches.
+#[must_use = "the thread is idle only while the guard lives"]
+pub struct IdleGuard<'a> {
+    slot: &'static Slot,
+    /// Borrows the handle: the guard cannot outlive it.
+    _handle: PhantomData<&'a ()>,
+}
+
+impl IdleGuard<'_> {
+    /// Enters the idle scope of `slot` (the handle's own slot).
+    pub(crate) fn new(slot: &'static Slot) -> Self {
+        Slot::enter(&slot.idle_depth);
+        IdleGuard { slot, _handle: PhantomData }
+    }
+}
+
+impl Drop for IdleGuard<'_> {
+    fn drop(&mut self) {
+        self.slot.touch();
+        Slot::leave(&self.slot.idle_depth);
+    }
+}
+
+/// Returned by [`ThreadHandle::harmless`](crate::ThreadHandle::harmless).
+#[must_use = "the thread is harmless only while the guard lives"]
+pub struct HarmlessGuard<'a> {
+    slot: &'static Slot,
+    /// Borrows the handle: the guard cannot outlive it.
+    _handle: PhantomData<&'a ()>,
+}
+
+impl HarmlessGuard<'_> {
+    /// Enters the harmless scope of `slot` (the handle's own slot).
+    pub(crate) fn new(slot: &'static Slot) -> Self {
+        Slot::enter(&slot.harmless_depth);
+        HarmlessGuard { slot, _handle: PhantomData }
+    }
+}
+
+impl Drop for HarmlessGuard<'_> {
+    fn drop(&mut self) {
+        Slot::leave(&self.slot.harmless_depth);
+    }
+}
+
+impl std::fmt::Debug for IdleGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleGuard").field("tid", &self.slot.tid.load(std::sync::atomic::Ordering::Relaxed)).finish()
+    }
+}
+
+impl std::fmt::Debug for HarmlessGuard<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HarmlessGuard").field("tid", &self.slot.tid.load(std::sync::atomic::Ordering::Relaxed)).finish()
+    }
+}

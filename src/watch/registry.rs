@@ -1,0 +1,358 @@
+//! Registering and releasing watched threads, and [`ThreadHandle`], the
+//! handle a watched thread marks its progress with.
+//!
+//! The slot table itself (and its signal-safety contract) is in
+//! `state::slots`; this file moves slots through their states and arms or
+//! disarms their timers (`cpu_timer`).
+
+use super::cpu_timer;
+use super::guards::{HarmlessGuard, IdleGuard};
+use crate::error::{Error, ErrorKind};
+use crate::os::stackwalk::StackBounds;
+use crate::os::sys;
+use crate::state::frames::CAP_EMPTY;
+use crate::state::settings::LIVE;
+use crate::state::slots::{ACTIVE, CLAIMED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot};
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::atomic::Ordering::*;
+
+/// Claims a free slot, returning its index and new generation.
+fn claim() -> Option<(usize, u32)> {
+    for (i, s) in SLOTS.iter().enumerate() {
+        if s.state.load(Relaxed) == FREE && s.state.compare_exchange(FREE, CLAIMED, Acquire, Relaxed).is_ok() {
+            let generation = s.generation.fetch_add(1, Relaxed).wrapping_add(1);
+            return Some((i, generation));
+        }
+    }
+    None
+}
+
+thread_local! {
+    /// The calling thread's registration, so that registering twice is an
+    /// error and a thread that exits without dropping its handle is cleaned
+    /// up by this value's destructor.
+    static REGISTRATION: RegistrationTls = const { RegistrationTls(Cell::new(None)) };
+}
+
+struct RegistrationTls(Cell<Option<(usize, u32)>>);
+
+impl Drop for RegistrationTls {
+    fn drop(&mut self) {
+        if let Some((idx, generation)) = self.0.take() {
+            release(idx, generation);
+        }
+    }
+}
+
+/// Watches the calling thread under `name`. See [`crate::register`].
+pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
+    let run = LIVE.registration(sys::getpid()).ok_or_else(|| {
+        Error::new(ErrorKind::NotRunning, "register: no watchdog is running; call failstop::start first")
+    })?;
+    let existing = REGISTRATION
+        .try_with(|r| r.0.get())
+        .map_err(|_| Error::new(ErrorKind::NotRunning, "register: the calling thread is exiting"))?;
+    if let Some((idx, generation)) = existing {
+        let s = &SLOTS[idx];
+        if s.generation.load(Relaxed) == generation && s.state.load(Relaxed) != FREE {
+            return Err(Error::new(
+                ErrorKind::AlreadyRegistered,
+                format!("register({name:?}): this thread is already registered (as slot {idx}); drop its handle first"),
+            ));
+        }
+    }
+    let (idx, generation) = claim().ok_or_else(|| {
+        Error::new(
+            ErrorKind::ResourceLimit,
+            format!(
+                "register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::MAX_THREADS, fixed at build \
+                 time); drop the handles of threads that no longer need watching (a thread that exits frees its slot)"
+            ),
+        )
+    })?;
+    let s = &SLOTS[idx];
+    let tid = sys::gettid();
+    s.tid.store(tid, Relaxed);
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(NAME_LEN);
+    for (d, &c) in s.name.iter().zip(&bytes[..n]) {
+        d.store(c, Relaxed);
+    }
+    s.name_len.store(n, Relaxed);
+    s.touch_seq.store(0, Relaxed);
+    s.tick_seq.store(0, Relaxed);
+    s.idle_depth.store(0, Relaxed);
+    s.harmless_depth.store(0, Relaxed);
+    s.remote_seq.store(0, Relaxed);
+    s.suspended.store(false, Relaxed);
+    s.late_verdict.store(0, Relaxed);
+    s.warning.state.store(CAP_EMPTY, Relaxed);
+    let bounds = StackBounds::current_thread();
+    let (lo, hi) = bounds.map_or((0, 0), |b| (b.lo(), b.hi()));
+    s.stack_lo.store(lo, Relaxed);
+    s.stack_hi.store(hi, Relaxed);
+
+    let watched = !run.disabled;
+    if watched && let Err(e) = cpu_timer::attach(s, idx, &run) {
+        s.state.store(FREE, Release);
+        return Err(e.prefixed(&format!("register({name:?})")));
+    }
+    s.state.store(if watched { ACTIVE } else { DETACHED }, Release);
+    REGISTRATION.with(|r| r.0.set(Some((idx, generation))));
+    Ok(ThreadHandle { slot: s, idx, generation, _not_send: PhantomData })
+}
+
+/// Frees slot `idx` if it still holds registration `generation`. Runs on the owner
+/// thread (handle drop, thread-exit destructor, `failstop_unregister`).
+pub(crate) fn release(idx: usize, generation: u32) {
+    let s = &SLOTS[idx];
+    if s.generation.load(Relaxed) != generation {
+        return;
+    }
+    let st = s.state.load(Acquire);
+    if (st == ACTIVE || st == DETACHED) && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
+        cpu_timer::detach(s);
+        cpu_timer::drop_altstack(s, true);
+        s.state.store(FREE, Release);
+    }
+    let _ = REGISTRATION.try_with(|r| {
+        if r.0.get() == Some((idx, generation)) {
+            r.0.set(None);
+        }
+    });
+}
+
+/// Frees the slots of watched threads that no longer exist (they exited
+/// without running thread-local destructors). Called by the monitor.
+pub(crate) fn reap_dead() {
+    for s in SLOTS.iter() {
+        let st = s.state.load(Acquire);
+        if st != ACTIVE && st != DETACHED {
+            continue;
+        }
+        let tid = s.tid.load(Relaxed);
+        if sys::tgkill(tid, 0).is_err() && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
+            cpu_timer::detach(s);
+            cpu_timer::drop_altstack(s, false);
+            s.state.store(FREE, Release);
+        }
+    }
+}
+
+/// Stops watching every slot (the watchdog stops): timers are deleted, the
+/// owners keep their handles.
+pub(crate) fn detach_all() {
+    for s in SLOTS.iter() {
+        if s.state.compare_exchange(ACTIVE, DETACHED, AcqRel, Relaxed).is_ok() {
+            cpu_timer::detach(s);
+        }
+    }
+}
+
+/// After `fork()` in the child: no thread but the caller exists and no timer
+/// was inherited, so nothing is watched. Async-signal-safe.
+pub(crate) fn forget_after_fork() {
+    for s in SLOTS.iter() {
+        if s.state.load(Relaxed) == ACTIVE {
+            s.has_timer.store(false, Relaxed);
+            s.state.store(DETACHED, Relaxed);
+        }
+    }
+}
+
+/// A registered thread: the handle its loop uses to mark progress.
+///
+/// Created by [`register`](crate::register) on the thread it watches; it
+/// cannot be sent to another thread. Dropping it stops watching the thread;
+/// if the thread exits without dropping it, its slot is freed anyway.
+///
+/// ```no_run
+/// let _wd = failstop::start(failstop::Config::new())?;
+/// let h = failstop::register("event-loop")?;
+/// loop {
+///     let events = h.with_idle(|| wait_for_events());
+///     h.touch();
+///     for e in events {
+///         handle(e);
+///         h.tick();
+///     }
+/// }
+/// # fn wait_for_events() -> Vec<u32> { vec![] }
+/// # fn handle(_: u32) {}
+/// # Ok::<(), failstop::Error>(())
+/// ```
+pub struct ThreadHandle {
+    slot: &'static Slot,
+    idx: usize,
+    generation: u32,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl std::fmt::Debug for ThreadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut name = [0u8; NAME_LEN];
+        let n = self.slot.name_into(&mut name);
+        f.debug_struct("ThreadHandle")
+            .field("slot", &self.idx)
+            .field("name", &String::from_utf8_lossy(&name[..n]))
+            .field("tid", &self.slot.tid.load(Relaxed))
+            .finish()
+    }
+}
+
+impl ThreadHandle {
+    /// The thread's loop came around (it left its poll): progress, and the
+    /// warning clock starts again. Costs a relaxed load and store.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("poller")?;
+    /// h.touch();
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn touch(&self) {
+        self.slot.touch();
+    }
+
+    /// One unit of work completed: progress for the `stuck` verdict, but the
+    /// warning clock keeps running, so a loop that never returns to its poll
+    /// still gets warnings.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("worker")?;
+    /// for task in 0..1000 {
+    ///     let _ = task * 2;
+    ///     h.tick();
+    /// }
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn tick(&self) {
+        self.slot.tick();
+    }
+
+    /// Marks the thread idle (waiting for work, e.g. around `epoll_wait`)
+    /// until the guard drops; leaving counts as a touch. An idle thread is
+    /// never judged.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("poller")?;
+    /// {
+    ///     let _idle = h.idle();
+    ///     std::thread::sleep(std::time::Duration::from_secs(1)); // epoll_wait
+    /// }
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn idle(&self) -> IdleGuard<'_> {
+        IdleGuard::new(self.slot)
+    }
+
+    /// Runs `f` with the thread marked idle; see [`idle`](Self::idle).
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("poller")?;
+    /// let n = h.with_idle(|| 42 /* epoll_wait(...) */);
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn with_idle<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.idle();
+        f()
+    }
+
+    /// Marks the thread harmless (waiting on others: a lock, a rendezvous)
+    /// until the guard drops. A harmless thread is never blamed: the thread
+    /// that holds up the others is.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("worker")?;
+    /// let m = std::sync::Mutex::new(0);
+    /// let guard = { let _w = h.harmless(); m.lock().unwrap() };
+    /// # drop(guard);
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn harmless(&self) -> HarmlessGuard<'_> {
+        HarmlessGuard::new(self.slot)
+    }
+
+    /// Runs `f` with the thread marked harmless; see [`harmless`](Self::harmless).
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("worker")?;
+    /// let m = std::sync::Mutex::new(0);
+    /// let v = h.with_harmless(|| *m.lock().unwrap());
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn with_harmless<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.harmless();
+        f()
+    }
+
+    /// The kernel thread id of the watched thread.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("worker")?;
+    /// assert!(h.tid() > 0);
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    pub fn tid(&self) -> i32 {
+        self.slot.tid.load(Relaxed)
+    }
+
+    /// How many of failstop's own signals (CPU-timer ticks, dump capture
+    /// requests) this thread has handled so far (a wrapping count).
+    ///
+    /// The kernel never restarts `poll`, `epoll_wait` or `select` after a
+    /// signal handler ran, even with `SA_RESTART`: they fail with `EINTR`.
+    /// failstop's signals rarely land there (CPU-clock ticks come while the
+    /// thread runs; capture requests only during a dump), but with
+    /// wall-clock timers they do. A wrapper around such a wait compares the
+    /// count before and after an `EINTR`: if it moved, failstop's signal
+    /// was (at least one of) the cause, and the wait can go on with the
+    /// time it has left. `libfailstop_preload.so` does exactly that.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("poller")?;
+    /// let before = h.signal_count();
+    /// let r = h.with_idle(|| unsafe { libc::poll(std::ptr::null_mut(), 0, 100) });
+    /// let interrupted = std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR);
+    /// if r == -1 && interrupted && h.signal_count() != before {
+    ///     // failstop's signal, not the application's: wait again
+    /// }
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn signal_count(&self) -> u32 {
+        self.slot.own_signals.load(Relaxed)
+    }
+
+    /// The raw slot, for `failstop::tokio`.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn raw_slot(&self) -> &'static Slot {
+        self.slot
+    }
+
+    /// The slot index and registration generation, for code that refers to
+    /// this registration from another thread (`failstop::tokio`).
+    pub(crate) fn slot_id(&self) -> (usize, u32) {
+        (self.idx, self.generation)
+    }
+}
+
+impl Drop for ThreadHandle {
+    fn drop(&mut self) {
+        release(self.idx, self.generation);
+    }
+}
