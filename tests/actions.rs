@@ -61,6 +61,21 @@ fn unhealthy_action_with_a_deaf_spinner_keeps_running() {
     assert!(first.starts_with(&format!("failstop: stuck: thread \"deaf\" (tid {tid}) used ")), "{}", o.describe());
     assert!(first.contains("without running failstop's signal handler"), "{}", o.describe());
     assert!(first.ends_with("action: unhealthy"), "{}", o.describe());
+    // The whole line, with every figure in place (a missing number once
+    // read "seen by the monitor ms").
+    let used = first.split(" used ").nth(1).and_then(|r| r.split(" ms of CPU").next()).unwrap_or_default();
+    assert!(used.parse::<f64>().is_ok_and(|ms| ms > 0.0), "the CPU figure {used:?}\n{}", o.describe());
+    let budget = common::BUDGET.as_millis();
+    assert_eq!(
+        first,
+        format!(
+            "failstop: stuck: thread \"deaf\" (tid {tid}) used {used} ms of CPU without progress and without running \
+             failstop's signal handler (cpu_budget {budget} ms, seen by the monitor, which looks every 100 ms); \
+             action: unhealthy"
+        ),
+        "{}",
+        o.describe()
+    );
     assert!(o.stderr.contains("(no backtrace: not asked: it blocks the watchdog signal)"), "{}", o.describe());
 }
 

@@ -31,6 +31,7 @@
 //! dump was written (non-fatal actions) has no frames.
 
 use crate::error::Error;
+use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
 use crate::state::bells::REPORTER as BELL;
@@ -213,6 +214,7 @@ fn verdict_event(
     frames: &[String],
     msg: &str,
 ) {
+    let action = LIVE.action().to_string();
     tracing::error!(
         thread = %name,
         tid,
@@ -220,7 +222,7 @@ fn verdict_event(
         cpu_ms = cpu_ns / 1_000_000,
         wall_ms = wall_ns / 1_000_000,
         frames = %frames.join("\n"),
-        action = %LIVE.action(),
+        action = action.as_str(),
         "{msg}"
     );
 }
@@ -346,7 +348,8 @@ fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String>
     let name = match slots::find_tid(tid).and_then(slots::slot) {
         Some(s) => name_of(s),
         None => {
-            std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default().trim_end().to_string()
+            let mut buf = [0u8; 64];
+            procfs::read_comm(tid, &mut buf).map(|c| String::from_utf8_lossy(c).trim_end().to_string()).unwrap_or_default()
         }
     };
     let mut block = format!("{} thread {tid} \"{name}\":\n", if culprit { ">" } else { " " });

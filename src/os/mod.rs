@@ -17,10 +17,9 @@
 //! (set-up done before the handler is installed) say so. Nothing here knows
 //! about watched threads or verdicts: it may use only `error`.
 
-#[macro_use]
-pub(crate) mod sys;
 pub(crate) mod fmt;
 pub(crate) mod modules;
 pub(crate) mod procfs;
 pub(crate) mod signals;
 pub(crate) mod stackwalk;
+pub(crate) mod sys;

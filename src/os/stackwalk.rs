@@ -31,6 +31,7 @@
 //! `-fno-omit-frame-pointer` for C code); code built without them ends the
 //! chain early or, at worst, yields a few bogus frames, never a fault.
 
+use super::sys::syscall;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 

@@ -25,7 +25,6 @@
 //! 64 frames × a symbol line each: give it [`STACK_LEN`] (16 KiB); a shorter
 //! buffer just truncates the text. [`for_each_task`] works with any buffer
 //! of at least 512 bytes; larger buffers mean fewer `getdents64` calls.
-#![allow(dead_code)] // Until the watchdog and the dump are wired to it.
 
 mod syscall_names;
 
