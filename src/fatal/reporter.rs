@@ -231,8 +231,13 @@ fn verdict_event(
 /// Resolves one address to "function at file:line" strings (several when
 /// inlined). `exact` is for the interrupted PC; return addresses are looked
 /// up one byte back, inside the call.
+///
+/// `backtrace::resolve` takes an instruction pointer that follows a call
+/// and looks up the byte before it itself; so a return address is passed
+/// as it is, and the exact PC one byte on (else a PC on a function's first
+/// byte would resolve to the function before it, or to nothing).
 fn symbolize(addr: usize, exact: bool) -> Vec<String> {
-    let lookup = if exact { addr } else { addr.saturating_sub(1) };
+    let lookup = if exact { addr.saturating_add(1) } else { addr };
     let mut out = Vec::new();
     backtrace::resolve(lookup as *mut libc::c_void, |sym| {
         let mut s = match sym.name() {
@@ -371,4 +376,34 @@ fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String>
         start = end;
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn first_byte_target() -> u32 {
+        std::hint::black_box(7)
+    }
+
+    /// An interrupted PC on a function's very first byte names that
+    /// function (it used to be looked up one byte early).
+    #[test]
+    fn an_exact_pc_on_a_functions_first_byte_names_it() {
+        let addr = first_byte_target as usize;
+        let names = symbolize(addr, true);
+        assert!(names.iter().any(|n| n.contains("first_byte_target")), "{addr:#x}: {names:?}");
+    }
+
+    /// A return address names the function that made the call, even when
+    /// the call is the last instruction of that function.
+    #[test]
+    fn a_return_address_names_the_caller() {
+        // One byte past the start of the function: as a return address,
+        // the byte before it (its first byte) is inside the function.
+        let addr = first_byte_target as usize + 1;
+        let names = symbolize(addr, false);
+        assert!(names.iter().any(|n| n.contains("first_byte_target")), "{addr:#x}: {names:?}");
+    }
 }

@@ -503,8 +503,10 @@ mod tests {
         let mut v = Vec::new();
         for (i, &a) in frames.iter().enumerate() {
             // Frame 0 of a ucontext walk is the PC itself; the rest are
-            // return addresses: look up the call instruction.
-            let a = if i == 0 { a } else { a - 1 };
+            // return addresses. `resolve` looks up the byte before what it
+            // is given (the call instruction of a return address), so the
+            // PC goes one byte on.
+            let a = if i == 0 { a + 1 } else { a };
             backtrace::resolve(a as *mut _, |s| {
                 if let Some(n) = s.name() {
                     v.push(n.to_string());
