@@ -92,11 +92,22 @@ impl Error {
     }
 
     /// The kind of failure.
+    ///
+    /// ```
+    /// let err = failstop::register("no-watchdog").unwrap_err();
+    /// assert_eq!(err.kind(), failstop::ErrorKind::NotRunning);
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
     /// The message, without the `failstop: ` prefix that `Display` adds.
+    ///
+    /// ```
+    /// let err = failstop::Config::new().action(failstop::Action::Exit(300)).validate().unwrap_err();
+    /// assert!(err.message().starts_with("action=Exit(300)"));
+    /// assert_eq!(err.to_string(), format!("failstop: {}", err.message()));
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }

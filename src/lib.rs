@@ -1,13 +1,28 @@
 //! failstop turns thread lockups into clean fail-stops.
 //!
 //! A service links failstop in and registers the threads that must keep
-//! moving. A thread that **spins** (uses CPU without making progress) is
-//! caught by a timer on its own CPU clock; on a verdict failstop closes the
-//! heartbeat gate ([`healthy`]), dumps every thread of the process with the
-//! culprit's own backtrace, and ends the process with `SIGABRT` on the
-//! culprit, so that a supervisor restarts it and the peers take over.
-//! CPU time does not advance while a thread is preempted, stopped or in a
-//! paused VM, so slow machines do not cause false alarms.
+//! moving. On a verdict failstop closes the heartbeat gate ([`healthy`]),
+//! dumps every thread of the process with the culprit's own backtrace, and
+//! ends the process with `SIGABRT` on the culprit, so that a supervisor
+//! restarts it and the peers take over. What it catches:
+//!
+//! - a thread that **spins** (uses CPU without making progress): a timer on
+//!   its own CPU clock; CPU time does not advance while a thread is
+//!   preempted, stopped or in a paused VM, so slow machines do not cause
+//!   false alarms. A spinner that blocks every signal, or runs inside a
+//!   signal handler, is caught by the monitor instead (the deaf rule);
+//! - a thread that is **blocked** (a deadlock, a system call that never
+//!   returns): the monitor thread sees no progress, no CPU time and no
+//!   context switch for `stall_budget`, with the kernel's evidence from
+//!   `/proc/self/task` in the dump.
+//!
+//! Scopes say what is not a lockup: [`ThreadHandle::idle`] (waiting for
+//! work) and [`ThreadHandle::harmless`] (waiting on others). The same
+//! watchdog serves C and C++ through a C ABI (`include/failstop.h`,
+//! `libfailstop.so`), programs that cannot change through
+//! `libfailstop_preload.so` (`LD_PRELOAD`: every thread that waits in
+//! `epoll_wait`, `poll` or `select` is watched), and tokio runtimes through
+//! `failstop::tokio` (feature `tokio`). The README has a chapter on each.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -54,6 +69,7 @@
 //! and `unsupported` are built elsewhere, so that the crate still compiles
 //! and [`start`] returns [`ErrorKind::Unsupported`].
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
@@ -93,6 +109,7 @@ linux_gnu! {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod capi;
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod unsupported;

@@ -391,7 +391,7 @@ mod tests {
     /// function (it used to be looked up one byte early).
     #[test]
     fn an_exact_pc_on_a_functions_first_byte_names_it() {
-        let addr = first_byte_target as usize;
+        let addr = first_byte_target as fn() -> u32 as usize;
         let names = symbolize(addr, true);
         assert!(names.iter().any(|n| n.contains("first_byte_target")), "{addr:#x}: {names:?}");
     }
@@ -402,7 +402,7 @@ mod tests {
     fn a_return_address_names_the_caller() {
         // One byte past the start of the function: as a return address,
         // the byte before it (its first byte) is inside the function.
-        let addr = first_byte_target as usize + 1;
+        let addr = first_byte_target as fn() -> u32 as usize + 1;
         let names = symbolize(addr, false);
         assert!(names.iter().any(|n| n.contains("first_byte_target")), "{addr:#x}: {names:?}");
     }

@@ -4,8 +4,23 @@
 use std::time::Duration;
 
 /// How many threads can be registered at once.
+///
+/// ```
+/// assert!(failstop::stats().registered <= failstop::MAX_THREADS);
+/// ```
 pub const MAX_THREADS: usize = 4096;
 /// Warnings reported at most per window; the rest are counted as suppressed.
+///
+/// ```
+/// // At most this many warnings in any WARN_WINDOW; `stats()` counts the rest.
+/// let s = failstop::stats();
+/// assert!(s.warnings <= s.warnings + s.suppressed_warnings);
+/// assert_eq!(failstop::WARN_BURST, 5);
+/// ```
 pub const WARN_BURST: usize = 5;
-/// The rate-limit window.
+/// The rate-limit window of [`WARN_BURST`].
+///
+/// ```
+/// assert_eq!(failstop::WARN_WINDOW, std::time::Duration::from_secs(60));
+/// ```
 pub const WARN_WINDOW: Duration = Duration::from_secs(60);
