@@ -31,7 +31,7 @@ FLOORS = {
     "watch": 4,
     "fatal": 5,
     "engine": 6,
-    "capi": 7,
+    "ffi_support": 7,
     "tokio": 7,
     "unsupported": 7,
     "": 7,  # lib.rs, the crate root: the public API

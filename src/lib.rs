@@ -58,7 +58,7 @@
 //! | 4 | `watch/` | registering threads ([`ThreadHandle`]), their CPU timers and alternate stacks |
 //! | 5 | `fatal/` | the fatal path and failstop's threads: latch + fuse + end, dump, reporter, systemd, monitor (the blocked and deaf rules) |
 //! | 6 | `engine/` | the signal handler (every signal-context entry point) and [`start`] / [`Watchdog`] |
-//! | 7 | `lib.rs`, `capi`, `tokio/`, `unsupported` | the front ends: this API, the C ABI (`include/failstop.h`), `tokio` (feature `tokio`), other platforms |
+//! | 7 | `lib.rs`, `ffi_support`, `tokio/`, `unsupported` | the front ends: this API, what the C ABI (the `failstop-ffi` crate, `include/failstop.h`) builds on, `tokio` (feature `tokio`), other platforms |
 //!
 //! Code that runs in signal context is in `engine/handler.rs` and calls
 //! only the async-signal-safe floors `os/` and `state/` and the fatal path
@@ -104,10 +104,11 @@ linux_gnu! {
     use engine::watchdog::start as start_impl;
     use watch::registry::register as register_impl;
 }
-// Floor 7, the front ends. `capi` is outside `linux_gnu!` so that cbindgen,
-// which does not expand macros, finds the C ABI.
+// Floor 7, the front ends. The C ABI is the crate `failstop-ffi` (ffi/),
+// built on `ffi_support`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod capi;
+#[doc(hidden)]
+pub mod ffi_support;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;

@@ -1,6 +1,6 @@
-//! Building C programs against the library cargo built for this test run
-//! (`tests/c_abi.rs`, `tests/c_dlopen.rs`, `tests/c_echo_server.rs`,
-//! `tests/install.rs`).
+//! Building C programs against the C library (`failstop-ffi`, built for
+//! this test run's profile: see [`built_lib`]) (`tests/c_abi.rs`,
+//! `tests/c_dlopen.rs`, `tests/c_echo_server.rs`, `tests/install.rs`).
 //!
 //! The C compiler is `$CC`, or `cc`. Programs are built with [`STRICT`]
 //! warnings: `-Wall -Wextra -Werror`.
@@ -29,22 +29,46 @@ pub fn cc_name() -> String {
     std::env::var("CC").unwrap_or_else(|_| "cc".into())
 }
 
-/// `target/<profile>/<file>` (e.g. `libfailstop.a`), found from this test
+/// `target/<profile>/<file>` (e.g. `libfailstop.a`), the C library of
+/// the `failstop-ffi` crate (`ffi/`), built for the profile of this test
 /// binary (`target/<profile>/deps/<test>-*`).
+///
+/// `cargo test` does not build a `cdylib`/`staticlib` crate's library for
+/// another crate's tests, so the first call runs `cargo build -p
+/// failstop-ffi` itself (cargo releases its lock while tests run), and the
+/// C programs link what the sources are now. A build failure fails the test.
 pub fn built_lib(file: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("deps dir");
-    let profile = deps.parent().expect("profile dir");
-    // `cargo build` updates both; `cargo test` only the one in deps/. Take
-    // the newer, so that the C program links what this test was built with.
-    [profile.join(file), deps.join(file)]
-        .into_iter()
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!("{file} not found next to {exe:?}: Cargo.toml's [lib] crate-type must include staticlib and cdylib")
-        })
+    let profile_dir = deps.parent().expect("profile dir");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = profile_dir.file_name().and_then(OsStr::to_str).expect("profile name");
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let cargo_profile = if profile == "debug" { "dev" } else { profile };
+        let out = Command::new(&cargo)
+            .args(["build", "-p", "failstop-ffi", "--profile", cargo_profile, "--target-dir"])
+            .arg(target_dir)
+            .current_dir(ROOT)
+            .output()
+            .map_err(|e| format!("{cargo}: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "cargo build -p failstop-ffi --profile {cargo_profile} failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    let path = profile_dir.join(file);
+    assert!(path.is_file(), "{path:?} missing after building failstop-ffi");
+    path
 }
 
 /// The static library this test run built.

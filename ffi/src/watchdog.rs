@@ -1,0 +1,114 @@
+//! Starting and stopping the watchdog from C, the pre-abort hook, and the
+//! heartbeat gate.
+
+use crate::error::{FAILSTOP_E_ALREADY_RUNNING, FAILSTOP_E_NOT_RUNNING, FAILSTOP_OK, fail, guarded, set_last_error};
+use failstop::{Config, ErrorKind, Watchdog, ffi_support};
+use libc::c_int;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+
+/// The watchdog started through the C ABI.
+static WATCHDOG: Mutex<Option<Watchdog>> = Mutex::new(None);
+
+/// The C pre-abort hook, an `extern "C" fn()` as usize (0 = none).
+static C_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// The Rust `fn()` given to `Config::pre_abort_hook`: calls the C hook.
+fn hook_trampoline() {
+    let p = C_HOOK.load(Acquire);
+    if p != 0 {
+        // SAFETY: `p` was stored from a non-null `extern "C" fn()` by
+        // `failstop_set_pre_abort_hook`; function pointers and usize have the
+        // same size on the supported platforms.
+        let f: extern "C" fn() = unsafe { std::mem::transmute::<usize, extern "C" fn()>(p) };
+        f();
+    }
+}
+
+/// Starts the watchdog with `config`, with the C hook if one is set.
+pub(crate) fn start_config(mut config: Config) -> c_int {
+    if C_HOOK.load(Acquire) != 0 {
+        // SAFETY: the trampoline only loads an atomic and calls the C hook,
+        // whose contract (async-signal-safe, quick) failstop.h states for
+        // failstop_set_pre_abort_hook.
+        config = unsafe { config.pre_abort_hook(hook_trampoline) };
+    }
+    let mut slot = WATCHDOG.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_some() {
+        return fail(&ffi_support::error(
+            ErrorKind::AlreadyRunning,
+            "start: a watchdog is already running in this process",
+        ));
+    }
+    match failstop::start(config) {
+        Ok(w) => {
+            *slot = Some(w);
+            FAILSTOP_OK
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Starts the watchdog from the defaults and the `FAILSTOP_*` environment
+/// variables.
+///
+/// Returns `FAILSTOP_OK`, or a negative `FAILSTOP_E_*` code with a message
+/// for `failstop_last_error`: `FAILSTOP_E_ALREADY_RUNNING` if a watchdog
+/// runs, `FAILSTOP_E_INVALID_CONFIG` for a bad variable.
+#[unsafe(no_mangle)]
+pub extern "C" fn failstop_start() -> c_int {
+    guarded("failstop_start", || match Config::new().from_env() {
+        Ok(config) => start_config(config),
+        Err(e) => fail(&e),
+    })
+}
+
+/// Stops the watchdog started by `failstop_start` or `failstop_start_with`:
+/// timers are deleted, failstop's threads end, the previous signal handlers
+/// are restored. Handles stay valid (their threads are no longer watched)
+/// and must still be passed to `failstop_unregister`.
+///
+/// Returns `FAILSTOP_OK`, or `FAILSTOP_E_NOT_RUNNING` if none was started.
+#[unsafe(no_mangle)]
+pub extern "C" fn failstop_stop() -> c_int {
+    guarded("failstop_stop", || {
+        let w = WATCHDOG.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match w {
+            Some(w) => {
+                w.stop();
+                FAILSTOP_OK
+            }
+            None => {
+                set_last_error("failstop: stop: no watchdog was started through failstop_start");
+                FAILSTOP_E_NOT_RUNNING
+            }
+        }
+    })
+}
+
+/// Sets the function run after a verdict is final and before the process
+/// ends (NULL clears it). It runs in signal context or on the fatal path: it
+/// must be async-signal-safe and quick (closing a heartbeat socket is the
+/// typical use).
+///
+/// Must be called before `failstop_start`/`failstop_start_with`: while a
+/// watchdog runs it returns `FAILSTOP_E_ALREADY_RUNNING` and changes nothing.
+#[unsafe(no_mangle)]
+pub extern "C" fn failstop_set_pre_abort_hook(hook: Option<extern "C" fn()>) -> c_int {
+    guarded("failstop_set_pre_abort_hook", || {
+        let running = WATCHDOG.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        if running || ffi_support::running() {
+            set_last_error("failstop: set_pre_abort_hook: a watchdog is running; set the hook before failstop_start");
+            return FAILSTOP_E_ALREADY_RUNNING;
+        }
+        C_HOOK.store(hook.map_or(0, |f| f as usize), Release);
+        FAILSTOP_OK
+    })
+}
+
+/// 1 while no verdict closed the heartbeat gate, 0 after one (for a health
+/// endpoint). 1 also when no watchdog runs.
+#[unsafe(no_mangle)]
+pub extern "C" fn failstop_healthy() -> c_int {
+    guarded("failstop_healthy", || c_int::from(failstop::healthy())).max(0)
+}
