@@ -36,6 +36,8 @@ fn bad_values_name_the_variable_and_the_value() {
         ("FAILSTOP_STALL_BUDGET_MS", " 100"),
         ("FAILSTOP_ACTION", "kill"),
         ("FAILSTOP_ACTION", "exit:256"),
+        // A fail-stop must not look like a clean exit to a supervisor.
+        ("FAILSTOP_ACTION", "exit:0"),
         ("FAILSTOP_SIGNAL", "SIGKILL"),
         ("FAILSTOP_SIGNAL", "SIGSEGV"),
         ("FAILSTOP_DUMP_PATH", ""),

@@ -16,7 +16,7 @@ use std::time::Duration;
 pub enum failstop_action {
     /// End the process with `abort()` (SIGABRT). The default.
     FAILSTOP_ACTION_ABORT = 0,
-    /// End the process with `_exit(exit_code)`; `exit_code` in 0..=255.
+    /// End the process with `_exit(exit_code)`; `exit_code` in 1..=255.
     FAILSTOP_ACTION_EXIT = 1,
     /// Keep running, report unhealthy (`failstop_healthy()` returns 0) from then on.
     FAILSTOP_ACTION_UNHEALTHY = 2,
@@ -51,7 +51,8 @@ pub struct failstop_config {
     pub dump_timeout_ms: u64,
     /// One of `failstop_action` (default `FAILSTOP_ACTION_ABORT`).
     pub action: i32,
-    /// The exit status for `FAILSTOP_ACTION_EXIT`, in 0..=255 (ignored otherwise).
+    /// The exit status for `FAILSTOP_ACTION_EXIT`, in 1..=255 (0 would read
+    /// as a clean exit to a supervisor; ignored for the other actions).
     pub exit_code: i32,
     /// The signal the per-thread timers deliver (0 = SIGALRM). Allowed:
     /// SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, SIGUSR2, SIGRTMIN..=SIGRTMAX.

@@ -20,7 +20,9 @@ pub enum Action {
     /// End the process with `abort()` (SIGABRT, core dump if enabled). The default.
     #[default]
     Abort,
-    /// End the process with `_exit(status)`; the status must be in `0..=255`.
+    /// End the process with `_exit(status)`; the status must be in `1..=255`
+    /// (0 would tell a supervisor that the service ended cleanly, and
+    /// `Restart=on-failure` would not restart it).
     Exit(i32),
     /// Keep running, but report the process as unhealthy from then on.
     Unhealthy,

@@ -189,7 +189,7 @@ impl Config {
     }
 
     /// What to do on a verdict. Default [`Action::Abort`];
-    /// [`Action::Exit`] statuses must be in `0..=255`.
+    /// [`Action::Exit`] statuses must be in `1..=255`.
     ///
     /// ```
     /// use failstop::{Action, Config};
@@ -319,7 +319,8 @@ impl Config {
     ///
     /// Rejected: zero durations (`cpu_budget`, `warn_after`, `stall_budget`,
     /// `dump_timeout`), durations over one day, `warn_after >= cpu_budget`,
-    /// [`Action::Exit`] statuses outside `0..=255`, and an empty `dump_path`
+    /// [`Action::Exit`] statuses outside `1..=255` (0 reads as a clean exit to a
+    /// supervisor), and an empty `dump_path`
     /// or one containing a NUL byte. The message names the setting, its value
     /// and what is allowed.
     ///
@@ -487,10 +488,16 @@ impl Config {
         }
 
         if let Action::Exit(status) = s.action
-            && !(0..=255).contains(&status)
+            && !(1..=255).contains(&status)
         {
             return Err(Error::invalid_config(format!(
-                "action=Exit({status}): exit status out of range; allowed: Exit(0..=255)"
+                "action=Exit({status}): {}; allowed: Exit(1..=255)",
+                if status == 0 {
+                    "exit status 0 tells a supervisor the service ended cleanly (Restart=on-failure would not \
+                     restart it)"
+                } else {
+                    "exit status out of range"
+                }
             )));
         }
 

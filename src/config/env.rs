@@ -88,7 +88,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: VAR_ACTION,
         default: "abort",
         meaning: "What to do on a verdict.",
-        allowed: "abort, exit:N (N from 0 to 255), unhealthy, warn (any case)",
+        allowed: "abort, exit:N (N from 1 to 255), unhealthy, warn (any case)",
     },
     EnvVar {
         name: VAR_SIGNAL,
@@ -250,6 +250,9 @@ pub(super) fn parse_action(value: &str) -> Result<Action, &'static str> {
         return Err("exit status is not a decimal integer");
     }
     match status.parse::<u16>() {
+        Ok(0) => {
+            Err("exit status 0 tells a supervisor the service ended cleanly (Restart=on-failure would not restart it)")
+        }
         Ok(n) if n <= 255 => Ok(Action::Exit(i32::from(n))),
         _ => Err("exit status is above 255"),
     }

@@ -296,7 +296,8 @@ fn env_action() {
     assert_eq!(get("ABORT").unwrap(), Action::Abort);
     assert_eq!(get("unhealthy").unwrap(), Action::Unhealthy);
     assert_eq!(get("warn").unwrap(), Action::Warn);
-    assert_eq!(get("exit:0").unwrap(), Action::Exit(0));
+    rejects(VAR_ACTION, "exit:0", "exit status 0 tells a supervisor the service ended cleanly");
+    rejects(VAR_ACTION, "exit:000", "exit status 0");
     assert_eq!(get("exit:70").unwrap(), Action::Exit(70));
     assert_eq!(get("Exit:255").unwrap(), Action::Exit(255));
     assert_eq!(get("exit:007").unwrap(), Action::Exit(7));

@@ -9,7 +9,7 @@ use super::handler;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::fatal::{end, monitor, reporter, systemd};
-use crate::os::{stackwalk, sys};
+use crate::os::{procfs, stackwalk, sys};
 use crate::state::settings::{LIVE, RUNNING, STARTING, STOPPED, STOPPING};
 use crate::watch::registry;
 use std::sync::Mutex;
@@ -93,6 +93,17 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
     }
     install_atfork_once();
     if !s.disabled {
+        // Without /proc the blocked and deaf rules would never fire and the
+        // dump would be empty: refuse to run half-blind.
+        let mut buf = [0u8; procfs::SCRATCH_LEN];
+        procfs::check_readable(&mut buf).map_err(|(path, e)| {
+            let message = format!(
+                "start: {path} cannot be read ({e}): failstop needs /proc, where the monitor reads each watched \
+                 thread's state and the dump its kernel evidence; mount it in the sandbox or chroot \
+                 (mount -t proc proc /proc)"
+            );
+            Error::with_source(ErrorKind::Os, message, e)
+        })?;
         stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
         end::prepare()?;
         let reporter = reporter::spawn()?;

@@ -411,6 +411,18 @@ pub(crate) fn read_comm(tid: pid_t, buf: &mut [u8]) -> io::Result<&[u8]> {
     Ok(text.strip_suffix(b"\n").unwrap_or(text))
 }
 
+/// Checks that the files failstop reads exist: `/proc/self/task/<tid>/stat`
+/// and `status` of the calling thread, and `/proc/self/maps`. On failure,
+/// returns the path that could not be read and why (no `/proc` in a
+/// sandbox or chroot, typically). Normal context, at start.
+pub(crate) fn check_readable(buf: &mut [u8]) -> Result<(), (&'static str, io::Error)> {
+    let tid = sys::gettid();
+    read_stat(tid, buf).map_err(|e| ("/proc/self/task/<tid>/stat", e))?;
+    read_status(tid, buf).map_err(|e| ("/proc/self/task/<tid>/status", e))?;
+    sys::read_file(c"/proc/self/maps", buf).map_err(|e| ("/proc/self/maps", e))?;
+    Ok(())
+}
+
 /// Reads `/proc/self/task/<tid>/stack`, the kernel stack as text. Needs
 /// `CAP_SYS_ADMIN`; otherwise fails with `PermissionDenied`, which the
 /// caller reports as "not readable". Text beyond `buf` is cut off.
