@@ -17,9 +17,10 @@
 
 /// The kinds of verdict. One text form each, from [`Display`](std::fmt::Display):
 /// `stuck` (a thread used CPU without progress: judged by its own timer's
-/// handler, or, when that handler cannot run on it, by the monitor) and
+/// handler, or, when that handler cannot run on it, by the monitor),
 /// `blocked` (no progress, no CPU, no context switch: judged by the
-/// monitor).
+/// monitor) and `vanished` (a registered thread ended without
+/// unregistering: judged by the monitor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VerdictKind {
     /// `stuck`, reached in the thread's own timer handler.
@@ -29,6 +30,10 @@ pub(crate) enum VerdictKind {
     /// `stuck`, reached by the monitor: the thread burned CPU without
     /// progress while failstop's handler could not run on it.
     Deaf,
+    /// `vanished`, reached by the monitor: a registered thread is gone (or
+    /// a zombie, or unwound by a panic) without unregistering: the loop it
+    /// kept moving no longer runs.
+    Vanished,
 }
 
 impl VerdictKind {
@@ -38,6 +43,7 @@ impl VerdictKind {
             VerdictKind::Stuck => 1,
             VerdictKind::Blocked => 2,
             VerdictKind::Deaf => 3,
+            VerdictKind::Vanished => 4,
         }
     }
 
@@ -48,6 +54,7 @@ impl VerdictKind {
             1 => Some(VerdictKind::Stuck),
             2 => Some(VerdictKind::Blocked),
             3 => Some(VerdictKind::Deaf),
+            4 => Some(VerdictKind::Vanished),
             _ => None,
         }
     }
@@ -57,6 +64,7 @@ impl VerdictKind {
         match self {
             VerdictKind::Stuck | VerdictKind::Deaf => "stuck",
             VerdictKind::Blocked => "blocked",
+            VerdictKind::Vanished => "vanished",
         }
     }
 }

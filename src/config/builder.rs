@@ -55,6 +55,12 @@ pub struct Settings {
     /// `/proc/self/status`), a verdict is reported but the process is not
     /// ended unless this is `true`.
     pub abort_under_debugger: bool,
+    /// Default `true`. A registered thread that unwinds from a panic with
+    /// its [`ThreadHandle`](crate::ThreadHandle) alive is a `vanished`
+    /// verdict: the loop it kept moving is gone, as if the thread had died.
+    /// `false` treats it as an ordinary unregistration (for threads whose
+    /// panics are caught and whose work another thread takes over).
+    pub panic_is_verdict: bool,
     /// Default [`Systemd::Auto`]. Whether to use systemd's watchdog.
     pub systemd: Systemd,
     /// Default `false`. Use the wall-clock fallback timer even where CPU-clock
@@ -120,6 +126,7 @@ impl Config {
                 dump_path: None,
                 dump_timeout: Duration::from_secs(2),
                 abort_under_debugger: false,
+                panic_is_verdict: true,
                 systemd: Systemd::Auto,
                 wall_clock_timers: false,
                 pre_abort_hook: None,
@@ -249,6 +256,19 @@ impl Config {
     /// ```
     pub fn abort_under_debugger(mut self, abort: bool) -> Self {
         self.settings.abort_under_debugger = abort;
+        self
+    }
+
+    /// Whether a registered thread that unwinds from a panic with its handle
+    /// alive is a `vanished` verdict. Default `true` (see
+    /// [`Settings::panic_is_verdict`]).
+    ///
+    /// ```
+    /// let config = failstop::Config::new().panic_is_verdict(false);
+    /// assert!(!config.settings().panic_is_verdict);
+    /// ```
+    pub fn panic_is_verdict(mut self, verdict: bool) -> Self {
+        self.settings.panic_is_verdict = verdict;
         self
     }
 
@@ -425,6 +445,7 @@ impl Config {
             }
             VAR_DUMP_TIMEOUT_MS => s.dump_timeout = parse_ms(value).map_err(fail)?,
             VAR_ABORT_UNDER_DEBUGGER => s.abort_under_debugger = parse_bool(value).map_err(fail)?,
+            VAR_PANIC_IS_VERDICT => s.panic_is_verdict = parse_bool(value).map_err(fail)?,
             VAR_SYSTEMD => {
                 s.systemd = match value.to_ascii_lowercase().as_str() {
                     "auto" => Systemd::Auto,

@@ -21,6 +21,7 @@ pub(super) const VAR_DUMP_PATH: &str = "FAILSTOP_DUMP_PATH";
 pub(super) const VAR_DUMP_TIMEOUT_MS: &str = "FAILSTOP_DUMP_TIMEOUT_MS";
 pub(super) const VAR_ABORT_UNDER_DEBUGGER: &str = "FAILSTOP_ABORT_UNDER_DEBUGGER";
 pub(super) const VAR_SYSTEMD: &str = "FAILSTOP_SYSTEMD";
+pub(super) const VAR_PANIC_IS_VERDICT: &str = "FAILSTOP_PANIC_IS_VERDICT";
 
 /// One `FAILSTOP_*` variable that [`Config::from_env`](crate::Config::from_env)
 /// reads: its name, its default, what it means and what it allows.
@@ -113,6 +114,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: VAR_ABORT_UNDER_DEBUGGER,
         default: "0",
         meaning: "End the process on a fatal verdict even under a debugger.",
+        allowed: "1, true, 0, false (any case)",
+    },
+    EnvVar {
+        name: VAR_PANIC_IS_VERDICT,
+        default: "1",
+        meaning: "A registered thread that unwinds from a panic with its handle alive is a vanished verdict.",
         allowed: "1, true, 0, false (any case)",
     },
     EnvVar {

@@ -54,6 +54,7 @@ fn defaults() {
     assert_eq!(s.dump_path, None);
     assert_eq!(s.dump_timeout, Duration::from_secs(2));
     assert!(!s.abort_under_debugger);
+    assert!(s.panic_is_verdict);
     assert_eq!(s.systemd, Systemd::Auto);
     assert!(!s.wall_clock_timers);
     assert!(s.pre_abort_hook.is_none());
@@ -186,6 +187,13 @@ fn env_disable() {
     rejects(VAR_DISABLE, "", "empty value");
     rejects(VAR_DISABLE, " 1", "whitespace");
     rejects(VAR_DISABLE, "1\n", "whitespace");
+}
+
+#[test]
+fn env_panic_is_verdict() {
+    assert!(one(VAR_PANIC_IS_VERDICT, "1").unwrap().settings().panic_is_verdict);
+    assert!(!one(VAR_PANIC_IS_VERDICT, "false").unwrap().settings().panic_is_verdict);
+    rejects(VAR_PANIC_IS_VERDICT, "sometimes", "not a boolean");
 }
 
 #[test]
@@ -547,6 +555,8 @@ mod prop {
         fn dump_timeout(v in value()) { check(VAR_DUMP_TIMEOUT_MS, v)?; }
         #[test]
         fn abort_under_debugger(v in value()) { check(VAR_ABORT_UNDER_DEBUGGER, v)?; }
+        #[test]
+        fn panic_is_verdict(v in value()) { check(VAR_PANIC_IS_VERDICT, v)?; }
         #[test]
         fn systemd(v in value()) { check(VAR_SYSTEMD, v)?; }
 

@@ -112,7 +112,7 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 fn on_tick(idx: usize, ctx: *mut libc::c_void) {
     let Some(s) = slots::slot(idx) else { return };
     let tid = sys::gettid();
-    if !LIVE.running() || !s.is_active_for(tid) {
+    if !LIVE.running() || !s.is_active_for(tid) || s.departed.load(Relaxed) != 0 {
         return; // a late tick of a slot that was just released or stopped
     }
     s.note_own_signal();

@@ -33,7 +33,7 @@ use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CU
 use crate::state::progress::{MONITOR_PERIOD, wall_since_progress};
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG};
-use crate::state::slots::{self, NAME_LEN};
+use crate::state::slots::{self, DEPARTED_PANICKED, DEPARTED_ZOMBIE, NAME_LEN};
 use crate::verdict::VerdictKind;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::*;
@@ -146,6 +146,16 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads)
             b.push_str(" ms, seen by the monitor, which looks every ");
             b.push_u64(MONITOR_PERIOD.as_millis() as u64);
         }
+        VerdictKind::Vanished => {
+            b.push_str(") is gone without unregistering (");
+            b.push_str(match culprit_slot.map_or(0, |s| s.departed.load(Relaxed)) {
+                DEPARTED_PANICKED => "it unwound from a panic with its handle alive",
+                DEPARTED_ZOMBIE => "the main thread ended by SYS_exit and is a zombie while the other threads run",
+                _ => "it ended without running its thread-exit path: SYS_exit, or killed in the kernel",
+            });
+            b.push_str("; its loop no longer runs; last progress ");
+            b.push_ms(figure);
+        }
         VerdictKind::Stuck => {
             b.push_str(") used ");
             b.push_ms(figure);
@@ -203,6 +213,15 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads)
     // interrupt the system call a blocked culprit sleeps in, and /proc read
     // afterwards could show it returning from the handler instead.
     let culprit_state = if culprit_seen { write_thread_state(out, scratch, culprit, true, own) } else { None };
+    if !culprit_seen {
+        let b = out.line();
+        b.push_str("> thread ");
+        b.push_i64(culprit as i64);
+        b.push_str(" \"");
+        b.push_sanitized(&name[..n]);
+        b.push_str("\" gone: it is no longer in /proc/self/task");
+        out.eol();
+    }
     let answers_before = CAPTURE_ANSWERS.load(Acquire);
     let asked = request_captures(&scratch.tids[first..ntids], culprit, own, &mut scratch.io[..]);
     wait_for_captures(answers_before, asked);

@@ -2,7 +2,7 @@
 //! thread's wall-clock progress, frees the slots of threads that died, and
 //! feeds systemd's watchdog while the gate is open (see `systemd`).
 //!
-//! It applies two rules of its own, for what the CPU-timer handler cannot
+//! It applies three rules of its own, for what the CPU-timer handler cannot
 //! see:
 //!
 //! - **blocked** ([`judge`]): no progress, no CPU time and no
@@ -15,7 +15,13 @@
 //!   signal stays pending, so the `stuck` rule never gets to decide: the
 //!   monitor reads the thread's CPU clock and its count of handled signals
 //!   instead, and convicts it as `stuck` once it has used `cpu_budget` plus
-//!   [`deaf_margin`] of CPU with neither moving.
+//!   [`deaf_margin`] of CPU with neither moving;
+//! - **vanished** ([`judge_vanished`]): a registered thread that is gone
+//!   without unregistering (it ended by `SYS_exit` or a kernel bug, skipping
+//!   its thread-exit path; the main thread that did so is a zombie), or that
+//!   unwound from a panic with its handle alive. Checked every
+//!   [`VANISHED_EVERY`]. A thread that unregisters, drops its handle or
+//!   returns (its thread-exit destructor releases the slot) is never one.
 //!
 //! The monitor never allocates after it has started (its buffers are made
 //! before the loop), so it can write the dump while another thread holds
@@ -31,10 +37,10 @@ use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
 use crate::state::bells::MONITOR as BELL;
-use crate::state::latch::{self, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::latch::{self, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD as PERIOD, NO_WINDOW, PROGRESS, Progress};
 use crate::state::settings::LIVE;
-use crate::state::slots::{ACTIVE, SLOTS, Slot};
+use crate::state::slots::{ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, SLOTS, Slot};
 use crate::verdict::VerdictKind;
 use crate::watch::registry;
 use std::ffi::CString;
@@ -103,8 +109,9 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifi
             last_loop = sys::monotonic_ns();
         }
         judge(now, &mut scratch.io[..]);
-        if now.saturating_sub(last_reap) >= 1_000_000_000 {
-            registry::reap_dead();
+        if now.saturating_sub(last_reap) >= VANISHED_EVERY.as_nanos() as u64 {
+            judge_vanished(&mut scratch.io[..], dumped);
+            registry::reap_detached_dead();
             last_reap = now;
         }
         // A ping due before the next period is not skipped: wait only until it.
@@ -140,8 +147,8 @@ fn judge(now: u64, io: &mut [u8]) {
     let stall = LIVE.stall_budget_ns.load(Relaxed);
     let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
     for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
-        if s.state.load(Acquire) != ACTIVE {
-            continue;
+        if s.state.load(Acquire) != ACTIVE || s.departed.load(Acquire) != 0 {
+            continue; // not watched, or the vanished rule's
         }
         let generation = s.generation.load(Relaxed);
         let progress = s.touches().wrapping_add(s.tick_seq.load(Relaxed));
@@ -210,6 +217,46 @@ fn judge_deaf(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64) {
         return;
     }
     on_verdict(VerdictKind::Deaf, s, idx, tid, used);
+}
+
+/// How often the vanished rule looks: one `tgkill(tid, 0)` per watched
+/// thread (and a `/proc` read for the main thread).
+const VANISHED_EVERY: Duration = Duration::from_millis(500);
+
+/// The vanished rule (see the module doc), for every `ACTIVE` slot. A slot
+/// it convicted is freed once its dump is written (`dumped`) or when it was
+/// not the dump's culprit. Allocation-free.
+fn judge_vanished(io: &mut [u8], dumped: bool) {
+    let pid = sys::getpid();
+    for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
+        if s.state.load(Acquire) != ACTIVE {
+            continue;
+        }
+        let tid = s.tid.load(Relaxed);
+        let mut why = s.departed.load(Acquire);
+        if why == 0 {
+            why = match sys::tgkill(tid, 0) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => DEPARTED_GONE,
+                _ if tid == pid && procfs::read_stat(tid, io).is_ok_and(|st| matches!(st.state, b'Z' | b'X')) => {
+                    DEPARTED_ZOMBIE
+                }
+                _ => continue,
+            };
+            s.departed.store(why, Release);
+        }
+        let generation = s.generation.load(Relaxed);
+        if w.generation.load(Relaxed) != generation {
+            w.generation.store(generation, Relaxed);
+            w.progress_at.store(sys::monotonic_ns(), Relaxed);
+            w.convicted.store(false, Relaxed);
+        }
+        if !w.convicted.swap(true, Relaxed) {
+            let since = sys::monotonic_ns().saturating_sub(w.progress_at.load(Relaxed));
+            on_verdict(VerdictKind::Vanished, s, idx, tid, since);
+        } else if dumped || CULPRIT_SLOT.load(Relaxed) != idx {
+            registry::reap(idx);
+        }
+    }
 }
 
 /// A verdict the monitor reached (`kind` [`VerdictKind::Blocked`] or
@@ -285,5 +332,9 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     // sleeps in a system call, or failstop's handler cannot run on it).
     if matches!(latch::latched(), Some(VerdictKind::Blocked | VerdictKind::Deaf)) && LIVE.fatal() {
         end::act(CULPRIT_TID.load(Relaxed));
+    }
+    // A vanished culprit cannot take a signal: the monitor aborts itself.
+    if latch::latched() == Some(VerdictKind::Vanished) && LIVE.fatal() {
+        end::act(sys::gettid());
     }
 }

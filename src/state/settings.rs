@@ -40,6 +40,7 @@ pub(crate) struct LiveSettings {
     exit_code: AtomicI32,
     pub wall_clock_timers: AtomicBool,
     pub abort_under_debugger: AtomicBool,
+    pub panic_is_verdict: AtomicBool,
     /// The pre-abort hook, a `fn()` as usize (0 = none).
     hook: AtomicUsize,
 }
@@ -59,6 +60,7 @@ pub(crate) static LIVE: LiveSettings = LiveSettings {
     exit_code: AtomicI32::new(0),
     wall_clock_timers: AtomicBool::new(false),
     abort_under_debugger: AtomicBool::new(false),
+    panic_is_verdict: AtomicBool::new(true),
     hook: AtomicUsize::new(0),
 };
 
@@ -98,6 +100,7 @@ impl LiveSettings {
         self.exit_code.store(exit, Relaxed);
         self.wall_clock_timers.store(s.wall_clock_timers, Relaxed);
         self.abort_under_debugger.store(s.abort_under_debugger, Relaxed);
+        self.panic_is_verdict.store(s.panic_is_verdict, Relaxed);
         self.hook.store(s.pre_abort_hook.map_or(0, |f| f as usize), Relaxed);
     }
 

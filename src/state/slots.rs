@@ -29,6 +29,15 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, A
 /// Bytes of a thread name kept (longer names are cut).
 pub(crate) const NAME_LEN: usize = 48;
 
+/// [`Slot::departed`]: the owner unwound from a panic with its handle alive.
+pub(crate) const DEPARTED_PANICKED: u32 = 1;
+/// [`Slot::departed`]: the owner no longer exists (it ended without running
+/// its thread-exit path: `SYS_exit`, a kernel bug).
+pub(crate) const DEPARTED_GONE: u32 = 2;
+/// [`Slot::departed`]: the owner is the main thread and a zombie (it ended
+/// by `SYS_exit` while the other threads run on).
+pub(crate) const DEPARTED_ZOMBIE: u32 = 3;
+
 /// Slot states (see the module doc).
 pub(crate) const FREE: u32 = 0;
 pub(crate) const CLAIMED: u32 = 1;
@@ -85,6 +94,11 @@ pub(crate) struct Slot {
     /// A verdict reached on this thread after the dump was already written
     /// (non-fatal modes): the figure, for the reporter to print; 0 = none.
     pub late_verdict: AtomicU64,
+    /// Why the owner is gone while its slot is still `ACTIVE` (one of the
+    /// `DEPARTED_*` values; 0 = it is not known to be gone). Set by the
+    /// owner when it unwinds from a panic with its handle alive, or by the
+    /// monitor when it finds the thread gone.
+    pub departed: AtomicU32,
     /// The kind of that late verdict ([`VerdictKind::code`](crate::verdict::VerdictKind::code)).
     pub late_kind: AtomicU32,
 }
@@ -123,6 +137,7 @@ impl Slot {
             warning: Frames::new(),
             late_verdict: AtomicU64::new(0),
             late_kind: AtomicU32::new(0),
+            departed: AtomicU32::new(0),
         }
     }
 

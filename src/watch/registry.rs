@@ -12,7 +12,7 @@ use crate::os::stackwalk::StackBounds;
 use crate::os::sys;
 use crate::state::frames::CAP_EMPTY;
 use crate::state::settings::LIVE;
-use crate::state::slots::{ACTIVE, CLAIMED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot};
+use crate::state::slots::{ACTIVE, CLAIMED, DEPARTED_PANICKED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot};
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
@@ -87,6 +87,7 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     s.remote_seq.store(0, Relaxed);
     s.suspended.store(false, Relaxed);
     s.late_verdict.store(0, Relaxed);
+    s.departed.store(0, Relaxed);
     s.warning.state.store(CAP_EMPTY, Relaxed);
     let bounds = StackBounds::current_thread();
     let (lo, hi) = bounds.map_or((0, 0), |b| (b.lo(), b.hi()));
@@ -123,21 +124,52 @@ pub(crate) fn release(idx: usize, generation: u32) {
     });
 }
 
-/// Frees the slots of watched threads that no longer exist (they exited
-/// without running thread-local destructors). Called by the monitor.
-pub(crate) fn reap_dead() {
-    for s in SLOTS.iter() {
-        let st = s.state.load(Acquire);
-        if st != ACTIVE && st != DETACHED {
-            continue;
-        }
-        let tid = s.tid.load(Relaxed);
-        if sys::tgkill(tid, 0).is_err() && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
-            cpu_timer::detach(s);
-            cpu_timer::drop_altstack(s, false);
-            s.state.store(FREE, Release);
+/// Frees the `DETACHED` slots (the watchdog stopped) of threads that no
+/// longer exist: they exited without running thread-local destructors.
+/// `ACTIVE` slots of vanished threads are the monitor's (its vanished rule
+/// convicts them first, then calls [`reap`]). Called by the monitor.
+pub(crate) fn reap_detached_dead() {
+    for (idx, s) in SLOTS.iter().enumerate() {
+        if s.state.load(Acquire) == DETACHED && sys::tgkill(s.tid.load(Relaxed), 0).is_err() {
+            reap(idx);
         }
     }
+}
+
+/// Frees slot `idx`, whose owner is gone (or has departed: see
+/// [`Slot::departed`]): its timer is deleted and its alternate stack
+/// unmapped, not touching the owner's signal state. Monitor thread.
+pub(crate) fn reap(idx: usize) {
+    let s = &SLOTS[idx];
+    let st = s.state.load(Acquire);
+    if (st == ACTIVE || st == DETACHED) && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
+        cpu_timer::detach(s);
+        cpu_timer::drop_altstack(s, false);
+        s.state.store(FREE, Release);
+    }
+}
+
+/// The owner unwinds from a panic with its handle alive, and panics are
+/// verdicts: its timer is deleted and the thread gets its previous
+/// alternate stack back (it may live on if the panic is caught), but the
+/// slot stays `ACTIVE`, marked [`DEPARTED_PANICKED`], for the monitor's
+/// vanished rule. Owner thread.
+fn depart_by_panic(idx: usize, generation: u32) {
+    let s = &SLOTS[idx];
+    if s.generation.load(Relaxed) != generation || s.state.load(Acquire) != ACTIVE {
+        release(idx, generation);
+        return;
+    }
+    cpu_timer::detach(s);
+    cpu_timer::drop_altstack(s, true);
+    s.departed.store(DEPARTED_PANICKED, Release);
+    // The thread-exit destructor must not release the slot before the
+    // monitor has seen it.
+    let _ = REGISTRATION.try_with(|r| {
+        if r.0.get() == Some((idx, generation)) {
+            r.0.set(None);
+        }
+    });
 }
 
 /// Stops watching every slot (the watchdog stops): timers are deleted, the
@@ -353,6 +385,10 @@ impl ThreadHandle {
 
 impl Drop for ThreadHandle {
     fn drop(&mut self) {
-        release(self.idx, self.generation);
+        if std::thread::panicking() && LIVE.panic_is_verdict.load(Relaxed) {
+            depart_by_panic(self.idx, self.generation);
+        } else {
+            release(self.idx, self.generation);
+        }
     }
 }

@@ -90,7 +90,10 @@ pub struct Found {
 
 /// The verdict lines of a dump: `failstop: stuck: ...` or `failstop: blocked: ...`.
 pub fn verdict_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.starts_with("failstop: stuck: ") || l.starts_with("failstop: blocked: ")).collect()
+    stderr
+        .lines()
+        .filter(|l| ["stuck", "blocked", "vanished"].iter().any(|k| l.starts_with(&format!("failstop: {k}: "))))
+        .collect()
 }
 
 /// `failstop: <kind>: thread "<name>" (tid N) ...` -> (kind, name, tid).

@@ -592,6 +592,7 @@ impl Outcome {
     pub fn assert_no_verdict(&self) {
         assert!(!self.stderr.contains("failstop: stuck"), "unexpected verdict\n{}", self.describe());
         assert!(!self.stderr.contains("failstop: blocked"), "unexpected verdict\n{}", self.describe());
+        assert!(!self.stderr.contains("failstop: vanished"), "unexpected verdict\n{}", self.describe());
         assert!(!self.stderr.contains("dump written"), "unexpected dump\n{}", self.describe());
     }
 }
