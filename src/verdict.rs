@@ -19,8 +19,9 @@
 /// `stuck` (a thread used CPU without progress: judged by its own timer's
 /// handler, or, when that handler cannot run on it, by the monitor),
 /// `blocked` (no progress, no CPU, no context switch: judged by the
-/// monitor) and `vanished` (a registered thread ended without
-/// unregistering: judged by the monitor).
+/// monitor), `vanished` (a registered thread ended without unregistering)
+/// and `polling` (no progress and no byte moved while only sleeping and
+/// waking): the last three judged by the monitor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VerdictKind {
     /// `stuck`, reached in the thread's own timer handler.
@@ -34,6 +35,10 @@ pub(crate) enum VerdictKind {
     /// a zombie, or unwound by a panic) without unregistering: the loop it
     /// kept moving no longer runs.
     Vanished,
+    /// `polling`, reached by the monitor: a thread that makes no progress
+    /// and moves no byte while it only sleeps and wakes (a `usleep` loop
+    /// waiting for a flag that never comes).
+    Polling,
 }
 
 impl VerdictKind {
@@ -44,6 +49,7 @@ impl VerdictKind {
             VerdictKind::Blocked => 2,
             VerdictKind::Deaf => 3,
             VerdictKind::Vanished => 4,
+            VerdictKind::Polling => 5,
         }
     }
 
@@ -55,6 +61,7 @@ impl VerdictKind {
             2 => Some(VerdictKind::Blocked),
             3 => Some(VerdictKind::Deaf),
             4 => Some(VerdictKind::Vanished),
+            5 => Some(VerdictKind::Polling),
             _ => None,
         }
     }
@@ -65,6 +72,7 @@ impl VerdictKind {
             VerdictKind::Stuck | VerdictKind::Deaf => "stuck",
             VerdictKind::Blocked => "blocked",
             VerdictKind::Vanished => "vanished",
+            VerdictKind::Polling => "polling",
         }
     }
 }

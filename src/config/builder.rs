@@ -41,6 +41,13 @@ pub struct Settings {
     /// Default 10 s. Wall (monotonic) time without progress and without CPU
     /// use or context switches before the `blocked` verdict.
     pub stall_budget: Duration,
+    /// Default `None`: 5 × `stall_budget` (50 s). Wall time without
+    /// progress and without a byte read or written, while the thread only
+    /// sleeps and wakes (context switches, a little CPU), before the
+    /// `polling` verdict: a `while (!ready) usleep(1000);` that never ends.
+    /// Longer than `stall_budget`, so that slow but living waits (data
+    /// trickling in moves bytes; a sleep between two touches) stay free.
+    pub poll_budget: Option<Duration>,
     /// Default [`Action::Abort`]. What to do on a verdict.
     pub action: Action,
     /// Default [`Signal::SIGALRM`]. The signal the per-thread timers deliver.
@@ -121,6 +128,7 @@ impl Config {
                 cpu_budget: Duration::from_millis(1000),
                 warn_after: Duration::from_millis(100),
                 stall_budget: Duration::from_secs(10),
+                poll_budget: None,
                 action: Action::Abort,
                 signal: Signal::SIGALRM,
                 dump_path: None,
@@ -256,6 +264,20 @@ impl Config {
     /// ```
     pub fn abort_under_debugger(mut self, abort: bool) -> Self {
         self.settings.abort_under_debugger = abort;
+        self
+    }
+
+    /// Wall time without progress and without a byte moved, while the
+    /// thread only sleeps and wakes, before the `polling` verdict. Default
+    /// 5 × [`stall_budget`](Config::stall_budget).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = failstop::Config::new().poll_budget(Duration::from_secs(20));
+    /// assert_eq!(config.settings().poll_budget, Some(Duration::from_secs(20)));
+    /// ```
+    pub fn poll_budget(mut self, budget: Duration) -> Self {
+        self.settings.poll_budget = Some(budget);
         self
     }
 
@@ -437,6 +459,7 @@ impl Config {
                 origin.warn_after = Some(value.to_string());
             }
             VAR_STALL_BUDGET_MS => s.stall_budget = parse_ms(value).map_err(fail)?,
+            VAR_POLL_BUDGET_MS => s.poll_budget = Some(parse_ms(value).map_err(fail)?),
             VAR_ACTION => s.action = parse_action(value).map_err(fail)?,
             VAR_SIGNAL => {
                 // The reason from `Signal::parse` already ends in "; allowed: ...".
@@ -467,6 +490,7 @@ impl Config {
             ("warn_after", s.warn_after),
             ("stall_budget", s.stall_budget),
             ("dump_timeout", s.dump_timeout),
+            ("poll_budget", s.poll_budget.unwrap_or(s.stall_budget)),
         ] {
             let why = if value.is_zero() {
                 "must be greater than zero"

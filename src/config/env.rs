@@ -21,6 +21,7 @@ pub(super) const VAR_DUMP_PATH: &str = "FAILSTOP_DUMP_PATH";
 pub(super) const VAR_DUMP_TIMEOUT_MS: &str = "FAILSTOP_DUMP_TIMEOUT_MS";
 pub(super) const VAR_ABORT_UNDER_DEBUGGER: &str = "FAILSTOP_ABORT_UNDER_DEBUGGER";
 pub(super) const VAR_SYSTEMD: &str = "FAILSTOP_SYSTEMD";
+pub(super) const VAR_POLL_BUDGET_MS: &str = "FAILSTOP_POLL_BUDGET_MS";
 pub(super) const VAR_PANIC_IS_VERDICT: &str = "FAILSTOP_PANIC_IS_VERDICT";
 
 /// One `FAILSTOP_*` variable that [`Config::from_env`](crate::Config::from_env)
@@ -83,6 +84,13 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: VAR_STALL_BUDGET_MS,
         default: "10000",
         meaning: "Wall time (ms) without progress, CPU use or context switches before the blocked verdict.",
+        allowed: MS_RANGE,
+    },
+    EnvVar {
+        name: VAR_POLL_BUDGET_MS,
+        default: "5 x FAILSTOP_STALL_BUDGET_MS (50000)",
+        meaning: "Wall time (ms) without progress and without a byte read or written, while the thread only \
+                  sleeps and wakes, before the polling verdict.",
         allowed: MS_RANGE,
     },
     EnvVar {

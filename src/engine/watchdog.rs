@@ -104,6 +104,7 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
             );
             Error::with_source(ErrorKind::Os, message, e)
         })?;
+        sys::reserve_descriptors().map_err(|e| Error::os("start: reserving descriptors for the monitor", e))?;
         stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
         end::prepare()?;
         let reporter = reporter::spawn()?;
@@ -146,6 +147,7 @@ fn teardown() {
         }
     }
     end::release();
+    sys::release_descriptors();
     systemd::report_failures();
 }
 

@@ -146,6 +146,12 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads)
             b.push_str(" ms, seen by the monitor, which looks every ");
             b.push_u64(MONITOR_PERIOD.as_millis() as u64);
         }
+        VerdictKind::Polling => {
+            b.push_str(") made no progress for ");
+            b.push_ms(figure);
+            b.push_str(" ms and read or wrote no byte while it only slept and woke (poll_budget ");
+            b.push_u64(LIVE.poll_budget_ns.load(Relaxed) / 1_000_000);
+        }
         VerdictKind::Vanished => {
             b.push_str(") is gone without unregistering (");
             b.push_str(match culprit_slot.map_or(0, |s| s.departed.load(Relaxed)) {

@@ -2,7 +2,7 @@
 //! thread's wall-clock progress, frees the slots of threads that died, and
 //! feeds systemd's watchdog while the gate is open (see `systemd`).
 //!
-//! It applies three rules of its own, for what the CPU-timer handler cannot
+//! It applies four rules of its own, for what the CPU-timer handler cannot
 //! see:
 //!
 //! - **blocked** ([`judge`]): no progress, no CPU time and no
@@ -16,6 +16,10 @@
 //!   monitor reads the thread's CPU clock and its count of handled signals
 //!   instead, and convicts it as `stuck` once it has used `cpu_budget` plus
 //!   [`deaf_margin`] of CPU with neither moving;
+//! - **polling** ([`judge_polling`]): no progress and no byte read or
+//!   written for `poll_budget` while the thread only sleeps and wakes (a
+//!   `usleep` loop waiting for a flag that never comes): it context-switches,
+//!   so it is not blocked, and uses too little CPU for the stuck rule;
 //! - **vanished** ([`judge_vanished`]): a registered thread that is gone
 //!   without unregistering (it ended by `SYS_exit` or a kernel bug, skipping
 //!   its thread-exit path; the main thread that did so is a zombie), or that
@@ -124,7 +128,7 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifi
 /// run is nobody's fault.
 fn forgive(overrun: u64, now: u64) {
     for w in PROGRESS.iter() {
-        for t in [&w.progress_at, &w.quiet_since] {
+        for t in [&w.progress_at, &w.quiet_since, &w.io_since] {
             let v = t.load(Relaxed);
             t.store(v.saturating_add(overrun).min(now), Relaxed);
         }
@@ -165,6 +169,8 @@ fn judge(now: u64, io: &mut [u8]) {
             w.sampled_at.store(0, Relaxed);
             w.convicted.store(false, Relaxed);
             w.deaf_cpu.store(NO_WINDOW, Relaxed);
+            w.io_since.store(now, Relaxed);
+            w.io_known.store(false, Relaxed);
             continue;
         }
         let tid = s.tid.load(Relaxed);
@@ -174,20 +180,50 @@ fn judge(now: u64, io: &mut [u8]) {
             continue;
         }
         w.sampled_at.store(now, Relaxed);
-        let state = procfs::read_stat(tid, io).map_or(b'?', |st| st.state);
-        let ctxsw = procfs::read_status(tid, io)
-            .map_or(u64::MAX - 1, |st| st.voluntary_ctxt_switches.wrapping_add(st.nonvoluntary_ctxt_switches));
+        // A read that fails (every descriptor in use despite the reserve, a
+        // thread exiting) is no evidence either way: the sample is skipped
+        // and the windows stand, so that a failed read never passes for
+        // life.
+        let (Ok(stat), Ok(status)) = (procfs::read_stat(tid, io), procfs::read_status(tid, io)) else {
+            continue;
+        };
+        let state = stat.state;
+        let ctxsw = status.voluntary_ctxt_switches.wrapping_add(status.nonvoluntary_ctxt_switches);
         let moved = cpu != w.cpu.load(Relaxed) || ctxsw != w.ctxsw.load(Relaxed);
         w.cpu.store(cpu, Relaxed);
         w.ctxsw.store(ctxsw, Relaxed);
+        if let Ok(tio) = procfs::read_io(tid, io) {
+            let bytes = tio.rchar.wrapping_add(tio.wchar);
+            if !w.io_known.swap(true, Relaxed) || bytes != w.io_bytes.load(Relaxed) {
+                w.io_bytes.store(bytes, Relaxed);
+                w.io_since.store(now, Relaxed);
+            }
+        }
         if moved || !matches!(state, b'S' | b'D') {
             w.quiet_since.store(now, Relaxed);
+            judge_polling(s, w, idx, tid, now, state);
             continue;
         }
         let quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
         if quiet >= stall && !w.convicted.swap(true, Relaxed) {
             on_verdict(VerdictKind::Blocked, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
         }
+    }
+}
+
+/// The polling rule (see the module doc), after a sample in which the
+/// thread moved (it woke, or used a little CPU) without progress: sleeping
+/// now (`state` S), no byte read or written and no progress for
+/// `poll_budget`. A thread that uses real CPU is the `stuck` rule's; one
+/// that moves data (a trickle) or that sleeps between touches shorter than
+/// the budget is living. Allocation-free.
+fn judge_polling(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, state: u8) {
+    if state != b'S' || !w.io_known.load(Relaxed) {
+        return;
+    }
+    let still = now.saturating_sub(w.io_since.load(Relaxed));
+    if still >= LIVE.poll_budget_ns.load(Relaxed) && !w.convicted.swap(true, Relaxed) {
+        on_verdict(VerdictKind::Polling, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
     }
 }
 
@@ -330,7 +366,8 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     sys::futex_wake_all(&DUMP_DONE);
     // Verdicts the monitor reached itself: the culprit cannot act (it
     // sleeps in a system call, or failstop's handler cannot run on it).
-    if matches!(latch::latched(), Some(VerdictKind::Blocked | VerdictKind::Deaf)) && LIVE.fatal() {
+    if matches!(latch::latched(), Some(VerdictKind::Blocked | VerdictKind::Deaf | VerdictKind::Polling)) && LIVE.fatal()
+    {
         end::act(CULPRIT_TID.load(Relaxed));
     }
     // A vanished culprit cannot take a signal: the monitor aborts itself.

@@ -185,10 +185,13 @@ fn report_late_verdict(s: &Slot, figure_ns: u64) {
     let ms = figure_ns as f64 / 1e6;
     let kind = VerdictKind::from_code(s.late_kind.load(Relaxed)).unwrap_or(VerdictKind::Stuck);
     // Blocked and vanished verdicts come with a wall-clock figure.
-    let blocked = matches!(kind, VerdictKind::Blocked | VerdictKind::Vanished);
+    let blocked = matches!(kind, VerdictKind::Blocked | VerdictKind::Vanished | VerdictKind::Polling);
     let what = match kind {
         VerdictKind::Blocked => format!("made no progress for {ms:.1} ms with no CPU time and no context switch"),
         VerdictKind::Vanished => format!("is gone without unregistering (last progress {ms:.1} ms ago)"),
+        VerdictKind::Polling => {
+            format!("made no progress for {ms:.1} ms and read or wrote no byte while it only slept and woke")
+        }
         VerdictKind::Stuck | VerdictKind::Deaf => format!("used {ms:.1} ms of CPU without progress"),
     };
     let line = format!("failstop: {kind}: thread \"{name}\" (tid {tid}) {what} (the dump was already written)\n");
@@ -340,7 +343,7 @@ fn write_symbolized() {
     }
     let idx = CULPRIT_SLOT.load(Relaxed);
     let kind = latch::latched().unwrap_or(VerdictKind::Stuck);
-    let blocked = matches!(kind, VerdictKind::Blocked | VerdictKind::Vanished);
+    let blocked = matches!(kind, VerdictKind::Blocked | VerdictKind::Vanished | VerdictKind::Polling);
     let figure = CULPRIT_FIGURE.load(Relaxed);
     let (name, (cpu_ns, wall_ns)) = match slots::slot(idx) {
         Some(s) => (name_of(s), verdict_figures(s, Some(idx), blocked, figure)),

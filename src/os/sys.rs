@@ -258,11 +258,96 @@ pub(crate) fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
 #[derive(Debug)]
 pub(crate) struct Fd(libc::c_int);
 
+/// Descriptors held back for failstop's own reads and writes: when the
+/// application has used every descriptor (a leak, a server that keeps
+/// accepting), `open` fails with `EMFILE`, and the monitor would lose the
+/// `/proc` evidence and the dump its files exactly when they matter. Then
+/// one of these is closed and the open tried again; the number is taken
+/// back when the file is closed. Filled by [`reserve_descriptors`] at start
+/// (eventfds: no file system needed). All of it async-signal-safe.
+static RESERVE: [std::sync::atomic::AtomicI32; 3] = [const { std::sync::atomic::AtomicI32::new(-1) }; 3];
+
+/// Fills the descriptor reserve (see [`RESERVE`]). Normal context, at start.
+pub(crate) fn reserve_descriptors() -> io::Result<()> {
+    for r in &RESERVE {
+        if r.load(std::sync::atomic::Ordering::Relaxed) < 0 {
+            let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC))?;
+            r.store(fd, std::sync::atomic::Ordering::Release);
+        }
+    }
+    Ok(())
+}
+
+/// Gives the reserve back (the watchdog stops).
+pub(crate) fn release_descriptors() {
+    for r in &RESERVE {
+        let fd = r.swap(-1, std::sync::atomic::Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: a reserved descriptor, ours, closed once thanks to the swap.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Frees one reserved descriptor number for an `open` that just failed
+/// with `EMFILE`/`ENFILE`; false if the reserve is empty.
+fn use_reserved() -> bool {
+    for r in &RESERVE {
+        let fd = r.swap(-1, std::sync::atomic::Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: as in `release_descriptors`.
+            unsafe { libc::close(fd) };
+            return true;
+        }
+    }
+    false
+}
+
+/// Takes back, into the empty places of the reserve, the descriptor
+/// numbers just freed.
+fn refill_reserve() {
+    for r in &RESERVE {
+        if r.load(std::sync::atomic::Ordering::Relaxed) >= 0 {
+            continue;
+        }
+        // SAFETY: eventfd has no memory arguments.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return;
+        }
+        if r.compare_exchange(-1, fd, std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Relaxed).is_err() {
+            // SAFETY: our fresh descriptor, not stored anywhere.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Whether the reserve has a place to take a number back into.
+fn reserve_short() -> bool {
+    RESERVE.iter().any(|r| r.load(std::sync::atomic::Ordering::Relaxed) < 0)
+        && RESERVED_ONCE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Set once the reserve was used: only then does a close refill it (a
+/// watchdog that never ran out of descriptors costs nothing per close).
+static RESERVED_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Fd {
-    /// Opens a NUL-terminated path with `flags | O_CLOEXEC`. Async-signal-safe.
+    /// Opens a NUL-terminated path with `flags | O_CLOEXEC`. When every
+    /// descriptor is in use, takes one from the reserve (see [`RESERVE`]).
+    /// Async-signal-safe.
     pub(crate) fn open(path: &std::ffi::CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<Fd> {
-        let fd = syscall!(open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint))?;
-        Ok(Fd(fd))
+        let open = || syscall!(open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint));
+        match open() {
+            Ok(fd) => Ok(Fd(fd)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) && use_reserved() => {
+                RESERVED_ONCE.store(true, std::sync::atomic::Ordering::Relaxed);
+                // Another thread may take the number first: then this is an
+                // ordinary failure, and the caller treats it as no evidence.
+                open().map(Fd)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a socket of `ty | SOCK_CLOEXEC` in `domain`. Async-signal-safe.
@@ -295,6 +380,9 @@ impl Drop for Fd {
     fn drop(&mut self) {
         // SAFETY: we own the descriptor and close it exactly once.
         unsafe { libc::close(self.0) };
+        if reserve_short() {
+            refill_reserve();
+        }
     }
 }
 

@@ -28,6 +28,13 @@ pub(crate) struct Progress {
     pub deaf_cpu: AtomicU64,
     /// The thread's count of handled failstop signals at that moment.
     pub deaf_signals: AtomicU32,
+    /// The polling rule's evidence: bytes read plus written (`rchar +
+    /// wchar` of `/proc/self/task/TID/io`) at the last sample, and when
+    /// they (or the progress counters) last moved; `io_known` once the file
+    /// could be read in this window (never convict on evidence not had).
+    pub io_bytes: AtomicU64,
+    pub io_since: AtomicU64,
+    pub io_known: AtomicBool,
 }
 
 /// [`Progress::deaf_cpu`] when no deaf window is open.
@@ -44,6 +51,9 @@ pub(crate) static PROGRESS: [Progress; MAX_THREADS] = [const {
         convicted: AtomicBool::new(false),
         deaf_cpu: AtomicU64::new(NO_WINDOW),
         deaf_signals: AtomicU32::new(0),
+        io_bytes: AtomicU64::new(0),
+        io_since: AtomicU64::new(0),
+        io_known: AtomicBool::new(false),
     }
 }; MAX_THREADS];
 

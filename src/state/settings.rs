@@ -34,6 +34,7 @@ pub(crate) struct LiveSettings {
     pub cpu_budget_ns: AtomicU64,
     pub warn_after_ns: AtomicU64,
     pub stall_budget_ns: AtomicU64,
+    pub poll_budget_ns: AtomicU64,
     pub period_ns: AtomicU64,
     pub dump_timeout_ns: AtomicU64,
     action: AtomicU32,
@@ -54,6 +55,7 @@ pub(crate) static LIVE: LiveSettings = LiveSettings {
     cpu_budget_ns: AtomicU64::new(0),
     warn_after_ns: AtomicU64::new(0),
     stall_budget_ns: AtomicU64::new(0),
+    poll_budget_ns: AtomicU64::new(0),
     period_ns: AtomicU64::new(0),
     dump_timeout_ns: AtomicU64::new(0),
     action: AtomicU32::new(ACTION_ABORT),
@@ -63,6 +65,9 @@ pub(crate) static LIVE: LiveSettings = LiveSettings {
     panic_is_verdict: AtomicBool::new(true),
     hook: AtomicUsize::new(0),
 };
+
+/// The default `poll_budget`, in `stall_budget`s.
+pub(crate) const POLL_PER_STALL: u32 = 5;
 
 /// What registering a thread needs, copied out of [`LIVE`].
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +93,8 @@ impl LiveSettings {
         self.cpu_budget_ns.store(s.cpu_budget.as_nanos() as u64, Relaxed);
         self.warn_after_ns.store(s.warn_after.as_nanos() as u64, Relaxed);
         self.stall_budget_ns.store(s.stall_budget.as_nanos() as u64, Relaxed);
+        let poll = s.poll_budget.unwrap_or(s.stall_budget.saturating_mul(POLL_PER_STALL));
+        self.poll_budget_ns.store(poll.as_nanos() as u64, Relaxed);
         self.period_ns.store(timer_period(s.cpu_budget, s.warn_after).as_nanos() as u64, Relaxed);
         self.dump_timeout_ns.store(s.dump_timeout.as_nanos() as u64, Relaxed);
         let (code, exit) = match s.action {

@@ -92,7 +92,9 @@ pub struct Found {
 pub fn verdict_lines(stderr: &str) -> Vec<&str> {
     stderr
         .lines()
-        .filter(|l| ["stuck", "blocked", "vanished"].iter().any(|k| l.starts_with(&format!("failstop: {k}: "))))
+        .filter(|l| {
+            ["stuck", "blocked", "vanished", "polling"].iter().any(|k| l.starts_with(&format!("failstop: {k}: ")))
+        })
         .collect()
 }
 

@@ -593,6 +593,7 @@ impl Outcome {
         assert!(!self.stderr.contains("failstop: stuck"), "unexpected verdict\n{}", self.describe());
         assert!(!self.stderr.contains("failstop: blocked"), "unexpected verdict\n{}", self.describe());
         assert!(!self.stderr.contains("failstop: vanished"), "unexpected verdict\n{}", self.describe());
+        assert!(!self.stderr.contains("failstop: polling"), "unexpected verdict\n{}", self.describe());
         assert!(!self.stderr.contains("dump written"), "unexpected dump\n{}", self.describe());
     }
 }

@@ -336,6 +336,47 @@ pub(crate) fn read_schedstat(tid: pid_t, buf: &mut [u8]) -> io::Result<SchedStat
 }
 
 // ---------------------------------------------------------------------------
+// io
+
+/// `/proc/self/task/<tid>/io`: what the thread moved through system calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TaskIo {
+    /// Bytes read by `read`-like calls (any file, socket or pipe).
+    pub(crate) rchar: u64,
+    /// Bytes written by `write`-like calls.
+    pub(crate) wchar: u64,
+    /// Read-like system calls made (including those that moved nothing).
+    pub(crate) syscr: u64,
+    /// Write-like system calls made.
+    pub(crate) syscw: u64,
+}
+
+/// Parses the `key: value` lines of an `io` file. Pure, async-signal-safe.
+pub(crate) fn parse_io(text: &[u8]) -> Option<TaskIo> {
+    let mut io = TaskIo::default();
+    let mut seen = 0;
+    for line in text.split(|&c| c == b'\n') {
+        let Some(colon) = line.iter().position(|&c| c == b':') else { continue };
+        let value = || parse_dec(fields(&line[colon + 1..]).next()?);
+        let slot = match &line[..colon] {
+            b"rchar" => &mut io.rchar,
+            b"wchar" => &mut io.wchar,
+            b"syscr" => &mut io.syscr,
+            b"syscw" => &mut io.syscw,
+            _ => continue,
+        };
+        *slot = value()?;
+        seen += 1;
+    }
+    (seen == 4).then_some(io)
+}
+
+/// Reads and parses `/proc/self/task/<tid>/io`. Async-signal-safe.
+pub(crate) fn read_io(tid: pid_t, buf: &mut [u8]) -> io::Result<TaskIo> {
+    read_parsed(&TaskPath::new(tid, "io")?, buf, parse_io)
+}
+
+// ---------------------------------------------------------------------------
 // syscall
 
 /// `/proc/self/task/<tid>/syscall`: what the thread is doing in the kernel.

@@ -363,3 +363,28 @@ fn small_buffers_and_missing_threads() {
     let err = read_stat(i32::MAX, &mut [0u8; SCRATCH_LEN]).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
 }
+
+#[test]
+fn io_parses_and_reads() {
+    let text = b"rchar: 3210\nwchar: 77\nsyscr: 12\nsyscw: 5\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n";
+    let io = parse_io(text).unwrap();
+    assert_eq!((io.rchar, io.wchar, io.syscr, io.syscw), (3210, 77, 12, 5));
+    assert!(parse_io(b"rchar: 1\nwchar: 2\n").is_none(), "a field missing");
+    assert!(parse_io(b"rchar: x\nwchar: 2\nsyscr: 1\nsyscw: 1\n").is_none(), "not a number");
+    // The calling thread's own file: writing moves wchar.
+    let mut buf = [0u8; SCRATCH_LEN];
+    let me = crate::os::sys::gettid();
+    let before = read_io(me, &mut buf).unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: a valid out-array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    crate::os::sys::write_all(fds[1], b"12345").unwrap();
+    let after = read_io(me, &mut buf).unwrap();
+    // SAFETY: our own descriptors.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    assert!(after.wchar >= before.wchar + 5, "{before:?} -> {after:?}");
+    assert!(after.syscw > before.syscw, "{before:?} -> {after:?}");
+}
