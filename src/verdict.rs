@@ -39,6 +39,9 @@ pub(crate) enum VerdictKind {
     /// and moves no byte while it only sleeps and wakes (a `usleep` loop
     /// waiting for a flag that never comes).
     Polling,
+    /// `stalled`, reached by the reporter: failstop's own monitor thread
+    /// stopped coming around, so nothing judges the threads any more.
+    Stalled,
 }
 
 impl VerdictKind {
@@ -50,6 +53,7 @@ impl VerdictKind {
             VerdictKind::Deaf => 3,
             VerdictKind::Vanished => 4,
             VerdictKind::Polling => 5,
+            VerdictKind::Stalled => 6,
         }
     }
 
@@ -62,6 +66,7 @@ impl VerdictKind {
             3 => Some(VerdictKind::Deaf),
             4 => Some(VerdictKind::Vanished),
             5 => Some(VerdictKind::Polling),
+            6 => Some(VerdictKind::Stalled),
             _ => None,
         }
     }
@@ -73,6 +78,7 @@ impl VerdictKind {
             VerdictKind::Blocked => "blocked",
             VerdictKind::Vanished => "vanished",
             VerdictKind::Polling => "polling",
+            VerdictKind::Stalled => "stalled",
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
 use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, MAX_FRAMES};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, SPARED_FOR_DEBUGGER, VERDICT_AT};
-use crate::state::progress::{MONITOR_PERIOD, wall_since_progress};
+use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG};
 use crate::state::slots::{self, DEPARTED_PANICKED, DEPARTED_ZOMBIE, NAME_LEN};
@@ -123,7 +123,12 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads)
 
     // 1. The verdict line.
     let mut name = [0u8; NAME_LEN];
-    let n = culprit_slot.map_or(0, |s| s.name_into(&mut name));
+    let mut n = culprit_slot.map_or(0, |s| s.name_into(&mut name));
+    if kind == VerdictKind::Stalled {
+        let own = b"failstop-monitor";
+        name[..own.len()].copy_from_slice(own);
+        n = own.len();
+    }
     let b = out.line();
     b.push_str("failstop: ");
     b.push_str(kind.as_str());
@@ -145,6 +150,14 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads)
             b.push_u64(LIVE.cpu_budget_ns.load(Relaxed) / 1_000_000);
             b.push_str(" ms, seen by the monitor, which looks every ");
             b.push_u64(MONITOR_PERIOD.as_millis() as u64);
+        }
+        VerdictKind::Stalled => {
+            b.push_str(") is failstop's own monitor: it has not come around for ");
+            b.push_ms(figure);
+            b.push_str(" ms (it should every ");
+            b.push_u64(MONITOR_PERIOD.as_millis() as u64);
+            b.push_str(" ms), so nothing judges the threads any more (limit ");
+            b.push_u64(monitor_stall_limit_ns() / 1_000_000);
         }
         VerdictKind::Polling => {
             b.push_str(") made no progress for ");

@@ -7,10 +7,12 @@
 //! | `dump` | the one dump: every thread, culprit first (raw part, allocation-free) |
 //! | `reporter` | the reporter thread: warnings and symbolization, in normal context |
 //! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
-//! | `monitor` | the monitor thread: the blocked and deaf rules, writes the dump, feeds systemd |
+//! | `monitor` | the monitor thread: the blocked, deaf, polling and vanished rules, writes the dump, feeds systemd |
+//! | `overseer` | the reporter's watch over the monitor: a monitor that stops coming around is a `stalled` verdict |
 //!
-//! Inside the floor the arrows run one way: `monitor` uses the other four,
-//! `reporter` and `dump` use none of their neighbours, `end` none. `end`'s
+//! Inside the floor the arrows run one way: `monitor` uses `reporter`,
+//! `dump`, `end` and `systemd`; `reporter` uses `overseer`, which uses
+//! `dump` and `end`; `dump` and `end` use none of their neighbours. `end`'s
 //! fatal path is async-signal-safe (the handler calls it); `dump` and
 //! `monitor` never allocate after start. It may use `watch`, `state`, `os`,
 //! `config`, `verdict` and `error`; never `engine`.
@@ -18,5 +20,6 @@
 pub(crate) mod dump;
 pub(crate) mod end;
 pub(crate) mod monitor;
+pub(crate) mod overseer;
 pub(crate) mod reporter;
 pub(crate) mod systemd;

@@ -42,14 +42,12 @@ use crate::os::signals;
 use crate::os::sys;
 use crate::state::bells::MONITOR as BELL;
 use crate::state::latch::{self, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
-use crate::state::progress::{MONITOR_PERIOD as PERIOD, NO_WINDOW, PROGRESS, Progress};
+use crate::state::progress::{MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress};
 use crate::state::settings::LIVE;
 use crate::state::slots::{ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, SLOTS, Slot};
 use crate::verdict::VerdictKind;
 use crate::watch::registry;
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
@@ -64,16 +62,7 @@ pub(crate) fn request_stop() {
 
 /// Starts the monitor thread. It owns `notifier` (closed when the monitor
 /// stops).
-pub(crate) fn spawn(
-    dump_path: Option<PathBuf>,
-    notifier: Option<Notifier>,
-) -> Result<std::thread::JoinHandle<()>, Error> {
-    let path = match dump_path {
-        Some(p) => Some(CString::new(p.as_os_str().as_bytes()).map_err(|_| {
-            Error::invalid_config(format!("dump_path {p:?}: contains a NUL byte"))
-        })?),
-        None => None,
-    };
+pub(crate) fn spawn(path: Option<CString>, notifier: Option<Notifier>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
     let mut scratch = Scratch::new();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -94,12 +83,15 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifi
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
     let mut last_loop = sys::monotonic_ns();
+    MONITOR_TID.store(sys::gettid(), Relaxed);
     loop {
         let seen = BELL.seen();
         if BELL.stopping() {
+            MONITOR_LOOP_AT.store(0, Release);
             return;
         }
         let now = sys::monotonic_ns();
+        MONITOR_LOOP_AT.store(now, Release);
         // Freeze guard: a sleep that overran (SIGSTOP of the whole process,
         // a paused VM, a starved monitor) moves every window forward.
         let overrun = now.saturating_sub(last_loop).saturating_sub(PERIOD.as_nanos() as u64);

@@ -30,7 +30,9 @@
 //! subscriber blocks past the dump deadline). A verdict reached after the
 //! dump was written (non-fatal actions) has no frames.
 
+use super::overseer::Overseer;
 use crate::error::Error;
+use std::ffi::CString;
 use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
@@ -67,9 +69,10 @@ pub(crate) fn tid() -> libc::pid_t {
 }
 
 /// Starts the reporter thread, and warms the symbolizer in it.
-pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
+pub(crate) fn spawn(dump_path: Option<CString>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
     SYM.store(0, Release);
+    let mut overseer = Overseer::new(dump_path);
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("failstop-reporter".into())
@@ -79,7 +82,7 @@ pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
             let _ = tx.send(());
             // Load the symbol tables now, not on the fatal path.
             let _ = symbolize(spawn as *const () as usize, true);
-            reporter_loop();
+            reporter_loop(&mut overseer);
             TID.store(0, Relaxed);
         })
         .map_err(|e| Error::os("spawning the reporter thread", e))?;
@@ -87,13 +90,14 @@ pub(crate) fn spawn() -> Result<std::thread::JoinHandle<()>, Error> {
     Ok(handle)
 }
 
-fn reporter_loop() {
+fn reporter_loop(overseer: &mut Overseer) {
     let mut recent: VecDeque<Instant> = VecDeque::new();
     loop {
         let seen = BELL.seen();
         if BELL.stopping() {
             return;
         }
+        overseer.check();
         if SYM.load(Acquire) == 1 {
             write_symbolized();
             SYM.store(2, Release);
@@ -189,6 +193,7 @@ fn report_late_verdict(s: &Slot, figure_ns: u64) {
     let what = match kind {
         VerdictKind::Blocked => format!("made no progress for {ms:.1} ms with no CPU time and no context switch"),
         VerdictKind::Vanished => format!("is gone without unregistering (last progress {ms:.1} ms ago)"),
+        VerdictKind::Stalled => format!("has not come around for {ms:.1} ms"),
         VerdictKind::Polling => {
             format!("made no progress for {ms:.1} ms and read or wrote no byte while it only slept and woke")
         }

@@ -67,5 +67,19 @@ pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
     Some(monotonic_ns().saturating_sub(w.progress_at.load(Relaxed)))
 }
 
+/// When the monitor last started a loop (monotonic ns; 0 before its
+/// first): the reporter's watch over it (`fatal::overseer`).
+pub(crate) static MONITOR_LOOP_AT: AtomicU64 = AtomicU64::new(0);
+/// The monitor thread's tid, while it runs.
+pub(crate) static MONITOR_TID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// How long the monitor may go without starting a loop before it is
+/// `stalled` (see `fatal::overseer`): twice the stall budget, and at least
+/// 5 s (its loop comes around every [`MONITOR_PERIOD`]; a long `/proc` read
+/// or a slow system must not count).
+pub(crate) fn monitor_stall_limit_ns() -> u64 {
+    super::settings::LIVE.stall_budget_ns.load(Relaxed).saturating_mul(2).max(5_000_000_000)
+}
+
 /// How often the monitor looks at the threads (its rules' resolution).
 pub(crate) const MONITOR_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
