@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs failstop's C library, header and pkg-config files:
+# Installs failstop's C library, header and pkg-config files, and the
+# LD_PRELOAD library:
 #
 #   PREFIX/lib/libfailstop.so.VERSION      the shared library (SONAME libfailstop.so.0)
 #   PREFIX/lib/libfailstop.so.0         -> libfailstop.so.VERSION
 #   PREFIX/lib/libfailstop.so           -> libfailstop.so.0
 #   PREFIX/lib/libfailstop.a               the static library
+#   PREFIX/lib/libfailstop_preload.so      LD_PRELOAD=PREFIX/lib/libfailstop_preload.so program
 #   PREFIX/include/failstop.h
 #   PREFIX/lib/pkgconfig/failstop.pc        cc app.c $(pkg-config --cflags --libs failstop)
 #   PREFIX/lib/pkgconfig/failstop-static.pc cc app.c $(pkg-config --static --cflags --libs failstop-static)
@@ -13,10 +15,10 @@
 #
 #   --prefix DIR   absolute installation prefix (default /usr/local); written
 #                  into the .pc files
-#   --profile P    build with `cargo build --lib` in profile P: release
-#                  (default) or debug
-#   --from DIR     do not build: install the libfailstop.so and libfailstop.a
-#                  already in DIR (e.g. target/debug)
+#   --profile P    build the libraries (`cargo build --lib -p failstop-ffi -p
+#                  failstop-preload`) in profile P: release (default) or debug
+#   --from DIR     do not build: install the libfailstop.so, libfailstop.a and
+#                  libfailstop_preload.so already in DIR (e.g. target/debug)
 #
 # Run as root into /usr or /usr/local, it refreshes the loader cache
 # (ldconfig); elsewhere, programs linked with the shared library need
@@ -70,16 +72,18 @@ version="$(awk '/^\[/ { in_package = ($0 == "[package]") }
 
 if [ -z "$from" ]; then
     if [ "$profile" = release ]; then
-        (cd "$root" && cargo build --lib --release)
+        (cd "$root" && cargo build --lib -p failstop-ffi -p failstop-preload --release)
     else
-        (cd "$root" && cargo build --lib)
+        (cd "$root" && cargo build --lib -p failstop-ffi -p failstop-preload)
     fi
     from="${CARGO_TARGET_DIR:-$root/target}/$profile"
 fi
 so="$from/libfailstop.so"
 archive="$from/libfailstop.a"
+preload="$from/libfailstop_preload.so"
 [ -f "$so" ] || die "$so not found (build it, or give --from the directory that has it)"
 [ -f "$archive" ] || die "$archive not found (build it, or give --from the directory that has it)"
+[ -f "$preload" ] || die "$preload not found (build it with cargo build -p failstop-preload, or give --from the directory that has it)"
 
 command -v readelf >/dev/null || die "readelf (binutils) is needed to read the library's SONAME"
 soname="$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]$/\1/p')"
@@ -95,6 +99,7 @@ install -m 0755 "$so" "$libdir/$real"
 ln -sfn "$real" "$libdir/$soname"
 ln -sfn "$soname" "$libdir/libfailstop.so"
 install -m 0644 "$archive" "$libdir/libfailstop.a"
+install -m 0755 "$preload" "$libdir/libfailstop_preload.so"
 install -m 0644 "$root/include/failstop.h" "$includedir/failstop.h"
 for pc in failstop failstop-static; do
     sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" "$root/scripts/$pc.pc.in" >"$pcdir/$pc.pc.tmp"
@@ -103,7 +108,7 @@ for pc in failstop failstop-static; do
 done
 
 echo "installed failstop $version into $prefix:"
-for f in "$libdir/$real" "$libdir/$soname" "$libdir/libfailstop.so" "$libdir/libfailstop.a" \
+for f in "$libdir/$real" "$libdir/$soname" "$libdir/libfailstop.so" "$libdir/libfailstop.a" "$libdir/libfailstop_preload.so" \
     "$includedir/failstop.h" "$pcdir/failstop.pc" "$pcdir/failstop-static.pc"; do
     echo "    $f"
 done

@@ -1,5 +1,7 @@
-//! `scripts/install.sh` and the pkg-config files: install the library this
-//! test run built (`--from`, no second build) into a temporary prefix, then
+//! `scripts/install.sh` and the pkg-config files: install the libraries this
+//! test run built (`--from`, no second build; `libfailstop_preload.so` comes
+//! from the workspace's `preload/` member, which `scripts/test.sh` builds
+//! in the same run) into a temporary prefix, then
 //! build a C program with exactly the command lines the README shows, with
 //! `PKG_CONFIG_PATH` pointing at that prefix, and run it.
 
@@ -18,12 +20,32 @@ fn install_script() -> PathBuf {
     Path::new(c::ROOT).join("scripts/install.sh")
 }
 
+/// `libfailstop_preload.so` as the workspace's build left it next to this
+/// crate's libraries (`target/<profile>/`, or its copy in `deps/`).
+fn preload_lib() -> PathBuf {
+    let profile = c::shared_lib().parent().expect("dir").to_path_buf();
+    let profile =
+        if profile.ends_with("deps") { profile.parent().expect("profile dir").to_path_buf() } else { profile };
+    [profile.join("libfailstop_preload.so"), profile.join("deps/libfailstop_preload.so")]
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!(
+                "libfailstop_preload.so not found in {profile:?}: it is the preload/ member's; \
+                 run the workspace's tests (scripts/test.sh, or cargo test --workspace)"
+            )
+        })
+}
+
 /// Installs this run's libraries into `<dir>/prefix`; returns the prefix.
 fn install(dir: &Path) -> PathBuf {
     let stage = dir.join("stage");
     std::fs::create_dir_all(&stage).expect("mkdir stage");
     std::fs::copy(c::shared_lib(), stage.join("libfailstop.so")).expect("copy libfailstop.so");
     std::fs::copy(c::static_lib(), stage.join("libfailstop.a")).expect("copy libfailstop.a");
+    std::fs::copy(preload_lib(), stage.join("libfailstop_preload.so")).expect("copy libfailstop_preload.so");
     let prefix = dir.join("prefix");
     let out = run(Command::new("bash").arg(install_script()).arg("--prefix").arg(&prefix).arg("--from").arg(&stage));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -56,7 +78,7 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> String {
         .args(args)
         .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
         .output()
-        .unwrap_or_else(|e| panic!("run pkg-config: {e} (install it: apt-get install pkgconf; .ci/run does)"));
+        .unwrap_or_else(|e| panic!("run pkg-config: {e} (install it: apt-get install pkgconf; scripts/test.sh does)"));
     assert!(out.status.success(), "pkg-config {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -64,7 +86,7 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> String {
 #[test]
 fn readme_shows_the_tested_lines() {
     let readme = std::fs::read_to_string(Path::new(c::ROOT).join("README.md")).expect("read README.md");
-    for line in [SHARED_LINE, STATIC_LINE, "scripts/install.sh"] {
+    for line in [SHARED_LINE, STATIC_LINE, "scripts/install.sh", "/usr/local/lib/libfailstop_preload.so"] {
         assert!(readme.contains(line), "README.md does not show `{line}`");
     }
 }
@@ -88,6 +110,11 @@ fn install_then_build_with_pkg_config() {
         std::fs::read(dir.join("stage/libfailstop.so")).expect("read the built .so")
     );
     assert!(lib.join("libfailstop.a").is_file());
+    // The LD_PRELOAD library, where the README's systemd line points.
+    assert_eq!(
+        std::fs::read(lib.join("libfailstop_preload.so")).expect("read the installed preload library"),
+        std::fs::read(dir.join("stage/libfailstop_preload.so")).expect("read the built preload library")
+    );
     assert_eq!(
         std::fs::read_to_string(prefix.join("include/failstop.h")).expect("installed header"),
         std::fs::read_to_string(Path::new(c::ROOT).join("include/failstop.h")).expect("header")
@@ -157,6 +184,23 @@ fn bad_arguments_are_refused_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains(&format!("{}/libfailstop.so not found", dir.display())), "{stderr}");
+    assert!(!prefix.exists(), "a refused install created {prefix:?}");
+    // The C libraries but not the preload library: refused too.
+    let stage = dir.join("c-only");
+    std::fs::create_dir_all(&stage).expect("mkdir c-only");
+    std::fs::copy(c::shared_lib(), stage.join("libfailstop.so")).expect("copy libfailstop.so");
+    std::fs::copy(c::static_lib(), stage.join("libfailstop.a")).expect("copy libfailstop.a");
+    let out = Command::new("bash")
+        .arg(install_script())
+        .arg("--prefix")
+        .arg(&prefix)
+        .arg("--from")
+        .arg(&stage)
+        .output()
+        .expect("run install.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{}/libfailstop_preload.so not found", stage.display())), "{stderr}");
     assert!(!prefix.exists(), "a refused install created {prefix:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -70,7 +70,7 @@ trait Server {
 ///   so without the preload too, after a plain `kill -ABRT`).
 struct Redis;
 
-const REDIS_INSTALL: &str = "apt-get install -y redis-server redis-tools (.ci/run installs them)";
+const REDIS_INSTALL: &str = "apt-get install -y redis-server redis-tools (scripts/test.sh installs them)";
 
 fn tool(name: &str) -> PathBuf {
     let p = PathBuf::from("/usr/bin").join(name);

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The README's test command (and the last step of .ci/run): installs the
+# Debian packages the tests run, if any is missing, then runs the whole
+# test suite of the workspace.
+#
+#   gcc, libc6-dev   cc: the C programs of tests/ and examples/c/ (the C ABI,
+#                    dlopen, the epoll echo server, the README's C example)
+#   binutils         nm, readelf: the exported symbols, SONAMEs, DT_NEEDED
+#   pkgconf          pkg-config: tests/install.rs builds with the README's lines
+#   redis-server     /usr/bin/redis-server: preload/tests/preload_servers.rs,
+#   redis-tools      /usr/bin/redis-cli, redis-benchmark: a third-party
+#                    event-loop server under LD_PRELOAD, and its own clients
+#
+# Missing packages are installed with apt-get, which needs root; otherwise
+# the script stops and names them. The tests never skip a case for a
+# missing tool: they fail and say what to install.
+#
+# Usage: scripts/test.sh [ARGS...]   ARGS go to `cargo test --workspace`
+#                                    (e.g. a test name, or -- --nocapture)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# What the tests run, and the Debian package that has it.
+#   <package> <file that must exist, or a command to find on PATH>
+requirements=(
+    "gcc cc"
+    "libc6-dev /usr/include/stdio.h"
+    "binutils nm"
+    "binutils readelf"
+    "pkgconf pkg-config"
+    "redis-server /usr/bin/redis-server"
+    "redis-tools /usr/bin/redis-cli"
+    "redis-tools /usr/bin/redis-benchmark"
+)
+
+missing_packages() {
+    local req package what missing=()
+    for req in "${requirements[@]}"; do
+        read -r package what <<<"$req"
+        if [[ "$what" == /* ]]; then
+            [ -e "$what" ] && continue
+        else
+            command -v "$what" >/dev/null && continue
+        fi
+        [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
+    done
+    echo "${missing[*]-}"
+}
+
+missing="$(missing_packages)"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "scripts/test.sh: the tests need these Debian packages, which are not installed: $missing" >&2
+        echo "scripts/test.sh: install them as root (apt-get install $missing), or run this script as root" >&2
+        exit 1
+    fi
+    if ! command -v apt-get >/dev/null; then
+        echo "scripts/test.sh: the tests need the Debian packages $missing (or their equivalents), and there is no apt-get here" >&2
+        exit 1
+    fi
+    echo "== scripts/test.sh: installing the Debian packages the tests use: $missing"
+    apt-get update
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+    still="$(missing_packages)"
+    if [ -n "$still" ]; then
+        echo "scripts/test.sh: still missing after apt-get install: $still" >&2
+        exit 1
+    fi
+fi
+
+echo "== scripts/test.sh: cargo test --workspace $*"
+exec cargo test --workspace "$@"
