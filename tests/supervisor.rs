@@ -76,6 +76,8 @@ fn start(root: &Path, name: &str, argv: &[&str]) -> Service {
 /// Times of one fail-stop and restart.
 struct Cycle {
     fault: &'static str,
+    /// From the fault to the verdict (the dump's `verdict at CLOCK_MONOTONIC`).
+    verdict: Duration,
     /// From the fault to the end of the old run.
     ended: Duration,
     /// From the end of the old run to runsv's new pid.
@@ -92,6 +94,24 @@ impl Cycle {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// CLOCK_MONOTONIC now, in ms (the clock of the dump's verdict time).
+fn monotonic_ms() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+}
+
+/// From `fault_ms` (CLOCK_MONOTONIC) to the verdict of `dump`; with
+/// `strict` (the fault's time is exact), a verdict before it fails.
+fn fault_to_verdict(svc: &mut Service, dump: &str, fault_ms: f64, strict: bool) -> Duration {
+    let at = dump.lines().nth(1).and_then(|l| l.split_once("; verdict at CLOCK_MONOTONIC ")).map(|(_, r)| r);
+    let at: Option<f64> = at.and_then(|r| r.split_once(" ms;")).and_then(|(v, _)| v.parse().ok());
+    let at = at.unwrap_or_else(|| panic!("no `verdict at CLOCK_MONOTONIC` in the dump's second line:\n{dump}"));
+    svc.check(!strict || at >= fault_ms, &format!("a verdict at {at} ms, before the fault at {fault_ms:.1} ms"));
+    Duration::from_secs_f64((at - fault_ms).max(0.0) / 1e3)
 }
 
 /// Waits for the old run `old` to end and runsv to start a new one; returns
@@ -133,9 +153,10 @@ fn dump_of(svc: &mut Service, pid: i32, dumps_before: usize) -> String {
 fn print_figures(what: &str, cycles: &[Cycle]) {
     for c in cycles {
         eprintln!(
-            "supervisor: {what} {}: ended {:.0} ms after the fault, runsv's new pid {:.0} ms later \
-             (fault to restart {:.0} ms), serving {:.0} ms after that",
+            "supervisor: {what} {}: verdict {:.0} ms after the fault, ended {:.0} ms after it, runsv's new pid \
+             {:.0} ms later (fault to restart {:.0} ms), serving {:.0} ms after that",
             c.fault,
+            ms(c.verdict),
             ms(c.ended),
             ms(c.restarted),
             ms(c.total()),
@@ -254,15 +275,23 @@ fn runsv_restarts_the_echo_server_after_each_fail_stop() {
         std::thread::sleep(UP_BEFORE_FAULT.saturating_sub(up.elapsed()));
         let mut client = Client::connect(port);
         let ack = client.ask(&format!("FAULT {kind}"));
-        let fault = Instant::now();
+        let (fault, fault_ms) = (Instant::now(), monotonic_ms());
         let want = format!("FAULT {kind}: the loop {kind}s now");
         svc.check(ack.as_deref() == Ok(want.as_str()), &format!("run {pid}: FAULT {kind} answered {ack:?}"));
         let (new, ended, restarted) = fail_stop_and_restart(&mut svc, pid, fault);
         let new_port = serving(&mut svc, new);
-        let cycle =
-            Cycle { fault: kind, ended: ended - fault, restarted: restarted - ended, serving: restarted.elapsed() };
+        let served = Instant::now();
         assert_aborted(&mut svc, i + 1);
         assert_echo_dump(&mut svc, kind, pid, dumps_before);
+        let dump = std::fs::read_to_string(svc.dump_of(pid)).unwrap_or_default();
+        let cycle = Cycle {
+            fault: kind,
+            // The ack comes after the loop started its fault: exact.
+            verdict: fault_to_verdict(&mut svc, &dump, fault_ms, true),
+            ended: ended - fault,
+            restarted: restarted - ended,
+            serving: served - restarted,
+        };
         if kind == "block" {
             let early = cycle.ended < Duration::from_millis(STALL_BUDGET_MS);
             svc.check(!early, &format!("run {pid}: blocked, ended {:?} after the fault", cycle.ended));
@@ -304,10 +333,14 @@ fn runsv_restarts_the_demo_after_each_spin() {
         let dumps_before = svc.dumps().len();
         svc.wait_stdout(pid, "heartbeat #1: healthy", SERVE_BOUND);
         let (_, fault) = svc.wait_stdout(pid, "worker-0: FAULT spin", SERVE_BOUND);
+        let fault_ms = monotonic_ms();
         let (new, ended, restarted) = fail_stop_and_restart(&mut svc, pid, fault);
         let (_, healthy) = svc.wait_stdout(new, "heartbeat #1: healthy", SERVE_BOUND);
+        let dump = std::fs::read_to_string(svc.dump_of(pid)).unwrap_or_default();
         cycles.push(Cycle {
             fault: "spin",
+            // The FAULT line is seen a little after it was printed.
+            verdict: fault_to_verdict(&mut svc, &dump, fault_ms, false),
             ended: ended - fault,
             restarted: restarted - ended,
             serving: healthy - restarted,
