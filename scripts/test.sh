@@ -10,6 +10,12 @@
 #   redis-server     /usr/bin/redis-server: preload/tests/preload_servers.rs,
 #   redis-tools      /usr/bin/redis-cli, redis-benchmark: a third-party
 #                    event-loop server under LD_PRELOAD, and its own clients
+#   runit            runsv, sv: tests/supervisor.rs (a real supervisor restarts
+#                    the service after each fail-stop; the package starts no
+#                    daemon)
+#   util-linux       unshare: tests/evidence.rs (no /proc) and PID 1 of a PID
+#                    namespace (tests/fail_stop.rs)
+#   strace           a tracer that comes and goes (tests/fail_stop.rs)
 #
 # Missing packages are installed with apt-get, which needs root; otherwise
 # the script stops and names them. The tests never skip a case for a
@@ -31,6 +37,10 @@ requirements=(
     "redis-server /usr/bin/redis-server"
     "redis-tools /usr/bin/redis-cli"
     "redis-tools /usr/bin/redis-benchmark"
+    "runit runsv"
+    "runit sv"
+    "util-linux unshare"
+    "strace strace"
 )
 
 missing_packages() {
