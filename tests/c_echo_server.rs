@@ -247,7 +247,7 @@ fn bad_command_lines_are_refused() {
 fn unknown_fault_and_long_lines_get_an_error_reply() {
     let server = start(false, &["--allow-faults"], &[]);
     let mut client = Client::connect(server.port);
-    assert_eq!(client.ask("FAULT melt"), "ERR unknown fault (allowed: FAULT spin, FAULT block)");
+    assert_eq!(client.ask("FAULT melt"), "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish)");
     assert_eq!(client.ask("crlf\r"), "crlf");
     assert_eq!(client.ask(""), "");
     // 4096 bytes without a '\n' fill the line buffer: an error reply, then

@@ -237,6 +237,10 @@ fn assert_echo_dump(svc: &mut Service, kind: &str, pid: i32, dumps_before: usize
     // The echo server's loop runs on its main thread: the culprit's tid is the pid.
     let verdict = match kind {
         "spin" => format!("failstop: stuck: thread \"echo-loop\" (tid {pid}) "),
+        "vanish" => format!(
+            "failstop: vanished: thread \"echo-loop\" (tid {pid}) is gone without unregistering (the main thread \
+             ended by SYS_exit and is a zombie while the other threads run"
+        ),
         _ => format!("failstop: blocked: thread \"echo-loop\" (tid {pid}) "),
     };
     let first = dump.lines().next().unwrap_or_default();
@@ -249,6 +253,12 @@ fn assert_echo_dump(svc: &mut Service, kind: &str, pid: i32, dumps_before: usize
     svc.check(stderr.contains("failstop: dump written in "), &format!("run {pid}: no `dump written` in its stderr"));
     if kind == "spin" {
         Dump::parse(&stderr).assert_stuck("echo-loop", pid, "abort", "fault_spin");
+    } else if kind == "vanish" {
+        let culprit = format!("> thread {pid} \"echo-loop\" state Z");
+        svc.check(
+            dump.contains(&culprit),
+            &format!("run {pid}: the zombie culprit is not listed first as {culprit:?}"),
+        );
     } else {
         let budget = format!("(stall_budget {STALL_BUDGET_MS} ms); action: abort");
         svc.check(first.contains(&budget), &format!("run {pid}: {first:?} does not name {budget:?}"));
@@ -268,7 +278,7 @@ fn runsv_restarts_the_echo_server_after_each_fail_stop() {
     let mut svc = start(&root, "echo", &[server.to_str().unwrap(), "--allow-faults", "0"]);
     let (mut pid, mut up) = svc.wait_running(None, SERVE_BOUND);
     let mut port = serving(&mut svc, pid);
-    let faults = ["spin", "block", "spin", "block", "spin", "block"];
+    let faults = ["spin", "block", "vanish", "spin", "block", "vanish"];
     let mut cycles = Vec::new();
     for (i, &kind) in faults.iter().enumerate() {
         let dumps_before = svc.dumps().len();
@@ -276,7 +286,10 @@ fn runsv_restarts_the_echo_server_after_each_fail_stop() {
         let mut client = Client::connect(port);
         let ack = client.ask(&format!("FAULT {kind}"));
         let (fault, fault_ms) = (Instant::now(), monotonic_ms());
-        let want = format!("FAULT {kind}: the loop {kind}s now");
+        let want = match kind {
+            "vanish" => "FAULT vanish: the loop vanishes now".to_string(),
+            _ => format!("FAULT {kind}: the loop {kind}s now"),
+        };
         svc.check(ack.as_deref() == Ok(want.as_str()), &format!("run {pid}: FAULT {kind} answered {ack:?}"));
         let (new, ended, restarted) = fail_stop_and_restart(&mut svc, pid, fault);
         let new_port = serving(&mut svc, new);

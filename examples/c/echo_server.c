@@ -15,6 +15,10 @@
  *   FAULT block   with --allow-faults: the loop blocks in a read() that never
  *                 returns, outside its idle scope; failstop ends the process
  *                 with a "blocked" verdict
+ *   FAULT vanish  with --allow-faults: the loop's thread (the main thread)
+ *                 ends by syscall(SYS_exit), as after a kernel bug, and
+ *                 stays a zombie while failstop's threads run on; failstop
+ *                 ends the process with a "vanished" verdict
  *   anything else echoed back
  *
  * SIGTERM or SIGINT stops the server cleanly (exit 0). failstop is
@@ -31,7 +35,7 @@
  *      $(pkg-config --cflags --libs failstop) -o echo_server
  *   cc -O2 -g -DECHO_NO_FAILSTOP examples/c/echo_server.c -o echo_server_plain
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* syscall(2), for FAULT vanish */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,6 +48,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef ECHO_NO_FAILSTOP
@@ -144,6 +149,11 @@ static NOINLINE void fault_spin(void) {
     }
 }
 
+/* A bug that ends the loop's thread without its thread-exit path. */
+static NOINLINE void fault_vanish(void) {
+    syscall(SYS_exit, 0);
+}
+
 /* A bug that blocks: a read on a pipe nobody writes (this process keeps the
  * write end open), outside the idle scope. */
 static NOINLINE void fault_block(void) {
@@ -233,6 +243,12 @@ static void handle_line(struct conn *c, const char *line, size_t len) {
         size_t kind_len = len - 6;
         if (!allow_faults) {
             reply_str(c, "ERR faults are disabled (start the server with --allow-faults)\n");
+        } else if (line_is(kind, kind_len, "vanish")) {
+            printf("echo_server: FAULT vanish: the event loop's thread ends now\n");
+            fflush(stdout);
+            reply_str(c, "FAULT vanish: the loop vanishes now\n");
+            (void)flush(c);
+            fault_vanish();
         } else if (line_is(kind, kind_len, "spin") || line_is(kind, kind_len, "block")) {
             int spin = kind[0] == 's';
             printf("echo_server: FAULT %s: the event loop %s now\n", spin ? "spin" : "block", spin ? "spins" : "blocks");
@@ -245,7 +261,7 @@ static void handle_line(struct conn *c, const char *line, size_t len) {
                 fault_block();
             }
         } else {
-            reply_str(c, "ERR unknown fault (allowed: FAULT spin, FAULT block)\n");
+            reply_str(c, "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish)\n");
         }
         return;
     }
