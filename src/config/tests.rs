@@ -74,11 +74,13 @@ fn env_var_table_matches_defaults() {
             VAR_CPU_BUDGET_MS,
             VAR_WARN_MS,
             VAR_STALL_BUDGET_MS,
+            VAR_POLL_BUDGET_MS,
             VAR_ACTION,
             VAR_SIGNAL,
             VAR_DUMP_PATH,
             VAR_DUMP_TIMEOUT_MS,
             VAR_ABORT_UNDER_DEBUGGER,
+            VAR_PANIC_IS_VERDICT,
             VAR_SYSTEMD
         ]
     );
@@ -164,11 +166,13 @@ fn validate_rejects_bad_durations() {
 
 #[test]
 fn validate_rejects_bad_action_and_path() {
-    for status in [-1, 256, i32::MIN, i32::MAX] {
+    for status in [-1, 0, 256, i32::MIN, i32::MAX] {
         let msg = Config::new().action(Action::Exit(status)).validate().unwrap_err().message().to_string();
         assert!(msg.contains(&format!("action=Exit({status})")), "{msg}");
     }
-    for status in [0, 1, 255] {
+    let msg = Config::new().action(Action::Exit(0)).validate().unwrap_err().message().to_string();
+    assert!(msg.contains("exit status 0 tells a supervisor the service ended cleanly"), "{msg}");
+    for status in [1, 2, 255] {
         Config::new().action(Action::Exit(status)).validate().unwrap();
     }
     let msg = Config::new().dump_path("").validate().unwrap_err().to_string();
