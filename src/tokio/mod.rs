@@ -118,10 +118,30 @@ use std::future::Future;
 /// ```
 pub fn watch(builder: &mut Builder) -> &mut Builder {
     if cfg!(all(target_os = "linux", target_env = "gnu")) {
-        builder.on_thread_park(on_park).on_thread_unpark(on_unpark).on_thread_stop(on_stop)
+        builder.on_thread_start(on_start).on_thread_park(on_park).on_thread_unpark(on_unpark).on_thread_stop(on_stop)
     } else {
         builder
     }
+}
+
+/// What [`watch`] runs in `on_thread_start`, for builders that need a
+/// start callback of their own: call it first thing in yours (before
+/// anything that may take time). It registers a pool thread that is
+/// certain to run a worker, so that a worker is watched from its start
+/// (see the module doc).
+///
+/// ```no_run
+/// let rt = failstop::tokio::watch(&mut tokio::runtime::Builder::new_multi_thread())
+///     .on_thread_start(|| {
+///         failstop::tokio::on_start();
+///         // your own bookkeeping
+///     })
+///     .build()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn on_start() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    hooks::on_start();
 }
 
 /// What [`watch`] runs in `on_thread_park`, for builders that need a park
