@@ -119,6 +119,9 @@ fn exit_after_dump(path: std::path::PathBuf) {
 /// The fault scenarios: `<flavor>-<fault>`.
 fn run_fault(scenario: &str) {
     let (flavor, fault) = scenario.split_once('-').expect("scenario");
+    if let Some(first) = fault.strip_prefix("first-") {
+        run_first(flavor, first);
+    }
     let dump = std::env::var("FSTEST_DUMP").expect("FSTEST_DUMP");
     let action = if fault == "spin" { failstop::Action::Warn } else { failstop::Action::Abort };
     let budget = if fault == "spin" { SPIN_BUDGET } else { common::BUDGET };
@@ -286,6 +289,165 @@ fault_tests! {
     current_thread_sleeping_task_is_blocked: "current-sleep" => |t, s| blocked(t, s, "sleep_in_task");
     multi_thread_mutex_held_across_slow_call_is_blocked: "multi-mutex" => |t, s| blocked(t, s, "hold_lock_across_slow_call");
     current_thread_mutex_held_across_slow_call_is_blocked: "current-mutex" => |t, s| blocked(t, s, "hold_lock_across_slow_call");
+    multi_thread_first_task_spinning_before_any_park_is_stuck: "multi-first-spin" => first_task;
+    multi_thread_first_task_sleeping_before_any_park_is_blocked: "multi-first-sleep" => first_task;
+    current_thread_first_task_spinning_before_any_park_is_stuck: "current-first-spin" => first_task;
+    current_thread_first_task_sleeping_before_any_park_is_blocked: "current-first-sleep" => first_task;
+}
+
+// ---------------------------------------------------------------------------
+// The very first task blocks, before any worker parked
+// ---------------------------------------------------------------------------
+
+/// How long each pool thread of the "first task" runtimes waits at its
+/// start: the tasks spawned at once after `build()` are then queued before
+/// any worker looks for work, so a worker takes one before its first park
+/// (what happens by chance on a loaded machine).
+const SLOW_THREAD_START: Duration = Duration::from_millis(300);
+/// How long a "first task" child waits for the verdict.
+const FIRST_WAIT: Duration = Duration::from_secs(8);
+
+/// A runtime whose pool threads start slowly (see [`SLOW_THREAD_START`]),
+/// with `workers` workers (0: current-thread).
+fn slow_start_runtime(workers: usize) -> tokio::runtime::Runtime {
+    let mut b = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    // After `watch`, which sets its own thread-start hook: this one calls
+    // failstop's first, as the module doc asks.
+    failstop::tokio::watch(&mut b)
+        .on_thread_start(|| {
+            failstop::tokio::on_start();
+            std::thread::sleep(SLOW_THREAD_START);
+        })
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
+
+/// `<flavor>-first-<fault>`: the runtime's very first task spins or sleeps
+/// (`std::thread::sleep`), spawned at once after `build()`, with action
+/// abort.
+fn run_first(flavor: &str, fault: &str) -> ! {
+    let dump = std::env::var("FSTEST_DUMP").expect("FSTEST_DUMP");
+    let _wd = start(common::small_config().stall_budget(STALL).dump_path(&dump));
+    let rt = slow_start_runtime(if flavor == "multi" { 2 } else { 0 });
+    match fault {
+        "spin" => drop(rt.spawn(spin_in_task())),
+        "sleep" => drop(rt.spawn(sleep_in_task())),
+        other => panic!("unknown fault {other}"),
+    }
+    failstop::tokio::block_on(&rt, async { tokio::time::sleep(FIRST_WAIT).await }).expect("block_on");
+    say!("not caught");
+    common::child_exit(3);
+}
+
+/// The verdict on a worker whose very first task blocks: its kind, the
+/// worker's name (a multi-thread worker that never parked has no index
+/// yet), the end by SIGABRT, within the budget plus 3 s.
+fn first_task(test: &str, scenario: &str) {
+    let (kind, function, budget) = if scenario.ends_with("spin") {
+        ("stuck", "spin_in_task", common::BUDGET)
+    } else {
+        ("blocked", "sleep_in_task", STALL)
+    };
+    let (o, _, name) = fault(test, scenario, function, kind);
+    o.assert_signal(libc::SIGABRT);
+    let expected = if scenario.starts_with("multi") { "tokio-rt-worker-?" } else { "tokio-current-thread" };
+    assert_eq!(name, expected, "{}", o.describe());
+    let e = events(&o, kind)[0];
+    assert!(e.1.contains(" action=\"abort\""), "{}", e.1);
+    // The verdict's event comes after the dump, the end right after it:
+    // both within the budget plus 3 s of the task's start.
+    let start = o.time_of("blocking-start");
+    let ended = o.ended - start;
+    assert!(
+        e.0 <= o.ended && ended < budget + Duration::from_secs(3),
+        "ended {ended:?} after the start\n{}",
+        o.describe()
+    );
+    eprintln!("FIGURE {scenario}: blocking start to the end {} ms", ms(ended));
+}
+
+/// The slow-but-living first task of a one-worker runtime: 4 s of polls
+/// that each sleep 5 ms and burn 2 ms of CPU, yielding between them (the
+/// worker never parks: its progress is the scheduler loop coming around).
+/// Over 4 s that is about 1.1 s of CPU, far beyond the 300 ms budget had
+/// the progress not been seen.
+async fn slow_but_living_task() {
+    say!("watched-during-slow-task {}", failstop::stats().registered);
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut polls = 0u64;
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+        common::spin_for_cpu(Duration::from_millis(2));
+        polls += 1;
+        tokio::task::yield_now().await;
+    }
+    say!("slow-polls {polls}");
+    say!("watched-after-slow-task {}", failstop::stats().registered);
+}
+
+fn run_first_slow() {
+    let _wd = start(common::small_config().warn_after(Duration::from_millis(200)).stall_budget(STALL));
+    let rt = slow_start_runtime(1);
+    let task = rt.spawn(slow_but_living_task());
+    failstop::tokio::block_on(&rt, task).expect("block_on").expect("task");
+    common::say_stats();
+    common::child_exit(0);
+}
+
+#[test]
+fn multi_thread_slow_but_living_first_task_gets_no_verdict() {
+    if scenario().is_some() {
+        run_first_slow();
+    }
+    let o = Spec::scenario("multi_thread_slow_but_living_first_task_gets_no_verdict", "slow").run();
+    o.assert_exit(0);
+    assert!(!o.stderr.contains("failstop:"), "a slow but living task was reported:\n{}", o.describe());
+    assert_eq!(o.stat("verdicts"), 0, "{}", o.describe());
+    assert_eq!(o.stat("warnings"), 0, "{}", o.describe());
+    // The worker was watched all along: it never parked.
+    assert_eq!(o.value("watched-during-slow-task"), "1", "{}", o.describe());
+    assert_eq!(o.value("watched-after-slow-task"), "1", "{}", o.describe());
+    let polls: u64 = o.value("slow-polls").parse().expect("polls");
+    eprintln!("FIGURE slow first task: {polls} polls in 4 s");
+    assert!(polls >= 200, "the task did not run as planned: {polls} polls\n{}", o.describe());
+}
+
+/// Blocking-pool threads that start at the same time as the workers (their
+/// closures spawned at once after `build()`, spinning and sleeping for
+/// longer than every budget) are never judged.
+fn run_first_blocking_pool() {
+    let _wd = start(common::small_config().stall_budget(STALL));
+    let rt = slow_start_runtime(2);
+    let spin = rt.spawn_blocking(|| common::spin_for_cpu(Duration::from_millis(1500)));
+    let sleep = rt.spawn_blocking(|| std::thread::sleep(Duration::from_millis(2500)));
+    drop(rt.spawn(ticker()));
+    failstop::tokio::block_on(&rt, async {
+        let _ = spin.await;
+        let _ = sleep.await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    })
+    .expect("block_on");
+    common::say_stats();
+    common::child_exit(0);
+}
+
+#[test]
+fn multi_thread_blocking_pool_started_with_the_workers_is_never_judged() {
+    if scenario().is_some() {
+        run_first_blocking_pool();
+    }
+    let o = Spec::scenario("multi_thread_blocking_pool_started_with_the_workers_is_never_judged", "early-pool").run();
+    o.assert_exit(0);
+    assert!(!o.stderr.contains("failstop:"), "the blocking pool was judged:\n{}", o.describe());
+    assert_eq!(o.stat("warnings"), 0, "{}", o.describe());
+    assert_eq!(o.stat("verdicts"), 0, "{}", o.describe());
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 use super::sampler;
 use crate::error::Error;
-use crate::state::slots::Slot;
+use crate::state::slots::{NAME_LEN, Slot};
 use crate::watch::registry::ThreadHandle;
 use ::tokio::runtime::{Handle, Id, Runtime, RuntimeFlavor};
 use std::cell::{Cell, RefCell};
@@ -19,7 +19,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 struct Worker {
     handle: ThreadHandle,
     runtime: Id,
-    index: usize,
+    /// The worker it runs, as of its last park; `None` for a thread
+    /// registered at its start that has not parked yet.
+    index: Option<usize>,
     /// Inside the idle scope that the park hook opened.
     parked: Cell<bool>,
 }
@@ -43,8 +45,39 @@ thread_local! {
     static RETRY_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// `on_thread_start`: a pool thread of a multi-thread runtime starts,
+/// before it takes its first task. While the runtime has started no more
+/// pool threads than it has workers, the thread is certain to run a worker
+/// (see `sampler::thread_started`): it is registered and watched from here,
+/// before its first task, under the name `<thread name>-?` (the worker
+/// index is not known until it parks). Any other thread, and every thread
+/// of a current-thread runtime (its pool has only blocking threads), waits
+/// for its first park as a worker. Nothing is said on failure: the thread
+/// may be a blocking one, and a worker tries again at its first park.
+pub(super) fn on_start() {
+    let Ok(handle) = Handle::try_current() else { return };
+    if handle.runtime_flavor() != RuntimeFlavor::MultiThread || !sampler::thread_started(&handle) {
+        return;
+    }
+    let name = format!("{}-?", std::thread::current().name().unwrap_or("tokio-worker"));
+    let registered = sampler::start().and_then(|()| crate::watch::registry::register(&name));
+    let Ok(h) = registered else { return };
+    // Suspended until the sampler has it in its table (a pool thread beyond
+    // the workers may have started in the meantime).
+    h.raw_slot().suspended.store(true, std::sync::atomic::Ordering::Relaxed);
+    h.touch();
+    sampler::join_presumed(&handle, h.slot_id());
+    let worker = Worker { handle: h, runtime: handle.id(), index: None, parked: Cell::new(false) };
+    let _ = WORKER.try_with(|cell| {
+        if let Ok(mut w) = cell.try_borrow_mut() {
+            *w = Some(worker);
+        }
+    });
+}
+
 /// `on_thread_park`: the worker goes idle. A worker seen for the first time
-/// is registered; a thread that runs another worker than before (after
+/// is registered; a thread registered at its start learns its worker
+/// index; a thread that runs another worker than before (after
 /// `block_in_place`) takes that worker over.
 pub(super) fn on_park() {
     // `None` on the blocking pool's threads: they are never watched.
@@ -53,9 +86,13 @@ pub(super) fn on_park() {
         // The hooks never nest, so this borrow never fails.
         let Ok(mut w) = cell.try_borrow_mut() else { return };
         match w.as_mut() {
-            Some(x) if x.index != index || x.slot().suspended.load(std::sync::atomic::Ordering::Relaxed) => {
+            Some(x) if x.index != Some(index) || x.slot().suspended.load(std::sync::atomic::Ordering::Relaxed) => {
+                if x.index.is_none() {
+                    let name = format!("{}-{index}", std::thread::current().name().unwrap_or("tokio-worker"));
+                    rename(x.slot(), &name);
+                }
                 sampler::take_over(x.runtime, index, x.handle.slot_id());
-                x.index = index;
+                x.index = Some(index);
             }
             Some(_) => {}
             None => *w = register_worker(index),
@@ -87,6 +124,19 @@ pub(super) fn on_stop() {
     drop(w);
 }
 
+/// Gives the calling thread's slot `name` (cut to [`NAME_LEN`] bytes): a
+/// thread registered at its start, once it knows its worker index. The
+/// bytes go first and the length last; a report written at that instant
+/// may show a mix of the two names (they differ only after the last `-`).
+fn rename(slot: &Slot, name: &str) {
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(NAME_LEN);
+    for (d, &c) in slot.name.iter().zip(&bytes[..n]) {
+        d.store(c, std::sync::atomic::Ordering::Relaxed);
+    }
+    slot.name_len.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Registers the calling thread as worker `index` of the current
 /// multi-thread runtime. Failures are said once per runtime and retried
 /// after [`RETRY_AFTER`].
@@ -112,7 +162,7 @@ fn register_worker(index: usize) -> Option<Worker> {
         Ok(h)
     });
     match joined {
-        Ok(h) => Some(Worker { handle: h, runtime: handle.id(), index, parked: Cell::new(false) }),
+        Ok(h) => Some(Worker { handle: h, runtime: handle.id(), index: Some(index), parked: Cell::new(false) }),
         Err(e) => {
             RETRY_AT.set(Some(now + RETRY_AFTER));
             sampler::say_once(handle.id(), &format!("a worker runs unwatched: {e}"));
@@ -149,7 +199,7 @@ pub(super) fn enter_block_on(rt: &Runtime) -> Result<Option<BlockOn>, Error> {
     if !sampler::join(handle, 0, h.slot_id(), false) {
         h.raw_slot().suspended.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    let worker = Worker { handle: h, runtime: handle.id(), index: 0, parked: Cell::new(false) };
+    let worker = Worker { handle: h, runtime: handle.id(), index: Some(0), parked: Cell::new(false) };
     WORKER.with(|cell| *cell.borrow_mut() = Some(worker));
     Ok(Some(BlockOn { _not_send: PhantomData }))
 }

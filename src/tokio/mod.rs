@@ -16,8 +16,8 @@
 //! the per-worker poll counter `worker_poll_count`, need
 //! `--cfg tokio_unstable`. What it does offer, and what this module uses:
 //!
-//! - `Builder::on_thread_park` / `on_thread_unpark` / `on_thread_stop`:
-//!   called on the thread itself.
+//! - `Builder::on_thread_start` / `on_thread_park` / `on_thread_unpark` /
+//!   `on_thread_stop`: called on the thread itself.
 //! - `tokio::runtime::worker_index()` (stable since 1.54): the index of the
 //!   worker the calling thread runs, `None` on a thread of the blocking pool.
 //! - `RuntimeMetrics::worker_total_busy_duration(i)` and
@@ -28,7 +28,7 @@
 //!   lasts.
 //!
 //! So a worker is judged like any registered thread (see the crate docs),
-//! with these progress marks:
+//! from its start (see below), with these progress marks:
 //!
 //! - **parked** (between the park and unpark hooks): idle, never judged;
 //! - **unpark**: a touch;
@@ -57,18 +57,43 @@
 //! | | multi-thread | current-thread |
 //! |---|---|---|
 //! | wiring | [`watch`] on the builder | [`watch`] on the builder, and run it with [`block_on`] |
-//! | watched threads | each worker, from its first park on (a fresh worker parks at once when it finds no work) | the thread in [`block_on`], for the length of the call |
-//! | slot name | the thread's name and the worker index (`tokio-rt-worker-0` with tokio's default name) | `tokio-current-thread` |
+//! | watched threads | each worker, from its start (see below) | the thread in [`block_on`], for the length of the call |
+//! | slot name | the thread's name and the worker index (`tokio-rt-worker-0` with tokio's default name; `tokio-rt-worker-?` until its first park) | `tokio-current-thread` |
 //! | the `block_on` future | runs on the caller, not a worker: not watched (keep it thin, spawn the work) | polled by the watched thread: watched |
 //! | blocking pool (`spawn_blocking`, `block_in_place` closures) | never judged | never judged |
 //!
-//! The blocking pool's threads run `on_thread_start` too, but they never
-//! run a worker's park hook: only a thread that parks as a worker
-//! (`worker_index()` is `Some`) is registered. When `block_in_place` hands
-//! a worker to another thread, the thread that takes it over is watched
-//! from its first park, and the one that gave it away is suspended (never
-//! judged) until it parks as a worker again; in between, that worker's
-//! progress is credited to the thread that gave it away.
+//! # Workers from their start, the blocking pool never
+//!
+//! A multi-thread runtime runs its workers on threads of its blocking
+//! pool, and at a thread's start nothing in tokio's stable API tells
+//! whether it will run a worker or a `spawn_blocking` closure:
+//! `worker_index()` is `None` until the thread runs the worker, and the
+//! first hook tokio runs there is the worker's first park, which a worker
+//! whose first task blocks never reaches. What is certain is the order:
+//! `build()` queues the `N` workers as the pool's first `N` tasks, the
+//! pool's queue is first in, first out, and a thread that took a worker
+//! keeps it. So while at most `N` pool threads of the runtime have
+//! started, each of them runs a worker or is about to (the proof is on
+//! `sampler::thread_started`). Such a thread is registered in
+//! `on_thread_start` ([`on_start`]), before its first task, named
+//! `<thread name>-?` until its first park gives it its index, and credited
+//! with the progress of every worker no registered thread is bound to. The
+//! `N+1`th pool thread to start, the first that may run a blocking closure,
+//! suspends (before it takes a task) the threads registered that way that
+//! have not parked yet: from then on, like every thread that starts later,
+//! they are watched from their first park as workers (`worker_index()` is
+//! `Some`). A blocking-pool thread is therefore never judged. With tokio's
+//! sharded blocking queue (`TOKIO_UNSTABLE_SHARDED_BLOCKING_QUEUE`, or a
+//! build with `--cfg tokio_unstable`, which can turn it on), whose order is
+//! not first in, first out, no thread is registered at its start. A
+//! current-thread runtime's pool has only blocking threads: they are never
+//! registered.
+//!
+//! When `block_in_place` hands a worker to another thread, the thread that
+//! takes it over is watched from its first park, and the one that gave it
+//! away is suspended (never judged) until it parks as a worker again; in
+//! between, that worker's progress is credited to the thread that gave it
+//! away.
 //!
 //! A current-thread runtime is driven by whatever thread calls `block_on`,
 //! and tokio has no hook for the end of that call: a thread registered by
@@ -77,10 +102,11 @@
 //! [`block_on`]; a plain `Runtime::block_on` on a watched current-thread
 //! runtime is not watched, and says so once in a `tracing` WARN event.
 //!
-//! `watch` takes the builder's `on_thread_park`, `on_thread_unpark` and
-//! `on_thread_stop` callbacks (tokio keeps one of each). To keep callbacks
-//! of your own, call [`on_park`], [`on_unpark`] and [`on_stop`] from them
-//! instead of using `watch`.
+//! `watch` takes the builder's `on_thread_start`, `on_thread_park`,
+//! `on_thread_unpark` and `on_thread_stop` callbacks (tokio keeps one of
+//! each). To keep callbacks of your own, call [`on_start`], [`on_park`],
+//! [`on_unpark`] and [`on_stop`] from them (set them after `watch`, or
+//! instead of it).
 //!
 //! `#[tokio::main]` builds its runtime itself; to watch it, build the
 //! runtime by hand as above.
@@ -94,16 +120,17 @@ use crate::error::Error;
 use ::tokio::runtime::{Builder, Runtime};
 use std::future::Future;
 
-/// Wires failstop into a runtime being built: a worker is registered when
-/// it first parks, idle while parked, touched when it unparks and whenever
-/// its scheduler loop comes around (see the module doc), and unregistered
-/// when its thread stops. Needs a running watchdog ([`crate::start`]) by
-/// the time the workers park; a worker that cannot be registered runs
+/// Wires failstop into a runtime being built: a worker is registered at
+/// its start (or at its first park, see the module doc), idle while
+/// parked, touched when it unparks and whenever its scheduler loop comes
+/// around, and unregistered when its thread stops. Needs a running
+/// watchdog ([`crate::start`]) by the time the workers start (at the
+/// latest by their first park); a worker that cannot be registered runs
 /// unwatched and the reason is given once in a `tracing` WARN event.
 ///
-/// Sets the builder's `on_thread_park`, `on_thread_unpark` and
-/// `on_thread_stop` callbacks (replacing any set before; see [`on_park`] to
-/// combine them with your own). On platforms other than Linux with glibc it
+/// Sets the builder's `on_thread_start`, `on_thread_park`,
+/// `on_thread_unpark` and `on_thread_stop` callbacks (replacing any set
+/// before; see [`on_start`] and [`on_park`] to combine them with your own). On platforms other than Linux with glibc it
 /// leaves the builder as it is.
 ///
 /// ```no_run
@@ -118,10 +145,30 @@ use std::future::Future;
 /// ```
 pub fn watch(builder: &mut Builder) -> &mut Builder {
     if cfg!(all(target_os = "linux", target_env = "gnu")) {
-        builder.on_thread_park(on_park).on_thread_unpark(on_unpark).on_thread_stop(on_stop)
+        builder.on_thread_start(on_start).on_thread_park(on_park).on_thread_unpark(on_unpark).on_thread_stop(on_stop)
     } else {
         builder
     }
+}
+
+/// What [`watch`] runs in `on_thread_start`, for builders that need a
+/// start callback of their own: call it first thing in yours (the thread
+/// is watched from then on). It registers a pool thread of a multi-thread
+/// runtime that is certain to run a worker, so that the worker is watched
+/// from its start, and counts the others (see the module doc).
+///
+/// ```no_run
+/// let rt = failstop::tokio::watch(&mut tokio::runtime::Builder::new_multi_thread())
+///     .on_thread_start(|| {
+///         failstop::tokio::on_start();
+///         // your own bookkeeping
+///     })
+///     .build()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn on_start() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    hooks::on_start();
 }
 
 /// What [`watch`] runs in `on_thread_park`, for builders that need a park
@@ -129,6 +176,7 @@ pub fn watch(builder: &mut Builder) -> &mut Builder {
 ///
 /// ```no_run
 /// let rt = tokio::runtime::Builder::new_multi_thread()
+///     .on_thread_start(failstop::tokio::on_start)
 ///     .on_thread_park(|| {
 ///         failstop::tokio::on_park();
 ///         // your own bookkeeping
