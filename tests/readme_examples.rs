@@ -186,6 +186,23 @@ fn rust_quick_start_builds_as_pasted() {
     // The pasted .cargo/config.toml is in effect.
     let line = rustc_line(&log, "readme_rust");
     assert!(line.contains("force-frame-pointers=yes"), "the README's config did not give frame pointers: {line}");
+    // A Rust user builds failstop as an rlib only: no C library in the
+    // user's target directory (that is the failstop-ffi crate's product).
+    let failstop = rustc_line(&log, "failstop");
+    assert!(failstop.contains("--crate-type lib") && !failstop.contains("cdylib"), "{failstop}");
+    let mut c_libs = Vec::new();
+    let mut dirs = vec![target_dir()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            } else if name.starts_with("libfailstop") && (name.contains(".so") || name.ends_with(".a")) {
+                c_libs.push(e.path());
+            }
+        }
+    }
+    assert!(c_libs.is_empty(), "a Rust user's target/ has C libraries: {c_libs:?}");
 }
 
 #[test]
