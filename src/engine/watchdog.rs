@@ -8,12 +8,11 @@
 use super::handler;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
+use crate::fatal::dump::DumpPath;
 use crate::fatal::{end, monitor, reporter, systemd};
 use crate::os::{procfs, stackwalk, sys};
 use crate::state::settings::{LIVE, RUNNING, STARTING, STOPPED, STOPPING};
 use crate::watch::registry;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering::*;
 
@@ -109,13 +108,7 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
         sys::reserve_descriptors().map_err(|e| Error::os("start: reserving descriptors for the monitor", e))?;
         stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
         end::prepare()?;
-        let path = match &s.dump_path {
-            Some(p) => Some(
-                CString::new(p.as_os_str().as_bytes())
-                    .map_err(|_| Error::invalid_config(format!("dump_path {p:?}: contains a NUL byte")))?,
-            ),
-            None => None,
-        };
+        let path = s.dump_path.as_deref().map(DumpPath::resolve).transpose()?;
         let reporter = reporter::spawn(path.clone())?;
         let monitor = monitor::spawn(path, notifier)?;
         *OWNED.lock().unwrap_or_else(|p| p.into_inner()) =

@@ -37,32 +37,142 @@ use crate::state::slots::{self, DEPARTED_PANICKED, DEPARTED_ZOMBIE, NAME_LEN};
 use crate::verdict::VerdictKind;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
 use std::time::Duration;
 
 /// The longest a dump waits for threads to answer a capture request.
 const CAPTURE_WAIT_MAX: Duration = Duration::from_millis(500);
 
-/// Where the dump goes: stderr and the dump file, one write(2) per batch of
-/// whole lines (at most 4 KiB, so lines never interleave mid-line with the
-/// application's own output on a pipe).
+/// The in-memory copy of the dump, allocated once at start (lazily zeroed
+/// pages: it costs memory only when a dump fills it). Every byte of the dump
+/// goes here first; the file and stderr are two independent cursors over
+/// it, so that a destination that blocks or fails never costs the other its
+/// dump (see [`Sink`]).
+const COPY_LEN: usize = 8 << 20;
+
+struct Copy {
+    ptr: AtomicPtr<u8>,
+    /// Bytes written so far (published with Release after the bytes).
+    len: AtomicUsize,
+    /// The reporter appends only while this is false (it is false while
+    /// the monitor waits for the symbolized part).
+    sealed: AtomicBool,
+    /// The reporter is appending now.
+    busy: AtomicBool,
+    /// Bytes that did not fit.
+    lost: AtomicUsize,
+}
+
+static COPY: Copy = Copy {
+    ptr: AtomicPtr::new(std::ptr::null_mut()),
+    len: AtomicUsize::new(0),
+    sealed: AtomicBool::new(true),
+    busy: AtomicBool::new(false),
+    lost: AtomicUsize::new(0),
+};
+
+/// Allocates the dump's in-memory copy (once per process). Normal context,
+/// at start.
+pub(crate) fn prepare_copy() {
+    if COPY.ptr.load(Acquire).is_null() {
+        let mem: &'static mut [u8] = Box::leak(vec![0u8; COPY_LEN].into_boxed_slice());
+        if COPY.ptr.compare_exchange(std::ptr::null_mut(), mem.as_mut_ptr(), AcqRel, Acquire).is_err() {
+            // Another start won the race: its copy is used; ours stays
+            // leaked (zeroed pages, never touched).
+        }
+    }
+}
+
+/// Appends `bytes` to the copy. The caller is the one appender at this
+/// moment (the monitor, or the reporter while the copy is unsealed).
+fn copy_append(bytes: &[u8]) -> bool {
+    let base = COPY.ptr.load(Acquire);
+    let len = COPY.len.load(Relaxed);
+    if base.is_null() || len + bytes.len() > COPY_LEN {
+        COPY.lost.fetch_add(bytes.len(), Relaxed);
+        return false;
+    }
+    // SAFETY: `base` points to COPY_LEN bytes leaked for the process's
+    // life; [len, len + bytes.len()) is inside them and is written by the
+    // one appender only (readers read below `len`, published afterwards).
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(len), bytes.len()) };
+    COPY.len.store(len + bytes.len(), Release);
+    true
+}
+
+/// The copy's bytes `[from, len)`.
+fn copy_since(from: usize) -> &'static [u8] {
+    let base = COPY.ptr.load(Acquire);
+    let len = COPY.len.load(Acquire);
+    if base.is_null() || from >= len {
+        return &[];
+    }
+    // SAFETY: bytes below the published `len` are written once and never
+    // changed while this dump lasts; the memory lives as long as the process.
+    unsafe { std::slice::from_raw_parts(base.add(from), len - from) }
+}
+
+/// The reporter appends the symbolized part (`text`) to the dump, unless
+/// the monitor sealed the copy (the deadline passed). Allocation-free.
+pub(crate) fn append_symbolized(text: &[u8]) {
+    COPY.busy.store(true, SeqCst);
+    if !COPY.sealed.load(SeqCst) {
+        copy_append(text);
+    }
+    COPY.busy.store(false, SeqCst);
+}
+
+/// Where the dump goes: an in-memory copy first, then the dump file and
+/// stderr, each written from the copy by its own cursor.
+///
+/// - The **file** is written as soon as it is open, each write bounded by
+///   the dump deadline ([`sys::write_until`]); a failure (ENOSPC, EIO) is
+///   said on stderr in one line and costs only the file.
+/// - **stderr** is written in batches of whole lines of at most 4 KiB (so
+///   lines never interleave mid-line with the application's own output on
+///   a pipe), without waiting while the dump is being made (`ppoll` with
+///   no timeout), then, once the file has its whole dump, waiting until
+///   the deadline: a full pipe nobody reads costs at most the deadline and
+///   never the file; a slow reader gets as much as the deadline allows. Its
+///   `O_NONBLOCK` flag (a shared file description) is never changed.
+///
+/// One thread writes (the monitor, or the reporter for a stalled verdict);
+/// the reporter only appends to the copy. Allocation-free.
 pub(crate) struct Sink {
-    fds: [libc::c_int; 2],
-    nfds: usize,
     buf: FixedBuf<4096>,
+    deadline: u64,
+    file: libc::c_int,
+    file_sent: usize,
+    file_short: Option<sys::WriteShort>,
+    stderr: bool,
+    err_sent: usize,
+    err_short: Option<sys::WriteShort>,
 }
 
 impl Sink {
-    pub(crate) fn new(stderr: bool, file: Option<libc::c_int>) -> Self {
-        let mut s = Sink { fds: [-1; 2], nfds: 0, buf: FixedBuf::new() };
-        if stderr {
-            s.fds[s.nfds] = 2;
-            s.nfds += 1;
+    /// A sink for a dump due by `deadline` (monotonic ns); `stderr` whether
+    /// fd 2 is open and is not the file.
+    pub(crate) fn new(stderr: bool, deadline: u64) -> Self {
+        COPY.len.store(0, Release);
+        COPY.lost.store(0, Relaxed);
+        COPY.sealed.store(true, SeqCst);
+        Sink {
+            buf: FixedBuf::new(),
+            deadline,
+            file: -1,
+            file_sent: 0,
+            file_short: None,
+            stderr,
+            err_sent: 0,
+            err_short: None,
         }
-        if let Some(fd) = file {
-            s.fds[s.nfds] = fd;
-            s.nfds += 1;
-        }
-        s
+    }
+
+    /// The dump file, once open: it gets everything written so far at once.
+    pub(crate) fn set_file(&mut self, fd: libc::c_int) {
+        self.file = fd;
+        self.file_sent = 0;
+        self.pump_file();
     }
 
     /// The line being built.
@@ -78,18 +188,130 @@ impl Sink {
         }
     }
 
-    /// Writes what is buffered to every destination.
+    /// Moves what is buffered to the copy and on to the destinations that
+    /// take it without waiting.
     pub(crate) fn flush(&mut self) {
-        for &fd in &self.fds[..self.nfds] {
-            // A closed stderr or a broken pipe must not stop the file copy.
-            let _ = sys::write_all(fd, self.buf.as_bytes());
+        if self.buf.len() > 0 {
+            copy_append(self.buf.as_bytes());
+            self.buf.clear();
         }
-        self.buf.clear();
+        self.pump(false);
     }
 
-    /// The destinations, for the symbolizer.
-    pub(crate) fn fds(&self) -> &[libc::c_int] {
-        &self.fds[..self.nfds]
+    /// Opens the copy to the reporter's symbolized part.
+    pub(crate) fn unseal(&mut self) {
+        self.flush();
+        COPY.sealed.store(false, SeqCst);
+    }
+
+    /// Closes the copy to the reporter again, and waits (briefly: an append
+    /// is a copy in memory) for one under way.
+    pub(crate) fn seal(&mut self) {
+        COPY.sealed.store(true, SeqCst);
+        let until = sys::monotonic_ns() + 200_000_000;
+        while COPY.busy.load(SeqCst) && sys::monotonic_ns() < until {
+            // SAFETY: sched_yield has no arguments.
+            unsafe { libc::sched_yield() };
+        }
+    }
+
+    /// Writes the copy on to the file (bounded by the deadline) and to
+    /// stderr: without waiting, or with `wait` until the deadline.
+    pub(crate) fn pump(&mut self, wait: bool) {
+        self.pump_file();
+        self.pump_stderr(wait);
+    }
+
+    /// Whether stderr still has bytes to take.
+    pub(crate) fn stderr_behind(&self) -> bool {
+        self.stderr && self.err_short.is_none() && self.err_sent < COPY.len.load(Acquire)
+    }
+
+    fn pump_file(&mut self) {
+        if self.file < 0 || self.file_short.is_some() {
+            return;
+        }
+        let pending = copy_since(self.file_sent);
+        if pending.is_empty() {
+            return;
+        }
+        let (n, short) = sys::write_until(self.file, pending, self.deadline);
+        self.file_sent += n;
+        if let Some(why) = short {
+            self.file_short = Some(why);
+            // One line on stderr: the file lost its dump, and why.
+            let mut b = FixedBuf::<512>::new();
+            b.push_str("failstop: the dump file could not be written (");
+            push_short(&mut b, why);
+            b.push_str(") after ");
+            b.push_u64(self.file_sent as u64);
+            b.push_str(" bytes; the whole dump goes to stderr\n");
+            copy_append(b.as_bytes());
+        }
+    }
+
+    fn pump_stderr(&mut self, wait: bool) {
+        if !self.stderr || self.err_short.is_some() {
+            return;
+        }
+        let until = if wait { self.deadline } else { 0 };
+        loop {
+            let pending = copy_since(self.err_sent);
+            if pending.is_empty() {
+                return;
+            }
+            // Whole lines, at most PIPE_BUF bytes: one atomic write on a pipe.
+            let mut take = pending.len().min(4096);
+            if take < pending.len() {
+                take = pending[..take].iter().rposition(|&c| c == b'\n').map_or(take, |i| i + 1);
+            }
+            let (n, short) = sys::write_until(2, &pending[..take], until);
+            self.err_sent += n;
+            match short {
+                None => {}
+                Some(sys::WriteShort::Deadline) if !wait => return,
+                Some(why) => {
+                    self.err_short = Some(why);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// How the destinations fared, for the closing line: appends
+    /// "; stderr ..." when stderr is behind or failed.
+    pub(crate) fn push_outcome(&mut self) {
+        let b = &mut self.buf;
+        let lost = COPY.lost.load(Relaxed);
+        if lost > 0 {
+            b.push_str("; ");
+            b.push_u64(lost as u64);
+            b.push_str(" bytes did not fit in the dump's memory and are missing");
+        }
+        if let Some(why) = self.file_short {
+            b.push_str("; the dump file failed: ");
+            push_short(b, why);
+        }
+        if let Some(why) = self.err_short {
+            b.push_str("; stderr failed: ");
+            push_short(b, why);
+        }
+    }
+
+}
+
+fn push_short<const N: usize>(b: &mut FixedBuf<N>, why: sys::WriteShort) {
+    match why {
+        sys::WriteShort::Deadline => b.push_str("the dump deadline passed while it took no more bytes"),
+        sys::WriteShort::Failed(e) => {
+            let name = sys::errno_name(e);
+            if name.is_empty() {
+                b.push_str("errno ");
+                b.push_i64(e as i64);
+            } else {
+                b.push_str(name);
+            }
+        }
     }
 }
 
@@ -103,6 +325,7 @@ pub(crate) struct Scratch {
 
 impl Scratch {
     pub(crate) fn new() -> Self {
+        prepare_copy();
         Scratch { modules: ModuleMap::new_boxed(), tids: Box::new([0; MAX_DUMP_THREADS]), io: Box::new([0; STACK_LEN]) }
     }
 }
@@ -573,5 +796,138 @@ fn write_modules(out: &mut Sink, modules: &ModuleMap) {
         b.push_str("    ");
         b.push_bytes(line);
         out.eol();
+    }
+}
+
+/// Where dump files go, resolved at start: the directory held open (so that
+/// a later `chdir`, a rename of the path or every descriptor in use costs
+/// nothing) and the file-name pattern (`%p` the pid, `%t` the Unix time in
+/// seconds, `%%` a percent sign).
+#[derive(Clone, Debug)]
+pub(crate) struct DumpPath {
+    dir: std::sync::Arc<sys::Fd>,
+    name: std::ffi::CString,
+}
+
+impl DumpPath {
+    /// Checks `path` (from `dump_path` / `FAILSTOP_DUMP_PATH`) at start: made
+    /// absolute against the current directory, its directory must exist
+    /// and be writable. Normal context.
+    pub(crate) fn resolve(path: &std::path::Path) -> Result<DumpPath, crate::error::Error> {
+        use std::os::unix::ffi::OsStrExt;
+        let fail = |why: String| {
+            crate::error::Error::invalid_config(format!("dump_path (FAILSTOP_DUMP_PATH) {path:?}: {why}"))
+        };
+        let abs = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|e| fail(format!("relative, and the current directory is unknown ({e})")))?.join(path)
+        };
+        let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else {
+            return Err(fail("names no file".into()));
+        };
+        let name = std::ffi::CString::new(name.as_bytes()).map_err(|_| fail("contains a NUL byte".into()))?;
+        let dir_c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| fail("contains a NUL byte".into()))?;
+        match std::fs::metadata(dir) {
+            Err(e) => return Err(fail(format!("its directory {dir:?} cannot be used ({e})"))),
+            Ok(m) if !m.is_dir() => return Err(fail(format!("{dir:?} is not a directory"))),
+            Ok(_) => {}
+        }
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::access(dir_c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(fail(format!("its directory {dir:?} is not writable ({e}): a dump could not be kept there")));
+        }
+        let fd = sys::Fd::open(&dir_c, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| fail(format!("its directory {dir:?} cannot be opened ({e})")))?;
+        Ok(DumpPath { dir: std::sync::Arc::new(fd), name })
+    }
+
+    /// Opens a new dump file: the pattern with its placeholders filled in,
+    /// created with `O_EXCL` (an earlier dump is never overwritten: when the
+    /// name exists, `.1`, `.2`, ... up to `.99` is added). A FIFO or a
+    /// character device at the name is opened as it is, with `O_NONBLOCK`
+    /// (a FIFO with no reader fails at once with ENXIO instead of blocking).
+    /// Returns the descriptor, or the errno. Allocation-free.
+    pub(crate) fn open_new(&self) -> Result<sys::Fd, libc::c_int> {
+        let mut name = FixedBuf::<512>::new();
+        self.fill_name(&mut name);
+        let base_len = name.len();
+        let flags = libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+        for n in 0..100u64 {
+            if n > 0 {
+                name.truncate(base_len);
+                name.push_str(".");
+                name.push_u64(n);
+            }
+            let end = name.len();
+            name.push_bytes(b"\0");
+            let Ok(c) = std::ffi::CStr::from_bytes_with_nul(name.as_bytes()) else {
+                return Err(libc::ENAMETOOLONG);
+            };
+            // A FIFO or a device (a log collector's) is written, not replaced.
+            // SAFETY: stat is plain data; valid pointers for the call.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: a held directory descriptor, a NUL-terminated name, a valid out-pointer.
+            let special = unsafe { libc::fstatat(self.dir.raw(), c.as_ptr(), &mut st, 0) } == 0
+                && matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFCHR);
+            let r = if special {
+                sys::Fd::openat(self.dir.raw(), c, flags, 0)
+            } else {
+                sys::Fd::openat(self.dir.raw(), c, flags | libc::O_CREAT | libc::O_EXCL, 0o644)
+            };
+            name.truncate(end);
+            match r {
+                Ok(fd) => return Ok(fd),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(e.raw_os_error().unwrap_or(libc::EIO)),
+            }
+        }
+        Err(libc::EEXIST)
+    }
+
+    fn fill_name<const N: usize>(&self, out: &mut FixedBuf<N>) {
+        let pat = self.name.as_bytes();
+        let mut i = 0;
+        while i < pat.len() {
+            match (pat[i], pat.get(i + 1)) {
+                (b'%', Some(b'p')) => out.push_i64(sys::getpid() as i64),
+                (b'%', Some(b't')) => out.push_u64(sys::clock_ns(libc::CLOCK_REALTIME) / 1_000_000_000),
+                (b'%', Some(b'%')) => out.push_str("%"),
+                (c, _) => {
+                    out.push_bytes(&[c]);
+                    i += 1;
+                    continue;
+                }
+            }
+            i += 2;
+        }
+    }
+}
+
+/// Opens the dump file for `sink`, or says on stderr in one line why it
+/// cannot be. Allocation-free.
+pub(crate) fn open_file(path: Option<&DumpPath>, sink: &mut Sink) -> Option<sys::Fd> {
+    let p = path?;
+    match p.open_new() {
+        Ok(fd) => {
+            sink.set_file(fd.raw());
+            Some(fd)
+        }
+        Err(e) => {
+            let b = sink.line();
+            b.push_str("failstop: the dump file could not be opened (");
+            let name = sys::errno_name(e);
+            if name.is_empty() {
+                b.push_str("errno ");
+                b.push_i64(e as i64);
+            } else {
+                b.push_str(name);
+            }
+            b.push_str("): the dump is on stderr only");
+            sink.eol();
+            sink.flush();
+            None
+        }
     }
 }

@@ -32,7 +32,7 @@
 //! the allocator's lock. It blocks every asynchronous signal, so writing to
 //! a closed stderr returns EPIPE instead of killing the process.
 
-use super::dump::{self, OwnThreads, Scratch, Sink};
+use super::dump::{self, DumpPath, OwnThreads, Scratch, Sink};
 use super::end;
 use super::reporter;
 use super::systemd::Notifier;
@@ -47,7 +47,6 @@ use crate::state::settings::LIVE;
 use crate::state::slots::{ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, SLOTS, Slot};
 use crate::verdict::VerdictKind;
 use crate::watch::registry;
-use std::ffi::CString;
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
@@ -62,7 +61,7 @@ pub(crate) fn request_stop() {
 
 /// Starts the monitor thread. It owns `notifier` (closed when the monitor
 /// stops).
-pub(crate) fn spawn(path: Option<CString>, notifier: Option<Notifier>) -> Result<std::thread::JoinHandle<()>, Error> {
+pub(crate) fn spawn(path: Option<DumpPath>, notifier: Option<Notifier>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
     let mut scratch = Scratch::new();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -72,14 +71,14 @@ pub(crate) fn spawn(path: Option<CString>, notifier: Option<Notifier>) -> Result
             signals::block_all_in_this_thread();
             let _ = tx.send(());
             let mut notifier = notifier;
-            monitor_loop(&mut scratch, path.as_deref(), notifier.as_mut());
+            monitor_loop(&mut scratch, path.as_ref(), notifier.as_mut());
         })
         .map_err(|e| Error::os("spawning the monitor thread", e))?;
     let _ = rx.recv();
     Ok(handle)
 }
 
-fn monitor_loop(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
+fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Option<&mut Notifier>) {
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
     let mut last_loop = sys::monotonic_ns();
@@ -305,7 +304,7 @@ fn on_verdict(kind: VerdictKind, s: &Slot, idx: usize, tid: libc::pid_t, figure:
 /// lets the acting thread go. Under systemd's watchdog, when the action
 /// closes the gate: `STATUS=` first, `WATCHDOG=trigger` once the dump is
 /// written (not before: systemd's signal would cut it short).
-fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
+fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Option<&mut Notifier>) {
     let started = sys::monotonic_ns();
     if LIVE.closes_gate()
         && let Some(n) = notifier.as_deref_mut()
@@ -313,21 +312,32 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
         n.announce_verdict();
     }
     let deadline = VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
-    let file = path.and_then(|p| sys::Fd::open(p, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644).ok());
-    // If stderr was closed, the file may have been given fd 2: write it once.
     // SAFETY: F_GETFD on a descriptor number only queries it.
     let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
-    let file_fd = file.as_ref().map(|f| f.raw());
-    let mut sink = Sink::new(stderr_open && file_fd != Some(2), file_fd);
+    // The raw part goes to memory first (and on to stderr as far as it takes
+    // it without waiting); the file is opened after it, so that an open
+    // that hangs (a hung NFS server) finds the raw part on its way to
+    // stderr already.
+    let mut sink = Sink::new(stderr_open, deadline);
     let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid() };
     dump::write_raw(&mut sink, scratch, &own);
+    let file = dump::open_file(path, &mut sink);
     let raw_done = sys::monotonic_ns();
     // Leave a little of the deadline for the trailer and fsync.
     let sym_deadline = deadline.saturating_sub(100_000_000).max(raw_done);
     // In `warn` mode the gate stays open: keep pinging systemd while the
-    // reporter symbolizes (this can take most of `dump_timeout`).
-    let mut ping = |now| notifier.as_deref_mut().map_or(Duration::MAX, |n| n.ping_if_due(now));
-    let symbolized = reporter::symbolize_dump(sink.fds(), sym_deadline, &mut ping);
+    // reporter symbolizes (this can take most of `dump_timeout`); and keep
+    // the destinations fed.
+    sink.unseal();
+    let symbolized = {
+        let mut between = |now| {
+            sink.pump(false);
+            let ping = notifier.as_deref_mut().map_or(Duration::MAX, |n| n.ping_if_due(now));
+            if sink.stderr_behind() { ping.min(Duration::from_millis(10)) } else { ping }
+        };
+        reporter::symbolize_dump(sym_deadline, &mut between)
+    };
+    sink.seal();
     let b = sink.line();
     if !symbolized {
         b.push_str(
@@ -341,6 +351,7 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     b.push_str(" ms (raw part ");
     b.push_ms(raw_done.saturating_sub(started));
     b.push_str(" ms)");
+    sink.push_outcome();
     sink.eol();
     sink.flush();
     if let Some(f) = &file {
@@ -348,6 +359,8 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
         unsafe { libc::fsync(f.raw()) };
     }
     drop(file);
+    // The file has its whole dump: now stderr may take until the deadline.
+    sink.pump(true);
     if LIVE.closes_gate()
         && !SPARED_FOR_DEBUGGER.load(Acquire)
         && let Some(n) = notifier

@@ -11,14 +11,13 @@
 //! one (the whole process was stopped or starved) starts the window again,
 //! so that a `SIGSTOP` of the process is nobody's fault.
 
-use super::dump::{self, OwnThreads, Scratch, Sink};
+use super::dump::{self, DumpPath, OwnThreads, Scratch, Sink};
 use super::end;
-use crate::os::sys::{self, Fd};
+use crate::os::sys;
 use crate::state::latch::{self, DUMP_DONE};
 use crate::state::progress::{MONITOR_LOOP_AT, MONITOR_TID, monitor_stall_limit_ns};
 use crate::state::settings::LIVE;
 use crate::verdict::VerdictKind;
-use std::ffi::CString;
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
@@ -30,14 +29,14 @@ const SELF_SLACK: Duration = Duration::from_secs(2);
 /// dump on its own (made at start: the check never allocates).
 pub(crate) struct Overseer {
     scratch: Scratch,
-    path: Option<CString>,
+    path: Option<DumpPath>,
     last_check: u64,
     window_from: u64,
 }
 
 impl Overseer {
     /// Normal context, at start (allocates the dump's scratch space).
-    pub(crate) fn new(path: Option<CString>) -> Self {
+    pub(crate) fn new(path: Option<DumpPath>) -> Self {
         let now = sys::monotonic_ns();
         Overseer { scratch: Scratch::new(), path, last_check: now, window_from: now }
     }
@@ -77,16 +76,13 @@ impl Overseer {
     /// The raw dump (the symbolizer is this very thread: no symbols).
     fn write_dump(&mut self, monitor: libc::pid_t) {
         let started = sys::monotonic_ns();
-        let file = self
-            .path
-            .as_deref()
-            .and_then(|p| Fd::open(p, libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC, 0o644).ok());
         // SAFETY: F_GETFD on a descriptor number only queries it.
         let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
-        let file_fd = file.as_ref().map(|f| f.raw());
-        let mut sink = Sink::new(stderr_open && file_fd != Some(2), file_fd);
+        let deadline = crate::state::latch::VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
+        let mut sink = Sink::new(stderr_open, deadline);
         let own = OwnThreads { monitor, reporter: sys::gettid() };
         dump::write_raw(&mut sink, &mut self.scratch, &own);
+        let file = dump::open_file(self.path.as_ref(), &mut sink);
         let b = sink.line();
         b.push_str("failstop: dump written in ");
         b.push_ms(sys::monotonic_ns().saturating_sub(started));
@@ -97,5 +93,7 @@ impl Overseer {
             // SAFETY: fsync on our own open descriptor.
             unsafe { libc::fsync(f.raw()) };
         }
+        drop(file);
+        sink.pump(true);
     }
 }

@@ -32,7 +32,7 @@
 
 use super::overseer::Overseer;
 use crate::error::Error;
-use std::ffi::CString;
+use super::dump::{self, DumpPath};
 use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
@@ -54,7 +54,6 @@ use std::time::{Duration, Instant};
 static TID: AtomicI32 = AtomicI32::new(0);
 /// Symbolization request: 0 idle, 1 asked, 2 done (a futex word).
 static SYM: AtomicU32 = AtomicU32::new(0);
-static SYM_FDS: [AtomicI32; 2] = [AtomicI32::new(-1), AtomicI32::new(-1)];
 static SYM_CANCEL: AtomicBool = AtomicBool::new(false);
 static SYM_DEADLINE: AtomicU64 = AtomicU64::new(0);
 
@@ -69,7 +68,7 @@ pub(crate) fn tid() -> libc::pid_t {
 }
 
 /// Starts the reporter thread, and warms the symbolizer in it.
-pub(crate) fn spawn(dump_path: Option<CString>) -> Result<std::thread::JoinHandle<()>, Error> {
+pub(crate) fn spawn(dump_path: Option<DumpPath>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
     SYM.store(0, Release);
     let mut overseer = Overseer::new(dump_path);
@@ -170,7 +169,7 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
         SUPPRESSED.fetch_add(1, Relaxed);
         return;
     }
-    let _ = sys::write_all(2, block.as_bytes());
+    write_warning(block.as_bytes());
     tracing::warn!(
         thread = %name,
         tid,
@@ -181,6 +180,35 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
         "failstop: thread has used {} ms of CPU since its last touch",
         cpu_ns / 1_000_000
     );
+}
+
+/// The longest a warning waits for a slow stderr.
+const WARNING_WRITE_MAX: Duration = Duration::from_secs(1);
+
+/// Writes a warning to stderr, waiting for a slow one at most
+/// [`WARNING_WRITE_MAX`] and not at all once a dump is under way (the
+/// reporter must symbolize it): a full pipe nobody reads costs the
+/// warning, never the reporter. Whole lines of at most 4 KiB per write.
+fn write_warning(mut text: &[u8]) {
+    let until = sys::monotonic_ns() + WARNING_WRITE_MAX.as_nanos() as u64;
+    while !text.is_empty() {
+        let mut take = text.len().min(4096);
+        if take < text.len() {
+            take = text[..take].iter().rposition(|&c| c == b'\n').map_or(take, |i| i + 1);
+        }
+        let (n, short) = loop {
+            // In steps of 50 ms, so that a verdict cuts the wait short.
+            let step = (sys::monotonic_ns() + 50_000_000).min(until);
+            match sys::write_until(2, &text[..take], step) {
+                (0, Some(sys::WriteShort::Deadline)) if step < until && !latch::dumping() => continue,
+                r => break r,
+            }
+        };
+        text = &text[n..];
+        if short.is_some() {
+            return;
+        }
+    }
 }
 
 fn report_late_verdict(s: &Slot, figure_ns: u64) {
@@ -200,7 +228,7 @@ fn report_late_verdict(s: &Slot, figure_ns: u64) {
         VerdictKind::Stuck | VerdictKind::Deaf => format!("used {ms:.1} ms of CPU without progress"),
     };
     let line = format!("failstop: {kind}: thread \"{name}\" (tid {tid}) {what} (the dump was already written)\n");
-    let _ = sys::write_all(2, line.as_bytes());
+    write_warning(line.as_bytes());
     let (cpu_ns, wall_ns) = verdict_figures(s, slots::find_tid(tid), blocked, figure_ns);
     verdict_event(&name, tid, kind, cpu_ns, wall_ns, &[], "failstop: verdict (the dump was already written)");
 }
@@ -280,12 +308,9 @@ fn symbolized_lines(frames: &[usize]) -> Vec<String> {
 /// Asks the reporter to append the symbolized backtraces to the dump and
 /// waits until it did or `deadline` (monotonic ns) passed. Monitor thread;
 /// allocation-free. Returns whether it finished.
-pub(crate) fn symbolize_dump(fds: &[libc::c_int], deadline: u64, between: &mut dyn FnMut(u64) -> Duration) -> bool {
+pub(crate) fn symbolize_dump(deadline: u64, between: &mut dyn FnMut(u64) -> Duration) -> bool {
     if TID.load(Relaxed) == 0 {
         return false;
-    }
-    for (slot, fd) in SYM_FDS.iter().zip(fds.iter().copied().chain(std::iter::repeat(-1))) {
-        slot.store(fd, Relaxed);
     }
     SYM_CANCEL.store(false, Relaxed);
     SYM_DEADLINE.store(deadline, Relaxed);
@@ -312,12 +337,8 @@ fn emit(text: &str) {
     if SYM_CANCEL.load(Acquire) || sys::monotonic_ns() >= SYM_DEADLINE.load(Relaxed) {
         return;
     }
-    for fd in &SYM_FDS {
-        let fd = fd.load(Relaxed);
-        if fd >= 0 {
-            let _ = sys::write_all(fd, text.as_bytes());
-        }
-    }
+    // Into the dump's copy: the monitor writes it on to the file and stderr.
+    dump::append_symbolized(text.as_bytes());
 }
 
 /// Appends the symbolized backtraces to the dump, then emits the verdict's

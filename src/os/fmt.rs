@@ -54,6 +54,11 @@ impl<const N: usize> FixedBuf<N> {
         N - self.len
     }
 
+    /// Keeps only the first `len` bytes.
+    pub(crate) fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     /// Forgets the contents.
     pub(crate) fn clear(&mut self) {
         self.len = 0;

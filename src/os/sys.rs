@@ -242,6 +242,7 @@ pub(crate) fn read_some(fd: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
 /// Writes the whole buffer to `fd`, retrying on EINTR and short writes.
 /// Gives up on any other error (a closed stderr, a broken pipe).
 /// Async-signal-safe.
+#[allow(dead_code)] // the dump and the warnings write with `write_until`
 pub(crate) fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: the pointer and length describe `buf`.
@@ -252,6 +253,96 @@ pub(crate) fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
         buf = &buf[n..];
     }
     Ok(())
+}
+
+/// How a bounded write ([`write_until`]) ended short of its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteShort {
+    /// The deadline passed with the descriptor still not writable (a full
+    /// pipe nobody reads, a reader slower than the deadline).
+    Deadline,
+    /// The write failed with this `errno` (EPIPE, ENOSPC, EIO, ...).
+    Failed(libc::c_int),
+}
+
+/// Writes `buf` to `fd` until it is all written or `until` (monotonic ns)
+/// passed; returns the bytes written and, when short, why.
+///
+/// Each write waits first with `ppoll(POLLOUT)` until the descriptor can
+/// take bytes, so that a blocking descriptor (a full pipe) costs at most
+/// the time to `until` and never blocks in `write(2)`; `EAGAIN` from a
+/// non-blocking one (its flag belongs to the application: it is never
+/// changed) waits in `ppoll` again instead of dropping the bytes. A pipe
+/// that polls writable has room for a write of up to `PIPE_BUF` bytes, so
+/// callers that must not block write at most that much at a time. With
+/// `until` in the past, writes what the descriptor takes without waiting.
+/// Async-signal-safe.
+pub(crate) fn write_until(fd: libc::c_int, buf: &[u8], until: u64) -> (usize, Option<WriteShort>) {
+    let mut done = 0;
+    while done < buf.len() {
+        let left = until.saturating_sub(monotonic_ns());
+        let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+        let ts = timespec(Duration::from_nanos(left));
+        // SAFETY: one valid pollfd and a valid timespec for the whole call.
+        let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        if r < 0 {
+            let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if e == libc::EINTR {
+                continue;
+            }
+            return (done, Some(WriteShort::Failed(e)));
+        }
+        if r == 0 {
+            return (done, Some(WriteShort::Deadline));
+        }
+        if pfd.revents & libc::POLLNVAL != 0 {
+            return (done, Some(WriteShort::Failed(libc::EBADF)));
+        }
+        // Writable, or an error (POLLERR, POLLHUP) that the write names.
+        let rest = &buf[done..];
+        // SAFETY: the pointer and length describe `rest`.
+        let n = unsafe { libc::write(fd, rest.as_ptr().cast(), rest.len()) };
+        if n > 0 {
+            done += n as usize;
+            continue;
+        }
+        if n == 0 {
+            return (done, Some(WriteShort::Failed(libc::EIO)));
+        }
+        let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        if e == libc::EINTR || e == libc::EAGAIN {
+            if e == libc::EAGAIN && monotonic_ns() >= until {
+                return (done, Some(WriteShort::Deadline));
+            }
+            continue;
+        }
+        return (done, Some(WriteShort::Failed(e)));
+    }
+    (done, None)
+}
+
+/// The symbolic name of a few `errno` values the dump reports (the rest
+/// as a number). Async-signal-safe.
+pub(crate) fn errno_name(e: libc::c_int) -> &'static str {
+    match e {
+        libc::ENOSPC => "ENOSPC (no space left on the device)",
+        libc::EIO => "EIO (input/output error)",
+        libc::EPIPE => "EPIPE (nobody reads the pipe)",
+        libc::EDQUOT => "EDQUOT (disk quota exceeded)",
+        libc::EROFS => "EROFS (read-only file system)",
+        libc::EACCES => "EACCES (permission denied)",
+        libc::ENOENT => "ENOENT (no such file or directory)",
+        libc::ENXIO => "ENXIO (a FIFO with no reader)",
+        libc::EEXIST => "EEXIST (the file exists)",
+        libc::EMFILE => "EMFILE (every descriptor in use)",
+        libc::ENFILE => "ENFILE (the system's file table is full)",
+        libc::EBADF => "EBADF (not an open descriptor)",
+        libc::EFBIG => "EFBIG (file too large)",
+        libc::ENOTDIR => "ENOTDIR (not a directory)",
+        libc::EISDIR => "EISDIR (a directory)",
+        libc::ETIMEDOUT => "the dump deadline passed",
+        _ => "",
+    }
 }
 
 /// An owned file descriptor closed on drop, opened without allocating.
@@ -344,6 +435,26 @@ impl Fd {
                 RESERVED_ONCE.store(true, std::sync::atomic::Ordering::Relaxed);
                 // Another thread may take the number first: then this is an
                 // ordinary failure, and the caller treats it as no evidence.
+                open().map(Fd)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens `name` relative to the directory `dir` (`openat`) with
+    /// `flags | O_CLOEXEC`, taking a descriptor from the reserve when every
+    /// one is in use (as [`open`](Self::open)). Async-signal-safe.
+    pub(crate) fn openat(
+        dir: libc::c_int,
+        name: &std::ffi::CStr,
+        flags: libc::c_int,
+        mode: libc::mode_t,
+    ) -> io::Result<Fd> {
+        let open = || syscall!(openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint));
+        match open() {
+            Ok(fd) => Ok(Fd(fd)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) && use_reserved() => {
+                RESERVED_ONCE.store(true, std::sync::atomic::Ordering::Relaxed);
                 open().map(Fd)
             }
             Err(e) => Err(e),
