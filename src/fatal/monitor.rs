@@ -31,7 +31,7 @@ use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
 use crate::state::bells::MONITOR as BELL;
-use crate::state::latch::{self, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::latch::{self, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD as PERIOD, NO_WINDOW, PROGRESS, Progress};
 use crate::state::settings::LIVE;
 use crate::state::slots::{ACTIVE, SLOTS, Slot};
@@ -232,6 +232,9 @@ fn on_verdict(kind: VerdictKind, s: &Slot, idx: usize, tid: libc::pid_t, figure:
 /// written (not before: systemd's signal would cut it short).
 fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier: Option<&mut Notifier>) {
     let started = sys::monotonic_ns();
+    // First, so that a spared process's fuse is disarmed before anything
+    // that takes time.
+    let spared_by = end::spare_if_traced(&mut scratch.io[..]);
     if LIVE.closes_gate()
         && let Some(n) = notifier.as_deref_mut()
     {
@@ -244,8 +247,8 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
     let file_fd = file.as_ref().map(|f| f.raw());
     let mut sink = Sink::new(stderr_open && file_fd != Some(2), file_fd);
-    let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid() };
-    dump::write_raw(&mut sink, scratch, &own);
+    let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid(), fuse: end::fuse_tid() };
+    dump::write_raw(&mut sink, scratch, &own, spared_by.map(|t| (t, end::TRACER_POLL)));
     let raw_done = sys::monotonic_ns();
     // Leave a little of the deadline for the trailer and fsync.
     let sym_deadline = deadline.saturating_sub(100_000_000).max(raw_done);
@@ -281,9 +284,13 @@ fn write_dump(scratch: &mut Scratch, path: Option<&std::ffi::CStr>, mut notifier
     }
     DUMP_DONE.store(1, Release);
     sys::futex_wake_all(&DUMP_DONE);
-    // Verdicts the monitor reached itself: the culprit cannot act (it
-    // sleeps in a system call, or failstop's handler cannot run on it).
-    if matches!(latch::latched(), Some(VerdictKind::Blocked | VerdictKind::Deaf)) && LIVE.fatal() {
-        end::act(CULPRIT_TID.load(Relaxed));
+    // The monitor's part of the end: it acts on the verdicts it reached
+    // itself (their culprit cannot: it sleeps in a system call, or
+    // failstop's handler cannot run on it), waits out a tracer that spares
+    // the process, and stands by while a stuck culprit acts.
+    if LIVE.fatal()
+        && let Some(kind) = latch::latched()
+    {
+        end::follow_through(kind);
     }
 }
