@@ -179,9 +179,9 @@ pub(crate) fn write_raw(
         let b = out.line();
         b.push_str("failstop: a debugger is attached (TracerPid ");
         b.push_i64(tracer as i64);
-        b.push_str("): reporting only, the process is not ended while it is traced; it is ended within ");
+        b.push_str("): reporting only, the process is not ended while it is traced, and is ended once no thread is (looked at every ");
         b.push_u64(poll.as_millis() as u64);
-        b.push_str(" ms of the last tracer's detach (FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it at once)");
+        b.push_str(" ms; FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it at once)");
         out.eol();
     }
 

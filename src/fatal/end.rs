@@ -95,6 +95,9 @@ static FUSE_SEQ: AtomicU32 = AtomicU32::new(0);
 /// which tells the thread to end.
 static FUSE_GEN: AtomicU32 = AtomicU32::new(0);
 static FUSE_TID: AtomicI32 = AtomicI32::new(0);
+/// The process the fuse was made in: a forked child inherits these statics
+/// but neither the timer nor the thread, so it makes its own.
+static FUSE_PID: AtomicI32 = AtomicI32::new(0);
 /// This process is PID 1 of its PID namespace (read at start).
 static PID1: AtomicBool = AtomicBool::new(false);
 /// Taken by the one thread that goes through with the action.
@@ -107,10 +110,13 @@ static HANDLER_SINCE: AtomicU64 = AtomicU64::new(0);
 /// Creates the fuse (disarmed): a `SIGKILL` timer, or as PID 1 the fuse
 /// thread. Normal context, at start.
 pub(crate) fn prepare() -> Result<(), Error> {
-    if FUSE_KIND.load(Acquire) != NO_FUSE {
+    let pid = sys::getpid();
+    if FUSE_KIND.load(Acquire) != NO_FUSE && FUSE_PID.load(Relaxed) == pid {
         return Ok(());
     }
-    let pid1 = sys::getpid() == 1;
+    FUSE_KIND.store(NO_FUSE, Release);
+    FUSE_PID.store(pid, Relaxed);
+    let pid1 = pid == 1;
     PID1.store(pid1, Relaxed);
     if pid1 {
         return spawn_fuse_thread();
