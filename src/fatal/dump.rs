@@ -29,7 +29,7 @@ use crate::os::procfs::{self, STACK_LEN};
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
 use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, MAX_FRAMES};
-use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG};
@@ -334,11 +334,26 @@ impl Scratch {
 pub(crate) struct OwnThreads {
     pub monitor: libc::pid_t,
     pub reporter: libc::pid_t,
+    /// The fuse thread (PID 1 only; 0: none).
+    pub fuse: libc::pid_t,
 }
 
-/// Writes the raw part of the dump. Allocation-free; monitor thread.
+impl OwnThreads {
+    fn has(&self, tid: libc::pid_t) -> bool {
+        tid == self.monitor || tid == self.reporter || (self.fuse != 0 && tid == self.fuse)
+    }
+}
+
+/// Writes the raw part of the dump. `spared_by`: the tracer that spares
+/// the process (`fatal::end::spare_if_traced`) and how often the process
+/// looks whether it is still traced. Allocation-free; monitor thread.
 /// Returns the number of threads listed.
-pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads) -> usize {
+pub(crate) fn write_raw(
+    out: &mut Sink,
+    scratch: &mut Scratch,
+    own: &OwnThreads,
+    spared_by: Option<(libc::pid_t, Duration)>,
+) -> usize {
     let kind = latch::latched().unwrap_or(VerdictKind::Stuck);
     let culprit = CULPRIT_TID.load(Relaxed);
     let culprit_slot = slots::slot(CULPRIT_SLOT.load(Relaxed));
@@ -411,14 +426,14 @@ pub(crate) fn write_raw(out: &mut Sink, scratch: &mut Scratch, own: &OwnThreads)
     push_action(b);
     out.eol();
 
-    // 2. Debugger check: report, never abort, unless allowed.
-    let tracer = procfs::read_self_status(&mut scratch.io[..]).map(|s| s.tracer_pid).unwrap_or(0);
-    if tracer != 0 && LIVE.fatal() && !LIVE.abort_under_debugger.load(Relaxed) {
-        SPARED_FOR_DEBUGGER.store(true, Release);
+    // 2. A debugger spares the process: say so, and until when.
+    if let Some((tracer, poll)) = spared_by {
         let b = out.line();
         b.push_str("failstop: a debugger is attached (TracerPid ");
         b.push_i64(tracer as i64);
-        b.push_str("): reporting only, the process is not ended (FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it)");
+        b.push_str("): reporting only, the process is not ended while it is traced, and is ended once no thread is (looked at every ");
+        b.push_u64(poll.as_millis() as u64);
+        b.push_str(" ms; FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it at once)");
         out.eol();
     }
 
@@ -512,10 +527,7 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads
         c.frames.state.store(CAP_EMPTY, Relaxed);
         c.tid.store(0, Relaxed);
         c.slot.store(usize::MAX, Relaxed);
-        if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY
-            || tid == own.monitor
-            || tid == own.reporter
-        {
+        if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY || own.has(tid) {
             continue;
         }
         // A signal interrupts the system call a thread sleeps in: outside a
@@ -621,7 +633,7 @@ fn write_thread_state(
     b.push_str(" (");
     b.push_str(procfs::state_name(state));
     b.push_str(")");
-    if tid == own.monitor || tid == own.reporter {
+    if own.has(tid) {
         b.push_str(" failstop's own thread");
     }
     match slot {

@@ -1,5 +1,5 @@
 //! The end of the process: the verdict latch (its state is in
-//! `state::latch`), the kernel fuse, and the actions: abort on the culprit,
+//! `state::latch`), the fuse, and the actions: abort on the culprit,
 //! `_exit`, unhealthy, warn.
 //!
 //! # Order on a fatal verdict
@@ -7,20 +7,52 @@
 //! 1. The verdict is latched by one compare-and-swap: exactly one dump per
 //!    process; a concurrent second verdict does not start another.
 //! 2. The heartbeat gate closes (one store), before anything that takes time.
-//! 3. A kernel timer armed with `SIGKILL` (created at start) is set to
-//!    `dump_timeout + HOOK_GRACE`: whatever any thread does from here on
-//!    (a hook that hangs, a lock that never comes), the process ends.
-//! 4. The monitor writes the dump; the acting thread waits for it at most
-//!    `dump_timeout`.
-//! 5. The pre-abort hook runs, then the action: `SIGABRT` raised on the
-//!    culprit (a core file shows it as the crashing thread), or `_exit`.
-//!    If a `SIGABRT` handler swallows the signal, the default action is
-//!    restored and the signal raised again; if the process still lives after
-//!    [`ABORT_GRACE`], it is killed.
+//! 3. The fuse (see below) is armed for `dump_timeout + HOOK_GRACE`:
+//!    whatever any thread does from here on (a hook that hangs, a lock that
+//!    never comes, a `SIGABRT` handler that never returns), the process ends.
+//! 4. The monitor decides whether a debugger spares the process
+//!    ([`spare_if_traced`]; the fuse is then disarmed), and writes the dump;
+//!    the acting thread waits for it at most `dump_timeout`.
+//! 5. [`act`]: the pre-abort hook runs, then the action: `_exit(N)`, or
+//!    `SIGABRT` raised on the culprit (a core file shows it as the crashing
+//!    thread). With `SIGABRT`'s default action the fuse is disarmed first
+//!    (the core dump must not be cut short). With an application handler
+//!    (a crash reporter) the fuse stays armed and the handler is given
+//!    [`ABORT_GRACE`]; if it returns, or when that time is up, the default
+//!    action is restored and `SIGABRT` raised again, as abort(3) does.
+//! 6. [`follow_through`], on the monitor: a spared process is watched until
+//!    no thread of it is traced any more (every [`TRACER_POLL`]), then the
+//!    action goes ahead from the monitor with the fuse armed again for
+//!    [`HOOK_GRACE`]; and the monitor stands by while the culprit acts, to
+//!    end the process itself if the culprit's `SIGABRT` handler never returns.
 //!
-//! Every function here that runs on the fatal path is async-signal-safe.
+//! # The fuse
+//!
+//! The last deadline, created at start and armed only by a fatal verdict.
+//! Normally a kernel timer (`CLOCK_MONOTONIC`) that sends `SIGKILL`: nothing
+//! in the process can block, catch or delay it. As PID 1 of a PID namespace
+//! the kernel ignores every signal whose action is the default, `SIGKILL`
+//! included, so there the fuse is a thread of its own (`failstop-fuse`,
+//! every signal blocked, asleep on a futex with the deadline as timeout) that
+//! writes one line and calls `_exit` with the action's status (134, i.e.
+//! 128+`SIGABRT`, for `abort`; N for `exit:N`). Arming and disarming it is
+//! async-signal-safe either way (`timer_settime`, or atomics and a futex
+//! wake).
+//!
+//! # PID 1
+//!
+//! A PID 1 cannot die by `SIGABRT` (its default action is ignored there;
+//! a handler of the application still runs): where the default action would
+//! end the process, a PID 1 says so in one line on stderr and calls
+//! `_exit(134)`, the status a container runtime reports for an abort. There
+//! is no core file.
+//!
+//! Every function here that runs on the fatal path is async-signal-safe;
+//! those that run on the monitor or the fuse thread are allocation-free.
 
+use crate::config::Action;
 use crate::error::Error;
+use crate::os::fmt::FixedBuf;
 use crate::os::procfs::{self, SCRATCH_LEN};
 use crate::os::signals;
 use crate::os::sys::{self, syscall};
@@ -30,22 +62,64 @@ use crate::state::latch::{CULPRIT_FIGURE, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, 
 use crate::state::settings::LIVE;
 use crate::state::slots::Slot;
 use crate::verdict::VerdictKind;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
 
 /// Time allowed for the pre-abort hook and the abort itself before the
-/// kernel fuse kills the process.
+/// fuse ends the process.
 pub(crate) const HOOK_GRACE: Duration = Duration::from_secs(3);
-/// Time a swallowed SIGABRT is given before the process is killed.
+/// Time an application's `SIGABRT` handler is given before the default
+/// action is restored and the signal raised again; and the time a swallowed
+/// `SIGABRT` is given before the process is killed.
 pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(1);
+/// How often a process spared for a debugger looks whether it is still
+/// traced.
+pub(crate) const TRACER_POLL: Duration = Duration::from_millis(100);
+/// The exit status of an abort where the process cannot die by `SIGABRT`
+/// (PID 1): what a shell or a container runtime reports for `SIGABRT`.
+const ABORT_STATUS: libc::c_int = 128 + libc::SIGABRT;
 
-static FUSE: AtomicUsize = AtomicUsize::new(0);
-static HAS_FUSE: AtomicBool = AtomicBool::new(false);
+const NO_FUSE: u32 = 0;
+/// A kernel timer that sends `SIGKILL`.
+const TIMER_FUSE: u32 = 1;
+/// The fuse thread (PID 1).
+const THREAD_FUSE: u32 = 2;
+static FUSE_KIND: AtomicU32 = AtomicU32::new(NO_FUSE);
+/// The timer fuse's `timer_t`.
+static FUSE_TIMER: AtomicUsize = AtomicUsize::new(0);
+/// The thread fuse's deadline, `CLOCK_MONOTONIC` ns (0: disarmed).
+static FUSE_AT: AtomicU64 = AtomicU64::new(0);
+/// Bumped at every change of the thread fuse: the futex word it sleeps on.
+static FUSE_SEQ: AtomicU32 = AtomicU32::new(0);
+/// The generation of the fuse thread that serves; [`release`] moves it on,
+/// which tells the thread to end.
+static FUSE_GEN: AtomicU32 = AtomicU32::new(0);
+static FUSE_TID: AtomicI32 = AtomicI32::new(0);
+/// The process the fuse was made in: a forked child inherits these statics
+/// but neither the timer nor the thread, so it makes its own.
+static FUSE_PID: AtomicI32 = AtomicI32::new(0);
+/// This process is PID 1 of its PID namespace (read at start).
+static PID1: AtomicBool = AtomicBool::new(false);
+/// Taken by the one thread that goes through with the action.
+static ACTING: AtomicBool = AtomicBool::new(false);
+/// Monotonic ns when `SIGABRT` was raised towards an application handler
+/// on the culprit by the culprit itself (0: not), for the monitor's
+/// [`stand_by`].
+static HANDLER_SINCE: AtomicU64 = AtomicU64::new(0);
 
-/// Creates the kernel fuse timer (disarmed). Normal context, at start.
+/// Creates the fuse (disarmed): a `SIGKILL` timer, or as PID 1 the fuse
+/// thread. Normal context, at start.
 pub(crate) fn prepare() -> Result<(), Error> {
-    if HAS_FUSE.load(Acquire) {
+    let pid = sys::getpid();
+    if FUSE_KIND.load(Acquire) != NO_FUSE && FUSE_PID.load(Relaxed) == pid {
         return Ok(());
+    }
+    FUSE_KIND.store(NO_FUSE, Release);
+    FUSE_PID.store(pid, Relaxed);
+    let pid1 = pid == 1;
+    PID1.store(pid1, Relaxed);
+    if pid1 {
+        return spawn_fuse_thread();
     }
     // SAFETY: sigevent is plain data.
     let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
@@ -53,25 +127,104 @@ pub(crate) fn prepare() -> Result<(), Error> {
     sev.sigev_signo = libc::SIGKILL;
     let mut t: libc::timer_t = std::ptr::null_mut();
     syscall!(timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut t)).map_err(|e| Error::os("timer_create (fuse)", e))?;
-    FUSE.store(t as usize, Relaxed);
-    HAS_FUSE.store(true, Release);
+    FUSE_TIMER.store(t as usize, Relaxed);
+    FUSE_KIND.store(TIMER_FUSE, Release);
     Ok(())
+}
+
+fn spawn_fuse_thread() -> Result<(), Error> {
+    let generation = FUSE_GEN.load(Acquire);
+    FUSE_AT.store(0, Relaxed);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("failstop-fuse".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            signals::block_all_in_this_thread();
+            FUSE_TID.store(sys::gettid(), Release);
+            let _ = tx.send(());
+            fuse_thread(generation);
+        })
+        .map_err(|e| Error::os("spawning the fuse thread", e))?;
+    let _ = rx.recv();
+    FUSE_KIND.store(THREAD_FUSE, Release);
+    Ok(())
+}
+
+/// The fuse thread: sleeps until the deadline (or a change), then ends the
+/// process; returns when its generation is over. Allocation-free.
+fn fuse_thread(generation: u32) {
+    loop {
+        let seq = FUSE_SEQ.load(Acquire);
+        if FUSE_GEN.load(Acquire) != generation {
+            return;
+        }
+        let at = FUSE_AT.load(Acquire);
+        let now = sys::monotonic_ns();
+        if at != 0 && now >= at {
+            blow();
+        }
+        let timeout = (at != 0).then(|| Duration::from_nanos(at - now));
+        sys::futex_wait(&FUSE_SEQ, seq, timeout);
+    }
+}
+
+/// The thread fuse's end: one line, then `_exit` with the action's status.
+fn blow() -> ! {
+    let status = end_status();
+    let mut b = FixedBuf::<256>::new();
+    b.push_str("failstop: the fuse blew: the process was still alive at its last deadline; as PID 1 it ends with _exit(");
+    b.push_i64(status.into());
+    b.push_str(")");
+    say(&mut b);
+    // SAFETY: _exit is async-signal-safe and ends the process.
+    unsafe { libc::_exit(status) }
+}
+
+/// The thread id of the fuse thread (0: there is none). For the dump.
+pub(crate) fn fuse_tid() -> libc::pid_t {
+    if FUSE_KIND.load(Acquire) == THREAD_FUSE { FUSE_TID.load(Acquire) } else { 0 }
 }
 
 /// Deletes the fuse unless a fatal verdict armed it. Normal context, at stop.
 pub(crate) fn release() {
-    if LATCH.load(Acquire) == 0 && HAS_FUSE.swap(false, AcqRel) {
+    if LATCH.load(Acquire) != 0 {
+        return;
+    }
+    match FUSE_KIND.swap(NO_FUSE, AcqRel) {
         // SAFETY: created by `prepare`, deleted once thanks to the swap.
-        unsafe { libc::timer_delete(FUSE.load(Relaxed) as libc::timer_t) };
+        TIMER_FUSE => unsafe {
+            libc::timer_delete(FUSE_TIMER.load(Relaxed) as libc::timer_t);
+        },
+        THREAD_FUSE => {
+            FUSE_GEN.fetch_add(1, Release);
+            FUSE_SEQ.fetch_add(1, Release);
+            sys::futex_wake_all(&FUSE_SEQ);
+        }
+        _ => {}
     }
 }
 
-/// Arms (or with zero, disarms) the fuse. Async-signal-safe.
+/// Arms the fuse for `after` from now, or with zero disarms it.
+/// Async-signal-safe.
 fn set_fuse(after: Duration) {
-    if HAS_FUSE.load(Acquire) {
-        let spec = libc::itimerspec { it_interval: sys::timespec(Duration::ZERO), it_value: sys::timespec(after) };
-        // SAFETY: a live timer and a valid spec.
-        unsafe { libc::timer_settime(FUSE.load(Relaxed) as libc::timer_t, 0, &spec, std::ptr::null_mut()) };
+    match FUSE_KIND.load(Acquire) {
+        TIMER_FUSE => {
+            let spec = libc::itimerspec { it_interval: sys::timespec(Duration::ZERO), it_value: sys::timespec(after) };
+            // SAFETY: a live timer and a valid spec.
+            unsafe { libc::timer_settime(FUSE_TIMER.load(Relaxed) as libc::timer_t, 0, &spec, std::ptr::null_mut()) };
+        }
+        THREAD_FUSE => {
+            let at = if after.is_zero() {
+                0
+            } else {
+                sys::monotonic_ns().saturating_add(after.as_nanos() as u64).max(1)
+            };
+            FUSE_AT.store(at, Release);
+            FUSE_SEQ.fetch_add(1, Release);
+            sys::futex_wake_all(&FUSE_SEQ);
+        }
+        _ => {}
     }
 }
 
@@ -117,21 +270,44 @@ pub(crate) fn wait_for_dump() {
     }
 }
 
+/// On a fatal verdict, before the dump: a debugger is attached (`TracerPid`
+/// of the main thread) and `FAILSTOP_ABORT_UNDER_DEBUGGER` is not set, so
+/// the process is spared: [`act`] will not end it, and the fuse is
+/// disarmed, until [`follow_through`] sees the tracer gone. Returns the
+/// tracer's pid when spared. Monitor thread, allocation-free.
+pub(crate) fn spare_if_traced(io: &mut [u8]) -> Option<libc::pid_t> {
+    if !LIVE.fatal() || LIVE.abort_under_debugger.load(Relaxed) {
+        return None;
+    }
+    let tracer = procfs::read_self_status(io).map(|s| s.tracer_pid).unwrap_or(0);
+    if tracer == 0 {
+        return None;
+    }
+    SPARED_FOR_DEBUGGER.store(true, Release);
+    set_fuse(Duration::ZERO);
+    Some(tracer)
+}
+
 /// Runs the hook and ends the process with `culprit` as the crashing thread:
 /// `SIGABRT` raised on it (a core file shows it), or `_exit` (exit:N).
 ///
 /// Called on the culprit itself (stuck: from its handler) or by the monitor
 /// (blocked: the culprit sleeps in a system call; deaf: it cannot run a
-/// handler). A culprit in uninterruptible sleep (D), or one that blocks
-/// `SIGABRT`, can never take the signal, so then the calling thread aborts
-/// at once. If a `SIGABRT` handler swallows the signal, the
-/// default action is restored and the signal raised again, as abort(3)
-/// does; if the process still lives after [`ABORT_GRACE`], it is killed.
-/// Returns only when a debugger is attached and aborting under it is not
-/// allowed. Async-signal-safe.
+/// handler; any verdict once a tracer that spared the process is gone).
+/// Only one thread goes through with it; a second caller returns at once.
+/// A culprit in uninterruptible sleep (D), or one that blocks `SIGABRT`,
+/// can never take the signal, so then the calling thread aborts at once.
+/// With `SIGABRT`'s default action the fuse is disarmed before the raise,
+/// so that a core dump is not cut short. With an application handler the
+/// fuse stays armed and the handler gets [`ABORT_GRACE`]: if it returns (or,
+/// on another thread, when the time is up) the default action is restored
+/// and the signal raised again, as abort(3) does; a handler that never
+/// returns on the culprit itself is dealt with by the monitor
+/// ([`follow_through`]). As PID 1, where the default action is ignored,
+/// `_exit(134)` instead. Returns only when the process is spared for a
+/// debugger or another thread acts. Async-signal-safe.
 pub(crate) fn act(culprit: libc::pid_t) {
-    if SPARED_FOR_DEBUGGER.load(Acquire) {
-        set_fuse(Duration::ZERO);
+    if SPARED_FOR_DEBUGGER.load(Acquire) || ACTING.swap(true, AcqRel) {
         return;
     }
     if let Some(hook) = LIVE.pre_abort_hook() {
@@ -139,30 +315,55 @@ pub(crate) fn act(culprit: libc::pid_t) {
         // `Config::pre_abort_hook` is an `unsafe fn` that states it.
         hook();
     }
-    if let crate::config::Action::Exit(status) = LIVE.action() {
+    if let Action::Exit(status) = LIVE.action() {
         // SAFETY: _exit is async-signal-safe and ends the process.
         unsafe { libc::_exit(status) };
     }
-    // A core dump must not be cut short by the fuse: from here on the
-    // deadlines below are ours.
-    set_fuse(Duration::ZERO);
+    let handled = abort_is_handled();
+    if !handled {
+        if PID1.load(Relaxed) {
+            end_as_pid1();
+        }
+        // The default action ends the process, with a core dump that the
+        // fuse must not cut short: from here on the deadlines below are ours.
+        set_fuse(Duration::ZERO);
+    }
     let me = sys::gettid();
     if culprit == me {
+        if handled {
+            HANDLER_SINCE.store(sys::monotonic_ns().max(1), Release);
+        }
+        // The handler runs here (and returns), or the default action ends
+        // the process.
         raise_abort(me);
     } else {
         let mut io = [0u8; SCRATCH_LEN];
         let deaf_to_abort =
             procfs::read_status(culprit, &mut io).is_ok_and(|s| s.state == b'D' || s.blocks(libc::SIGABRT));
-        if !deaf_to_abort {
-            let _ = sys::tgkill(culprit, libc::SIGABRT);
+        if !deaf_to_abort && sys::tgkill(culprit, libc::SIGABRT).is_ok() {
             sys::sleep(ABORT_GRACE);
         }
     }
-    // Still alive: a SIGABRT handler returned, or the culprit cannot take it.
-    signals::reraise_with_default_action(libc::SIGABRT);
-    sys::sleep(ABORT_GRACE);
-    // SAFETY: kill is async-signal-safe.
-    unsafe { libc::kill(sys::getpid(), libc::SIGKILL) };
+    // Still alive: a SIGABRT handler returned or did not return in time,
+    // or the culprit cannot take the signal.
+    finish_abort();
+}
+
+/// Whether `SIGABRT` has an application handler. An ignored `SIGABRT` is
+/// given its default action back first (abort(3) does the same).
+/// Async-signal-safe.
+fn abort_is_handled() -> bool {
+    // SAFETY: sigaction is plain data; a query only, into a valid out-pointer.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::sigaction(libc::SIGABRT, std::ptr::null(), &mut old) } != 0 {
+        return false;
+    }
+    if old.sa_sigaction == libc::SIG_IGN {
+        signals::set_default(libc::SIGABRT);
+        return false;
+    }
+    old.sa_sigaction != libc::SIG_DFL
 }
 
 /// Raises `SIGABRT` on the calling thread `tid` (unblocked first), leaving
@@ -170,4 +371,148 @@ pub(crate) fn act(culprit: libc::pid_t) {
 fn raise_abort(tid: libc::pid_t) {
     signals::unblock(libc::SIGABRT);
     let _ = sys::tgkill(tid, libc::SIGABRT);
+}
+
+/// The end when `SIGABRT` towards the culprit did not end the process: the
+/// default action restored and the signal raised on the calling thread
+/// (with the fuse disarmed, so that the core dump is whole), then `SIGKILL`.
+/// As PID 1, `_exit(134)`. Async-signal-safe.
+fn finish_abort() -> ! {
+    if PID1.load(Relaxed) {
+        end_as_pid1();
+    }
+    set_fuse(Duration::ZERO);
+    signals::reraise_with_default_action(libc::SIGABRT);
+    sys::sleep(ABORT_GRACE);
+    // SAFETY: kill and _exit are async-signal-safe.
+    unsafe {
+        libc::kill(sys::getpid(), libc::SIGKILL);
+        libc::_exit(ABORT_STATUS)
+    }
+}
+
+/// As PID 1 the process cannot die by `SIGABRT`: one line says so, then
+/// `_exit(134)`. Async-signal-safe.
+fn end_as_pid1() -> ! {
+    let mut b = FixedBuf::<256>::new();
+    b.push_str("failstop: PID 1 of its PID namespace, where the kernel ignores SIGABRT's default action: ");
+    b.push_str("ending with _exit(134) (128+SIGABRT), no core file");
+    say(&mut b);
+    // SAFETY: _exit is async-signal-safe and ends the process.
+    unsafe { libc::_exit(ABORT_STATUS) }
+}
+
+/// The status the fuse ends the process with where it cannot kill it: the
+/// action's. Async-signal-safe.
+fn end_status() -> libc::c_int {
+    match LIVE.action() {
+        Action::Exit(status) => status,
+        _ => ABORT_STATUS,
+    }
+}
+
+/// Writes `b` and a newline to stderr (a broken or closed stderr is ignored).
+/// Async-signal-safe.
+fn say(b: &mut FixedBuf<256>) {
+    b.push_str("\n");
+    let _ = sys::write_all(2, b.as_bytes());
+}
+
+/// The monitor's part of a fatal verdict, after the dump.
+///
+/// - A process spared for a debugger is looked at every [`TRACER_POLL`]
+///   until no thread of it is traced any more; then the fuse is armed again
+///   for [`HOOK_GRACE`] and the action goes ahead from the monitor (the
+///   culprit of a stuck verdict, which returned to its work, takes `SIGABRT`
+///   like a blocked one).
+/// - A blocked or deaf verdict is acted on from here (its culprit cannot).
+/// - Otherwise the culprit acts, and the monitor stands by: if the
+///   culprit's own `SIGABRT` handler has not returned after
+///   [`ABORT_GRACE`], the monitor restores the default action and raises
+///   `SIGABRT` again itself (a core file then shows the monitor as the
+///   crashing thread, and the culprit inside its handler).
+///
+/// Returns only when the watchdog stops (the fuse still holds), or when a
+/// spared process is stopped. Monitor thread, allocation-free.
+pub(crate) fn follow_through(kind: VerdictKind) {
+    // A vanished culprit cannot take a signal: the monitor aborts itself.
+    let culprit = if kind == VerdictKind::Vanished { sys::gettid() } else { CULPRIT_TID.load(Relaxed) };
+    if SPARED_FOR_DEBUGGER.load(Acquire) {
+        if !wait_while_traced() {
+            return;
+        }
+        let mut b = FixedBuf::<256>::new();
+        b.push_str("failstop: no tracer is attached any more: the process is ended now (action: ");
+        let _ = std::fmt::Write::write_fmt(&mut b, format_args!("{}", LIVE.action()));
+        b.push_str(")");
+        say(&mut b);
+        set_fuse(HOOK_GRACE);
+        SPARED_FOR_DEBUGGER.store(false, Release);
+        act(culprit);
+    } else if kind != VerdictKind::Stuck {
+        act(culprit);
+    }
+    stand_by();
+}
+
+/// Waits while any thread of the process is traced. Returns false when the
+/// watchdog stops meanwhile. A `/proc` that cannot be read is no evidence
+/// of a tracer. Monitor thread, allocation-free.
+fn wait_while_traced() -> bool {
+    let bell = &bells::MONITOR;
+    let mut dir = [0u8; 1024];
+    let mut io = [0u8; SCRATCH_LEN];
+    loop {
+        let seen = bell.seen();
+        if bell.stopping() {
+            return false;
+        }
+        if !any_thread_traced(&mut dir, &mut io) {
+            return true;
+        }
+        bell.wait(seen, TRACER_POLL);
+    }
+}
+
+/// Whether any thread of the process has a tracer (`TracerPid` in its
+/// `/proc/self/task/TID/status`). Allocation-free.
+fn any_thread_traced(dir: &mut [u8], io: &mut [u8]) -> bool {
+    let mut traced = false;
+    let listed = procfs::for_each_task(dir, |tid| {
+        traced = traced || procfs::read_status(tid, io).is_ok_and(|s| s.tracer_pid != 0);
+    });
+    if listed.is_err() {
+        return procfs::read_self_status(io).is_ok_and(|s| s.tracer_pid != 0);
+    }
+    traced
+}
+
+/// The monitor's watch over a culprit that raised `SIGABRT` towards an
+/// application handler on itself: when the handler has not returned after
+/// [`ABORT_GRACE`], the process is ended from here. Returns when the
+/// watchdog stops. Monitor thread, allocation-free.
+fn stand_by() {
+    let bell = &bells::MONITOR;
+    loop {
+        let seen = bell.seen();
+        if bell.stopping() {
+            return;
+        }
+        let since = HANDLER_SINCE.load(Acquire);
+        let now = sys::monotonic_ns();
+        let mut wait = TRACER_POLL;
+        if since != 0 {
+            let due = since.saturating_add(ABORT_GRACE.as_nanos() as u64);
+            if now >= due {
+                let mut b = FixedBuf::<256>::new();
+                b.push_str("failstop: the SIGABRT handler did not return within ");
+                b.push_u64(ABORT_GRACE.as_millis() as u64);
+                b.push_str(" ms: SIGABRT is raised again with its default action");
+                say(&mut b);
+                finish_abort();
+            }
+            wait = wait.min(Duration::from_nanos(due - now));
+        }
+        bell.wait(seen, wait);
+    }
 }

@@ -3,7 +3,7 @@
 //!
 //! | file | what it does |
 //! |---|---|
-//! | `end` | the verdict latch, the kernel fuse, and the end: abort on the culprit, `_exit`, unhealthy, warn |
+//! | `end` | the verdict latch, the fuse (a `SIGKILL` timer; as PID 1 a thread), the end: abort on the culprit, `_exit`, unhealthy, warn; sparing a traced process until its tracer goes |
 //! | `dump` | the one dump: every thread, culprit first (raw part, allocation-free) |
 //! | `reporter` | the reporter thread: warnings and symbolization, in normal context |
 //! | `systemd` | systemd's watchdog: `WATCHDOG=1` while healthy, `WATCHDOG=trigger` on a verdict |
@@ -13,8 +13,8 @@
 //! Inside the floor the arrows run one way: `monitor` uses `reporter`,
 //! `dump`, `end` and `systemd`; `reporter` uses `overseer`, which uses
 //! `dump` and `end`; `dump` and `end` use none of their neighbours. `end`'s
-//! fatal path is async-signal-safe (the handler calls it); `dump` and
-//! `monitor` never allocate after start. It may use `watch`, `state`, `os`,
+//! fatal path is async-signal-safe (the handler calls it); `dump`,
+//! `monitor` and the monitor's part of `end` never allocate after start. It may use `watch`, `state`, `os`,
 //! `config`, `verdict` and `error`; never `engine`.
 
 pub(crate) mod dump;

@@ -41,7 +41,7 @@ use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
 use crate::state::bells::MONITOR as BELL;
-use crate::state::latch::{self, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::latch::{self, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress};
 use crate::state::settings::LIVE;
 use crate::state::slots::{ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, SLOTS, Slot};
@@ -306,6 +306,9 @@ fn on_verdict(kind: VerdictKind, s: &Slot, idx: usize, tid: libc::pid_t, figure:
 /// written (not before: systemd's signal would cut it short).
 fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Option<&mut Notifier>) {
     let started = sys::monotonic_ns();
+    // First, so that a spared process's fuse is disarmed before anything
+    // that takes time.
+    let spared_by = end::spare_if_traced(&mut scratch.io[..]);
     if LIVE.closes_gate()
         && let Some(n) = notifier.as_deref_mut()
     {
@@ -319,8 +322,8 @@ fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Opti
     // that hangs (a hung NFS server) finds the raw part on its way to
     // stderr already.
     let mut sink = Sink::new(stderr_open, deadline);
-    let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid() };
-    dump::write_raw(&mut sink, scratch, &own);
+    let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid(), fuse: end::fuse_tid() };
+    dump::write_raw(&mut sink, scratch, &own, spared_by.map(|t| (t, end::TRACER_POLL)));
     let file = dump::open_file(path, &mut sink);
     let raw_done = sys::monotonic_ns();
     // Leave a little of the deadline for the trailer and fsync.
@@ -369,14 +372,13 @@ fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Opti
     }
     DUMP_DONE.store(1, Release);
     sys::futex_wake_all(&DUMP_DONE);
-    // Verdicts the monitor reached itself: the culprit cannot act (it
-    // sleeps in a system call, or failstop's handler cannot run on it).
-    if matches!(latch::latched(), Some(VerdictKind::Blocked | VerdictKind::Deaf | VerdictKind::Polling)) && LIVE.fatal()
+    // The monitor's part of the end: it acts on the verdicts it reached
+    // itself (their culprit cannot: it sleeps in a system call, failstop's
+    // handler cannot run on it, or it is gone), waits out a tracer that
+    // spares the process, and stands by while a stuck culprit acts.
+    if LIVE.fatal()
+        && let Some(kind) = latch::latched()
     {
-        end::act(CULPRIT_TID.load(Relaxed));
-    }
-    // A vanished culprit cannot take a signal: the monitor aborts itself.
-    if latch::latched() == Some(VerdictKind::Vanished) && LIVE.fatal() {
-        end::act(sys::gettid());
+        end::follow_through(kind);
     }
 }

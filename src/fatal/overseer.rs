@@ -80,8 +80,8 @@ impl Overseer {
         let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
         let deadline = crate::state::latch::VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
         let mut sink = Sink::new(stderr_open, deadline);
-        let own = OwnThreads { monitor, reporter: sys::gettid() };
-        dump::write_raw(&mut sink, &mut self.scratch, &own);
+        let own = OwnThreads { monitor, reporter: sys::gettid(), fuse: end::fuse_tid() };
+        dump::write_raw(&mut sink, &mut self.scratch, &own, None);
         let file = dump::open_file(self.path.as_ref(), &mut sink);
         let b = sink.line();
         b.push_str("failstop: dump written in ");
