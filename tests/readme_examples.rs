@@ -162,8 +162,10 @@ fn build_cargo_project(name: &str, expected: &[&str]) -> (PathBuf, String) {
         })
         .collect();
     let dir = write_project(name, &files);
-    // Only this package: the dependencies' builds are reused.
-    cargo(&dir, &["clean", "-p", &package]);
+    // This package and failstop (so that its build is in the log and
+    // leaves no artifact of an earlier build): the other dependencies'
+    // builds are reused.
+    cargo(&dir, &["clean", "-p", &package, "-p", "failstop"]);
     let out = cargo(&dir, &["build", "-v"]);
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
     let bin = target_dir().join("debug").join(&package);
@@ -182,12 +184,14 @@ fn rustc_line<'a>(log: &'a str, crate_name: &str) -> &'a str {
 fn rust_quick_start_builds_as_pasted() {
     let files = project_files("rust", &["Cargo.toml", ".cargo/config.toml", "src/main.rs"]);
     assert!(files["src/main.rs"].info.starts_with("rust"), "src/main.rs is a {} block", files["src/main.rs"].info);
+    let started = std::time::SystemTime::now() - Duration::from_secs(2);
     let (_, log) = build_cargo_project("rust", &["Cargo.toml", ".cargo/config.toml", "src/main.rs"]);
     // The pasted .cargo/config.toml is in effect.
     let line = rustc_line(&log, "readme_rust");
     assert!(line.contains("force-frame-pointers=yes"), "the README's config did not give frame pointers: {line}");
-    // A Rust user builds failstop as an rlib only: no C library in the
-    // user's target directory (that is the failstop-ffi crate's product).
+    // A Rust user builds failstop as an rlib only: this build leaves no C
+    // library in the user's target directory (that is the failstop-ffi
+    // crate's product).
     let failstop = rustc_line(&log, "failstop");
     assert!(failstop.contains("--crate-type lib") && !failstop.contains("cdylib"), "{failstop}");
     let mut c_libs = Vec::new();
@@ -197,7 +201,10 @@ fn rust_quick_start_builds_as_pasted() {
             let name = e.file_name().to_string_lossy().into_owned();
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 dirs.push(e.path());
-            } else if name.starts_with("libfailstop") && (name.contains(".so") || name.ends_with(".a")) {
+            } else if name.starts_with("libfailstop")
+                && (name.contains(".so") || name.ends_with(".a"))
+                && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= started)
+            {
                 c_libs.push(e.path());
             }
         }
