@@ -159,16 +159,27 @@ fn soak_child(length: Duration) {
             assert_eq!(unsafe { libc::write(wr, b"x".as_ptr().cast(), 1) }, 1);
             n += 1;
         }
-        // SAFETY: our own descriptor; the reader sees EOF.
+        // Enough for the reader to finish the round it is in and see the
+        // stop: the forked children hold the write end too (they were
+        // forked while it was open), so closing it is no end of file for
+        // the reader until the last of them exits, and a reader left
+        // waiting for that would be blocked, rightly.
+        // SAFETY: writing from a valid buffer into our own pipe (30 bytes
+        // fit in its buffer).
+        assert_eq!(unsafe { libc::write(wr, [b'x'; 30].as_ptr().cast(), 30) }, 30);
+        // SAFETY: our own descriptor.
         unsafe { libc::close(wr) };
         n
     }));
-    loads.push(load("trickle-reader", &stop, move |_| {
+    loads.push(load("trickle-reader", &stop, move |stop| {
         let h = failstop::register("trickle-reader").expect("register");
         let mut b = [0u8; 1];
         let mut ops = 0;
         'outer: loop {
             h.touch();
+            if stop.load(Relaxed) {
+                break;
+            }
             for _ in 0..30 {
                 // SAFETY: reading into a valid buffer.
                 if unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) } != 1 {
