@@ -19,7 +19,9 @@ use crossbeam_utils::CachePadded;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-// The C ABI, linked from this crate's own exported symbols.
+// The C ABI of failstop-ffi (linked in by the `use` below), declared as a C
+// program sees it in failstop.h.
+use failstop_c as _;
 unsafe extern "C" {
     fn failstop_register(name: *const libc::c_char) -> *mut libc::c_void;
     fn failstop_unregister(t: *mut libc::c_void);
