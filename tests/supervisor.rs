@@ -16,9 +16,8 @@
 //! (failstop's detection and dump), from there to runsv's new pid, and to the
 //! new run serving.
 //!
-//! TODO (issue 14, case 5): a vanished thread (a registered thread that ends
-//! by `syscall(SYS_exit, 0)`) needs the vanished verdict and a fault mode in
-//! the echo server or the demo; none exists yet.
+//! The echo server's faults are a spin, a block and a vanished loop thread
+//! (`FAULT vanish`: its main thread ends by `syscall(SYS_exit, 0)`).
 
 mod common;
 #[path = "supervisor/runsv.rs"]

@@ -300,18 +300,34 @@ impl Sink {
 
 }
 
+/// Ends a dump: writes out what is buffered, fsyncs and closes the file,
+/// and only then lets stderr take until the deadline (the file has its
+/// whole dump first). Allocation-free.
+pub(crate) fn close_out(sink: &mut Sink, file: Option<sys::Fd>) {
+    sink.flush();
+    if let Some(f) = &file {
+        // SAFETY: fsync on our own open descriptor.
+        unsafe { libc::fsync(f.raw()) };
+    }
+    drop(file);
+    sink.pump(true);
+}
+
+/// Writes an errno by its name (`ENOSPC`), or as `errno N` when it has none.
+fn push_errno<const N: usize>(b: &mut FixedBuf<N>, e: i32) {
+    let name = sys::errno_name(e);
+    if name.is_empty() {
+        b.push_str("errno ");
+        b.push_i64(e as i64);
+    } else {
+        b.push_str(name);
+    }
+}
+
 fn push_short<const N: usize>(b: &mut FixedBuf<N>, why: sys::WriteShort) {
     match why {
         sys::WriteShort::Deadline => b.push_str("the dump deadline passed while it took no more bytes"),
-        sys::WriteShort::Failed(e) => {
-            let name = sys::errno_name(e);
-            if name.is_empty() {
-                b.push_str("errno ");
-                b.push_i64(e as i64);
-            } else {
-                b.push_str(name);
-            }
-        }
+        sys::WriteShort::Failed(e) => push_errno(b, e),
     }
 }
 
@@ -929,13 +945,7 @@ pub(crate) fn open_file(path: Option<&DumpPath>, sink: &mut Sink) -> Option<sys:
         Err(e) => {
             let b = sink.line();
             b.push_str("failstop: the dump file could not be opened (");
-            let name = sys::errno_name(e);
-            if name.is_empty() {
-                b.push_str("errno ");
-                b.push_i64(e as i64);
-            } else {
-                b.push_str(name);
-            }
+            push_errno(b, e);
             b.push_str("): the dump is on stderr only");
             sink.eol();
             sink.flush();

@@ -356,14 +356,7 @@ fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Opti
     b.push_str(" ms)");
     sink.push_outcome();
     sink.eol();
-    sink.flush();
-    if let Some(f) = &file {
-        // SAFETY: fsync on our own open descriptor.
-        unsafe { libc::fsync(f.raw()) };
-    }
-    drop(file);
-    // The file has its whole dump: now stderr may take until the deadline.
-    sink.pump(true);
+    dump::close_out(&mut sink, file);
     if LIVE.closes_gate()
         && !SPARED_FOR_DEBUGGER.load(Acquire)
         && let Some(n) = notifier

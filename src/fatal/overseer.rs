@@ -88,12 +88,6 @@ impl Overseer {
         b.push_ms(sys::monotonic_ns().saturating_sub(started));
         b.push_str(" ms by the reporter (the monitor is stalled; no symbols)");
         sink.eol();
-        sink.flush();
-        if let Some(f) = &file {
-            // SAFETY: fsync on our own open descriptor.
-            unsafe { libc::fsync(f.raw()) };
-        }
-        drop(file);
-        sink.pump(true);
+        dump::close_out(&mut sink, file);
     }
 }

@@ -242,7 +242,6 @@ pub(crate) fn read_some(fd: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
 /// Writes the whole buffer to `fd`, retrying on EINTR and short writes.
 /// Gives up on any other error (a closed stderr, a broken pipe).
 /// Async-signal-safe.
-#[allow(dead_code)] // the dump and the warnings write with `write_until`
 pub(crate) fn write_all(fd: libc::c_int, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: the pointer and length describe `buf`.
@@ -428,7 +427,13 @@ impl Fd {
     /// descriptor is in use, takes one from the reserve (see [`RESERVE`]).
     /// Async-signal-safe.
     pub(crate) fn open(path: &std::ffi::CStr, flags: libc::c_int, mode: libc::mode_t) -> io::Result<Fd> {
-        let open = || syscall!(open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint));
+        Fd::with_reserve(|| syscall!(open(path.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint)))
+    }
+
+    /// Runs `open`; when it fails with `EMFILE`/`ENFILE`, frees a reserved
+    /// descriptor number and runs it once more. Async-signal-safe when
+    /// `open` is.
+    fn with_reserve(open: impl Fn() -> io::Result<libc::c_int>) -> io::Result<Fd> {
         match open() {
             Ok(fd) => Ok(Fd(fd)),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) && use_reserved() => {
@@ -450,15 +455,7 @@ impl Fd {
         flags: libc::c_int,
         mode: libc::mode_t,
     ) -> io::Result<Fd> {
-        let open = || syscall!(openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint));
-        match open() {
-            Ok(fd) => Ok(Fd(fd)),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) && use_reserved() => {
-                RESERVED_ONCE.store(true, std::sync::atomic::Ordering::Relaxed);
-                open().map(Fd)
-            }
-            Err(e) => Err(e),
-        }
+        Fd::with_reserve(|| syscall!(openat(dir, name.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint)))
     }
 
     /// Creates a socket of `ty | SOCK_CLOEXEC` in `domain`. Async-signal-safe.
