@@ -314,6 +314,10 @@ int failstop_start(void);
  are restored. Handles stay valid (their threads are no longer watched)
  and must still be passed to `failstop_unregister`.
 
+ During a verdict it first waits for the dump (at most `dump_timeout`);
+ during a fatal verdict it never returns: the verdict's action ends the
+ process (the same holds for `exit()` and a return from `main`).
+
  Returns `FAILSTOP_OK`, or `FAILSTOP_E_NOT_RUNNING` if none was started.
  */
 int failstop_stop(void);

@@ -368,3 +368,164 @@ fn an_earlier_dump_is_never_overwritten() {
     assert_whole(&text, o.tid("spinner"), "dump-%p");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// Case 8: the application ends while the dump is being written
+// ---------------------------------------------------------------------------
+
+/// Asserts that `o` ended by `SIGABRT` with one whole blocked dump on
+/// stderr naming one of `workers`, every thread listed, after the
+/// application's sleep was cut short (so that it did try to end the
+/// process its own way meanwhile).
+fn assert_ended_by_the_verdict(o: &common::Outcome, workers: &[&str], what: &str) {
+    assert!(o.has("deadlocking"), "{what}: the workers did not start\n{}", o.describe());
+    assert!(o.has("interrupted"), "{what}: the application's sleep was never cut short\n{}", o.describe());
+    o.assert_signal(libc::SIGABRT);
+    let text = &o.stderr;
+    let dump = Dump::parse(text);
+    let verdict = dump.raw[0];
+    assert!(verdict.starts_with("failstop: blocked: thread \"worker-"), "{what}: {verdict}\n{}", o.describe());
+    let threads = dump.threads();
+    for w in workers {
+        let tid = o.tid(w);
+        assert!(threads.iter().any(|t| t.1 == tid && t.2 == *w), "{what}: {w} ({tid}) not listed\n{text}");
+    }
+    assert!(threads.len() > workers.len(), "{what}: every thread expected, got {threads:?}\n{text}");
+    assert!(text.contains("failstop: modules (path, load base, bias, build-id):"), "{what}: no module table\n{text}");
+    assert!(dump.written(), "{what}: no closing `dump written` line\n{text}");
+    let took = o.ended - o.time_of("deadlocking");
+    println!("{what}: ended by SIGABRT {took:?} after the deadlock began");
+    assert!(took < Duration::from_secs(20), "{what}: {took:?}\n{}", o.describe());
+}
+
+/// The C program of `tests/c/exit_midway.c`, linked with the shared library.
+fn exit_midway_program() -> &'static Path {
+    static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("exit-midway-{}", std::process::id()));
+        common::c::build_static("tests/c/exit_midway.c", &out, &["-pthread"])
+    })
+}
+
+fn exit_midway(mode: &str) -> common::Outcome {
+    Spec::program(exit_midway_program().to_path_buf(), &[mode])
+        .env("FAILSTOP_STALL_BUDGET_MS", "1000")
+        .env("FAILSTOP_WARN_MS", "100")
+        .env("FAILSTOP_DUMP_TIMEOUT_MS", "5000")
+        .run()
+}
+
+/// Case 8, C: main's sleep returns EINTR (the dump's capture request) and
+/// main returns 5. The process used to end with status 5, no dump.
+#[test]
+fn a_c_main_that_returns_mid_dump_ends_by_the_verdict() {
+    let o = exit_midway("return");
+    assert_ended_by_the_verdict(&o, &["worker-a", "worker-b"], "return from main");
+}
+
+/// Case 8, C: a thread calls `exit(6)` when its sleep is cut short.
+#[test]
+fn a_c_thread_that_calls_exit_mid_dump_ends_by_the_verdict() {
+    let o = exit_midway("exit");
+    assert_ended_by_the_verdict(&o, &["worker-a", "worker-b"], "exit(6)");
+}
+
+/// Case 8, C: main calls `failstop_stop()` and returns 7 when its sleep is
+/// cut short: a stop during a fatal verdict does not cancel it.
+#[test]
+fn a_c_stop_mid_dump_does_not_cancel_the_verdict() {
+    let o = exit_midway("stop");
+    assert_ended_by_the_verdict(&o, &["worker-a", "worker-b"], "failstop_stop()");
+}
+
+/// The Rust scenario of case 8: `FSTEST_FAULT` `deadlock` (two registered
+/// workers on two `std::sync::Mutex` in opposite order) or `spin` (one
+/// registered spinner); main's `nanosleep` is cut short by the dump's
+/// capture request, and main drops its `Watchdog` (which stops the
+/// watchdog) and exits 5.
+fn rust_main_ends_mid_dump() -> ! {
+    let config = small_config().stall_budget(Duration::from_secs(1)).dump_timeout(Duration::from_secs(5));
+    let wd = failstop::start(config).expect("start");
+    if std::env::var("FSTEST_FAULT").unwrap() == "spin" {
+        spawn_spinner("spinner");
+    } else {
+        let a = std::sync::Arc::new(std::sync::Mutex::new(()));
+        let b = std::sync::Arc::new(std::sync::Mutex::new(()));
+        let both = std::sync::Arc::new(std::sync::Barrier::new(2));
+        for (name, first, second) in [("worker-a", a.clone(), b.clone()), ("worker-b", b.clone(), a.clone())] {
+            let both = both.clone();
+            std::thread::spawn(move || {
+                let h = failstop::register(name).expect("register");
+                h.touch();
+                say!("tid {name} {}", common::gettid());
+                let _one = first.lock().unwrap();
+                both.wait();
+                let _two = second.lock().unwrap(); // never returns
+                drop(h);
+            });
+        }
+        say!("deadlocking");
+    }
+    let ts = libc::timespec { tv_sec: 30, tv_nsec: 0 };
+    // SAFETY: a plain sleep with a valid timespec.
+    if unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) } == 0 {
+        common::child_exit(0);
+    }
+    say!("interrupted");
+    drop(wd);
+    common::child_exit(5);
+}
+
+/// Case 8, Rust, blocked: the process used to end with 5 when the monitor
+/// was stopped before it acted.
+#[test]
+fn a_rust_main_that_drops_its_watchdog_mid_dump_ends_by_the_blocked_verdict() {
+    if common::scenario().is_some() {
+        rust_main_ends_mid_dump();
+    }
+    let o = Spec::scenario("a_rust_main_that_drops_its_watchdog_mid_dump_ends_by_the_blocked_verdict", "drop-mid-dump")
+        .env("FSTEST_FAULT", "deadlock")
+        .run();
+    assert_ended_by_the_verdict(&o, &["worker-a", "worker-b"], "Rust, blocked: drop(Watchdog), exit(5)");
+}
+
+/// Case 8, Rust, stuck: the culprit acts from its own handler after the
+/// dump, and the stop must not end the process before it does.
+#[test]
+fn a_rust_main_that_drops_its_watchdog_mid_dump_ends_by_the_stuck_verdict() {
+    if common::scenario().is_some() {
+        rust_main_ends_mid_dump();
+    }
+    let o = Spec::scenario("a_rust_main_that_drops_its_watchdog_mid_dump_ends_by_the_stuck_verdict", "drop-mid-dump")
+        .env("FSTEST_FAULT", "spin")
+        .run();
+    assert!(o.has("interrupted"), "the application's sleep was never cut short\n{}", o.describe());
+    o.assert_signal(libc::SIGABRT);
+    let took = o.ended - o.time_of("spin-start");
+    println!("Rust, stuck: drop(Watchdog), exit(5): ended by SIGABRT {took:?} after the spin began");
+    assert!(took < Duration::from_secs(20), "{took:?}\n{}", o.describe());
+    assert_whole(&o.stderr, o.tid("spinner"), "stderr");
+}
+
+/// Case 8, in `warn` mode: a dump outside a fatal verdict asks only running
+/// threads for their frames (a signal would cut a sleeping thread's system
+/// call short), so the application's 4 s sleep runs to its end and the
+/// process exits 0, as without failstop, after a whole dump.
+#[test]
+fn in_warn_mode_the_dump_does_not_cut_a_sleep_short() {
+    let o = Spec::program(exit_midway_program().to_path_buf(), &["return", "4"])
+        .env("FAILSTOP_STALL_BUDGET_MS", "1000")
+        .env("FAILSTOP_WARN_MS", "100")
+        .env("FAILSTOP_ACTION", "warn")
+        .run();
+    assert!(!o.has("interrupted"), "the dump cut the application's sleep short\n{}", o.describe());
+    o.assert_exit(0);
+    let dump = Dump::parse(&o.stderr);
+    assert!(dump.raw[0].starts_with("failstop: blocked: thread \"worker-"), "{}", o.describe());
+    assert!(
+        o.stderr.contains("not asked: it sleeps in a system call and a signal would interrupt it (non-fatal mode)"),
+        "{}",
+        o.describe()
+    );
+    assert!(dump.written(), "no closing `dump written` line\n{}", o.describe());
+}

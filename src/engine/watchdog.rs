@@ -28,6 +28,12 @@ static OWNED: Mutex<Option<Owned>> = Mutex::new(None);
 /// deletes every timer, stops failstop's threads and restores the signal
 /// handlers that were installed before.
 ///
+/// During a verdict, the stop first waits for the dump (at most
+/// `dump_timeout`); during a fatal one it never returns, and the verdict's
+/// action ends the process: a guard dropped at the end of `main` while a
+/// dump is written cannot end the process with the application's own
+/// status. An `exit()` is held the same way.
+///
 /// ```no_run
 /// let wd = failstop::start(failstop::Config::new())?;
 /// // ... the service runs ...
@@ -92,7 +98,7 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
              the service must ping by itself or systemd will end it"
         );
     }
-    install_atfork_once();
+    install_process_hooks_once();
     if !s.disabled {
         // Without /proc the blocked and deaf rules would never fire and the
         // dump would be empty: refuse to run half-blind.
@@ -120,6 +126,10 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
 }
 
 fn stop() {
+    // A stop (the guard dropped at the end of `main`, say) during a verdict
+    // must not cut the dump short, nor, for a fatal one, end the process
+    // with the application's own status instead of the verdict's action.
+    end::hold_if_ending();
     if LIVE.pid.load(Relaxed) != sys::getpid() {
         // A copy of the parent's watchdog in a forked child: nothing of it
         // runs here (no timers, no threads); just put the handlers back.
@@ -165,12 +175,26 @@ fn reset_after_fork() {
     LIVE.lifecycle.store(STOPPED, Release);
 }
 
-fn install_atfork_once() {
+/// Registers, once per process, the fork handler and the exit handler.
+/// An exit handler registered later by the application runs before
+/// failstop's (they run in the reverse order of registration).
+fn install_process_hooks_once() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // SAFETY: registering a plain extern "C" function with no state.
-        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+        // SAFETY: registering plain extern "C" functions with no state.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+            libc::atexit(at_exit);
+        }
     });
+}
+
+/// Run by `exit()` (and so by a return from `main`) on the exiting thread:
+/// during a verdict, the dump is waited for, and a fatal verdict's action
+/// ends the process instead of the application's exit (see
+/// [`end::hold_if_ending`]). Without a verdict it returns at once.
+extern "C" fn at_exit() {
+    end::hold_if_ending();
 }
 
 /// In a forked child only the forking thread exists and no timer was

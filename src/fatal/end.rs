@@ -270,6 +270,32 @@ pub(crate) fn wait_for_dump() {
     }
 }
 
+/// Called where the application would end the process or stop the watchdog
+/// on its own (its `exit()` or return from `main`, through failstop's exit
+/// handler; `stop`, or dropping the `Watchdog`) while a verdict is latched
+/// in this process. In every mode the dump is waited for first
+/// ([`wait_for_dump`]), so that it is written whole. Then, for a fatal
+/// verdict, the calling thread never returns: it sleeps until the verdict's
+/// action ends the process (the fuse bounds that, unless the process is
+/// spared for a debugger), so that the process ends by the verdict's action
+/// and not with the application's own status in the middle of the dump. The
+/// thread keeps its signal mask: it still answers the dump's capture
+/// request (its frames show where it was ending), and `SIGABRT` sent to it
+/// as the culprit ends the process. Returns at once without a verdict, or
+/// in a forked child of the process that latched it. Async-signal-safe.
+pub(crate) fn hold_if_ending() {
+    if LATCH.load(Acquire) == 0 || LIVE.pid.load(Relaxed) != sys::getpid() {
+        return;
+    }
+    wait_for_dump();
+    if !LIVE.fatal() {
+        return;
+    }
+    loop {
+        sys::sleep(Duration::from_secs(1));
+    }
+}
+
 /// On a fatal verdict, before the dump: a debugger is attached (`TracerPid`
 /// of the main thread) and `FAILSTOP_ABORT_UNDER_DEBUGGER` is not set, so
 /// the process is spared: [`act`] will not end it, and the fuse is
