@@ -23,6 +23,7 @@
 //! A signal interrupts the system call its receiver sleeps in, so in the
 //! non-fatal modes only running threads (state R) are asked for frames.
 
+use super::locks::{MAX_CYCLE, Waits};
 use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
 use crate::os::procfs::{self, STACK_LEN};
@@ -334,6 +335,8 @@ fn push_short<const N: usize>(b: &mut FixedBuf<N>, why: sys::WriteShort) {
 /// Per-dump scratch space, allocated once at start so the dump never allocates.
 pub(crate) struct Scratch {
     pub modules: Box<ModuleMap>,
+    /// The futex waits of the dump's threads (the wait-for graph).
+    pub waits: Waits,
     pub tids: Box<[libc::pid_t; MAX_DUMP_THREADS]>,
     /// Room for the largest `/proc` file read (a kernel stack).
     pub io: Box<[u8; STACK_LEN]>,
@@ -342,7 +345,12 @@ pub(crate) struct Scratch {
 impl Scratch {
     pub(crate) fn new() -> Self {
         prepare_copy();
-        Scratch { modules: ModuleMap::new_boxed(), tids: Box::new([0; MAX_DUMP_THREADS]), io: Box::new([0; STACK_LEN]) }
+        Scratch {
+            modules: ModuleMap::new_boxed(),
+            waits: Waits::new(),
+            tids: Box::new([0; MAX_DUMP_THREADS]),
+            io: Box::new([0; STACK_LEN]),
+        }
     }
 }
 
@@ -482,6 +490,11 @@ pub(crate) fn write_raw(
     b.push_str(env!("CARGO_PKG_VERSION"));
     out.eol();
 
+    // 4. The wait-for graph, read before the capture request interrupts the
+    // sleeps; a deadlock cycle is said here, near the top.
+    scratch.waits.collect(&scratch.tids[first..ntids], |t| own.has(t), &mut scratch.io[..]);
+    write_deadlock_line(out, scratch, culprit);
+
     // The culprit's state and system call first: a capture request would
     // interrupt the system call a blocked culprit sleeps in, and /proc read
     // afterwards could show it returning from the handler instead.
@@ -518,11 +531,104 @@ pub(crate) fn write_raw(
         b.push_str(")");
         out.eol();
     }
+    write_locks(out, scratch);
     out.line().push_str("failstop: modules (path, load base, bias, build-id):");
     out.eol();
     write_modules(out, &scratch.modules);
     out.flush();
     ntids - first
+}
+
+/// Appends `"name" (tid N)`: the registration name of a watched thread,
+/// else the thread's `comm`.
+fn push_named_tid(b: &mut FixedBuf<4096>, tid: libc::pid_t, io: &mut [u8]) {
+    b.push_str("\"");
+    match slots::find_tid(tid).and_then(slots::slot) {
+        Some(s) => {
+            let mut name = [0u8; NAME_LEN];
+            let n = s.name_into(&mut name);
+            b.push_sanitized(&name[..n]);
+        }
+        None => {
+            if let Ok(comm) = procfs::read_comm(tid, io) {
+                b.push_sanitized(comm);
+            }
+        }
+    }
+    b.push_str("\" (tid ");
+    b.push_i64(tid as i64);
+    b.push_str(")");
+}
+
+/// The deadlock line, when the wait-for graph has a cycle (the one through
+/// the culprit if there is one):
+/// `failstop: deadlock: "a" (tid 1) waits for "b" (tid 2), which waits for "a"`.
+fn write_deadlock_line(out: &mut Sink, scratch: &mut Scratch, culprit: libc::pid_t) {
+    let mut cycle = [0; MAX_CYCLE];
+    let n = scratch.waits.cycle(culprit, &mut cycle);
+    if n == 0 {
+        return;
+    }
+    let b = out.line();
+    b.push_str("failstop: deadlock: ");
+    for (i, &tid) in cycle[..n].iter().enumerate() {
+        if i > 0 {
+            b.push_str(if i == 1 { " waits for " } else { ", which waits for " });
+        }
+        push_named_tid(b, tid, &mut scratch.io[..]);
+    }
+    // A thread never waits for itself here (no such edge is drawn), so a
+    // cycle has at least two threads, and it closes on the first.
+    b.push_str(", which waits for ");
+    push_named_tid(b, cycle[0], &mut scratch.io[..]);
+    out.eol();
+}
+
+/// Waiters named on one lock's line; the rest are counted.
+const WAITERS_SHOWN: usize = 32;
+
+/// The locks the dump's threads sleep on, one line per futex word (grouped
+/// by address): who holds it when the lock records it, and who waits.
+fn write_locks(out: &mut Sink, scratch: &mut Scratch) {
+    let len = scratch.waits.list().len();
+    if len == 0 {
+        return;
+    }
+    out.line().push_str("failstop: locks waited on (futex word: what it is, who holds it, who waits):");
+    out.eol();
+    let mut i = 0;
+    while i < len {
+        let first = scratch.waits.list()[i];
+        let mut end = i + 1;
+        while end < len && scratch.waits.list()[end].addr == first.addr {
+            end += 1;
+        }
+        let b = out.line();
+        b.push_str("    ");
+        b.push_hex(first.addr);
+        b.push_str(" ");
+        b.push_str(first.holder.describe());
+        if let Some(owner) = first.holder.owner() {
+            b.push_str(", held by ");
+            push_named_tid(b, owner, &mut scratch.io[..]);
+        }
+        b.push_str(": waited on by ");
+        let shown = end.min(i + WAITERS_SHOWN);
+        for j in i..shown {
+            if j > i {
+                b.push_str(", ");
+            }
+            let tid = scratch.waits.list()[j].tid;
+            push_named_tid(b, tid, &mut scratch.io[..]);
+        }
+        if end > shown {
+            b.push_str(", and ");
+            b.push_u64((end - shown) as u64);
+            b.push_str(" more");
+        }
+        out.eol();
+        i = end;
+    }
 }
 
 /// Writes the configured action as the dump and the `tracing` events name

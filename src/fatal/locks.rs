@@ -1,0 +1,307 @@
+//! The wait-for graph of a dump: which thread sleeps on which lock, who
+//! holds that lock when the lock records it, and the deadlock cycle when
+//! there is one.
+//!
+//! The evidence is the kernel's (`/proc/self/task/TID/syscall`: a thread
+//! asleep in `futex(2)` and its arguments) and the lock's own memory, read
+//! with validated reads ([`read_mem`]: a bad address fails, never faults):
+//!
+//! - `FUTEX_LOCK_PI` / `FUTEX_LOCK_PI2` (priority-inheritance mutexes): the
+//!   futex word is the owner's tid (`FUTEX_TID_MASK`).
+//! - `FUTEX_WAIT` on a glibc `pthread_mutex_t` (normal, recursive, error
+//!   checking, robust): glibc waits with the value 2 (locked, contended) or,
+//!   for a robust mutex, with the owner's tid in the word, and records the
+//!   owner's tid in `__owner`, the `int` 8 bytes after the futex word. An
+//!   edge is drawn only when that `int` is the tid of another thread of
+//!   this process and, for a value other than 2, the word names the same
+//!   thread: a lock of another kind rarely passes both.
+//! - Anything else (`FUTEX_WAIT_BITSET`, which Rust's `std::sync::Mutex`
+//!   and `Condvar`, parking_lot and most runtimes use; condition variables;
+//!   a lock that records no owner): no owner. Such waits are grouped by the
+//!   futex address, so that the threads waiting on one lock are seen
+//!   together.
+//!
+//! Monitor thread; allocation-free (fixed arrays in the dump's scratch).
+
+use crate::os::procfs::{self, SyscallState};
+use crate::os::stackwalk::read_mem;
+use crate::state::captures::MAX_DUMP_THREADS;
+
+/// `FUTEX_WAIT`.
+const FUTEX_WAIT: u64 = 0;
+/// `FUTEX_LOCK_PI`.
+const FUTEX_LOCK_PI: u64 = 6;
+/// `FUTEX_LOCK_PI2` (Linux 5.14).
+const FUTEX_LOCK_PI2: u64 = 13;
+/// The command part of a futex operation (without `FUTEX_PRIVATE_FLAG`
+/// and `FUTEX_CLOCK_REALTIME`).
+const FUTEX_CMD_MASK: u64 = !(128 | 256);
+/// The tid part of a PI or robust futex word.
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Where glibc's `pthread_mutex_t` keeps its owner's tid, after the futex
+/// word (`__lock`, then `__count`, then `__owner`).
+const GLIBC_MUTEX_OWNER_OFFSET: u64 = 8;
+/// The longest cycle printed in full.
+pub(crate) const MAX_CYCLE: usize = 16;
+
+/// What records the owner of a lock a thread waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// No owner recorded (or none that could be read).
+    Unknown,
+    /// A priority-inheritance futex: the word is the owner's tid.
+    PiFutex(libc::pid_t),
+    /// A glibc `pthread_mutex_t`: `__owner` next to the futex word.
+    GlibcMutex(libc::pid_t),
+}
+
+impl Holder {
+    /// The owner's tid, if recorded.
+    pub(crate) fn owner(self) -> Option<libc::pid_t> {
+        match self {
+            Holder::Unknown => None,
+            Holder::PiFutex(t) | Holder::GlibcMutex(t) => Some(t),
+        }
+    }
+
+    /// How the owner is known, for the dump.
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Holder::Unknown => {
+                "no owner recorded (std::sync::Mutex, parking_lot, a condition variable, a channel, ...)"
+            }
+            Holder::PiFutex(_) => "priority-inheritance mutex",
+            Holder::GlibcMutex(_) => "pthread_mutex_t",
+        }
+    }
+}
+
+/// One thread asleep in `futex(2)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Wait {
+    pub tid: libc::pid_t,
+    /// The futex word's address.
+    pub addr: u64,
+    pub holder: Holder,
+}
+
+impl Wait {
+    const NONE: Wait = Wait { tid: 0, addr: 0, holder: Holder::Unknown };
+}
+
+/// The futex waits of a dump's threads. Allocated once, with the scratch.
+pub(crate) struct Waits {
+    list: Box<[Wait; MAX_DUMP_THREADS]>,
+    len: usize,
+}
+
+impl Waits {
+    pub(crate) fn new() -> Self {
+        Waits { list: Box::new([Wait::NONE; MAX_DUMP_THREADS]), len: 0 }
+    }
+
+    /// The waits found, sorted by futex address (then tid) after
+    /// [`Waits::collect`].
+    pub(crate) fn list(&self) -> &[Wait] {
+        &self.list[..self.len]
+    }
+
+    /// Reads what each of `tids` is doing in the kernel and keeps the
+    /// futex waits, with their holders where the lock records them. Must
+    /// run before the dump's capture request interrupts the sleeps.
+    /// `skip`: threads left out (failstop's own), though they may still be
+    /// named as holders.
+    pub(crate) fn collect(&mut self, tids: &[libc::pid_t], skip: impl Fn(libc::pid_t) -> bool, io: &mut [u8]) {
+        self.len = 0;
+        for &tid in tids.iter().filter(|&&t| !skip(t)) {
+            let Ok(SyscallState::InSyscall { nr, args, .. }) = procfs::read_syscall(tid, io) else {
+                continue;
+            };
+            if nr != libc::SYS_futex || self.len == self.list.len() {
+                continue;
+            }
+            if let Some(w) = classify(tid, args, |t| tids.contains(&t), read_u32) {
+                self.list[self.len] = w;
+                self.len += 1;
+            }
+        }
+        self.list[..self.len].sort_unstable_by_key(|w| (w.addr, w.tid));
+    }
+
+    /// The holder of the lock `tid` waits on, if recorded.
+    fn waits_for(&self, tid: libc::pid_t) -> Option<libc::pid_t> {
+        self.list().iter().find(|w| w.tid == tid).and_then(|w| w.holder.owner())
+    }
+
+    /// A cycle of the wait-for graph, the one through `first` if there is
+    /// one, else the first found: its threads in order (each waits for the
+    /// next, the last for the first) into `out`; returns how many (0: no
+    /// cycle). A cycle longer than `out` is cut to its first `out.len()`.
+    pub(crate) fn cycle(&self, first: libc::pid_t, out: &mut [libc::pid_t; MAX_CYCLE]) -> usize {
+        let starts = std::iter::once(first).chain(self.list().iter().map(|w| w.tid));
+        for start in starts {
+            // Follow the edges from `start`; each thread waits for at most
+            // one, so a walk longer than the number of waits has looped.
+            let mut at = start;
+            let mut steps = 0;
+            while let Some(next) = self.waits_for(at) {
+                at = next;
+                steps += 1;
+                if at == start {
+                    return self.fill_cycle(start, out);
+                }
+                if steps > self.len {
+                    break;
+                }
+            }
+        }
+        0
+    }
+
+    fn fill_cycle(&self, start: libc::pid_t, out: &mut [libc::pid_t; MAX_CYCLE]) -> usize {
+        let mut n = 0;
+        let mut at = start;
+        loop {
+            if n < MAX_CYCLE {
+                out[n] = at;
+            }
+            n += 1;
+            match self.waits_for(at) {
+                Some(next) if next != start && n <= self.len => at = next,
+                _ => return n.min(MAX_CYCLE),
+            }
+        }
+    }
+}
+
+/// Reads a `u32` of our own memory, or `None` where it cannot be read.
+fn read_u32(addr: u64) -> Option<u32> {
+    let mut b = [0u8; 4];
+    read_mem(addr as usize, &mut b).then(|| u32::from_ne_bytes(b))
+}
+
+/// Classifies the futex call of `tid` (its six arguments); `ours` says
+/// whether a tid is a thread of this process, `read` reads a word of
+/// memory. `None`: not a wait on a futex word (a wake, a requeue).
+pub(crate) fn classify(
+    tid: libc::pid_t,
+    args: [u64; 6],
+    ours: impl Fn(libc::pid_t) -> bool,
+    read: impl Fn(u64) -> Option<u32>,
+) -> Option<Wait> {
+    let addr = args[0];
+    let cmd = args[1] & FUTEX_CMD_MASK;
+    let other = |t: u32| -> Option<libc::pid_t> {
+        let t = t as libc::pid_t;
+        (t > 0 && t != tid && ours(t)).then_some(t)
+    };
+    let holder = match cmd {
+        FUTEX_LOCK_PI | FUTEX_LOCK_PI2 => {
+            read(addr).and_then(|word| other(word & FUTEX_TID_MASK)).map_or(Holder::Unknown, Holder::PiFutex)
+        }
+        FUTEX_WAIT => {
+            let expected = args[2] as u32;
+            let owner = read(addr.wrapping_add(GLIBC_MUTEX_OWNER_OFFSET)).and_then(other);
+            match owner {
+                Some(o) if expected == 2 || expected & FUTEX_TID_MASK == o as u32 => Holder::GlibcMutex(o),
+                _ => Holder::Unknown,
+            }
+        }
+        // FUTEX_WAIT_BITSET and the other waits: no owner to read.
+        9 | 11 => Holder::Unknown,
+        _ => return None,
+    };
+    Some(Wait { tid, addr, holder })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waits(list: &[Wait]) -> Waits {
+        let mut w = Waits::new();
+        w.list[..list.len()].copy_from_slice(list);
+        w.len = list.len();
+        w
+    }
+
+    fn mutex_wait(tid: i32, addr: u64, owner: i32) -> Wait {
+        Wait { tid, addr, holder: Holder::GlibcMutex(owner) }
+    }
+
+    #[test]
+    fn a_glibc_mutex_wait_names_its_owner() {
+        let ours = |t| [10, 11, 12].contains(&t);
+        let mem = |a| if a == 0x1008 { Some(11) } else { Some(2) };
+        let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, mem).unwrap();
+        assert_eq!(w.holder, Holder::GlibcMutex(11));
+        // The owner field names a thread that is not ours: no edge.
+        let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, |_| Some(999)).unwrap();
+        assert_eq!(w.holder, Holder::Unknown);
+        // Nor the waiter itself.
+        let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, |_| Some(10)).unwrap();
+        assert_eq!(w.holder, Holder::Unknown);
+        // A plain FUTEX_WAIT with another value whose word does not name
+        // the owner (a condition variable, say): no edge.
+        let w = classify(10, [0x1000, 128, 7, 0, 0, 0], ours, mem).unwrap();
+        assert_eq!(w.holder, Holder::Unknown);
+        // A robust mutex: the word is the owner's tid with FUTEX_WAITERS.
+        let w = classify(10, [0x1000, 128, 0x8000_000b, 0, 0, 0], ours, mem).unwrap();
+        assert_eq!(w.holder, Holder::GlibcMutex(11));
+        // Unreadable memory: no edge, no fault.
+        let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, |_| None).unwrap();
+        assert_eq!(w.holder, Holder::Unknown);
+    }
+
+    #[test]
+    fn a_pi_futex_word_is_its_owner() {
+        let ours = |t| [10, 11].contains(&t);
+        let w = classify(10, [0x2000, 6 | 128, 0, 0, 0, 0], ours, |_| Some(0x8000_000b)).unwrap();
+        assert_eq!(w.holder, Holder::PiFutex(11));
+        let w = classify(10, [0x2000, 13, 0, 0, 0, 0], ours, |_| Some(11)).unwrap();
+        assert_eq!(w.holder, Holder::PiFutex(11));
+    }
+
+    #[test]
+    fn bitset_waits_have_no_owner_and_wakes_are_not_waits() {
+        let ours = |_| true;
+        let w = classify(10, [0x3000, 9 | 128, 2, 0, 0, u32::MAX as u64], ours, |_| Some(11)).unwrap();
+        assert_eq!(w.holder, Holder::Unknown);
+        assert_eq!(classify(10, [0x3000, 1 | 128, 1, 0, 0, 0], ours, |_| Some(11)), None);
+    }
+
+    #[test]
+    fn cycles_are_found_through_the_culprit_first() {
+        let mut out = [0; MAX_CYCLE];
+        // 1 -> 2 -> 1, and 3 -> 4 -> 5 -> 3.
+        let w = waits(&[
+            mutex_wait(1, 0x10, 2),
+            mutex_wait(2, 0x20, 1),
+            mutex_wait(3, 0x30, 4),
+            mutex_wait(4, 0x40, 5),
+            mutex_wait(5, 0x50, 3),
+        ]);
+        assert_eq!(w.cycle(4, &mut out), 3);
+        assert_eq!(&out[..3], &[4, 5, 3]);
+        assert_eq!(w.cycle(2, &mut out), 2);
+        assert_eq!(&out[..2], &[2, 1]);
+        // The culprit in no cycle: the first cycle found.
+        assert_eq!(w.cycle(99, &mut out), 2);
+        assert_eq!(&out[..2], &[1, 2]);
+    }
+
+    #[test]
+    fn a_chain_into_a_cycle_or_into_a_running_thread_is_not_a_cycle_through_it() {
+        let mut out = [0; MAX_CYCLE];
+        // 1 -> 2 -> 3 (3 runs): no cycle.
+        let w = waits(&[mutex_wait(1, 0x10, 2), mutex_wait(2, 0x20, 3)]);
+        assert_eq!(w.cycle(1, &mut out), 0);
+        // 1 -> 2 -> 3 -> 2: the cycle is 2, 3 (1 only waits on it).
+        let w = waits(&[mutex_wait(1, 0x10, 2), mutex_wait(2, 0x20, 3), mutex_wait(3, 0x30, 2)]);
+        assert_eq!(w.cycle(1, &mut out), 2);
+        assert_eq!(&out[..2], &[2, 3]);
+        // Waits without owners draw no edges.
+        let w = waits(&[Wait { tid: 1, addr: 0x10, holder: Holder::Unknown }]);
+        assert_eq!(w.cycle(1, &mut out), 0);
+    }
+}
