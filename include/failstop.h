@@ -243,6 +243,19 @@ struct failstop_thread *failstop_register(const char *name);
 void failstop_unregister(struct failstop_thread *t);
 
 /*
+ Says what the thread is doing now, for its entry in a dump and in
+ warnings (`context "..."`): the request being served, a phase. One
+ relaxed store of the pointer (after the handle's check): cheap enough
+ for every iteration of a loop. The string is not copied: it must stay
+ valid and unchanged while it is set (a literal, a `static`); NULL says
+ nothing. At most 64 bytes of it are shown. NULL or a stale handle is a
+ no-op. Async-signal-safe.
+
+ Call it from the thread that registered `t`.
+ */
+void failstop_set_context(struct failstop_thread *t, const char *static_string);
+
+/*
  The loop came around: progress, and the warning clock restarts. The
  handle is decoded (a mask, a shift and a bounds check), its registration
  checked (one load) and the counter bumped (a load and a store): no TLS

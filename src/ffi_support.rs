@@ -117,6 +117,20 @@ impl RawSlot {
         self.0.touch();
     }
 
+    /// [`ThreadHandle::set_context`](crate::ThreadHandle::set_context) for
+    /// a NUL-terminated C string (NULL says nothing).
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// # let (i, g) = failstop::ffi_support::register("t")?;
+    /// failstop::ffi_support::live(i, g).unwrap().set_c_context(c"parsing".as_ptr());
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline(always)]
+    pub fn set_c_context(self, context: *const std::ffi::c_char) {
+        self.0.set_context(slots::pack_context(context as usize, None));
+    }
+
     /// [`ThreadHandle::tick`](crate::ThreadHandle::tick).
     ///
     /// ```no_run

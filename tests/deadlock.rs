@@ -89,6 +89,11 @@ fn two_pthread_mutexes_in_opposite_order_are_named_as_a_cycle() {
         );
         assert!(o.stderr.contains(&want), "{want:?} not in\n{}", o.stderr);
     }
+    // failstop_set_context: each worker's entry says what it was doing.
+    for w in ["worker-1", "worker-2"] {
+        let entry = o.stderr.split(&format!("thread {} \"{w}\" state", o.tid(w))).nth(1).unwrap();
+        assert_eq!(entry.lines().nth(1), Some("    context: \"taking the next worker's lock\""), "{}", o.stderr);
+    }
 }
 
 /// A priority-inheritance mutex (the futex word is its owner's tid): held

@@ -136,8 +136,8 @@ fn run_fault(scenario: &str) {
         // some load, and the reporter load its symbols.
         tokio::time::sleep(Duration::from_millis(500)).await;
         match fault {
-            "spin" => drop(tokio::spawn(spin_in_task())),
-            "sleep" => drop(tokio::spawn(sleep_in_task())),
+            "spin" => drop(tokio::spawn(failstop::tokio::with_context("the culprit task", spin_in_task()))),
+            "sleep" => drop(tokio::spawn(failstop::tokio::with_context("the culprit task", sleep_in_task()))),
             "mutex" => {
                 let shared = Arc::new(Mutex::new(0));
                 drop(tokio::spawn(hold_lock_across_slow_call(shared.clone())));
@@ -224,6 +224,20 @@ fn fault(test: &str, scenario: &str, function: &str, kind: &str) -> (Outcome, i3
     assert!(e.contains(&format!("{function}::{{{{closure}}}}")), "frames missing in the verdict event {e}");
     let start = o.time_of("blocking-start");
     eprintln!("FIGURE {scenario}: blocking start to {kind} event {} ms", ms(ev[0].0 - start));
+    // A task wrapped in `with_context` names itself in the culprit's entry,
+    // and only there.
+    let entry = o
+        .stderr
+        .split(&format!("> thread {tid} \""))
+        .nth(1)
+        .and_then(|rest| rest.lines().nth(1))
+        .unwrap_or_else(|| panic!("no culprit entry\n{}", o.describe()));
+    if function != "hold_lock_across_slow_call" {
+        assert_eq!(entry, "    context: \"the culprit task\"", "{}", o.stderr);
+        assert_eq!(o.stderr.matches("    context: ").count(), 1, "{}", o.stderr);
+    } else {
+        assert!(!o.stderr.contains("    context: "), "{}", o.stderr);
+    }
     (o, tid, name)
 }
 
@@ -337,8 +351,8 @@ fn run_first(flavor: &str, fault: &str) -> ! {
     let _wd = start(common::small_config().stall_budget(STALL).dump_path(&dump));
     let rt = slow_start_runtime(if flavor == "multi" { 2 } else { 0 });
     match fault {
-        "spin" => drop(rt.spawn(spin_in_task())),
-        "sleep" => drop(rt.spawn(sleep_in_task())),
+        "spin" => drop(rt.spawn(failstop::tokio::with_context("the culprit task", spin_in_task()))),
+        "sleep" => drop(rt.spawn(failstop::tokio::with_context("the culprit task", sleep_in_task()))),
         other => panic!("unknown fault {other}"),
     }
     failstop::tokio::block_on(&rt, async { tokio::time::sleep(FIRST_WAIT).await }).expect("block_on");

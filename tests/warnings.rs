@@ -83,3 +83,45 @@ fn warnings_double_are_rate_limited_and_reach_tracing() {
     assert!(suppressed >= 1, "{stats}");
     assert!(stats.ends_with("verdicts 0"), "{stats}");
 }
+
+/// `ThreadHandle::set_context`: the warning and the dump say what the
+/// thread was doing when it was caught (the last context set), and a
+/// context cleared with `""` is said nowhere.
+#[test]
+fn the_context_a_thread_set_is_in_its_warning_and_its_dump() {
+    if std::env::var("FSTEST_SCENARIO").is_ok() {
+        let c = failstop::Config::new().warn_after(Duration::from_millis(100)).cpu_budget(Duration::from_millis(600));
+        let _wd = failstop::start(c).expect("start");
+        let quiet = std::thread::spawn(|| {
+            let h = failstop::register("quiet").expect("register");
+            h.set_context("said and then cleared");
+            h.set_context("");
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        std::thread::spawn(|| {
+            let h = failstop::register("cruncher").expect("register");
+            h.touch();
+            h.set_context("loading the index");
+            h.set_context("crunching numbers");
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        });
+        let _ = quiet.join();
+        std::process::exit(3);
+    }
+    let o = Spec::scenario("the_context_a_thread_set_is_in_its_warning_and_its_dump", "context").run();
+    o.assert_signal(libc::SIGABRT);
+    assert!(
+        o.stderr.lines().any(|l| l.starts_with("failstop: warning: thread \"cruncher\"")
+            && l.contains("since its loop last came around (context \"crunching numbers\");")),
+        "{}",
+        o.describe()
+    );
+    let entry = o.stderr.split("> thread ").nth(1).unwrap_or_else(|| panic!("no culprit entry\n{}", o.describe()));
+    assert!(entry.lines().next().is_some_and(|l| l.contains(" \"cruncher\" state ")), "{entry}");
+    assert_eq!(entry.lines().nth(1), Some("    context: \"crunching numbers\""), "{}", o.stderr);
+    assert_eq!(o.stderr.matches("\n    context: ").count(), 1, "only the cruncher has a context\n{}", o.stderr);
+    assert!(!o.stderr.contains("said and then cleared") && !o.stderr.contains("loading the index"), "{}", o.stderr);
+}

@@ -34,7 +34,7 @@ use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CU
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG};
-use crate::state::slots::{self, DEPARTED_PANICKED, DEPARTED_ZOMBIE, NAME_LEN};
+use crate::state::slots::{self, CONTEXT_LEN, DEPARTED_PANICKED, DEPARTED_ZOMBIE, NAME_LEN};
 use crate::verdict::VerdictKind;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::*;
@@ -800,6 +800,17 @@ fn write_thread_state(
         }
     }
     out.eol();
+    if let Some(s) = slot {
+        let mut text = [0u8; CONTEXT_LEN];
+        let n = s.context_into(&mut text);
+        if n > 0 {
+            let b = out.line();
+            b.push_str("    context: \"");
+            b.push_sanitized(&text[..n]);
+            b.push_str("\"");
+            out.eol();
+        }
+    }
     if is_culprit && latch::latched() == Some(VerdictKind::Stuck) {
         out.line().push_str("    (the culprit is inside failstop's signal handler: its state and system call are the handler's; the frames show where it was interrupted)");
         out.eol();

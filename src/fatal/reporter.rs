@@ -44,7 +44,7 @@ use crate::state::limits::{WARN_BURST, WARN_WINDOW};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID};
 use crate::state::progress::wall_since_progress;
 use crate::state::settings::LIVE;
-use crate::state::slots::{self, NAME_LEN, SLOTS, Slot};
+use crate::state::slots::{self, CONTEXT_LEN, NAME_LEN, SLOTS, Slot};
 use crate::verdict::VerdictKind;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -140,6 +140,14 @@ fn name_of(s: &Slot) -> String {
     String::from_utf8_lossy(&name[..n]).into_owned()
 }
 
+/// The thread's context text (`ThreadHandle::set_context`), control
+/// characters and quotes replaced by `?`; empty when nothing is said.
+fn context_of(s: &Slot) -> String {
+    let mut text = [0u8; CONTEXT_LEN];
+    let n = s.context_into(&mut text);
+    String::from_utf8_lossy(&text[..n]).chars().map(|c| if c.is_control() || c == '"' { '?' } else { c }).collect()
+}
+
 fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     if !allowed(recent) {
         SUPPRESSED.fetch_add(1, Relaxed);
@@ -154,8 +162,10 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     let wall_ms =
         wall_since_progress(slots::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
     let lines = symbolized_lines(&frames[..n]);
+    let context = context_of(s);
+    let said = if context.is_empty() { String::new() } else { format!(" (context \"{context}\")") };
     let mut block = format!(
-        "failstop: warning: thread \"{name}\" (tid {tid}) has used {:.1} ms of CPU since its loop last came around; \
+        "failstop: warning: thread \"{name}\" (tid {tid}) has used {:.1} ms of CPU since its loop last came around{said}; \
          its backtrace, captured in its own context:\n",
         cpu_ns as f64 / 1e6
     );
@@ -176,6 +186,7 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
         kind = "warning",
         cpu_ms = cpu_ns / 1_000_000,
         wall_ms,
+        context = %context,
         frames = %lines.join("\n"),
         "failstop: thread has used {} ms of CPU since its last touch",
         cpu_ns / 1_000_000

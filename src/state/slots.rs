@@ -21,13 +21,43 @@
 
 use super::frames::Frames;
 pub(crate) use super::limits::MAX_THREADS;
-use crate::os::stackwalk::StackBounds;
+use crate::os::stackwalk::{StackBounds, read_mem};
 use crate::verdict::Tracker;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Bytes of a thread name kept (longer names are cut).
 pub(crate) const NAME_LEN: usize = 48;
+
+/// Bytes of a thread's context text shown (longer texts are cut).
+pub(crate) const CONTEXT_LEN: usize = 64;
+/// The context word: the text's address in the low 48 bits (every user
+/// address of x86_64 and aarch64 Linux fits, without 5-level paging hints),
+/// its length in the high 16.
+const CONTEXT_ADDR_BITS: u32 = 48;
+const CONTEXT_ADDR_MASK: u64 = (1 << CONTEXT_ADDR_BITS) - 1;
+/// The length field of a NUL-terminated C string.
+const CONTEXT_C_STRING: usize = 0xffff;
+
+/// Packs a context text at `addr` for [`Slot::set_context`]: `len` bytes,
+/// or with `None` a NUL-terminated C string. An empty text or a null
+/// address is "nothing said" (0); so is an address that does not fit in 48
+/// bits (the context is then not shown: it costs a branch, never a wrong
+/// text). A text longer than 65534 bytes is kept as that long (only
+/// [`CONTEXT_LEN`] bytes are ever shown).
+#[inline(always)]
+pub(crate) fn pack_context(addr: usize, len: Option<usize>) -> u64 {
+    let addr = addr as u64;
+    let len = match len {
+        Some(0) => return 0,
+        Some(n) => n.min(CONTEXT_C_STRING - 1),
+        None => CONTEXT_C_STRING,
+    };
+    if addr == 0 || addr > CONTEXT_ADDR_MASK {
+        return 0;
+    }
+    addr | (len as u64) << CONTEXT_ADDR_BITS
+}
 
 /// [`Slot::departed`]: the owner unwound from a panic with its handle alive.
 pub(crate) const DEPARTED_PANICKED: u32 = 1;
@@ -52,6 +82,9 @@ pub(crate) struct Slot {
     pub tick_seq: AtomicU64,
     pub idle_depth: AtomicU32,
     pub harmless_depth: AtomicU32,
+    /// What the thread says it is doing: a `'static` text packed in one
+    /// word (see [`pack_context`]); 0 = nothing said.
+    pub context: AtomicU64,
     // --- lifecycle ---
     pub state: CachePadded<AtomicU32>,
     // --- written by other threads (outside the owner's hot line) ---
@@ -110,6 +143,7 @@ impl Slot {
             tick_seq: AtomicU64::new(0),
             idle_depth: AtomicU32::new(0),
             harmless_depth: AtomicU32::new(0),
+            context: AtomicU64::new(0),
             state: CachePadded::new(AtomicU32::new(FREE)),
             remote_seq: AtomicU64::new(0),
             suspended: AtomicBool::new(false),
@@ -146,6 +180,43 @@ impl Slot {
         let n = self.name_len.load(Relaxed).min(NAME_LEN);
         for (o, c) in out.iter_mut().zip(&self.name[..n]) {
             *o = c.load(Relaxed);
+        }
+        n
+    }
+
+    /// Says what the thread is doing (see [`pack_context`]): one relaxed
+    /// store by the owner.
+    #[inline(always)]
+    pub(crate) fn set_context(&self, packed: u64) {
+        self.context.store(packed, Relaxed);
+    }
+
+    /// The thread's context text, copied out with validated reads (a text
+    /// that is not readable any more yields nothing, never a fault), cut to
+    /// [`CONTEXT_LEN`] bytes. Async-signal-safe.
+    pub(crate) fn context_into(&self, out: &mut [u8; CONTEXT_LEN]) -> usize {
+        let word = self.context.load(Relaxed);
+        let addr = (word & CONTEXT_ADDR_MASK) as usize;
+        let len = (word >> CONTEXT_ADDR_BITS) as usize;
+        if addr == 0 {
+            return 0;
+        }
+        if len != CONTEXT_C_STRING {
+            let n = len.min(CONTEXT_LEN);
+            return if read_mem(addr, &mut out[..n]) { n } else { 0 };
+        }
+        // A C string: read it in small steps (the bytes after its NUL may
+        // be unmapped), up to its NUL.
+        let mut n = 0;
+        while n < CONTEXT_LEN {
+            let step = (CONTEXT_LEN - n).min(16 - (addr + n) % 16);
+            if !read_mem(addr + n, &mut out[n..n + step]) {
+                return 0;
+            }
+            if let Some(nul) = out[n..n + step].iter().position(|&c| c == 0) {
+                return n + nul;
+            }
+            n += step;
         }
         n
     }

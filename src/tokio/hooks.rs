@@ -45,6 +45,12 @@ thread_local! {
     static RETRY_AT: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
+/// The slot of the calling thread when it is a watched worker (or a
+/// current-thread runtime's `block_on` thread).
+pub(super) fn current_worker() -> Option<&'static Slot> {
+    WORKER.try_with(|cell| cell.try_borrow().ok().and_then(|w| w.as_ref().map(Worker::slot))).ok().flatten()
+}
+
 /// `on_thread_start`: a pool thread of a multi-thread runtime starts,
 /// before it takes its first task. While the runtime has started no more
 /// pool threads than it has workers, the thread is certain to run a worker

@@ -111,10 +111,13 @@
 //! `#[tokio::main]` builds its runtime itself; to watch it, build the
 //! runtime by hand as above.
 
+mod context;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod hooks;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod sampler;
+
+pub use context::{WithContext, with_context};
 
 use crate::error::Error;
 use ::tokio::runtime::{Builder, Runtime};

@@ -12,7 +12,9 @@ use crate::os::stackwalk::StackBounds;
 use crate::os::sys;
 use crate::state::frames::CAP_EMPTY;
 use crate::state::settings::LIVE;
-use crate::state::slots::{ACTIVE, CLAIMED, DEPARTED_PANICKED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot};
+use crate::state::slots::{
+    ACTIVE, CLAIMED, DEPARTED_PANICKED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot, pack_context,
+};
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
@@ -82,6 +84,7 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     s.name_len.store(n, Relaxed);
     s.touch_seq.store(0, Relaxed);
     s.tick_seq.store(0, Relaxed);
+    s.context.store(0, Relaxed);
     s.idle_depth.store(0, Relaxed);
     s.harmless_depth.store(0, Relaxed);
     s.remote_seq.store(0, Relaxed);
@@ -264,6 +267,26 @@ impl ThreadHandle {
     #[inline]
     pub fn tick(&self) {
         self.slot.tick();
+    }
+
+    /// Says what the thread is doing now, for its entry in a dump and in
+    /// warnings (`context "..."`): the request being served, the phase of a
+    /// job, the task being polled. One relaxed store of a pointer: cheap
+    /// enough for every iteration of a loop. The text must be `'static` (a
+    /// literal, or a leaked string); `""` says nothing. The dump shows at
+    /// most 64 bytes of it.
+    ///
+    /// ```no_run
+    /// # let _wd = failstop::start(failstop::Config::new())?;
+    /// let h = failstop::register("worker")?;
+    /// h.set_context("compacting the log");
+    /// // ... a lockup here shows `context "compacting the log"` in the dump ...
+    /// h.set_context("");
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[inline]
+    pub fn set_context(&self, context: &'static str) {
+        self.slot.set_context(pack_context(context.as_ptr() as usize, Some(context.len())));
     }
 
     /// Marks the thread idle (waiting for work, e.g. around `epoll_wait`)

@@ -50,6 +50,7 @@ static void *worker(void *arg) {
     if (pi_mode) {
         pthread_mutex_lock(&locks[0]); /* held by worker-1 */
     }
+    failstop_set_context(t, "taking the next worker's lock");
     pthread_mutex_lock(&locks[(i + 1) % count]); /* never returns */
     return NULL;
 }
