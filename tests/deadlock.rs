@@ -118,6 +118,24 @@ fn a_cycle_of_three_is_named_in_order() {
     assert_cycle(&o, &["worker-1", "worker-2", "worker-3"]);
 }
 
+/// A `pthread_rwlock_t` held for writing by "worker-1", which waits for a
+/// mutex that "worker-2" holds while it waits to read the rwlock: a cycle
+/// through both kinds of lock; "worker-3", waiting to write, is listed on
+/// the rwlock's line with "worker-2".
+#[test]
+fn a_rwlock_held_for_writing_is_followed_to_its_writer() {
+    let o = run_c("rwlock");
+    assert_cycle(&o, &["worker-1", "worker-2"]);
+    let named = |n: &str| format!("\"{n}\" (tid {})", o.tid(n));
+    let want = format!(
+        "pthread_rwlock_t held for writing, held by {}: waited on by {}, {}",
+        named("worker-1"),
+        named("worker-2"),
+        named("worker-3")
+    );
+    assert!(o.stderr.contains(&want), "{want:?} not in\n{}", o.stderr);
+}
+
 /// Rust's `std::sync::Mutex` records no owner: no cycle can be named, but
 /// the dump lists each lock's word with every thread that waits on it.
 /// "first" holds A and waits for B; "second" holds B and waits for A;

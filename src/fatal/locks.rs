@@ -15,6 +15,14 @@
 //!   edge is drawn only when that `int` is the tid of another thread of
 //!   this process and, for a value other than 2, the word names the same
 //!   thread: a lock of another kind rarely passes both.
+//! - `FUTEX_WAIT_BITSET` with the value 3 (`1 | PTHREAD_RWLOCK_FUTEX_USED`)
+//!   on a glibc `pthread_rwlock_t` held for writing: a reader waits on
+//!   `__wrphase_futex` (8 bytes into the lock), a writer on
+//!   `__writers_futex` (12 bytes in), and the writer's tid is in
+//!   `__cur_writer` (24 bytes in). Whichever of the two readings names
+//!   another thread of this process (above 1: the other reading falls on a
+//!   field that is 0 or 1) gives the lock and its holder; both kinds of
+//!   waiters are then listed under the lock's address.
 //! - Anything else (`FUTEX_WAIT_BITSET`, which Rust's `std::sync::Mutex`
 //!   and `Condvar`, parking_lot and most runtimes use; condition variables;
 //!   a lock that records no owner): no owner. Such waits are grouped by the
@@ -41,6 +49,19 @@ const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 /// Where glibc's `pthread_mutex_t` keeps its owner's tid, after the futex
 /// word (`__lock`, then `__count`, then `__owner`).
 const GLIBC_MUTEX_OWNER_OFFSET: u64 = 8;
+/// `FUTEX_WAIT_BITSET`.
+const FUTEX_WAIT_BITSET: u64 = 9;
+/// `FUTEX_WAIT_REQUEUE_PI`.
+const FUTEX_WAIT_REQUEUE_PI: u64 = 11;
+/// The value glibc's `pthread_rwlock_t` waiters wait for while a writer
+/// holds it: `1 | PTHREAD_RWLOCK_FUTEX_USED`.
+const GLIBC_RWLOCK_WRITER_PHASE: u32 = 3;
+/// Offsets in glibc's `pthread_rwlock_t` of the futex words a reader
+/// (`__wrphase_futex`) and a writer (`__writers_futex`) wait on, and of
+/// `__cur_writer`.
+const GLIBC_RWLOCK_WRPHASE: u64 = 8;
+const GLIBC_RWLOCK_WRITERS: u64 = 12;
+const GLIBC_RWLOCK_CUR_WRITER: u64 = 24;
 /// The longest cycle printed in full.
 pub(crate) const MAX_CYCLE: usize = 16;
 
@@ -53,6 +74,8 @@ pub(crate) enum Holder {
     PiFutex(libc::pid_t),
     /// A glibc `pthread_mutex_t`: `__owner` next to the futex word.
     GlibcMutex(libc::pid_t),
+    /// A glibc `pthread_rwlock_t` held for writing: `__cur_writer`.
+    GlibcRwlock(libc::pid_t),
 }
 
 impl Holder {
@@ -60,7 +83,7 @@ impl Holder {
     pub(crate) fn owner(self) -> Option<libc::pid_t> {
         match self {
             Holder::Unknown => None,
-            Holder::PiFutex(t) | Holder::GlibcMutex(t) => Some(t),
+            Holder::PiFutex(t) | Holder::GlibcMutex(t) | Holder::GlibcRwlock(t) => Some(t),
         }
     }
 
@@ -72,6 +95,7 @@ impl Holder {
             }
             Holder::PiFutex(_) => "priority-inheritance mutex",
             Holder::GlibcMutex(_) => "pthread_mutex_t",
+            Holder::GlibcRwlock(_) => "pthread_rwlock_t held for writing",
         }
     }
 }
@@ -207,8 +231,21 @@ pub(crate) fn classify(
                 _ => Holder::Unknown,
             }
         }
-        // FUTEX_WAIT_BITSET and the other waits: no owner to read.
-        9 | 11 => Holder::Unknown,
+        FUTEX_WAIT_BITSET if args[2] as u32 == GLIBC_RWLOCK_WRITER_PHASE => {
+            let writer = |word: u64| {
+                let base = addr.wrapping_sub(word);
+                let t = read(base.wrapping_add(GLIBC_RWLOCK_CUR_WRITER))?;
+                (t > 1).then_some(()).and_then(|()| other(t)).map(|t| (base, t))
+            };
+            match (writer(GLIBC_RWLOCK_WRPHASE), writer(GLIBC_RWLOCK_WRITERS)) {
+                (Some((base, t)), None) | (None, Some((base, t))) => {
+                    return Some(Wait { tid, addr: base, holder: Holder::GlibcRwlock(t) });
+                }
+                _ => Holder::Unknown,
+            }
+        }
+        // The other waits: no owner to read.
+        FUTEX_WAIT_BITSET | FUTEX_WAIT_REQUEUE_PI => Holder::Unknown,
         _ => return None,
     };
     Some(Wait { tid, addr, holder })
@@ -268,6 +305,29 @@ mod tests {
         let w = classify(10, [0x3000, 9 | 128, 2, 0, 0, u32::MAX as u64], ours, |_| Some(11)).unwrap();
         assert_eq!(w.holder, Holder::Unknown);
         assert_eq!(classify(10, [0x3000, 1 | 128, 1, 0, 0, 0], ours, |_| Some(11)), None);
+    }
+
+    #[test]
+    fn a_glibc_rwlock_held_for_writing_names_its_writer_for_readers_and_writers() {
+        let ours = |t| [10, 11, 12].contains(&t);
+        // The lock at 0x4000: __cur_writer (0x4018) is 12, __shared (0x401c)
+        // 0, __pad4 (0x4014) 0.
+        let mem = |a| Some(if a == 0x4018 { 12 } else { 0 });
+        let reader = classify(10, [0x4008, 9 | 128 | 256, 3, 0, 0, u32::MAX as u64], ours, mem).unwrap();
+        assert_eq!((reader.addr, reader.holder), (0x4000, Holder::GlibcRwlock(12)));
+        let writer = classify(11, [0x400c, 9 | 128 | 256, 3, 0, 0, u32::MAX as u64], ours, mem).unwrap();
+        assert_eq!((writer.addr, writer.holder), (0x4000, Holder::GlibcRwlock(12)));
+        // __shared = 1 (process-shared) is not taken for a tid.
+        let shared = |a| Some(match a {
+            0x4018 => 12,
+            0x401c => 1,
+            _ => 0,
+        });
+        let writer = classify(11, [0x400c, 9, 3, 0, 0, 0], |t| t == 1 || ours(t), shared).unwrap();
+        assert_eq!(writer.holder, Holder::GlibcRwlock(12));
+        // Another value: no rwlock reading.
+        let w = classify(10, [0x4008, 9 | 128, 2, 0, 0, 0], ours, mem).unwrap();
+        assert_eq!((w.addr, w.holder), (0x4008, Holder::Unknown));
     }
 
     #[test]

@@ -9,6 +9,9 @@
  *           (no cycle: the kernel refuses a PI cycle with EDEADLK, and
  *           glibc then parks the thread on a word of its own stack)
  *   three   three threads, three mutexes, each takes the next one's
+ *   rwlock  worker-1 holds a pthread_rwlock_t for writing and takes a
+ *           mutex that worker-2 holds, which waits to read the rwlock;
+ *           worker-3 waits to write it
  *
  * main sleeps in pthread_join; a missed verdict shows as the child being
  * killed at the test's timeout.
@@ -20,7 +23,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static int pi_mode;
+static int pi_mode, rw_mode;
+static pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
 static int never_written[2];
 
 #include "failstop.h"
@@ -41,6 +45,24 @@ static void *worker(void *arg) {
     failstop_touch(t);
     printf("SCENARIO tid %s %ld\n", name, (long)syscall(SYS_gettid));
     fflush(stdout);
+    if (rw_mode) {
+        if (i == 0) {
+            pthread_rwlock_wrlock(&rw);
+        } else if (i == 1) {
+            pthread_mutex_lock(&locks[0]);
+        }
+        pthread_barrier_wait(&all_hold);
+        failstop_set_context(t, "taking the next worker's lock");
+        if (i == 0) {
+            pthread_mutex_lock(&locks[0]); /* held by worker-2 */
+        } else if (i == 1) {
+            pthread_rwlock_rdlock(&rw); /* held by worker-1 for writing */
+        } else {
+            usleep(100 * 1000);
+            pthread_rwlock_wrlock(&rw);
+        }
+        return NULL;
+    }
     pthread_mutex_lock(&locks[i]);
     pthread_barrier_wait(&all_hold);
     if (pi_mode && i == 0) {
@@ -65,8 +87,11 @@ int main(int argc, char **argv) {
         count = 2;
     } else if (strcmp(mode, "three") == 0) {
         count = 3;
+    } else if (strcmp(mode, "rwlock") == 0) {
+        count = 3;
+        rw_mode = 1;
     } else {
-        fprintf(stderr, "usage: deadlock mutex|pi|three\n");
+        fprintf(stderr, "usage: deadlock mutex|pi|three|rwlock\n");
         return 2;
     }
     pthread_mutexattr_t attr;
