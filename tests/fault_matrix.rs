@@ -375,13 +375,21 @@ fn d_state_syscall_that_never_returns() {
 // Threads failstop's handler cannot run on
 // ---------------------------------------------------------------------------
 
-/// The deaf verdict's note in the dump: why no frames came from the culprit.
-fn assert_deaf_note(o: &common::Outcome) {
+/// The deaf verdict's note in the dump: why no frames came from the
+/// culprit's own handler; and its frames, read by the ptrace helper
+/// instead, name `function` (issue 18, part 4).
+fn assert_deaf_note(o: &common::Outcome, tid: i32, function: &str) {
     assert!(
         o.stderr.contains("failstop's signal handler cannot run on the culprit: it blocks the watchdog signal"),
         "{}",
         o.describe()
     );
+    assert!(o.stderr.contains(": frames read by a ptrace helper process instead)"), "{}", o.describe());
+    let frames = culprit_frames(o, tid);
+    assert!(frames.contains(function), "`{function}` not in the deaf culprit's frames:\n{frames}\n{}", o.describe());
+    if let Some(l) = o.stderr.lines().find(|l| l.starts_with("failstop: dump written in ")) {
+        println!("deaf culprit, frames by ptrace: {l}");
+    }
 }
 
 #[test]
@@ -395,8 +403,8 @@ fn stuck_with_every_signal_blocked() {
             spin_here_forever();
         });
     }
-    let (o, _) = matrix::run("stuck_with_every_signal_blocked", Kind::Deaf, &["deaf"]);
-    assert_deaf_note(&o);
+    let (o, f) = matrix::run("stuck_with_every_signal_blocked", Kind::Deaf, &["deaf"]);
+    assert_deaf_note(&o, f.tid, "spin_here_forever");
 }
 
 /// The application's own signal handler never returns.
@@ -444,8 +452,8 @@ fn stuck_inside_a_signal_handler_that_masks_everything() {
             stuck_in_handler_of(libc::SIGUSR1);
         });
     }
-    let (o, _) = matrix::run("stuck_inside_a_signal_handler_that_masks_everything", Kind::Deaf, &["handler"]);
-    assert_deaf_note(&o);
+    let (o, f) = matrix::run("stuck_inside_a_signal_handler_that_masks_everything", Kind::Deaf, &["handler"]);
+    assert_deaf_note(&o, f.tid, "spin_in_the_apps_signal_handler");
 }
 
 /// The application's own handler of the watchdog signal (SIGALRM, which
@@ -458,8 +466,8 @@ fn stuck_inside_the_apps_handler_of_the_watchdog_signal() {
         install_spinning_handler(libc::SIGALRM, false); // before start: failstop chains to it
         child(|| stuck_in_handler_of(libc::SIGALRM));
     }
-    let (o, _) = matrix::run("stuck_inside_the_apps_handler_of_the_watchdog_signal", Kind::Deaf, &["handler"]);
-    assert_deaf_note(&o);
+    let (o, f) = matrix::run("stuck_inside_the_apps_handler_of_the_watchdog_signal", Kind::Deaf, &["handler"]);
+    assert_deaf_note(&o, f.tid, "spin_in_the_apps_signal_handler");
 }
 
 // ---------------------------------------------------------------------------

@@ -27,9 +27,10 @@ use super::locks::{MAX_CYCLE, Waits};
 use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
 use crate::os::procfs::{self, STACK_LEN};
+use crate::os::ptrace;
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
-use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, MAX_FRAMES};
+use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, CAP_WRITING, MAX_FRAMES};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
@@ -508,6 +509,7 @@ pub(crate) fn write_raw(
         b.push_str("\" gone: it is no longer in /proc/self/task");
         out.eol();
     }
+    PTRACE_COUNT.store(0, Relaxed);
     let answers_before = CAPTURE_ANSWERS.load(Acquire);
     let asked = request_captures(&scratch.tids[first..ntids], culprit, own, &mut scratch.io[..]);
     wait_for_captures(answers_before, asked);
@@ -827,7 +829,7 @@ fn write_thread_state(
         });
         b.push_str("; the watchdog signal is ");
         b.push_i64(signo as i64);
-        b.push_str(". No frames can be captured in its own context; with `abort` the core file has its registers)");
+        b.push_str(". No frames can be captured in its own context: a ptrace helper reads them where it can; with `abort` the core file has its registers)");
         out.eol();
     }
 
@@ -844,6 +846,26 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
     } else {
         match captured(tid, &mut frames) {
             Ok(n) => n,
+            Err(why) if ptrace_may_help(why, state) => match by_ptrace(tid, &mut frames) {
+                Ok(n) => {
+                    let b = out.line();
+                    b.push_str("    (");
+                    b.push_str(why);
+                    b.push_str(": frames read by a ptrace helper process instead)");
+                    out.eol();
+                    n
+                }
+                Err(also) => {
+                    let b = out.line();
+                    b.push_str("    (no backtrace: ");
+                    b.push_str(why);
+                    b.push_str("; a ptrace helper could not read it either: ");
+                    b.push_str(also);
+                    b.push_str(")");
+                    out.eol();
+                    return;
+                }
+            },
             Err(why) => {
                 let b = out.line();
                 b.push_str("    (no backtrace: ");
@@ -867,6 +889,58 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
     }
 }
 
+/// Why a thread has no frames of its own capture: it blocks the signal.
+const MASKED: &str = "not asked: it blocks the watchdog signal";
+/// Why a thread has no frames of its own capture: no answer in time.
+const NOT_RESPONDING: &str = "not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)";
+/// Threads whose frames a dump reads with the ptrace helper, at most.
+const PTRACE_MAX: usize = 32;
+/// The longest one ptrace capture may take.
+const PTRACE_EACH: Duration = Duration::from_millis(100);
+/// ptrace captures made in this dump (reset by `write_raw`).
+static PTRACE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the ptrace helper is worth trying for a thread without frames
+/// (`why`, `state`): it blocks the signal or did not answer, and it is not
+/// in uninterruptible sleep (it would not stop). Outside a fatal verdict
+/// only a running thread is stopped (a stop can cut a sleeping system call
+/// short, as the signal would).
+fn ptrace_may_help(why: &str, state: u8) -> bool {
+    (why == MASKED || why == NOT_RESPONDING) && state != b'D' && (LIVE.fatal() || state == b'R')
+}
+
+/// Frames of `tid` read by the ptrace helper, within the limits of a dump:
+/// [`PTRACE_MAX`] threads, [`PTRACE_EACH`] each, and never in the second
+/// half of the dump deadline (the rest of the dump needs it).
+fn by_ptrace(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize, &'static str> {
+    if PTRACE_COUNT.fetch_add(1, Relaxed) >= PTRACE_MAX {
+        return Err("the dump's limit of ptrace captures was reached");
+    }
+    let timeout = LIVE.dump_timeout_ns.load(Relaxed);
+    let left = (VERDICT_AT.load(Relaxed) + timeout).saturating_sub(sys::monotonic_ns());
+    if left < timeout / 2 {
+        return Err("not enough of the dump deadline left");
+    }
+    let mut got = [0usize; ptrace::MAX_FRAMES];
+    let n = ptrace::capture(tid, &mut got, PTRACE_EACH.min(Duration::from_nanos(left / 4)))?;
+    let n = n.min(MAX_FRAMES);
+    frames[..n].copy_from_slice(&got[..n]);
+    // Into the thread's capture entry, for the symbolized part. The entry
+    // is masked, or was abandoned (a late answer of the handler finds it
+    // so and leaves it): taken with a compare-and-swap either way.
+    let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
+    if let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) {
+        let was = c.frames.state.load(Acquire);
+        if (was == CAP_MASKED || was == CAP_EMPTY)
+            && c.frames.state.compare_exchange(was, CAP_WRITING, AcqRel, Relaxed).is_ok()
+        {
+            c.frames.store(&frames[..n]);
+            c.frames.state.store(CAP_READY, Release);
+        }
+    }
+    Ok(n)
+}
+
 /// The frames a thread answered with, or why there are none.
 fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize, &'static str> {
     let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
@@ -882,9 +956,9 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize,
         CAP_REQUESTED => {
             // Give up on it: a late answer will find the entry abandoned.
             let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);
-            Err("not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)")
+            Err(NOT_RESPONDING)
         }
-        CAP_MASKED => Err("not asked: it blocks the watchdog signal"),
+        CAP_MASKED => Err(MASKED),
         _ => Err("the capture signal could not be sent"),
     }
 }

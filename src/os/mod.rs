@@ -9,6 +9,7 @@
 //! | `procfs` | allocation-free readers of `/proc/self/task/*`, and system call names |
 //! | `stackwalk` | frame-pointer walk from a signal's `ucontext`, validated memory reads |
 //! | `modules` | the module map (path, base, build-id) read without the loader lock |
+//! | `ptrace` | frames of a thread that blocks every signal, read by a short-lived `ptrace` helper process |
 //!
 //! The contract of the whole floor: every function documented
 //! *async-signal-safe* only issues system calls, reads atomics and touches
@@ -20,6 +21,7 @@
 pub(crate) mod fmt;
 pub(crate) mod modules;
 pub(crate) mod procfs;
+pub(crate) mod ptrace;
 pub(crate) mod signals;
 pub(crate) mod stackwalk;
 pub(crate) mod sys;
