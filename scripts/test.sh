@@ -16,6 +16,11 @@
 #   util-linux       unshare: tests/evidence.rs (no /proc) and PID 1 of a PID
 #                    namespace (tests/fail_stop.rs)
 #   strace           a tracer that comes and goes (tests/fail_stop.rs)
+#   keepalived       a real cluster manager (VRRP) moves a service's address
+#                    when failstop fail-stops it (tests/keepalived.rs runs
+#                    its own; the package's service does not start without
+#                    /etc/keepalived/keepalived.conf)
+#   iproute2         ip: that test's network namespaces, bridge and veths
 #
 # Missing packages are installed with apt-get, which needs root; otherwise
 # the script stops and names them. The tests never skip a case for a
@@ -41,6 +46,8 @@ requirements=(
     "runit sv"
     "util-linux unshare"
     "strace strace"
+    "keepalived /usr/sbin/keepalived"
+    "iproute2 ip"
 )
 
 missing_packages() {

@@ -235,6 +235,14 @@ fn bad_command_lines_are_refused() {
         (&["--allow-faults"], "echo_server: missing PORT"),
         (&["--frob", "0"], "echo_server: unexpected argument '--frob'"),
         (&["0", "1"], "echo_server: unexpected argument '1'"),
+        (&["--bind", "1.2.3", "0"], "echo_server: invalid --bind '1.2.3': expected an IPv4 address such as 0.0.0.0"),
+        (&["--bind"], "echo_server: --bind needs a value"),
+        (&["--heartbeat", "x", "0"], "echo_server: invalid --heartbeat 'x': expected a port from 0 to 65535"),
+        (
+            &["--name", "a b", "0"],
+            "echo_server: invalid --name 'a b': expected 1 to 64 letters, digits, '-', '_' or '.'",
+        ),
+        (&["--name", "", "0"], "echo_server: invalid --name ''"),
     ];
     for (args, message) in cases {
         let o = Spec::program(server_path(false).to_path_buf(), args).run();
@@ -247,7 +255,10 @@ fn bad_command_lines_are_refused() {
 fn unknown_fault_and_long_lines_get_an_error_reply() {
     let server = start(false, &["--allow-faults"], &[]);
     let mut client = Client::connect(server.port);
-    assert_eq!(client.ask("FAULT melt"), "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish)");
+    assert_eq!(
+        client.ask("FAULT melt"),
+        "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish, FAULT slow)"
+    );
     assert_eq!(client.ask("crlf\r"), "crlf");
     assert_eq!(client.ask(""), "");
     // 4096 bytes without a '\n' fill the line buffer: an error reply, then
@@ -268,4 +279,48 @@ fn unknown_fault_and_long_lines_get_an_error_reply() {
     let o = server.running.finish();
     o.assert_exit(0);
     o.assert_no_verdict();
+}
+
+/// The heartbeat's one-line answer on a new connection to `port`.
+fn heartbeat(port: u16) -> String {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to heartbeat {port}: {e}"));
+    s.set_read_timeout(Some(REPLY_TIMEOUT)).expect("set_read_timeout");
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).expect("read the heartbeat");
+    answer
+}
+
+/// `--heartbeat`: a thread of its own answers HEALTHY while the loop
+/// hangs, until failstop's verdict; the `unhealthy` action keeps the
+/// process, and the heartbeat then answers UNHEALTHY. `--name` is the
+/// answer to NAME.
+#[test]
+fn heartbeat_thread_answers_from_failstop_healthy_while_the_loop_hangs() {
+    let env = [("FAILSTOP_ACTION", "unhealthy")];
+    let mut server = start(false, &["--allow-faults", "--heartbeat", "0", "--name", "node-x"], &env);
+    let (_, line) = server.running.wait_for_line("echo_server: heartbeat on 127.0.0.1:", Duration::from_secs(30));
+    let hb: u16 = line.rsplit(':').next().and_then(|p| p.trim().parse().ok()).unwrap_or_else(|| panic!("{line:?}"));
+    assert_eq!(heartbeat(hb), "HEALTHY\n");
+    let mut client = Client::connect(server.port);
+    assert_eq!(client.ask("NAME"), "node-x");
+    assert_eq!(client.ask("FAULT block"), "FAULT block: the loop blocks now");
+    let fault = Instant::now();
+    // Hung, before the stall budget: the heartbeat still says HEALTHY.
+    assert_eq!(heartbeat(hb), "HEALTHY\n", "before the verdict");
+    let after = loop {
+        if heartbeat(hb) == "UNHEALTHY\n" {
+            break fault.elapsed();
+        }
+        assert!(fault.elapsed() < common::CATCH_BOUND, "still HEALTHY {:?} after the block", fault.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(after >= Duration::from_millis(STALL_BUDGET_MS), "a verdict {after:?} after the block");
+    assert_eq!(heartbeat(hb), "UNHEALTHY\n", "after the verdict");
+    assert!(matches!(server.running.child.try_wait(), Ok(None)), "the unhealthy action ended the process");
+    // SAFETY: signalling our own child (the loop is blocked: SIGKILL).
+    assert_eq!(unsafe { libc::kill(server.running.pid(), libc::SIGKILL) }, 0);
+    let o = server.running.finish();
+    o.assert_signal(libc::SIGKILL);
+    assert!(o.stderr.contains("failstop: blocked: thread \"echo-loop\""), "{}", o.describe());
+    assert!(o.stderr.contains("; action: unhealthy"), "{}", o.describe());
 }

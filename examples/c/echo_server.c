@@ -1,14 +1,16 @@
 /* echo_server: a small epoll echo server watched by failstop.
  *
- *   echo_server [--allow-faults] PORT
+ *   echo_server [--allow-faults] [--bind ADDR] [--heartbeat HPORT] [--name NAME] PORT
  *
- * Listens on 127.0.0.1:PORT (0: the kernel picks a free port) and prints
- * "echo_server: listening on 127.0.0.1:<port>" on stdout once it accepts
- * connections. One thread runs the event loop for every client. Each line a
- * client sends ('\n'-terminated, at most 4095 bytes) is answered with one
- * line:
+ * Listens on ADDR:PORT (ADDR an IPv4 address, default 127.0.0.1; 0.0.0.0
+ * for every address, a virtual one included; PORT 0: the kernel picks a
+ * free port) and prints "echo_server: listening on <addr>:<port>" on stdout
+ * once it accepts connections. One thread runs the event loop for every
+ * client. Each line a client sends ('\n'-terminated, at most 4095 bytes) is
+ * answered with one line:
  *
  *   HEALTH        HEALTHY, or UNHEALTHY once failstop gave a verdict
+ *   NAME          NAME (--name; default "echo_server"): which server answered
  *   FAULT spin    with --allow-faults: the loop spins (a busy loop that
  *                 never comes around again); failstop ends the process with
  *                 a "stuck" verdict
@@ -19,7 +21,23 @@
  *                 ends by syscall(SYS_exit), as after a kernel bug, and
  *                 stays a zombie while failstop's threads run on; failstop
  *                 ends the process with a "vanished" verdict
+ *   FAULT slow    with --allow-faults: slow but living work on the loop, 6 s
+ *                 in all: 3 s of CPU with a tick every 2 ms of it, then 3 s
+ *                 of a blocking read that a helper thread feeds one byte
+ *                 every 200 ms (a tick per byte); requests wait meanwhile,
+ *                 failstop gives no verdict, then the loop serves again and
+ *                 prints "echo_server: FAULT slow: done"
  *   anything else echoed back
+ *
+ * With --heartbeat HPORT a second thread, the heartbeat thread, listens on
+ * ADDR:HPORT (0: any free port; printed as "echo_server: heartbeat on
+ * <addr>:<port>" before the listening line) and answers every connection
+ * with one line, HEALTHY or UNHEALTHY from failstop_healthy(), then closes
+ * it. That thread is not the event loop: it answers while the loop hangs,
+ * as the heartbeat of the service in failstop's story does, and only
+ * failstop's verdict turns its answer to UNHEALTHY (or, once the process is
+ * gone, to a refused connection). A cluster manager checks that answer
+ * (examples/keepalived/).
  *
  * SIGTERM or SIGINT stops the server cleanly (exit 0). failstop is
  * configured by the FAILSTOP_* variables (see the README); failstop is told
@@ -28,7 +46,8 @@
  *
  * Built with -DECHO_NO_FAILSTOP, the same program has no failstop call at
  * all (a plain server, for failstop's LD_PRELOAD mode); its command line,
- * protocol and faults are the same, and HEALTH always answers HEALTHY.
+ * protocol and faults are the same, and HEALTH (and the heartbeat) always
+ * answer HEALTHY.
  *
  * Build (see the README, "Using it from C"):
  *   cc -O2 -g -fno-omit-frame-pointer examples/c/echo_server.c \
@@ -42,6 +61,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +69,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef ECHO_NO_FAILSTOP
@@ -84,6 +105,8 @@ struct conn {
 };
 
 static int allow_faults;
+static const char *server_name = "echo_server";
+static struct in_addr bind_addr;  /* --bind, default 127.0.0.1 */
 static int epoll_fd = -1;
 static int listen_fd = -1;
 static int spare_fd = -1;         /* closed to accept and drop a client at EMFILE */
@@ -171,6 +194,99 @@ static NOINLINE void fault_block(void) {
     }
 }
 
+/* Slow but living work (FAULT slow). */
+#define SLOW_CPU_MS 3000
+#define SLOW_TICK_EVERY_MS 2
+#define SLOW_READ_BYTES 15
+#define SLOW_READ_EVERY_MS 200
+
+static double thread_cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Feeds the slow read: one byte every SLOW_READ_EVERY_MS, then closes. */
+static void *slow_feeder(void *arg) {
+    int fd = *(int *)arg;
+    free(arg);
+    for (int i = 0; i < SLOW_READ_BYTES; i++) {
+        sleep_ms(SLOW_READ_EVERY_MS);
+        if (write(fd, "x", 1) != 1) {
+            perror("echo_server: slow feeder: write");
+            break;
+        }
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Long work that keeps moving: CPU with ticks, then a read that keeps
+ * getting bytes. Neither is a lockup, and failstop must not call it one. */
+static NOINLINE void fault_slow(void) {
+    double start = thread_cpu_ms(), last_tick = start, now;
+    while ((now = thread_cpu_ms()) - start < SLOW_CPU_MS) {
+        spin_sink++;
+        if (now - last_tick >= SLOW_TICK_EVERY_MS) {
+            WATCH(failstop_tick(loop_thread)); /* one unit of the work done */
+            last_tick = now;
+        }
+    }
+    int p[2];
+    int *w = malloc(sizeof *w);
+    pthread_t feeder;
+    if (w == NULL || pipe(p) != 0) {
+        perror("echo_server: FAULT slow");
+        abort();
+    }
+    *w = p[1];
+    if (pthread_create(&feeder, NULL, slow_feeder, w) != 0) {
+        fprintf(stderr, "echo_server: FAULT slow: pthread_create failed\n");
+        abort();
+    }
+    char byte;
+    ssize_t n;
+    while ((n = read(p[0], &byte, 1)) != 0) {
+        if (n < 0 && errno != EINTR) {
+            perror("echo_server: FAULT slow: read");
+            abort();
+        }
+        WATCH(failstop_tick(loop_thread)); /* a byte came */
+    }
+    close(p[0]);
+    pthread_join(feeder, NULL);
+}
+
+/* ---- the heartbeat thread (--heartbeat) ---- */
+
+static int heartbeat_fd = -1;
+
+/* Answers every connection with the health line and closes it. Never
+ * registered with failstop: it only reports what failstop decided. */
+static void *heartbeat_main(void *arg) {
+    (void)arg;
+    for (;;) {
+        int fd = accept(heartbeat_fd, NULL, NULL);
+        if (fd < 0) {
+            if (errno != EINTR && errno != ECONNABORTED) {
+                perror("echo_server: heartbeat: accept");
+                sleep_ms(10); /* out of descriptors: try again soon */
+            }
+            continue;
+        }
+        const char *answer = healthy() ? "HEALTHY\n" : "UNHEALTHY\n";
+        (void)send(fd, answer, strlen(answer), MSG_NOSIGNAL);
+        close(fd);
+    }
+    return NULL;
+}
+
 /* ---- connections ---- */
 
 static void close_conn(struct conn *c) {
@@ -238,6 +354,11 @@ static void handle_line(struct conn *c, const char *line, size_t len) {
         reply_str(c, healthy() ? "HEALTHY\n" : "UNHEALTHY\n");
         return;
     }
+    if (line_is(line, len, "NAME")) {
+        reply_str(c, server_name); /* at most 64 bytes (checked at start) */
+        reply_str(c, "\n");
+        return;
+    }
     if (len >= 6 && memcmp(line, "FAULT ", 6) == 0) {
         const char *kind = line + 6;
         size_t kind_len = len - 6;
@@ -260,8 +381,16 @@ static void handle_line(struct conn *c, const char *line, size_t len) {
             } else {
                 fault_block();
             }
+        } else if (line_is(kind, kind_len, "slow")) {
+            printf("echo_server: FAULT slow: the event loop works slowly now\n");
+            fflush(stdout);
+            reply_str(c, "FAULT slow: the loop works slowly now\n");
+            (void)flush(c);
+            fault_slow();
+            printf("echo_server: FAULT slow: done\n");
+            fflush(stdout);
         } else {
-            reply_str(c, "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish)\n");
+            reply_str(c, "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish, FAULT slow)\n");
         }
         return;
     }
@@ -371,7 +500,9 @@ static void on_listener(void) {
 /* ---- setup ---- */
 
 static void usage(FILE *to) {
-    fprintf(to, "usage: echo_server [--allow-faults] PORT   (PORT 0..65535, 0: any free port)\n");
+    fprintf(to, "usage: echo_server [--allow-faults] [--bind ADDR] [--heartbeat HPORT] [--name NAME] PORT\n"
+                "  PORT, HPORT 0..65535 (0: any free port); ADDR an IPv4 address (default 127.0.0.1);\n"
+                "  NAME 1..64 bytes of letters, digits, '-', '_', '.' (the answer to NAME)\n");
 }
 
 static int parse_port(const char *s) {
@@ -382,31 +513,86 @@ static int parse_port(const char *s) {
     return port <= 65535 ? (int)port : -1;
 }
 
-static int listen_on(int port) {
+static int listen_on(int port, const char *what) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_addr = bind_addr;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, SOMAXCONN) != 0 ||
-        fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
-        fprintf(stderr, "echo_server: listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+        bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, SOMAXCONN) != 0) {
+        char text[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &bind_addr, text, sizeof text);
+        fprintf(stderr, "echo_server: %s: listen on %s:%d: %s\n", what, text, port, strerror(errno));
         exit(1);
     }
     return fd;
 }
 
+/* The port fd is bound to. */
+static unsigned bound_port(int fd) {
+    struct sockaddr_in bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0) {
+        perror("echo_server: getsockname");
+        exit(1);
+    }
+    return ntohs(bound.sin_port);
+}
+
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+              ch == '_' || ch == '.')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int main(int argc, char **argv) {
-    int port = -1;
+    int port = -1, heartbeat_port = -1;
+    bind_addr.s_addr = htonl(INADDR_LOOPBACK);
     for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--allow-faults") == 0) {
             allow_faults = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
+        } else if (strcmp(argv[i], "--bind") == 0 || strcmp(argv[i], "--heartbeat") == 0 ||
+                   strcmp(argv[i], "--name") == 0) {
+            if (value == NULL) {
+                fprintf(stderr, "echo_server: %s needs a value\n", argv[i]);
+                usage(stderr);
+                return 2;
+            }
+            if (argv[i][2] == 'b' && inet_pton(AF_INET, value, &bind_addr) != 1) {
+                fprintf(stderr, "echo_server: invalid --bind '%s': expected an IPv4 address such as 0.0.0.0\n",
+                        value);
+                return 2;
+            }
+            if (argv[i][2] == 'h' && (heartbeat_port = parse_port(value)) < 0) {
+                fprintf(stderr, "echo_server: invalid --heartbeat '%s': expected a port from 0 to 65535\n", value);
+                return 2;
+            }
+            if (argv[i][2] == 'n') {
+                if (!valid_name(value)) {
+                    fprintf(stderr,
+                            "echo_server: invalid --name '%s': expected 1 to 64 letters, digits, '-', '_' or '.'\n",
+                            value);
+                    return 2;
+                }
+                server_name = value;
+            }
+            i++;
         } else if (port < 0 && argv[i][0] != '-') {
             port = parse_port(argv[i]);
             if (port < 0) {
@@ -448,7 +634,24 @@ int main(int argc, char **argv) {
     }
 
     watch_start();
-    listen_fd = listen_on(port);
+    char addr_text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &bind_addr, addr_text, sizeof addr_text);
+    if (heartbeat_port >= 0) {
+        /* Started after the stop signals were blocked: the thread inherits
+         * the mask and never takes them. */
+        heartbeat_fd = listen_on(heartbeat_port, "heartbeat");
+        pthread_t heartbeat;
+        if (pthread_create(&heartbeat, NULL, heartbeat_main, NULL) != 0 || pthread_detach(heartbeat) != 0) {
+            fprintf(stderr, "echo_server: heartbeat: pthread_create failed\n");
+            return 1;
+        }
+        printf("echo_server: heartbeat on %s:%u\n", addr_text, bound_port(heartbeat_fd));
+    }
+    listen_fd = listen_on(port, "server");
+    if (fcntl(listen_fd, F_SETFL, O_NONBLOCK) != 0) {
+        perror("echo_server: fcntl");
+        return 1;
+    }
     spare_fd = open("/dev/null", O_RDONLY);
     epoll_fd = epoll_create1(0);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL}; /* NULL: the listener */
@@ -456,13 +659,7 @@ int main(int argc, char **argv) {
         perror("echo_server: epoll");
         return 1;
     }
-    struct sockaddr_in bound;
-    socklen_t bound_len = sizeof bound;
-    if (getsockname(listen_fd, (struct sockaddr *)&bound, &bound_len) != 0) {
-        perror("echo_server: getsockname");
-        return 1;
-    }
-    printf("echo_server: listening on 127.0.0.1:%u%s\n", (unsigned)ntohs(bound.sin_port),
+    printf("echo_server: listening on %s:%u%s\n", addr_text, bound_port(listen_fd),
            allow_faults ? " (faults allowed)" : "");
     fflush(stdout);
 
