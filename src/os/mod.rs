@@ -9,6 +9,7 @@
 //! | `procfs` | allocation-free readers of `/proc/self/task/*`, and system call names |
 //! | `stackwalk` | frame-pointer walk from a signal's `ucontext`, validated memory reads |
 //! | `modules` | the module map (path, base, build-id) read without the loader lock |
+//! | `unwind` | DWARF call-frame unwinding (`.eh_frame`) from a signal's `ucontext`, prepared outside the handler |
 //!
 //! The contract of the whole floor: every function documented
 //! *async-signal-safe* only issues system calls, reads atomics and touches
@@ -22,4 +23,5 @@ pub(crate) mod modules;
 pub(crate) mod procfs;
 pub(crate) mod signals;
 pub(crate) mod stackwalk;
+pub(crate) mod unwind;
 pub(crate) mod sys;

@@ -3,6 +3,7 @@
 //! reader (another thread) apart.
 
 use crate::os::stackwalk::{StackBounds, walk_ucontext};
+use crate::os::unwind::{Unwound, unwind_ucontext};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 
 /// Frames kept per captured backtrace.
@@ -40,10 +41,15 @@ impl Frames {
         }
     }
 
-    /// Walks the stack of the interrupted context `ctx` into these frames
+    /// Captures the stack of the interrupted context `ctx` into these frames
     /// and publishes them (`CAP_READY`, release). The caller owns the entry
     /// (it moved the state to `CAP_WRITING`, or no reader looks yet).
-    /// Async-signal-safe: the walk only makes validated reads.
+    /// Async-signal-safe: the DWARF unwind and the frame-pointer walk only
+    /// make validated reads, and neither allocates nor locks.
+    ///
+    /// The DWARF unwind ([`unwind_ucontext`]) comes first: it goes through
+    /// code built without frame pointers. The frame-pointer walk
+    /// ([`walk_ucontext`]) is the fallback, see [`merge`].
     ///
     /// # Safety
     /// `ctx` is the `ucontext_t` the kernel passed to the signal handler
@@ -51,7 +57,7 @@ impl Frames {
     pub(crate) unsafe fn capture(&self, ctx: *mut libc::c_void, bounds: StackBounds) {
         let mut frames = [0usize; MAX_FRAMES];
         // SAFETY: per this function's contract.
-        let n = unsafe { walk_ucontext(ctx, bounds, &mut frames) };
+        let n = unsafe { capture_frames(ctx, bounds, &mut frames) };
         self.store(&frames[..n]);
         self.state.store(CAP_READY, Release);
     }
@@ -72,4 +78,57 @@ impl Frames {
         }
         n
     }
+}
+
+/// The stack of the interrupted context `ctx`: the DWARF unwind, the
+/// frame-pointer walk where it is unavailable or stopped early (see
+/// [`merge`]). Returns the number of frames written to `out`.
+/// Async-signal-safe.
+///
+/// # Safety
+/// As [`Frames::capture`].
+pub(crate) unsafe fn capture_frames(ctx: *mut libc::c_void, bounds: StackBounds, out: &mut [usize; MAX_FRAMES]) -> usize {
+    // SAFETY: per the contract.
+    match unsafe { unwind_ucontext(ctx, bounds, out) } {
+        Unwound::Complete(n) => n,
+        // SAFETY: per the contract.
+        Unwound::Unavailable => unsafe { walk_ucontext(ctx, bounds, out) },
+        Unwound::Truncated(n) => {
+            let mut fp = [0usize; MAX_FRAMES];
+            // SAFETY: per the contract.
+            let m = unsafe { walk_ucontext(ctx, bounds, &mut fp) };
+            merge(out, n, &fp[..m])
+        }
+    }
+}
+
+/// Joins a DWARF unwind that stopped early (`dwarf[..n]`) with the
+/// frame-pointer walk of the same context (`fp`); returns the frames kept.
+///
+/// * When the DWARF unwind has at least as many frames, it is kept as is:
+///   the frame-pointer walk skips every caller of code without frame
+///   pointers, so it has nothing the DWARF frames lack.
+/// * When the DWARF unwind's last frame also appears in the frame-pointer
+///   walk, the walk's frames after it are appended: both followed the same
+///   chain up to there, and the frame-pointer walk went on (past a frame
+///   whose unwind rule failed, say).
+/// * Otherwise the longer walk is kept: the DWARF unwind stopped near the
+///   top of the stack (an unreadable word, a rule it could not follow), so
+///   the frame-pointer chain shows more of where the thread is.
+///
+/// Async-signal-safe.
+pub(crate) fn merge(dwarf: &mut [usize; MAX_FRAMES], n: usize, fp: &[usize]) -> usize {
+    if n >= fp.len() {
+        return n;
+    }
+    if n > 0
+        && let Some(j) = fp.iter().position(|&a| a == dwarf[n - 1])
+    {
+        let tail = &fp[j + 1..];
+        let k = tail.len().min(MAX_FRAMES - n);
+        dwarf[n..n + k].copy_from_slice(&tail[..k]);
+        return n + k;
+    }
+    dwarf[..fp.len()].copy_from_slice(fp);
+    fp.len()
 }
