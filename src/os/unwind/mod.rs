@@ -24,9 +24,9 @@
 //!   that is not seen within [`RETIRE_WAIT`], the old one is leaked
 //!   (counted in [`leaked`]) rather than freed under a handler;
 //! * framehop's caches with `MustNotAllocateDuringUnwind` hold fixed-size
-//!   evaluation storage; a pool of [`POOL_LEN`] of them is allocated by
+//!   evaluation storage; a pool of [`POOL_LEN`](walk::POOL_LEN) of them is allocated by
 //!   [`prepare`], and each handler claims one with an atomic swap. A handler
-//!   that finds none free (more than [`POOL_LEN`] threads capturing at
+//!   that finds none free (more than [`POOL_LEN`](walk::POOL_LEN) threads capturing at
 //!   once) gets [`Unwound::Unavailable`] and walks frame pointers instead;
 //! * stack words are read like the frame-pointer walk's: a plain load
 //!   inside the thread's known stack bounds, a validated
@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::time::{Duration, Instant};
 use walk::{CURRENT, INSIDE, Native, Published};
 
-pub(crate) use walk::{POOL_LEN, Unwound, unwind_ucontext};
+pub(crate) use walk::{Unwound, unwind_ucontext};
 #[cfg(test)]
 pub(crate) use walk::UNWIND_STACK;
 
@@ -202,15 +202,6 @@ fn build(map: &ModuleMap, fingerprint: u64) -> (Published, Built) {
         unwinder,
         ranges: ranges.into_boxed_slice(),
         fingerprint,
-        section_bytes: built.section_bytes,
     };
     (published, built)
-}
-
-/// Bytes of section data the published unwinder holds (0: none yet).
-pub(crate) fn section_bytes() -> usize {
-    let _g = REFRESHER.lock().unwrap_or_else(|p| p.into_inner());
-    let cur = CURRENT.load(Acquire);
-    // SAFETY: freed only by the refresher, whose lock we hold.
-    if cur.is_null() { 0 } else { unsafe { (*cur).section_bytes } }
 }

@@ -50,8 +50,6 @@ pub(super) struct Published {
     pub ranges: Box<[(u64, u64)]>,
     /// What the module list looked like (see `super::fingerprint`).
     pub fingerprint: u64,
-    /// Bytes of section data copied for it.
-    pub section_bytes: usize,
 }
 
 impl Published {
