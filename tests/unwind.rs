@@ -33,7 +33,8 @@ fn c_threads_blocked_in_pthread_mutex_lock_show_their_callers() {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     // -fno-omit-frame-pointer (c::STRICT) for this file only; glibc is the
     // system's, built without frame pointers.
-    let program = c::build_static("tests/c/mutex_blocked.c", &tmp.join(format!("mutex_blocked-{}", std::process::id())), &[]);
+    let program =
+        c::build_static("tests/c/mutex_blocked.c", &tmp.join(format!("mutex_blocked-{}", std::process::id())), &[]);
     let o = Spec::program(program, &[])
         .env("FAILSTOP_STALL_BUDGET_MS", "1000")
         .env("FAILSTOP_DUMP_TIMEOUT_MS", &common::DUMP_TIMEOUT.as_millis().to_string())
@@ -44,8 +45,10 @@ fn c_threads_blocked_in_pthread_mutex_lock_show_their_callers() {
     let dump = Dump::parse(&o.stderr);
     assert!(dump.raw[0].starts_with("failstop: blocked: thread \"c-locker\""), "{}", o.describe());
     let threads = dump.threads();
-    let (_, locker, _, _) =
-        threads.iter().find(|t| t.0 && t.2 == "c-locker").unwrap_or_else(|| panic!("no culprit c-locker\n{}", o.describe()));
+    let (_, locker, _, _) = threads
+        .iter()
+        .find(|t| t.0 && t.2 == "c-locker")
+        .unwrap_or_else(|| panic!("no culprit c-locker\n{}", o.describe()));
     let (culprit, frames) = dump.symbolized_frames(*locker).unwrap_or_else(|| panic!("no frames\n{}", o.describe()));
     assert!(culprit);
     // The lock wait in glibc, then the C function that called it, then its
@@ -120,9 +123,8 @@ fn assert_no_frame_pointer(_exe: &Path) {}
 fn rust_built_without_frame_pointers_names_its_spinning_function() {
     let exe = build_nofp();
     assert_no_frame_pointer(&exe);
-    let o = Spec::program(exe, &[])
-        .env("FAILSTOP_DUMP_TIMEOUT_MS", &common::DUMP_TIMEOUT.as_millis().to_string())
-        .run();
+    let o =
+        Spec::program(exe, &[]).env("FAILSTOP_DUMP_TIMEOUT_MS", &common::DUMP_TIMEOUT.as_millis().to_string()).run();
     o.assert_signal(libc::SIGABRT);
     assert!(o.stdout().contains("SPINNING"), "{}", o.describe());
     assert!(o.elapsed() < common::CATCH_BOUND, "took {:?}\n{}", o.elapsed(), o.describe());

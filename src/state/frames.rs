@@ -129,6 +129,44 @@ pub(crate) fn merge(dwarf: &mut [usize; MAX_FRAMES], n: usize, fp: &[usize]) -> 
         dwarf[n..n + k].copy_from_slice(&tail[..k]);
         return n + k;
     }
-    dwarf[..fp.len()].copy_from_slice(fp);
-    fp.len()
+    let m = fp.len().min(MAX_FRAMES);
+    dwarf[..m].copy_from_slice(&fp[..m]);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dwarf(v: &[usize]) -> [usize; MAX_FRAMES] {
+        let mut a = [0usize; MAX_FRAMES];
+        a[..v.len()].copy_from_slice(v);
+        a
+    }
+
+    #[test]
+    fn merge_keeps_joins_or_takes_the_longer_walk() {
+        // As long as the frame-pointer walk: kept.
+        let mut d = dwarf(&[1, 2, 3]);
+        assert_eq!(merge(&mut d, 3, &[1, 3, 9]), 3);
+        assert_eq!(&d[..3], [1, 2, 3]);
+        // Its last frame in the walk: the walk's frames after it appended.
+        let mut d = dwarf(&[1, 2, 3]);
+        let n = merge(&mut d, 3, &[1, 3, 4, 5, 6]);
+        assert_eq!(&d[..n], [1, 2, 3, 4, 5, 6]);
+        // No common frame: the longer walk.
+        let mut d = dwarf(&[1, 2]);
+        let n = merge(&mut d, 2, &[1, 7, 8, 9]);
+        assert_eq!(&d[..n], [1, 7, 8, 9]);
+        // Nothing from DWARF: the walk.
+        let mut d = dwarf(&[]);
+        let n = merge(&mut d, 0, &[5, 6]);
+        assert_eq!(&d[..n], [5, 6]);
+        // The join never overflows the buffer.
+        let mut d = [7usize; MAX_FRAMES];
+        d[MAX_FRAMES - 1] = 1;
+        let fp: Vec<usize> = std::iter::once(1).chain(100..100 + MAX_FRAMES).collect();
+        assert_eq!(merge(&mut d, MAX_FRAMES - 1, &fp), MAX_FRAMES);
+        assert_eq!(d[MAX_FRAMES - 1], 1);
+    }
 }

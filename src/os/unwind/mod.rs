@@ -48,8 +48,6 @@ use std::time::{Duration, Instant};
 use walk::{CURRENT, INSIDE, Native, Published};
 
 pub(crate) use walk::{Unwound, unwind_ucontext};
-#[cfg(test)]
-pub(crate) use walk::UNWIND_STACK;
 
 /// How long [`refresh`] waits for the handlers to leave a replaced unwinder
 /// before it leaks it instead.
@@ -204,4 +202,31 @@ fn build(map: &ModuleMap, fingerprint: u64) -> (Published, Built) {
         fingerprint,
     };
     (published, built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A rebuild publishes a new unwinder and frees the old one (no handler
+    /// is inside), and an unchanged module list builds nothing.
+    #[test]
+    fn rebuilds_publish_and_retire() {
+        crate::os::stackwalk::init().unwrap();
+        let b = prepare().unwrap();
+        assert!(b.modules >= 2 && b.section_bytes > 10_000, "{b:?}");
+        let before = CURRENT.load(SeqCst);
+        let leaked_before = leaked();
+        {
+            let mut g = REFRESHER.lock().unwrap();
+            let r = g.as_mut().unwrap();
+            // Unchanged: nothing built, nothing swapped.
+            assert_eq!(rebuild(r, false).unwrap().modules, 0);
+            assert_eq!(CURRENT.load(SeqCst), before);
+            // Forced: a new one, the old one retired.
+            assert!(rebuild(r, true).unwrap().modules >= 2);
+        }
+        assert_ne!(CURRENT.load(SeqCst), before);
+        assert_eq!(leaked(), leaked_before, "retired with no handler inside: freed, not leaked");
+    }
 }

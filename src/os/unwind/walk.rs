@@ -336,7 +336,7 @@ pub(super) fn stack_peak() -> usize {
 /// thread whose bounds we do not know). Async-signal-safe.
 fn read_word(addr: usize, bounds: StackBounds) -> Result<u64, ()> {
     const W: usize = std::mem::size_of::<u64>();
-    if addr % W == 0 && bounds.contains(addr) && addr.checked_add(W).is_some_and(|e| e <= bounds.hi()) {
+    if addr.is_multiple_of(W) && bounds.contains(addr) && addr.checked_add(W).is_some_and(|e| e <= bounds.hi()) {
         // SAFETY: an aligned word inside the interrupted thread's stack,
         // which is mapped (StackBounds).
         return Ok(unsafe { std::ptr::read_volatile(addr as *const u64) });
