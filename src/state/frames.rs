@@ -164,9 +164,9 @@ mod tests {
         assert_eq!(&d[..n], [5, 6]);
         // The join never overflows the buffer.
         let mut d = [7usize; MAX_FRAMES];
-        d[MAX_FRAMES - 1] = 1;
-        let fp: Vec<usize> = std::iter::once(1).chain(100..100 + MAX_FRAMES).collect();
+        d[MAX_FRAMES - 2] = 1;
+        let fp: Vec<usize> = std::iter::once(1).chain(100..100 + MAX_FRAMES - 1).collect();
         assert_eq!(merge(&mut d, MAX_FRAMES - 1, &fp), MAX_FRAMES);
-        assert_eq!(d[MAX_FRAMES - 1], 1);
+        assert_eq!(&d[MAX_FRAMES - 2..], [1, 100]);
     }
 }
