@@ -213,19 +213,20 @@ mod tests {
     #[test]
     fn rebuilds_publish_and_retire() {
         crate::os::stackwalk::init().unwrap();
-        let b = prepare().unwrap();
+        walk::make_pool();
+        let leaked_before = leaked();
+        // All under the refresher's lock: other tests prepare too.
+        let mut g = REFRESHER.lock().unwrap_or_else(|p| p.into_inner());
+        let r = g.get_or_insert_with(|| Refresher { map: ModuleMap::new_boxed(), last: None });
+        let b = rebuild(r, true).unwrap();
         assert!(b.modules >= 2 && b.section_bytes > 10_000, "{b:?}");
         let before = CURRENT.load(SeqCst);
-        let leaked_before = leaked();
-        {
-            let mut g = REFRESHER.lock().unwrap();
-            let r = g.as_mut().unwrap();
-            // Unchanged: nothing built, nothing swapped.
-            assert_eq!(rebuild(r, false).unwrap().modules, 0);
-            assert_eq!(CURRENT.load(SeqCst), before);
-            // Forced: a new one, the old one retired.
-            assert!(rebuild(r, true).unwrap().modules >= 2);
-        }
+        // Unchanged: nothing built, nothing swapped.
+        assert_eq!(rebuild(r, false).unwrap().modules, 0);
+        assert_eq!(CURRENT.load(SeqCst), before);
+        // Forced: a new one, the old one retired.
+        assert!(rebuild(r, true).unwrap().modules >= 2);
+        drop(g);
         assert_ne!(CURRENT.load(SeqCst), before);
         assert_eq!(leaked(), leaked_before, "retired with no handler inside: freed, not leaked");
     }
