@@ -109,6 +109,53 @@ linux_gnu! {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[doc(hidden)]
 pub mod ffi_support;
+/// Not part of the API: the capture primitives, for the criterion benches
+/// (benches/unwind.rs) that compare the DWARF unwind with the
+/// frame-pointer walk.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[doc(hidden)]
+pub mod __unwind_bench {
+    use crate::os::stackwalk::{self, StackBounds};
+    use crate::os::unwind::{self, Unwound};
+    use std::time::{Duration, Instant};
+
+    /// Prepares the DWARF unwinder (as `start` does): (modules with unwind
+    /// information, bytes of section data copied, time taken).
+    pub fn prepare() -> std::io::Result<(usize, usize, Duration)> {
+        stackwalk::init()?;
+        let t0 = Instant::now();
+        let b = unwind::prepare()?;
+        Ok((b.modules, b.section_bytes, t0.elapsed()))
+    }
+
+    /// The calling thread's stack bounds `(lo, hi)`.
+    pub fn stack_bounds() -> (usize, usize) {
+        StackBounds::current_thread().map_or((0, 0), |b| (b.lo(), b.hi()))
+    }
+
+    /// The DWARF unwind of `ctx` into `out`: (frames, reached the root).
+    ///
+    /// # Safety
+    /// `ctx` is a `ucontext_t` whose stack is live for the call; `lo..hi`
+    /// its thread's stack (or 0, 0).
+    pub unsafe fn dwarf(ctx: *const libc::c_void, lo: usize, hi: usize, out: &mut [usize]) -> (usize, bool) {
+        // SAFETY: forwarded.
+        match unsafe { unwind::unwind_ucontext(ctx, StackBounds::new(lo, hi), out) } {
+            Unwound::Unavailable => (0, false),
+            Unwound::Complete(n) => (n, true),
+            Unwound::Truncated(n) => (n, false),
+        }
+    }
+
+    /// The frame-pointer walk of `ctx` into `out`.
+    ///
+    /// # Safety
+    /// As [`dwarf`].
+    pub unsafe fn frame_pointers(ctx: *const libc::c_void, lo: usize, hi: usize, out: &mut [usize]) -> usize {
+        // SAFETY: forwarded.
+        unsafe { stackwalk::walk_ucontext(ctx, StackBounds::new(lo, hi), out) }
+    }
+}
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio;

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::fatal::dump::DumpPath;
 use crate::fatal::{end, monitor, reporter, systemd};
-use crate::os::{procfs, ptrace, stackwalk, sys};
+use crate::os::{procfs, ptrace, stackwalk, sys, unwind};
 use crate::state::settings::{LIVE, RUNNING, STARTING, STOPPED, STOPPING};
 use crate::watch::registry;
 use std::sync::Mutex;
@@ -114,6 +114,7 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
         sys::reserve_descriptors().map_err(|e| Error::os("start: reserving descriptors for the monitor", e))?;
         stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
         ptrace::prepare().map_err(|e| Error::os("ptrace helper setup (its stack)", e))?;
+        unwind::prepare().map_err(|e| Error::os("DWARF unwinder setup (/proc/self/maps)", e))?;
         end::prepare()?;
         let path = s.dump_path.as_deref().map(DumpPath::resolve).transpose()?;
         let reporter = reporter::spawn(path.clone())?;

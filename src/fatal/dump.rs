@@ -30,7 +30,7 @@ use crate::os::procfs::{self, STACK_LEN};
 use crate::os::ptrace;
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
-use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, CAP_WRITING, MAX_FRAMES};
+use crate::state::frames::{self, CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, CAP_WRITING, MAX_FRAMES};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
@@ -922,7 +922,7 @@ fn by_ptrace(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize
         return Err("not enough of the dump deadline left");
     }
     let mut got = [0usize; ptrace::MAX_FRAMES];
-    let n = ptrace::capture(tid, &mut got, PTRACE_EACH.min(Duration::from_nanos(left / 4)))?;
+    let n = ptrace::capture(tid, &mut got, PTRACE_EACH.min(Duration::from_nanos(left / 4)), frames::capture_registers)?;
     let n = n.min(MAX_FRAMES);
     frames[..n].copy_from_slice(&got[..n]);
     // Into the thread's capture entry, for the symbolized part. The entry

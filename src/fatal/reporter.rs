@@ -35,6 +35,7 @@ use crate::error::Error;
 use super::dump::{self, DumpPath};
 use crate::os::procfs;
 use crate::os::signals;
+use crate::os::unwind;
 use crate::os::sys;
 use crate::state::bells::REPORTER as BELL;
 use crate::state::captures::{CAPTURE_COUNT, CAPTURES};
@@ -117,6 +118,10 @@ fn reporter_loop(overseer: &mut Overseer) {
             if late != 0 {
                 report_late_verdict(s, late);
             }
+        }
+        if !dumping {
+            // Libraries loaded or unloaded since: a new DWARF unwinder.
+            unwind::refresh();
         }
         BELL.wait(seen, Duration::from_secs(1));
     }

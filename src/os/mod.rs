@@ -10,6 +10,7 @@
 //! | `stackwalk` | frame-pointer walk from a signal's `ucontext`, validated memory reads |
 //! | `modules` | the module map (path, base, build-id) read without the loader lock |
 //! | `ptrace` | frames of a thread that blocks every signal, read by a short-lived `ptrace` helper process |
+//! | `unwind` | DWARF call-frame unwinding (`.eh_frame`) from a signal's `ucontext`, prepared outside the handler |
 //!
 //! The contract of the whole floor: every function documented
 //! *async-signal-safe* only issues system calls, reads atomics and touches
@@ -24,4 +25,5 @@ pub(crate) mod procfs;
 pub(crate) mod ptrace;
 pub(crate) mod signals;
 pub(crate) mod stackwalk;
+pub(crate) mod unwind;
 pub(crate) mod sys;

@@ -38,6 +38,12 @@ pub(crate) const MAX_FRAMES: usize = 64;
 
 static STACK: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 
+/// How a stopped thread's stack is walked from its registers
+/// `(pc, fp, sp, lr, out)` (`lr`: aarch64's link register, 0 elsewhere).
+pub(crate) type Walk = fn(usize, usize, usize, usize, &mut [usize; MAX_FRAMES]) -> usize;
+/// The [`Walk`] of the capture under way.
+static WALK: AtomicUsize = AtomicUsize::new(0);
+
 /// Job states (the futex word the two sides wait on).
 const WAITING: u32 = 0;
 const GO: u32 = 1;
@@ -97,7 +103,15 @@ pub(crate) fn prepare() -> std::io::Result<()> {
 /// Captures the frames of thread `tid` of this process (frame 0 its
 /// program counter) into `out` from a helper process, within `budget`.
 /// Returns how many, or why there are none. Monitor thread; allocation-free.
-pub(crate) fn capture(tid: libc::pid_t, out: &mut [usize; MAX_FRAMES], budget: Duration) -> Result<usize, &'static str> {
+/// `walk(pc, fp, sp, lr, out)` walks the stopped thread's stack (in the
+/// helper, while the thread is stopped) and returns how many frames it
+/// wrote; it must be async-signal-safe and use validated reads only.
+pub(crate) fn capture(
+    tid: libc::pid_t,
+    out: &mut [usize; MAX_FRAMES],
+    budget: Duration,
+    walk: Walk,
+) -> Result<usize, &'static str> {
     let stack = STACK.load(Acquire);
     if stack.is_null() {
         return Err("the ptrace helper was not prepared");
@@ -105,6 +119,7 @@ pub(crate) fn capture(tid: libc::pid_t, out: &mut [usize; MAX_FRAMES], budget: D
     if JOB.busy.swap(true, AcqRel) {
         return Err("another ptrace capture is under way");
     }
+    WALK.store(walk as usize, Relaxed);
     let result = run(stack, tid, out, budget);
     JOB.busy.store(false, Release);
     result
@@ -253,34 +268,41 @@ fn interrupt_and_walk(tid: libc::pid_t) -> Result<usize, &'static str> {
         // SAFETY: a raw nanosleep with a valid timespec.
         unsafe { libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, std::ptr::null_mut::<libc::timespec>()) };
     }
-    let (pc, fp, sp) = registers(tid)?;
+    let (pc, fp, sp, lr) = registers(tid)?;
     let mut frames = [0usize; MAX_FRAMES];
-    let n = stackwalk::walk_registers(pc, fp, sp, &mut frames);
+    let walk = WALK.load(Relaxed);
+    let n = if walk == 0 {
+        stackwalk::walk_registers(pc, fp, sp, &mut frames)
+    } else {
+        // SAFETY: WALK holds a `Walk` stored by `capture` for this job.
+        let walk: Walk = unsafe { std::mem::transmute::<usize, Walk>(walk) };
+        walk(pc, fp, sp, lr, &mut frames)
+    };
     for (dst, &f) in JOB.frames.iter().zip(&frames[..n]) {
         dst.store(f, Relaxed);
     }
     Ok(n)
 }
 
-/// (pc, fp, sp) of the stopped tracee.
+/// (pc, fp, sp, lr) of the stopped tracee.
 #[cfg(target_arch = "x86_64")]
-fn registers(tid: libc::pid_t) -> Result<(usize, usize, usize), &'static str> {
+fn registers(tid: libc::pid_t) -> Result<(usize, usize, usize, usize), &'static str> {
     // SAFETY: plain data, filled by the kernel.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     if ptrace(libc::PTRACE_GETREGS, tid, 0, &mut regs as *mut _ as usize) != 0 {
         return Err("PTRACE_GETREGS failed");
     }
-    Ok((regs.rip as usize, regs.rbp as usize, regs.rsp as usize))
+    Ok((regs.rip as usize, regs.rbp as usize, regs.rsp as usize, 0))
 }
 
-/// (pc, fp, sp) of the stopped tracee.
+/// (pc, fp, sp, lr) of the stopped tracee.
 #[cfg(target_arch = "aarch64")]
-fn registers(tid: libc::pid_t) -> Result<(usize, usize, usize), &'static str> {
+fn registers(tid: libc::pid_t) -> Result<(usize, usize, usize, usize), &'static str> {
     // SAFETY: plain data, filled by the kernel.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     let mut iov = libc::iovec { iov_base: (&mut regs as *mut libc::user_regs_struct).cast(), iov_len: std::mem::size_of::<libc::user_regs_struct>() };
     if ptrace(libc::PTRACE_GETREGSET, tid, libc::NT_PRSTATUS as usize, &mut iov as *mut _ as usize) != 0 {
         return Err("PTRACE_GETREGSET failed");
     }
-    Ok((regs.pc as usize, regs.regs[29] as usize, regs.sp as usize))
+    Ok((regs.pc as usize, regs.regs[29] as usize, regs.sp as usize, regs.regs[30] as usize))
 }

@@ -85,14 +85,12 @@ impl Module {
     }
 
     /// Load base: where file offset 0 is mapped.
-    #[cfg(test)]
     pub(crate) fn base(&self) -> usize {
         self.base
     }
 
     /// Load bias: subtract from a runtime address to get the address in the
     /// ELF file's own numbering (what addr2line/llvm-symbolizer take).
-    #[cfg(test)]
     pub(crate) fn bias(&self) -> usize {
         self.bias
     }
