@@ -26,9 +26,12 @@
 use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
 use crate::os::procfs::{self, STACK_LEN};
+use crate::os::signals;
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
-use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, MAX_FRAMES};
+use crate::state::frames::{
+    CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, MAX_FRAMES,
+};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
@@ -387,7 +390,7 @@ pub(crate) fn write_raw(
     b.push_str("failstop: ");
     b.push_str(kind.as_str());
     b.push_str(": thread \"");
-    b.push_sanitized(&name[..n]);
+    b.push_escaped(&name[..n]);
     b.push_str("\" (tid ");
     b.push_i64(culprit as i64);
     match kind {
@@ -491,7 +494,7 @@ pub(crate) fn write_raw(
         b.push_str("> thread ");
         b.push_i64(culprit as i64);
         b.push_str(" \"");
-        b.push_sanitized(&name[..n]);
+        b.push_escaped(&name[..n]);
         b.push_str("\" gone: it is no longer in /proc/self/task");
         out.eol();
     }
@@ -537,6 +540,8 @@ pub(crate) fn push_action<const N: usize>(b: &mut FixedBuf<N>) {
 fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads, io: &mut [u8]) -> usize {
     let signo = LIVE.signo.load(Relaxed);
     let fatal = LIVE.fatal();
+    // A request would reach the application's handler or default action.
+    let ours = signals::disposition(signo).is_some_and(|cur| cur.sa_sigaction == sigval::OUR_HANDLER.load(Acquire));
     let mut asked = 0;
     for (i, &tid) in tids.iter().enumerate() {
         let c = &CAPTURES[i];
@@ -562,6 +567,15 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads
             c.frames.state.store(CAP_MASKED, Release);
             continue;
         }
+        // A thread in sigtimedwait (sigwait, sigwaitinfo) has the signals it
+        // waits for unblocked meanwhile, and would take the request.
+        let sigwait = matches!(procfs::read_syscall(tid, io),
+            Ok(procfs::SyscallState::InSyscall { nr, .. }) if nr == libc::SYS_rt_sigtimedwait);
+        if sigwait || !ours {
+            c.tid.store(tid, Relaxed);
+            c.frames.state.store(if ours { CAP_SIGWAIT } else { CAP_NOT_OURS }, Release);
+            continue;
+        }
         let slot_idx = slots::find_tid(tid);
         let (lo, hi) =
             slot_idx.and_then(slots::slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
@@ -570,12 +584,15 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads
         c.hi.store(hi, Relaxed);
         c.tid.store(tid, Relaxed);
         c.frames.state.store(CAP_REQUESTED, Release);
-        if sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)).is_ok() {
-            if state != b'D' {
-                asked += 1;
+        match sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)) {
+            Ok(()) => {
+                if state != b'D' {
+                    asked += 1;
+                }
             }
-        } else {
-            c.frames.state.store(CAP_EMPTY, Relaxed);
+            // Real-time signals are queued with their siginfo or refused.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => c.frames.state.store(CAP_REFUSED, Release),
+            Err(_) => c.frames.state.store(CAP_EMPTY, Relaxed),
         }
     }
     CAPTURE_COUNT.store(tids.len(), Release);
@@ -635,11 +652,11 @@ fn write_thread_state(
         Some(s) => {
             let mut name = [0u8; NAME_LEN];
             let n = s.name_into(&mut name);
-            b.push_sanitized(&name[..n]);
+            b.push_escaped(&name[..n]);
         }
         None => {
             if let Some(st) = &status {
-                b.push_sanitized(st.name());
+                b.push_escaped(st.name());
             }
         }
     }
@@ -768,6 +785,12 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize,
             Err("not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)")
         }
         CAP_MASKED => Err("not asked: it blocks the watchdog signal"),
+        CAP_SIGWAIT => Err("not asked: it waits for signals (sigwait, sigtimedwait), which would take the request"),
+        CAP_NOT_OURS => Err("not asked: the application replaced failstop's handler of the watchdog signal"),
+        CAP_REFUSED => Err(
+            "the capture signal could not be queued: the queue of pending signals is used up (RLIMIT_SIGPENDING, \
+             `ulimit -i`)",
+        ),
         _ => Err("the capture signal could not be sent"),
     }
 }
