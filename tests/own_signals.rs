@@ -120,6 +120,16 @@ fn a_small_alternate_stack_of_the_applications_is_never_used() {
     assert_stuck_verdict(&["altstack8k"], &[], "alt");
 }
 
+// Not a case of the issue: the guard of the choice made for case 4.
+// failstop's handler runs on the interrupted thread's own stack (no
+// SA_ONSTACK): a thread with the smallest stack pthreads allows still gets
+// its whole verdict, dump and SIGABRT.
+#[test]
+fn the_fatal_path_fits_on_the_smallest_thread_stack() {
+    let o = assert_stuck_verdict(&["smallstack"], &[], "spinner");
+    assert!(o.stdout().contains("STACK 16384"), "PTHREAD_STACK_MIN\n{}", o.describe());
+}
+
 // Case 5: an alarm()-timed read whose SIGALRM handler has no SA_RESTART.
 // Before: the read blocked on (failstop's SA_RESTART), TIMEOUT after 10 s.
 #[test]

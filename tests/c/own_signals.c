@@ -33,10 +33,15 @@
  *   reenter      a SIGUSR1 handler calls failstop_stop() while the main
  *                thread starts and stops the watchdog 200 times
  *   nolimit      RLIMIT_SIGPENDING 0 before start: prints start's error
+ *   smallstack   the spinner on a thread with a PTHREAD_STACK_MIN stack:
+ *                failstop's handler runs on it, to the verdict's end
+ *   spin, block  a registered worker spins, or blocks in read() of a pipe
+ *                nobody writes, after printing "FAULT" (detection times)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -162,6 +167,7 @@ static void *spinner(void *arg) {
     }
     failstop_touch(t);
     say("SPINNING");
+    say("FAULT");
     double until = mono_now() + 6;
     while (mono_now() < until) {
         sink++;
@@ -534,6 +540,53 @@ static int mode_nolimit(void) {
     return 0;
 }
 
+static void *block_worker(void *arg) {
+    (void)arg;
+    failstop_thread *t = must_register("blocker");
+    burn_ms(50);
+    failstop_touch(t);
+    int p[2];
+    if (pipe(p) != 0) {
+        exit(6);
+    }
+    say("FAULT");
+    char c;
+    ssize_t n = read(p[0], &c, 1);
+    (void)n;
+    return NULL;
+}
+
+static int mode_smallstack(void) {
+    must_start();
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN) != 0) {
+        say("PRECONDITION pthread_attr_setstacksize failed");
+        return 7;
+    }
+    printf("STACK %ld\n", (long)PTHREAD_STACK_MIN);
+    fflush(stdout);
+    pthread_t th;
+    pthread_create(&th, &attr, spinner, NULL);
+    pthread_join(th, NULL);
+    say("DONE");
+    return 0;
+}
+
+static int mode_fault(int block) {
+    must_start();
+    nap_ms(100);
+    pthread_t th;
+    if (block) {
+        pthread_create(&th, NULL, block_worker, NULL);
+    } else {
+        th = spawn_spinner();
+    }
+    pthread_join(th, NULL);
+    say("DONE");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODE [ARG]\n", argv[0]);
@@ -556,6 +609,9 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "name")) return mode_name();
     if (!strcmp(m, "reenter")) return mode_reenter();
     if (!strcmp(m, "nolimit")) return mode_nolimit();
+    if (!strcmp(m, "smallstack")) return mode_smallstack();
+    if (!strcmp(m, "spin")) return mode_fault(0);
+    if (!strcmp(m, "block")) return mode_fault(1);
     fprintf(stderr, "unknown mode %s\n", m);
     return 2;
 }
