@@ -237,6 +237,9 @@ size_t failstop_last_error(char *buf, size_t len);
  exits without doing so is released anyway (its handle then goes stale:
  every call with it is a no-op). Nothing is allocated per handle.
 
+ Not async-signal-safe (it creates a POSIX timer, maps memory and may
+ allocate): never call it from a signal handler.
+
  # Safety
 
  `name` is NULL or a NUL-terminated string.
@@ -252,6 +255,8 @@ struct failstop_thread *failstop_register(const char *name);
  whose thread exited: unregistering twice is harmless); a call from
  another thread than the registering one while that one is still
  registered (the handle stays registered).
+
+ Not async-signal-safe: never from a signal handler.
  */
 void failstop_unregister(struct failstop_thread *t);
 
@@ -266,6 +271,8 @@ void failstop_unregister(struct failstop_thread *t);
  owner with progress it did not make. Don't.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_touch(struct failstop_thread *t);
 
@@ -274,6 +281,8 @@ void failstop_touch(struct failstop_thread *t);
  clock keeps running. Same rules as `failstop_touch`.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_tick(struct failstop_thread *t);
 
@@ -283,6 +292,8 @@ void failstop_tick(struct failstop_thread *t);
  the owning thread only (not checked, as for `failstop_touch`).
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_idle_begin(struct failstop_thread *t);
 
@@ -291,6 +302,8 @@ void failstop_idle_begin(struct failstop_thread *t);
  `failstop_idle_begin` it only touches. NULL is a no-op.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_idle_end(struct failstop_thread *t);
 
@@ -300,6 +313,8 @@ void failstop_idle_end(struct failstop_thread *t);
  holding the others up is. Scopes nest. NULL is a no-op.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_harmless_begin(struct failstop_thread *t);
 
@@ -308,6 +323,8 @@ void failstop_harmless_begin(struct failstop_thread *t);
  a no-op, as is NULL.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_harmless_end(struct failstop_thread *t);
 
