@@ -68,6 +68,14 @@
 #define FAILSTOP_E_PANIC -9
 
 /*
+ Called from a signal handler that interrupted `failstop_start`,
+ `failstop_start_with`, `failstop_stop` or `failstop_set_pre_abort_hook`
+ on the same thread: the call did nothing (going on would deadlock on
+ the call it interrupted). These four are not async-signal-safe.
+ */
+#define FAILSTOP_E_REENTERED -10
+
+/*
  What failstop does on a verdict (`failstop_config.action`).
  */
 typedef enum failstop_action {
@@ -146,7 +154,9 @@ typedef struct failstop_config {
    */
   int32_t exit_code;
   /*
-   The signal the per-thread timers deliver (0 = SIGALRM). Allowed:
+   The signal the per-thread timers deliver (0 = the default,
+   `SIGRTMAX-3`, a real-time signal of failstop's own, which the
+   application's `SIGALRM` never meets). Allowed:
    SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, SIGUSR2, SIGRTMIN..=SIGRTMAX.
    */
   int32_t signal;
@@ -190,7 +200,10 @@ void failstop_config_init(struct failstop_config *cfg);
 
  Returns `FAILSTOP_OK` or a negative `FAILSTOP_E_*` code:
  `FAILSTOP_E_NULL` for a NULL `cfg`, `FAILSTOP_E_INVALID_CONFIG` for a bad
- field (the message names it), `FAILSTOP_E_ALREADY_RUNNING`.
+ field (the message names it), `FAILSTOP_E_ALREADY_RUNNING`, and
+ `FAILSTOP_E_REENTERED` from a signal handler that interrupted
+ `failstop_start`, `failstop_start_with` or `failstop_stop` on the same
+ thread (not async-signal-safe: never call it from a signal handler).
 
  # Safety
 
@@ -224,6 +237,9 @@ size_t failstop_last_error(char *buf, size_t len);
  exits without doing so is released anyway (its handle then goes stale:
  every call with it is a no-op). Nothing is allocated per handle.
 
+ Not async-signal-safe (it creates a POSIX timer, maps memory and may
+ allocate): never call it from a signal handler.
+
  # Safety
 
  `name` is NULL or a NUL-terminated string.
@@ -239,6 +255,8 @@ struct failstop_thread *failstop_register(const char *name);
  whose thread exited: unregistering twice is harmless); a call from
  another thread than the registering one while that one is still
  registered (the handle stays registered).
+
+ Not async-signal-safe: never from a signal handler.
  */
 void failstop_unregister(struct failstop_thread *t);
 
@@ -266,6 +284,8 @@ void failstop_set_context(struct failstop_thread *t, const char *static_string);
  owner with progress it did not make. Don't.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_touch(struct failstop_thread *t);
 
@@ -274,6 +294,8 @@ void failstop_touch(struct failstop_thread *t);
  clock keeps running. Same rules as `failstop_touch`.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_tick(struct failstop_thread *t);
 
@@ -283,6 +305,8 @@ void failstop_tick(struct failstop_thread *t);
  the owning thread only (not checked, as for `failstop_touch`).
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_idle_begin(struct failstop_thread *t);
 
@@ -291,6 +315,8 @@ void failstop_idle_begin(struct failstop_thread *t);
  `failstop_idle_begin` it only touches. NULL is a no-op.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_idle_end(struct failstop_thread *t);
 
@@ -300,6 +326,8 @@ void failstop_idle_end(struct failstop_thread *t);
  holding the others up is. Scopes nest. NULL is a no-op.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_harmless_begin(struct failstop_thread *t);
 
@@ -308,6 +336,8 @@ void failstop_harmless_begin(struct failstop_thread *t);
  a no-op, as is NULL.
 
  Any value of `t` is accepted (see `failstop_unregister`).
+
+ Async-signal-safe (atomics only).
  */
 void failstop_harmless_end(struct failstop_thread *t);
 
@@ -318,6 +348,11 @@ void failstop_harmless_end(struct failstop_thread *t);
  Returns `FAILSTOP_OK`, or a negative `FAILSTOP_E_*` code with a message
  for `failstop_last_error`: `FAILSTOP_E_ALREADY_RUNNING` if a watchdog
  runs, `FAILSTOP_E_INVALID_CONFIG` for a bad variable.
+
+ Not async-signal-safe (it allocates, spawns threads, takes a lock):
+ never call it from a signal handler. One that interrupted `failstop_start`,
+ `failstop_start_with` or `failstop_stop` on the same thread gets
+ `FAILSTOP_E_REENTERED` instead of a deadlock.
  */
 int failstop_start(void);
 
@@ -332,6 +367,11 @@ int failstop_start(void);
  process (the same holds for `exit()` and a return from `main`).
 
  Returns `FAILSTOP_OK`, or `FAILSTOP_E_NOT_RUNNING` if none was started.
+
+ Not async-signal-safe (it joins threads, frees memory, takes a lock):
+ never call it from a signal handler. One that interrupted
+ `failstop_start`, `failstop_start_with` or `failstop_stop` on the same
+ thread gets `FAILSTOP_E_REENTERED` instead of a deadlock.
  */
 int failstop_stop(void);
 
@@ -348,7 +388,9 @@ int failstop_set_pre_abort_hook(void (*hook)(void));
 
 /*
  1 while no verdict closed the heartbeat gate, 0 after one (for a health
- endpoint). 1 also when no watchdog runs.
+ endpoint). 1 also when no watchdog runs. Async-signal-safe (one atomic
+ load), as are `failstop_touch`, `failstop_tick`, the idle and harmless
+ scopes' begin and end; every other function is not.
  */
 int failstop_healthy(void);
 

@@ -456,15 +456,18 @@ fn stuck_inside_a_signal_handler_that_masks_everything() {
     assert_deaf_note(&o, f.tid, "spin_in_the_apps_signal_handler");
 }
 
-/// The application's own handler of the watchdog signal (SIGALRM, which
-/// failstop shares and chains to) spins: while it runs, the kernel masks
-/// SIGALRM on that thread, so failstop's ticks cannot be handled either
-/// (HAProxy's issue #2947 was a 15-minute freeze of this kind).
+/// The application's own handler of the watchdog signal (SIGALRM, chosen
+/// as the watchdog signal here, which failstop then shares and chains to)
+/// spins: while it runs, the kernel masks SIGALRM on that thread, so
+/// failstop's ticks cannot be handled either (HAProxy's issue #2947 was a
+/// 15-minute freeze of this kind).
 #[test]
 fn stuck_inside_the_apps_handler_of_the_watchdog_signal() {
     if scenario().is_some() {
         install_spinning_handler(libc::SIGALRM, false); // before start: failstop chains to it
-        child(|| stuck_in_handler_of(libc::SIGALRM));
+        let _wd = failstop::start(small_config().stall_budget(STALL).signal(failstop::Signal::SIGALRM)).expect("start");
+        stuck_in_handler_of(libc::SIGALRM);
+        common::child_exit(3)
     }
     let (o, f) = matrix::run("stuck_inside_the_apps_handler_of_the_watchdog_signal", Kind::Deaf, &["handler"]);
     assert_deaf_note(&o, f.tid, "spin_in_the_apps_signal_handler");

@@ -1,4 +1,7 @@
-//! An application that uses SIGALRM itself (the default watchdog signal).
+//! An application that uses SIGALRM itself, with SIGALRM chosen as the
+//! watchdog signal (`FAILSTOP_SIGNAL=SIGALRM`; the default, `SIGRTMAX-3`,
+//! is failstop's alone): the two share the handler, ours chains the rest.
+//! `tests/own_signals.rs` covers the default signal and the issue-16 cases.
 
 #[macro_use]
 mod common;
@@ -12,6 +15,11 @@ static ALARMS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn on_alarm(_sig: libc::c_int) {
     ALARMS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// `small_config` with SIGALRM shared with the application.
+fn shared_config() -> failstop::Config {
+    small_config().signal(failstop::Signal::SIGALRM)
 }
 
 fn install_app_handler() {
@@ -46,7 +54,7 @@ fn one_alarm() -> bool {
 fn app_alarm_handler_keeps_working_and_spin_is_still_caught() {
     if common::scenario().is_some() {
         install_app_handler();
-        let _wd = failstop::start(small_config()).expect("start");
+        let _wd = failstop::start(shared_config()).expect("start");
         // A registered thread keeps the watchdog's SIGALRM timer ticking meanwhile.
         let stop = Arc::new(AtomicBool::new(false));
         let worker = {
@@ -82,13 +90,13 @@ fn dropping_the_watchdog_restores_the_app_handler() {
         install_app_handler();
         let app = on_alarm as *const () as usize;
         assert_eq!(current_sigalrm_handler(), app);
-        let wd = failstop::start(small_config()).expect("start");
+        let wd = failstop::start(shared_config()).expect("start");
         say!("replaced-while-running {}", current_sigalrm_handler() != app);
         drop(wd);
         say!("restored {}", current_sigalrm_handler() == app);
         say!("alarm-after-drop {}", one_alarm());
         // Again, with a thread registered across the stop.
-        let wd = failstop::start(small_config()).expect("restart");
+        let wd = failstop::start(shared_config()).expect("restart");
         let h = failstop::register("held").expect("register");
         h.touch();
         drop(wd);

@@ -54,7 +54,9 @@ pub struct failstop_config {
     /// The exit status for `FAILSTOP_ACTION_EXIT`, in 1..=255 (0 would read
     /// as a clean exit to a supervisor; ignored for the other actions).
     pub exit_code: i32,
-    /// The signal the per-thread timers deliver (0 = SIGALRM). Allowed:
+    /// The signal the per-thread timers deliver (0 = the default,
+    /// `SIGRTMAX-3`, a real-time signal of failstop's own, which the
+    /// application's `SIGALRM` never meets). Allowed:
     /// SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, SIGUSR2, SIGRTMIN..=SIGRTMAX.
     pub signal: i32,
     /// Non-zero: the `FAILSTOP_*` environment variables override these fields.
@@ -209,7 +211,10 @@ unsafe fn to_config(c: &failstop_config) -> Result<Config, Error> {
 ///
 /// Returns `FAILSTOP_OK` or a negative `FAILSTOP_E_*` code:
 /// `FAILSTOP_E_NULL` for a NULL `cfg`, `FAILSTOP_E_INVALID_CONFIG` for a bad
-/// field (the message names it), `FAILSTOP_E_ALREADY_RUNNING`.
+/// field (the message names it), `FAILSTOP_E_ALREADY_RUNNING`, and
+/// `FAILSTOP_E_REENTERED` from a signal handler that interrupted
+/// `failstop_start`, `failstop_start_with` or `failstop_stop` on the same
+/// thread (not async-signal-safe: never call it from a signal handler).
 ///
 /// # Safety
 ///
@@ -218,20 +223,22 @@ unsafe fn to_config(c: &failstop_config) -> Result<Config, Error> {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn failstop_start_with(cfg: *const failstop_config) -> c_int {
     guarded("failstop_start_with", || {
-        if cfg.is_null() {
-            set_last_error("failstop: failstop_start_with: cfg is NULL");
-            return FAILSTOP_E_NULL;
-        }
-        // SAFETY: non-null, and the caller guarantees `struct_size` readable bytes.
-        let c = match unsafe { read_config(cfg) } {
-            Ok(c) => c,
-            Err(e) => return fail(&e),
-        };
-        // SAFETY: the caller guarantees `dump_path` is NULL or NUL-terminated.
-        match unsafe { to_config(&c) } {
-            Ok(config) => crate::watchdog::start_config(config),
-            Err(e) => fail(&e),
-        }
+        crate::watchdog::exclusive(|| {
+            if cfg.is_null() {
+                set_last_error("failstop: failstop_start_with: cfg is NULL");
+                return FAILSTOP_E_NULL;
+            }
+            // SAFETY: non-null, and the caller guarantees `struct_size` readable bytes.
+            let c = match unsafe { read_config(cfg) } {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            // SAFETY: the caller guarantees `dump_path` is NULL or NUL-terminated.
+            match unsafe { to_config(&c) } {
+                Ok(config) => crate::watchdog::start_config(config),
+                Err(e) => fail(&e),
+            }
+        })
     })
 }
 

@@ -38,6 +38,12 @@ pub const FAILSTOP_E_NULL: c_int = -8;
 /// failstop itself panicked (a bug); the call had no effect or a partial one.
 pub const FAILSTOP_E_PANIC: c_int = -9;
 
+/// Called from a signal handler that interrupted `failstop_start`,
+/// `failstop_start_with`, `failstop_stop` or `failstop_set_pre_abort_hook`
+/// on the same thread: the call did nothing (going on would deadlock on
+/// the call it interrupted). These four are not async-signal-safe.
+pub const FAILSTOP_E_REENTERED: c_int = -10;
+
 thread_local! {
     /// The calling thread's last error message.
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
@@ -132,6 +138,7 @@ mod tests {
             FAILSTOP_E_OS,
             FAILSTOP_E_NULL,
             FAILSTOP_E_PANIC,
+            FAILSTOP_E_REENTERED,
         ];
         for (i, c) in codes.iter().enumerate() {
             assert_eq!(*c, -(i as c_int) - 1);

@@ -62,6 +62,9 @@ fn live(t: *mut failstop_thread) -> Option<RawSlot> {
 /// exits without doing so is released anyway (its handle then goes stale:
 /// every call with it is a no-op). Nothing is allocated per handle.
 ///
+/// Not async-signal-safe (it creates a POSIX timer, maps memory and may
+/// allocate): never call it from a signal handler.
+///
 /// # Safety
 ///
 /// `name` is NULL or a NUL-terminated string.
@@ -96,6 +99,8 @@ pub unsafe extern "C" fn failstop_register(name: *const c_char) -> *mut failstop
 /// whose thread exited: unregistering twice is harmless); a call from
 /// another thread than the registering one while that one is still
 /// registered (the handle stays registered).
+///
+/// Not async-signal-safe: never from a signal handler.
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_unregister(t: *mut failstop_thread) {
     guarded_void(|| {
@@ -145,6 +150,8 @@ pub extern "C" fn failstop_set_context(t: *mut failstop_thread, static_string: *
 /// owner with progress it did not make. Don't.
 ///
 /// Any value of `t` is accepted (see `failstop_unregister`).
+///
+/// Async-signal-safe (atomics only).
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_touch(t: *mut failstop_thread) {
     if let Some(slot) = live(t) {
@@ -157,6 +164,8 @@ pub extern "C" fn failstop_touch(t: *mut failstop_thread) {
 /// clock keeps running. Same rules as `failstop_touch`.
 ///
 /// Any value of `t` is accepted (see `failstop_unregister`).
+///
+/// Async-signal-safe (atomics only).
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_tick(t: *mut failstop_thread) {
     if let Some(slot) = live(t) {
@@ -169,6 +178,8 @@ pub extern "C" fn failstop_tick(t: *mut failstop_thread) {
 /// the owning thread only (not checked, as for `failstop_touch`).
 ///
 /// Any value of `t` is accepted (see `failstop_unregister`).
+///
+/// Async-signal-safe (atomics only).
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_idle_begin(t: *mut failstop_thread) {
     if let Some(slot) = live(t) {
@@ -180,6 +191,8 @@ pub extern "C" fn failstop_idle_begin(t: *mut failstop_thread) {
 /// `failstop_idle_begin` it only touches. NULL is a no-op.
 ///
 /// Any value of `t` is accepted (see `failstop_unregister`).
+///
+/// Async-signal-safe (atomics only).
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_idle_end(t: *mut failstop_thread) {
     if let Some(slot) = live(t) {
@@ -194,6 +207,8 @@ pub extern "C" fn failstop_idle_end(t: *mut failstop_thread) {
 /// holding the others up is. Scopes nest. NULL is a no-op.
 ///
 /// Any value of `t` is accepted (see `failstop_unregister`).
+///
+/// Async-signal-safe (atomics only).
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_harmless_begin(t: *mut failstop_thread) {
     if let Some(slot) = live(t) {
@@ -205,6 +220,8 @@ pub extern "C" fn failstop_harmless_begin(t: *mut failstop_thread) {
 /// a no-op, as is NULL.
 ///
 /// Any value of `t` is accepted (see `failstop_unregister`).
+///
+/// Async-signal-safe (atomics only).
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_harmless_end(t: *mut failstop_thread) {
     if let Some(slot) = live(t) {

@@ -50,7 +50,8 @@ pub struct Settings {
     pub poll_budget: Option<Duration>,
     /// Default [`Action::Abort`]. What to do on a verdict.
     pub action: Action,
-    /// Default [`Signal::SIGALRM`]. The signal the per-thread timers deliver.
+    /// Default [`Signal::default_signal`] (`SIGRTMAX-3`). The signal the
+    /// per-thread timers deliver.
     pub signal: Signal,
     /// Default `None` (the dump goes to standard error only). A file the
     /// thread dump is also written to, fsynced.
@@ -130,7 +131,7 @@ impl Config {
                 stall_budget: Duration::from_secs(10),
                 poll_budget: None,
                 action: Action::Abort,
-                signal: Signal::SIGALRM,
+                signal: Signal::default_signal(),
                 dump_path: None,
                 dump_timeout: Duration::from_secs(2),
                 abort_under_debugger: false,
@@ -146,7 +147,7 @@ impl Config {
     ///
     /// ```
     /// let config = failstop::Config::new();
-    /// assert_eq!(config.settings().signal, failstop::Signal::SIGALRM);
+    /// assert_eq!(config.settings().signal, failstop::Signal::default_signal());
     /// ```
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -216,7 +217,8 @@ impl Config {
         self
     }
 
-    /// The signal the per-thread timers deliver. Default `SIGALRM`.
+    /// The signal the per-thread timers deliver. Default `SIGRTMAX-3`
+    /// ([`Signal::default_signal`]).
     ///
     /// ```
     /// use failstop::{Config, Signal};

@@ -101,7 +101,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     },
     EnvVar {
         name: VAR_SIGNAL,
-        default: "SIGALRM",
+        default: "SIGRTMAX-3",
         meaning: "Signal the per-thread timers deliver.",
         allowed: "SIGALRM, SIGVTALRM, SIGPROF, SIGUSR1, SIGUSR2, SIGRTMIN, SIGRTMIN+n, SIGRTMAX, SIGRTMAX-n, \
                   or one of their numbers",

@@ -60,7 +60,11 @@ const JOB_CONTROL: &str = "is used for job control";
 /// `SIGVTALRM`, `SIGPROF`, `SIGUSR1`, `SIGUSR2` and the real-time signals
 /// `SIGRTMIN..=SIGRTMAX` (as the C library reports them at run time; on
 /// Linux with glibc only). A `Signal` value is always one of these. The
-/// default is `SIGALRM`.
+/// default is [`Signal::default_signal`], `SIGRTMAX-3`: a real-time signal of
+/// failstop's own, which an application that uses `SIGALRM` (`alarm()`,
+/// `setitimer`, a `sigwait` loop) never sees. `SIGALRM` stays selectable;
+/// it is then shared with the application, with the hazards the README's
+/// section "Under debuggers, in containers, with your own signals" lists.
 ///
 /// ```
 /// use failstop::{Config, Signal};
@@ -79,13 +83,37 @@ const JOB_CONTROL: &str = "is used for job control";
 pub struct Signal(c_int);
 
 impl Default for Signal {
+    /// [`Signal::default_signal`].
     fn default() -> Self {
-        Signal::SIGALRM
+        Signal::default_signal()
     }
 }
 
 impl Signal {
-    /// `SIGALRM`, the default.
+    /// The default watchdog signal of the crate, the C library and the
+    /// preload: `SIGRTMAX-3`, resolved at run time with `libc::SIGRTMAX()`
+    /// (`SIGALRM` where real-time signals are not supported, which failstop
+    /// does not run on anyway).
+    ///
+    /// A real-time signal this high is rarely used by anything else; it is
+    /// failstop's alone, so the application's `SIGALRM` (and its handler's
+    /// flags, masks and `EINTR`) behave exactly as without failstop.
+    ///
+    /// ```
+    /// let sig = failstop::Signal::default_signal();
+    /// assert_eq!(sig.number(), libc::SIGRTMAX() - 3);
+    /// assert_eq!(sig.to_string(), "SIGRTMIN+".to_string() + &(libc::SIGRTMAX() - 3 - libc::SIGRTMIN()).to_string());
+    /// assert_eq!(sig, failstop::Signal::default());
+    /// ```
+    pub fn default_signal() -> Signal {
+        match rt_range() {
+            Some((rtmin, rtmax)) if rtmax - 3 >= rtmin => Signal(rtmax - 3),
+            _ => Signal::SIGALRM,
+        }
+    }
+
+    /// `SIGALRM`, shared with the application when chosen (see the type's
+    /// doc).
     ///
     /// ```
     /// assert_eq!(failstop::Signal::SIGALRM.number(), libc::SIGALRM);

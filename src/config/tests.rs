@@ -50,7 +50,8 @@ fn defaults() {
     assert_eq!(s.warn_after, Duration::from_millis(100));
     assert_eq!(s.stall_budget, Duration::from_secs(10));
     assert_eq!(s.action, Action::Abort);
-    assert_eq!(s.signal, Signal::SIGALRM);
+    assert_eq!(s.signal, Signal::default_signal());
+    assert_eq!(s.signal.number(), libc::SIGRTMAX() - 3);
     assert_eq!(s.dump_path, None);
     assert_eq!(s.dump_timeout, Duration::from_secs(2));
     assert!(!s.abort_under_debugger);
@@ -418,7 +419,7 @@ fn signal_new_and_display() {
     let rtmin = libc::SIGRTMIN();
     let rtmax = libc::SIGRTMAX();
     assert_eq!(Signal::new(libc::SIGALRM).unwrap(), Signal::SIGALRM);
-    assert_eq!(Signal::default(), Signal::SIGALRM);
+    assert_eq!(Signal::default(), Signal::new(libc::SIGRTMAX() - 3).unwrap());
     for n in [0, -1, c_int::MIN, c_int::MAX, libc::SIGKILL, libc::SIGABRT, rtmax + 1] {
         let err = Signal::new(n).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);

@@ -88,6 +88,7 @@ pub(crate) fn start(config: Config) -> Result<Watchdog, Error> {
 fn start_locked(config: &Config) -> Result<Watchdog, Error> {
     let s = config.settings();
     LIVE.store(s, sys::getpid());
+    sys::note_stderr_at_start();
     sys::page_size(); // cached now, before the handler can need it
 
     // systemd's variables are read once, here; a broken one fails start.
@@ -121,6 +122,7 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
         let monitor = monitor::spawn(path, notifier)?;
         *OWNED.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(Owned { monitor: Some(monitor), reporter: Some(reporter) });
+        crate::watch::cpu_timer::TICKS_OFF.store(false, Release);
         handler::install(s.signal.number())?;
     }
     LIVE.lifecycle.store(RUNNING, Release);

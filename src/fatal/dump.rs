@@ -28,9 +28,13 @@ use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
 use crate::os::procfs::{self, STACK_LEN};
 use crate::os::ptrace;
+use crate::os::signals;
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
-use crate::state::frames::{self, CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, CAP_WRITING, MAX_FRAMES};
+use crate::state::frames::{
+    self, CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, CAP_WRITING,
+    MAX_FRAMES,
+};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
@@ -396,7 +400,7 @@ pub(crate) fn write_raw(
     b.push_str("failstop: ");
     b.push_str(kind.as_str());
     b.push_str(": thread \"");
-    b.push_sanitized(&name[..n]);
+    b.push_escaped(&name[..n]);
     b.push_str("\" (tid ");
     b.push_i64(culprit as i64);
     match kind {
@@ -505,7 +509,7 @@ pub(crate) fn write_raw(
         b.push_str("> thread ");
         b.push_i64(culprit as i64);
         b.push_str(" \"");
-        b.push_sanitized(&name[..n]);
+        b.push_escaped(&name[..n]);
         b.push_str("\" gone: it is no longer in /proc/self/task");
         out.eol();
     }
@@ -549,11 +553,11 @@ fn push_named_tid(b: &mut FixedBuf<4096>, tid: libc::pid_t, io: &mut [u8]) {
         Some(s) => {
             let mut name = [0u8; NAME_LEN];
             let n = s.name_into(&mut name);
-            b.push_sanitized(&name[..n]);
+            b.push_escaped(&name[..n]);
         }
         None => {
             if let Ok(comm) = procfs::read_comm(tid, io) {
-                b.push_sanitized(comm);
+                b.push_escaped(comm);
             }
         }
     }
@@ -645,6 +649,8 @@ pub(crate) fn push_action<const N: usize>(b: &mut FixedBuf<N>) {
 fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads, io: &mut [u8]) -> usize {
     let signo = LIVE.signo.load(Relaxed);
     let fatal = LIVE.fatal();
+    // A request would reach the application's handler or default action.
+    let ours = signals::disposition(signo).is_some_and(|cur| cur.sa_sigaction == sigval::OUR_HANDLER.load(Acquire));
     let mut asked = 0;
     for (i, &tid) in tids.iter().enumerate() {
         let c = &CAPTURES[i];
@@ -670,6 +676,15 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads
             c.frames.state.store(CAP_MASKED, Release);
             continue;
         }
+        // A thread in sigtimedwait (sigwait, sigwaitinfo) has the signals it
+        // waits for unblocked meanwhile, and would take the request.
+        let sigwait = matches!(procfs::read_syscall(tid, io),
+            Ok(procfs::SyscallState::InSyscall { nr, .. }) if nr == libc::SYS_rt_sigtimedwait);
+        if sigwait || !ours {
+            c.tid.store(tid, Relaxed);
+            c.frames.state.store(if ours { CAP_SIGWAIT } else { CAP_NOT_OURS }, Release);
+            continue;
+        }
         let slot_idx = slots::find_tid(tid);
         let (lo, hi) =
             slot_idx.and_then(slots::slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
@@ -678,12 +693,15 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads
         c.hi.store(hi, Relaxed);
         c.tid.store(tid, Relaxed);
         c.frames.state.store(CAP_REQUESTED, Release);
-        if sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)).is_ok() {
-            if state != b'D' {
-                asked += 1;
+        match sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)) {
+            Ok(()) => {
+                if state != b'D' {
+                    asked += 1;
+                }
             }
-        } else {
-            c.frames.state.store(CAP_EMPTY, Relaxed);
+            // Real-time signals are queued with their siginfo or refused.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => c.frames.state.store(CAP_REFUSED, Release),
+            Err(_) => c.frames.state.store(CAP_EMPTY, Relaxed),
         }
     }
     CAPTURE_COUNT.store(tids.len(), Release);
@@ -743,11 +761,11 @@ fn write_thread_state(
         Some(s) => {
             let mut name = [0u8; NAME_LEN];
             let n = s.name_into(&mut name);
-            b.push_sanitized(&name[..n]);
+            b.push_escaped(&name[..n]);
         }
         None => {
             if let Some(st) = &status {
-                b.push_sanitized(st.name());
+                b.push_escaped(st.name());
             }
         }
     }
@@ -808,7 +826,7 @@ fn write_thread_state(
         if n > 0 {
             let b = out.line();
             b.push_str("    context: \"");
-            b.push_sanitized(&text[..n]);
+            b.push_escaped(&text[..n]);
             b.push_str("\"");
             out.eol();
         }
@@ -891,6 +909,13 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
 
 /// Why a thread has no frames of its own capture: it blocks the signal.
 const MASKED: &str = "not asked: it blocks the watchdog signal";
+/// Why a thread has no frames of its own capture: it waits for signals.
+const SIGWAIT: &str = "not asked: it waits for signals (sigwait, sigtimedwait), which would take the request";
+/// Why no thread has frames of its own capture: the handler was replaced.
+const NOT_OURS: &str = "not asked: the application replaced failstop's handler of the watchdog signal";
+/// Why a thread has no frames of its own capture: the signal queue is full.
+const REFUSED: &str = "the capture signal could not be queued: the queue of pending signals is used up \
+                       (RLIMIT_SIGPENDING, `ulimit -i`)";
 /// Why a thread has no frames of its own capture: no answer in time.
 const NOT_RESPONDING: &str = "not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)";
 /// Threads whose frames a dump reads with the ptrace helper, at most.
@@ -901,12 +926,16 @@ const PTRACE_EACH: Duration = Duration::from_millis(100);
 static PTRACE_COUNT: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether the ptrace helper is worth trying for a thread without frames
-/// (`why`, `state`): it blocks the signal or did not answer, and it is not
+/// (`why`, `state`): it was not asked (it blocks the signal, waits for
+/// signals, the handler was replaced, the queue is full) or did not
+/// answer, and it is not
 /// in uninterruptible sleep (it would not stop). Outside a fatal verdict
 /// only a running thread is stopped (a stop can cut a sleeping system call
 /// short, as the signal would).
 fn ptrace_may_help(why: &str, state: u8) -> bool {
-    (why == MASKED || why == NOT_RESPONDING) && state != b'D' && (LIVE.fatal() || state == b'R')
+    [MASKED, SIGWAIT, NOT_OURS, REFUSED, NOT_RESPONDING].contains(&why)
+        && state != b'D'
+        && (LIVE.fatal() || state == b'R')
 }
 
 /// Frames of `tid` read by the ptrace helper, within the limits of a dump:
@@ -959,6 +988,9 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize,
             Err(NOT_RESPONDING)
         }
         CAP_MASKED => Err(MASKED),
+        CAP_SIGWAIT => Err(SIGWAIT),
+        CAP_NOT_OURS => Err(NOT_OURS),
+        CAP_REFUSED => Err(REFUSED),
         _ => Err("the capture signal could not be sent"),
     }
 }

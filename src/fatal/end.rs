@@ -126,7 +126,13 @@ pub(crate) fn prepare() -> Result<(), Error> {
     sev.sigev_notify = libc::SIGEV_SIGNAL;
     sev.sigev_signo = libc::SIGKILL;
     let mut t: libc::timer_t = std::ptr::null_mut();
-    syscall!(timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut t)).map_err(|e| Error::os("timer_create (fuse)", e))?;
+    syscall!(timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut t)).map_err(|e| {
+        crate::watch::cpu_timer::timer_create_error(
+            "timer_create (fuse)",
+            "the watchdog needs one POSIX timer for its fuse, and one per watched thread",
+            e,
+        )
+    })?;
     FUSE_TIMER.store(t as usize, Relaxed);
     FUSE_KIND.store(TIMER_FUSE, Release);
     Ok(())
@@ -441,7 +447,9 @@ fn end_status() -> libc::c_int {
 /// Async-signal-safe.
 fn say(b: &mut FixedBuf<256>) {
     b.push_str("\n");
-    let _ = sys::write_all(2, b.as_bytes());
+    if sys::stderr_usable() {
+        let _ = sys::write_all(2, b.as_bytes());
+    }
 }
 
 /// The monitor's part of a fatal verdict, after the dump.

@@ -20,6 +20,14 @@
 //!   written for `poll_budget` while the thread only sleeps and wakes (a
 //!   `usleep` loop waiting for a flag that never comes): it context-switches,
 //!   so it is not blocked, and uses too little CPU for the stuck rule;
+//! - **disposition** ([`check_disposition`]): failstop's handler of the
+//!   watchdog signal is still installed. An application that replaces it
+//!   (or sets the signal to `SIG_DFL` or `SIG_IGN`) would receive every
+//!   tick in its own handler or its default action, which ends the process:
+//!   the ticks are switched off within a monitor period, with one line on
+//!   stderr, and on again when the handler is back (spinning threads are
+//!   still caught meanwhile, by the deaf rule). Our own handler put back
+//!   without `SA_SIGINFO` gets its flags back;
 //! - **vanished** ([`judge_vanished`]): a registered thread that is gone
 //!   without unregistering (it ended by `SYS_exit` or a kernel bug, skipping
 //!   its thread-exit path; the main thread that did so is a zombie), or that
@@ -38,8 +46,12 @@ use super::reporter;
 use super::systemd::Notifier;
 use crate::error::Error;
 use crate::os::procfs;
+use crate::os::fmt::FixedBuf;
 use crate::os::signals;
 use crate::os::sys;
+use crate::state::sigval;
+use crate::watch::cpu_timer;
+use std::fmt::Write as _;
 use crate::state::bells::MONITOR as BELL;
 use crate::state::latch::{self, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress};
@@ -103,6 +115,7 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
             write_dump(scratch, path, notifier.as_deref_mut());
             last_loop = sys::monotonic_ns();
         }
+        check_disposition();
         judge(now, &mut scratch.io[..]);
         if now.saturating_sub(last_reap) >= VANISHED_EVERY.as_nanos() as u64 {
             judge_vanished(&mut scratch.io[..], dumped);
@@ -200,6 +213,62 @@ fn judge(now: u64, io: &mut [u8]) {
             on_verdict(VerdictKind::Blocked, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
         }
     }
+}
+
+/// The disposition rule (see the module doc). Allocation-free: a
+/// `sigaction` query, and when it changed, one `timer_settime` per watched
+/// thread and a line on stderr.
+fn check_disposition() {
+    let ours = sigval::OUR_HANDLER.load(Acquire);
+    if ours == 0 {
+        return;
+    }
+    let signo = LIVE.signo.load(Relaxed);
+    let Some(cur) = signals::disposition(signo) else { return };
+    let period = LIVE.period_ns.load(Relaxed);
+    let off = cpu_timer::TICKS_OFF.load(Acquire);
+    if cur.sa_sigaction == ours {
+        if cur.sa_flags & libc::SA_SIGINFO == 0 {
+            let _ = signals::set_handler(signo, ours, sigval::OUR_FLAGS.load(Relaxed));
+        }
+        if off {
+            cpu_timer::set_ticks(true, period);
+            say_disposition(signo, "is back: its CPU-time ticks are on again");
+        }
+        return;
+    }
+    // Off already: disarmed again, for a timer armed by a thread that
+    // registered as they went off.
+    cpu_timer::set_ticks(false, period);
+    if !off {
+        say_disposition(
+            signo,
+            "was replaced by the application: its CPU-time ticks are off until it is back (spinning threads are \
+             still caught, as deaf); choose a signal the application does not use (FAILSTOP_SIGNAL)",
+        );
+    }
+}
+
+/// One line on stderr about failstop's handler of `signo`.
+fn say_disposition(signo: libc::c_int, what: &str) {
+    if !sys::stderr_usable() {
+        return;
+    }
+    let mut b = FixedBuf::<512>::new();
+    b.push_str("failstop: failstop's handler of ");
+    match crate::config::Signal::new(signo) {
+        Ok(sig) => {
+            let _ = write!(b, "{sig}");
+        }
+        Err(_) => {
+            b.push_str("signal ");
+            b.push_i64(i64::from(signo));
+        }
+    }
+    b.push_str(" (the watchdog signal) ");
+    b.push_str(what);
+    b.push_str("\n");
+    let _ = sys::write_all(2, b.as_bytes());
 }
 
 /// The polling rule (see the module doc), after a sample in which the
@@ -315,8 +384,7 @@ fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Opti
         n.announce_verdict();
     }
     let deadline = VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
-    // SAFETY: F_GETFD on a descriptor number only queries it.
-    let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
+    let stderr_open = sys::stderr_usable();
     // The raw part goes to memory first (and on to stderr as far as it takes
     // it without waiting); the file is opened after it, so that an open
     // that hangs (a hung NFS server) finds the raw part on its way to

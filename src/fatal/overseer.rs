@@ -76,8 +76,7 @@ impl Overseer {
     /// The raw dump (the symbolizer is this very thread: no symbols).
     fn write_dump(&mut self, monitor: libc::pid_t) {
         let started = sys::monotonic_ns();
-        // SAFETY: F_GETFD on a descriptor number only queries it.
-        let stderr_open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
+        let stderr_open = sys::stderr_usable();
         let deadline = crate::state::latch::VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
         let mut sink = Sink::new(stderr_open, deadline);
         let own = OwnThreads { monitor, reporter: sys::gettid(), fuse: end::fuse_tid() };

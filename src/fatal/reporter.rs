@@ -142,15 +142,16 @@ fn allowed(recent: &mut VecDeque<Instant>) -> bool {
 fn name_of(s: &Slot) -> String {
     let mut name = [0u8; NAME_LEN];
     let n = s.name_into(&mut name);
-    String::from_utf8_lossy(&name[..n]).into_owned()
+    crate::os::fmt::escaped_string(&name[..n])
 }
 
-/// The thread's context text (`ThreadHandle::set_context`), control
-/// characters and quotes replaced by `?`; empty when nothing is said.
+/// The thread's context text (`ThreadHandle::set_context`), escaped as
+/// names are (quotes, backslashes, control characters); empty when nothing
+/// is said.
 fn context_of(s: &Slot) -> String {
     let mut text = [0u8; CONTEXT_LEN];
     let n = s.context_into(&mut text);
-    String::from_utf8_lossy(&text[..n]).chars().map(|c| if c.is_control() || c == '"' { '?' } else { c }).collect()
+    crate::os::fmt::escaped_string(&text[..n])
 }
 
 fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
@@ -206,6 +207,9 @@ const WARNING_WRITE_MAX: Duration = Duration::from_secs(1);
 /// reporter must symbolize it): a full pipe nobody reads costs the
 /// warning, never the reporter. Whole lines of at most 4 KiB per write.
 fn write_warning(mut text: &[u8]) {
+    if !sys::stderr_usable() {
+        return;
+    }
     let until = sys::monotonic_ns() + WARNING_WRITE_MAX.as_nanos() as u64;
     while !text.is_empty() {
         let mut take = text.len().min(4096);
@@ -400,7 +404,9 @@ fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String>
         Some(s) => name_of(s),
         None => {
             let mut buf = [0u8; 64];
-            procfs::read_comm(tid, &mut buf).map(|c| String::from_utf8_lossy(c).trim_end().to_string()).unwrap_or_default()
+            procfs::read_comm(tid, &mut buf)
+                .map(crate::os::fmt::escaped_string)
+                .unwrap_or_default()
         }
     };
     let mut block = format!("{} thread {tid} \"{name}\":\n", if culprit { ">" } else { " " });

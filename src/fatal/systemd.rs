@@ -291,7 +291,7 @@ impl Notifier {
         b.push_str(" thread \"");
         let mut name = [0u8; NAME_LEN];
         let n = slots::slot(CULPRIT_SLOT.load(Relaxed)).map_or(0, |s| s.name_into(&mut name));
-        b.push_sanitized(&name[..n]);
+        b.push_escaped(&name[..n]);
         b.push_str("\" (tid ");
         b.push_i64(CULPRIT_TID.load(Relaxed) as i64);
         b.push_str(")");

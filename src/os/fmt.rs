@@ -87,6 +87,13 @@ impl<const N: usize> FixedBuf<N> {
         }
     }
 
+    /// Appends a thread name (or any text printed between double quotes)
+    /// escaped by [`escape_quoted`]: it cannot break the line structure nor
+    /// close its quotes.
+    pub(crate) fn push_escaped(&mut self, b: &[u8]) {
+        escape_quoted(b, |piece| self.push_bytes(piece));
+    }
+
     /// Appends an unsigned decimal.
     pub(crate) fn push_u64(&mut self, v: u64) {
         let mut tmp = [0u8; 20];
@@ -141,6 +148,44 @@ impl<const N: usize> fmt::Write for FixedBuf<N> {
     }
 }
 
+/// Escapes `b` for a double-quoted field, handing the pieces to `out`:
+/// `\\` and `\"` for a backslash and a quote, `\n`, `\r`, `\t`, and
+/// `\xNN` for every other control byte and DEL; everything else (UTF-8
+/// included) as it is. The one escaping of thread names, in warnings, dumps,
+/// `tracing` fields and systemd's `STATUS=`. Allocation-free,
+/// async-signal-safe.
+pub(crate) fn escape_quoted(b: &[u8], mut out: impl FnMut(&[u8])) {
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            c if c < 0x20 || c == 0x7f => b"",
+            _ => continue,
+        };
+        out(&b[start..i]);
+        if esc.is_empty() {
+            let hex = b"0123456789abcdef";
+            out(&[b'\\', b'x', hex[(c >> 4) as usize], hex[(c & 0xf) as usize]]);
+        } else {
+            out(esc);
+        }
+        start = i + 1;
+    }
+    out(&b[start..]);
+}
+
+/// [`escape_quoted`] into a `String` (normal context only: it allocates);
+/// bytes that are not UTF-8 become U+FFFD.
+pub(crate) fn escaped_string(b: &[u8]) -> String {
+    let mut v = Vec::with_capacity(b.len());
+    escape_quoted(b, |piece| v.extend_from_slice(piece));
+    String::from_utf8_lossy(&v).into_owned()
+}
+
 /// Formats `v` in decimal into `tmp`, returning the used tail.
 pub(crate) fn fmt_u64(mut v: u64, tmp: &mut [u8; 20]) -> &[u8] {
     let mut i = tmp.len();
@@ -182,6 +227,16 @@ mod tests {
         b.push_str(" ");
         b.push_hex_bytes(&[0x0a, 0xff]);
         assert_eq!(b.as_str(), "18446744073709551615 1234.5 0aff");
+    }
+
+    #[test]
+    fn escapes_names_for_quoted_fields() {
+        let mut b = FixedBuf::<128>::new();
+        b.push_escaped(b"a\nfailstop: \"x\"\t\\\x1b\x7f\r\xc3\xa9");
+        assert_eq!(b.as_str(), r#"a\nfailstop: \"x\"\t\\\x1b\x7f\ré"#);
+        assert_eq!(escaped_string(b"plain name"), "plain name");
+        assert_eq!(escaped_string(b"q\"\n"), r#"q\"\n"#);
+        assert_eq!(escaped_string(b""), "");
     }
 
     #[test]

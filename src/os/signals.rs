@@ -31,6 +31,34 @@ pub(crate) fn unblock(sig: libc::c_int) {
     }
 }
 
+/// The current disposition of `sig`, or `None` if it cannot be read.
+/// Async-signal-safe (one `sigaction` query).
+pub(crate) fn disposition(sig: libc::c_int) -> Option<libc::sigaction> {
+    // SAFETY: sigaction is plain data; a query with a valid out-pointer.
+    unsafe {
+        let mut cur: libc::sigaction = std::mem::zeroed();
+        (libc::sigaction(sig, std::ptr::null(), &mut cur) == 0).then_some(cur)
+    }
+}
+
+/// Installs `handler` (an `SA_SIGINFO` handler's address) for `sig` with
+/// `flags` and an empty mask. Async-signal-safe.
+pub(crate) fn set_handler(sig: libc::c_int, handler: usize, flags: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: sigaction is plain data; sa_mask is a valid sigset_t; the
+    // caller passes the address of an `SA_SIGINFO` handler.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler;
+        sa.sa_flags = flags;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
 /// Sets the disposition of `sig` to `SIG_DFL` with no flags.
 pub(crate) fn set_default(sig: libc::c_int) {
     // SAFETY: sigaction is plain data; SIG_DFL with no flags is a valid action.

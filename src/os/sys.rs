@@ -520,3 +520,42 @@ impl Drop for ErrnoGuard {
         unsafe { *libc::__errno_location() = self.0 };
     }
 }
+
+/// fd 2 when this library was loaded: 0 not known (the constructor below
+/// did not run), 1 open, 2 closed.
+static STDERR_AT_LOAD: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+/// fd 2 when the watchdog last started: true open.
+static STDERR_AT_START: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether descriptor 2 is open. Async-signal-safe.
+fn fd2_open() -> bool {
+    // SAFETY: F_GETFD on a descriptor number only queries it.
+    unsafe { libc::fcntl(2, libc::F_GETFD) != -1 }
+}
+
+/// Runs when the library is loaded, before `main` (an ELF constructor):
+/// records whether the process was started with a standard error.
+extern "C" fn record_stderr_at_load() {
+    STDERR_AT_LOAD.store(if fd2_open() { 1 } else { 2 }, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static RECORD_STDERR_AT_LOAD: extern "C" fn() = record_stderr_at_load;
+
+/// Records whether fd 2 is open as the watchdog starts.
+pub(crate) fn note_stderr_at_start() {
+    STDERR_AT_START.store(fd2_open(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether failstop may write its warnings and dumps to fd 2: it is open
+/// now, was open when the watchdog started and when the process was
+/// started (as far as the library, loaded then, saw). A process started
+/// with fd 2 closed gives that number to its first `open`: a data file,
+/// a socket, which must never receive failstop's lines. The dump file
+/// (`dump_path`) is written either way. Async-signal-safe.
+pub(crate) fn stderr_usable() -> bool {
+    STDERR_AT_LOAD.load(std::sync::atomic::Ordering::Relaxed) != 2
+        && STDERR_AT_START.load(std::sync::atomic::Ordering::Relaxed)
+        && fd2_open()
+}

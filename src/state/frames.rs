@@ -20,6 +20,15 @@ pub(crate) const CAP_REQUESTED: u32 = 3;
 /// A dump's capture entry not asked for: its thread blocks the watchdog
 /// signal.
 pub(crate) const CAP_MASKED: u32 = 4;
+/// A dump's capture entry not asked for: its thread waits in
+/// `sigtimedwait`/`sigwait`, which would take the request as its own.
+pub(crate) const CAP_SIGWAIT: u32 = 5;
+/// A dump's capture entry not asked for: the watchdog signal's handler is
+/// not failstop's (the application replaced it).
+pub(crate) const CAP_NOT_OURS: u32 = 6;
+/// A dump's capture request the kernel refused (`EAGAIN`: the queue of
+/// pending signals, `RLIMIT_SIGPENDING`, is used up).
+pub(crate) const CAP_REFUSED: u32 = 7;
 
 /// Frames captured in a thread's own context, with a small state machine so
 /// that the writer (a handler) and the reader (another thread) never overlap.

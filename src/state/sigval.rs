@@ -17,3 +17,13 @@ pub(crate) fn encode(tag: usize, idx: usize) -> usize {
 pub(crate) fn decode(v: usize) -> (usize, usize) {
     (v >> 32, v & 0xffff_ffff)
 }
+
+/// The address of failstop's signal handler while it is installed, 0
+/// otherwise: the monitor compares the signal's disposition with it (see
+/// `fatal::monitor`), the handler repairs it (see `engine::handler`).
+pub(crate) static OUR_HANDLER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The `sa_flags` failstop's handler is installed with: `SA_SIGINFO`, and
+/// `SA_RESTART` unless the signal is shared with an application handler
+/// installed without it.
+pub(crate) static OUR_FLAGS: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);

@@ -17,13 +17,46 @@ use crate::state::settings::Registration;
 use crate::state::sigval::{self, TIMER_TAG};
 use crate::state::slots::Slot;
 use crate::verdict::Tracker;
+use crate::state::slots::SLOTS;
 use std::sync::Once;
-use std::sync::atomic::Ordering::*;
+use std::sync::atomic::{AtomicBool, Ordering::*};
 
 /// Size of the alternate signal stack given to each watched thread.
 pub(crate) const ALTSTACK_SIZE: usize = 64 * 1024;
 
 static WALL_FALLBACK_SAID: Once = Once::new();
+
+/// Set while the ticks are off: the application replaced failstop's
+/// handler of the watchdog signal, so that a tick would reach its handler
+/// or its default action (see `fatal::monitor`). Timers of threads that
+/// register meanwhile are created unarmed.
+pub(crate) static TICKS_OFF: AtomicBool = AtomicBool::new(false);
+
+/// Held by [`set_ticks`] while it re-arms or disarms timers: [`detach`]
+/// waits for it, so that a timer is never armed after its deletion (its id
+/// may already name a new timer of the application's).
+static SETTING: AtomicBool = AtomicBool::new(false);
+
+/// Arms (`on`) or disarms every watched thread's timer, and records it in
+/// [`TICKS_OFF`]. The monitor's thread; allocation-free.
+pub(crate) fn set_ticks(on: bool, period_ns: u64) {
+    TICKS_OFF.store(!on, Release);
+    while SETTING.compare_exchange(false, true, SeqCst, Relaxed).is_err() {
+        std::hint::spin_loop();
+    }
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let period = if on { sys::timespec(std::time::Duration::from_nanos(period_ns)) } else { zero };
+    let spec = libc::itimerspec { it_interval: period, it_value: period };
+    for s in SLOTS.iter() {
+        if s.has_timer.load(SeqCst) {
+            let t = s.timer.load(Relaxed) as libc::timer_t;
+            // SAFETY: `t` is a live timer of ours: `detach` cannot delete it
+            // while SETTING is held.
+            unsafe { libc::timer_settime(t, 0, &spec, std::ptr::null_mut()) };
+        }
+    }
+    SETTING.store(false, Release);
+}
 
 /// Arms the calling thread's timer and alternate stack for slot `idx`.
 /// Normal context, on the thread being registered.
@@ -56,7 +89,11 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Err
     };
     s.timer.store(timer as usize, Relaxed);
     s.has_timer.store(true, Release);
-    let period = sys::timespec(std::time::Duration::from_nanos(run.budgets.period));
+    let period = if TICKS_OFF.load(Acquire) {
+        libc::timespec { tv_sec: 0, tv_nsec: 0 }
+    } else {
+        sys::timespec(std::time::Duration::from_nanos(run.budgets.period))
+    };
     let spec = libc::itimerspec { it_interval: period, it_value: period };
     if let Err(e) = syscall!(timer_settime(timer, 0, &spec, std::ptr::null_mut())) {
         detach(s);
@@ -74,19 +111,27 @@ fn create_timer(clock: libc::clockid_t, idx: usize, run: &Registration) -> Resul
     sev.sigev_value = libc::sigval { sival_ptr: sigval::encode(TIMER_TAG, idx) as *mut libc::c_void };
     sev.sigev_notify_thread_id = sys::gettid();
     let mut timer: libc::timer_t = std::ptr::null_mut();
-    match syscall!(timer_create(clock, &mut sev, &mut timer)) {
-        Ok(_) => Ok(timer),
-        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => Err(Error::with_source(
-            ErrorKind::ResourceLimit,
-            format!(
-                "timer_create: the limit on queued signals (RLIMIT_SIGPENDING = {}) is used up; each watched thread \
-                 needs one POSIX timer; raise it with `ulimit -i`, `LimitSIGPENDING=` in a systemd unit, or setrlimit",
-                sigpending_limit()
-            ),
-            e,
-        )),
-        Err(e) => Err(Error::os("timer_create", e)),
+    syscall!(timer_create(clock, &mut sev, &mut timer))
+        .map(|_| timer)
+        .map_err(|e| timer_create_error("timer_create", "each watched thread needs one POSIX timer", e))
+}
+
+/// The error of a failed `timer_create` (`what`): for `EAGAIN`, the limit
+/// on queued signals, by name, with `need` (who needs a timer) and how to
+/// raise it; otherwise the OS error.
+pub(crate) fn timer_create_error(what: &str, need: &str, e: std::io::Error) -> Error {
+    if e.raw_os_error() != Some(libc::EAGAIN) {
+        return Error::os(what, e);
     }
+    Error::with_source(
+        ErrorKind::ResourceLimit,
+        format!(
+            "{what}: the limit on queued signals (RLIMIT_SIGPENDING = {}) is used up; {need}; raise it with \
+             `ulimit -i`, `LimitSIGPENDING=` in a systemd unit, or setrlimit",
+            sigpending_limit()
+        ),
+        e,
+    )
 }
 
 fn sigpending_limit() -> String {
@@ -101,7 +146,12 @@ fn sigpending_limit() -> String {
 
 /// Deletes the slot's timer if it still has one. Any thread; async-signal-safe.
 pub(crate) fn detach(s: &Slot) {
-    if s.has_timer.swap(false, AcqRel) {
+    if s.has_timer.swap(false, SeqCst) {
+        // `set_ticks` may be about to use this timer: wait until it is done
+        // (a loop of timer_settime calls, microseconds).
+        while SETTING.load(SeqCst) {
+            std::hint::spin_loop();
+        }
         let t = s.timer.load(Relaxed) as libc::timer_t;
         // SAFETY: `t` was returned by timer_create and, thanks to the swap
         // above, is deleted exactly once.
