@@ -53,7 +53,8 @@ use crate::state::sigval;
 use crate::watch::cpu_timer;
 use std::fmt::Write as _;
 use crate::state::bells::MONITOR as BELL;
-use crate::state::latch::{self, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::frames::CAP_READY;
+use crate::state::latch::{self, CULPRIT_FRAMES, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress};
 use crate::state::settings::LIVE;
 use crate::state::slots::{ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, SLOTS, Slot};
@@ -373,6 +374,25 @@ fn on_verdict(kind: VerdictKind, s: &Slot, idx: usize, tid: libc::pid_t, figure:
 /// lets the acting thread go. Under systemd's watchdog, when the action
 /// closes the gate: `STATUS=` first, `WATCHDOG=trigger` once the dump is
 /// written (not before: systemd's signal would cut it short).
+/// The longest the dump waits for a stuck culprit to capture its own
+/// frames (it latched the verdict in its handler and captures right after).
+const CULPRIT_FRAMES_WAIT: Duration = Duration::from_millis(100);
+
+/// A stuck verdict is latched by the culprit's handler, which then walks its
+/// own stack into `CULPRIT_FRAMES` and rings the monitor; a monitor that
+/// noticed the latch on its own in between would find the culprit inside
+/// that handler, with the signal masked, and write it without frames. Waits
+/// for them, at most [`CULPRIT_FRAMES_WAIT`]. Allocation-free.
+fn await_culprit_frames() {
+    if latch::latched() != Some(VerdictKind::Stuck) {
+        return;
+    }
+    let until = sys::monotonic_ns() + CULPRIT_FRAMES_WAIT.as_nanos() as u64;
+    while CULPRIT_FRAMES.state.load(Acquire) != CAP_READY && sys::monotonic_ns() < until {
+        sys::sleep(Duration::from_micros(200));
+    }
+}
+
 fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Option<&mut Notifier>) {
     let started = sys::monotonic_ns();
     // First, so that a spared process's fuse is disarmed before anything
@@ -384,6 +404,7 @@ fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Opti
         n.announce_verdict();
     }
     let deadline = VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
+    await_culprit_frames();
     let stderr_open = sys::stderr_usable();
     // The raw part goes to memory first (and on to stderr as far as it takes
     // it without waiting); the file is opened after it, so that an open
