@@ -117,6 +117,7 @@ fn worker(i: usize, jobs: Arc<Mutex<Receiver<u64>>>, shared: Arc<Mutex<u64>>, fa
         h.touch();
         match job {
             Ok(n) => {
+                h.set_context("serving a job"); // what a dump says this thread was doing
                 black_box(work(200 + n % 300));
                 // Every job updates a shared counter under the lock: waiting
                 // for it is harmless, so a waiter is never blamed.
@@ -130,10 +131,12 @@ fn worker(i: usize, jobs: Arc<Mutex<Receiver<u64>>>, shared: Arc<Mutex<u64>>, fa
             faulted = true;
             match fault {
                 Fault::Spin => {
+                    h.set_context("the injected fault: spin_forever()");
                     say(format_args!("worker-0: FAULT spin: entering spin_forever()"));
                     spin_forever()
                 }
                 Fault::SpinHoldingLock => {
+                    h.set_context("the injected fault: spin_forever_holding()");
                     say(format_args!("worker-0: FAULT spin-holding-lock"));
                     spin_forever_holding(&shared)
                 }
