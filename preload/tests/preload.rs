@@ -553,53 +553,121 @@ fn exited_threads_free_their_slots() {
 // fork and exec
 // ---------------------------------------------------------------------------
 
+/// failstop's own threads in this process, by name.
+fn own_threads() -> Vec<String> {
+    thread_names().into_iter().filter(|n| n.starts_with("failstop-")).collect()
+}
+
+fn exit_text(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exit {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("status {status}")
+    }
+}
+
 #[test]
-fn a_forked_child_keeps_waiting_unwatched() {
+fn a_forked_child_that_waits_gets_its_own_watchdog() {
+    if common::scenario().is_some() {
+        let (r, _w) = pipe();
+        let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
+        // SAFETY: a valid pollfd; registers this thread.
+        unsafe { libc::poll(&mut pfd, 1, 1) };
+        say!("parent-watched {} {}", watched_here(), gettid());
+        // SAFETY: the child waits, reads /proc and spins; glibc resets its
+        // allocator's locks in a forked child.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let forked_threads = own_threads().len();
+            // The first wait that may block starts the child's watchdog and
+            // registers the thread (the forking thread: its registration
+            // from the parent is dropped first).
+            for _ in 0..5 {
+                // SAFETY: a valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 10) };
+            }
+            say!(
+                "child pid {} tid {} threads-at-fork {forked_threads} own-threads {} watched {} timers {}",
+                std::process::id(),
+                gettid(),
+                own_threads().len(),
+                watched_here(),
+                failstop_timers().len()
+            );
+            say!("child-spin");
+            spin_here_forever();
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        say!("child-ended {}", exit_text(status));
+        // The parent is still watched and still waits normally.
+        // SAFETY: a valid pollfd.
+        say!("parent-after {} {}", unsafe { libc::poll(&mut pfd, 1, 10) }, watched_here());
+        common::child_exit(0);
+    }
+    let o = preloaded("a_forked_child_that_waits_gets_its_own_watchdog", "fork").run();
+    o.assert_exit(0);
+    let parent: Vec<String> = o.value("parent-watched").split(' ').map(str::to_string).collect();
+    assert_eq!(parent[0], "true", "{}", o.describe());
+    let child: Vec<String> = o.value("child").split(' ').map(str::to_string).collect();
+    let (cpid, ctid) = (child[1].clone(), child[3].clone());
+    assert_eq!(cpid, ctid, "the forking thread is the child's main thread\n{}", o.describe());
+    assert_eq!(child[5], "0", "no failstop thread in the child at fork\n{}", o.describe());
+    assert_eq!(child[7], "2", "its own monitor and reporter after its first wait\n{}", o.describe());
+    assert_eq!(child[9], "true", "the thread has a timer of the child's own\n{}", o.describe());
+    assert_eq!(child[11], "1", "only that timer: none inherited\n{}", o.describe());
+    assert_eq!(o.value("child-ended"), format!("signal {}", libc::SIGABRT), "{}", o.describe());
+    assert_eq!(o.value("parent-after"), "0 true", "{}", o.describe());
+    // The child's dump (on the stderr it shares with the parent) is the
+    // child's: its verdict names the child's thread and process.
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!(v.kind, "stuck", "{}", o.describe());
+    assert_eq!(v.tid.to_string(), ctid, "{}", o.describe());
+    assert!(o.stderr.contains(&format!("failstop: pid {cpid}, ")), "{}", o.describe());
+    let (ppid, _) = common::process_of(&v.line).unwrap_or_else(|| panic!("no process in {:?}", v.line));
+    assert_eq!(ppid.to_string(), cpid, "{}", o.describe());
+    o.assert_ended_within("child-spin", common::CATCH_BOUND);
+}
+
+#[test]
+fn a_forked_child_that_does_not_wait_is_left_alone() {
     if common::scenario().is_some() {
         let (r, _w) = pipe();
         let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
         // SAFETY: a valid pollfd; registers this thread.
         unsafe { libc::poll(&mut pfd, 1, 1) };
         say!("parent-watched {}", watched_here());
-        // SAFETY: the child only waits, spins and spawns a thread (glibc
-        // resets its allocator's locks in a forked child), then _exits.
+        // SAFETY: the child only spins, forks, waits in waitpid and reads
+        // /proc, then _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            for _ in 0..20 {
-                // SAFETY: a valid pollfd.
-                unsafe { libc::poll(&mut pfd, 1, 10) };
-            }
             // Far over the 300 ms budget without a wait: nobody judges it.
             common::spin_for_cpu(Duration::from_millis(1500));
-            // SAFETY: a valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, 50) };
-            let t = std::thread::spawn(move || {
-                let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
-                // SAFETY: a valid pollfd.
-                unsafe { libc::poll(&mut pfd, 1, 20) }
-            });
-            let m = t.join().unwrap();
-            let ok = n == 0 && m == 0 && failstop_timers().is_empty();
+            // SAFETY: a grandchild that exits at once, waited for.
+            let g = unsafe { libc::fork() };
+            if g == 0 {
+                // SAFETY: ends the grandchild.
+                unsafe { libc::_exit(7) };
+            }
+            let mut st = 0;
+            // SAFETY: our own child.
+            let waited = unsafe { libc::waitpid(g, &mut st, 0) } == g && libc::WEXITSTATUS(st) == 7;
+            let ok = waited && failstop_timers().is_empty() && own_threads().is_empty();
             // SAFETY: ends the forked child.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
         let mut status = 0;
         // SAFETY: waiting for our own child.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        say!(
-            "child {}",
-            if libc::WIFEXITED(status) {
-                format!("exit {}", libc::WEXITSTATUS(status))
-            } else {
-                format!("status {status}")
-            }
-        );
-        // The parent is still watched and still waits normally.
+        say!("child {}", exit_text(status));
         // SAFETY: a valid pollfd.
         say!("parent-after {} {}", unsafe { libc::poll(&mut pfd, 1, 10) }, watched_here());
         common::child_exit(0);
     }
-    let o = preloaded("a_forked_child_keeps_waiting_unwatched", "fork").run();
+    let o = preloaded("a_forked_child_that_does_not_wait_is_left_alone", "fork").run();
     o.assert_exit(0);
     o.assert_no_verdict();
     assert_eq!(o.value("parent-watched"), "true", "{}", o.describe());

@@ -346,6 +346,49 @@ impl Scratch {
     }
 }
 
+/// Pushes a thread's name, quoted, as the dump and the warnings print it:
+/// the one place that does. A registered thread whose name was its `comm`
+/// at registration (every thread of the preload) is named by its `comm` of
+/// now, read from `/proc`, followed by the registered name when the two
+/// differ: `"mc-worker" (registered as "memcached")`. A name the program
+/// chose is printed as registered; an unregistered thread by its `comm`.
+/// `io` is scratch for the read. Allocation-free; normal context (the
+/// monitor's and the reporter's threads).
+pub(crate) fn push_thread_name<const N: usize>(
+    b: &mut FixedBuf<N>,
+    slot: Option<&slots::Slot>,
+    tid: libc::pid_t,
+    io: &mut [u8],
+) {
+    let mut reg = [0u8; NAME_LEN];
+    let reg_len = slot.map_or(0, |s| s.name_into(&mut reg));
+    let by_comm = slot.is_none_or(|s| s.named_by_comm.load(Relaxed));
+    let now = if by_comm { procfs::read_comm(tid, io).ok() } else { None };
+    b.push_str("\"");
+    match (slot, now) {
+        (Some(_), Some(now)) if now != &reg[..reg_len] => {
+            b.push_sanitized(now);
+            b.push_str("\" (registered as \"");
+            b.push_sanitized(&reg[..reg_len]);
+        }
+        (Some(_), _) => b.push_sanitized(&reg[..reg_len]),
+        (None, now) => b.push_sanitized(now.unwrap_or_default()),
+    }
+    b.push_str("\"");
+}
+
+/// Pushes `process <pid> "<comm of the main thread>"`: which process a
+/// dump is from (a forked worker's dump looks like its siblings'
+/// otherwise). Allocation-free.
+fn push_process<const N: usize>(b: &mut FixedBuf<N>, io: &mut [u8]) {
+    let pid = sys::getpid();
+    b.push_str("process ");
+    b.push_i64(pid as i64);
+    b.push_str(" \"");
+    b.push_sanitized(procfs::read_comm(pid, io).unwrap_or_default());
+    b.push_str("\"");
+}
+
 /// Threads to leave out of the capture: failstop's own.
 pub(crate) struct OwnThreads {
     pub monitor: libc::pid_t,
@@ -376,19 +419,18 @@ pub(crate) fn write_raw(
     let figure = CULPRIT_FIGURE.load(Relaxed);
 
     // 1. The verdict line.
-    let mut name = [0u8; NAME_LEN];
-    let mut n = culprit_slot.map_or(0, |s| s.name_into(&mut name));
+    let mut name = FixedBuf::<96>::new();
     if kind == VerdictKind::Stalled {
-        let own = b"failstop-monitor";
-        name[..own.len()].copy_from_slice(own);
-        n = own.len();
+        name.push_str("\"failstop-monitor\"");
+    } else {
+        push_thread_name(&mut name, culprit_slot, culprit, &mut scratch.io[..]);
     }
     let b = out.line();
     b.push_str("failstop: ");
     b.push_str(kind.as_str());
-    b.push_str(": thread \"");
-    b.push_sanitized(&name[..n]);
-    b.push_str("\" (tid ");
+    b.push_str(": thread ");
+    b.push_bytes(name.as_bytes());
+    b.push_str(" (tid ");
     b.push_i64(culprit as i64);
     match kind {
         VerdictKind::Blocked => {
@@ -440,6 +482,8 @@ pub(crate) fn write_raw(
     }
     b.push_str(" ms); action: ");
     push_action(b);
+    b.push_str("; ");
+    push_process(b, &mut scratch.io[..]);
     out.eol();
 
     // 2. A debugger spares the process: say so, and until when.
@@ -490,9 +534,9 @@ pub(crate) fn write_raw(
         let b = out.line();
         b.push_str("> thread ");
         b.push_i64(culprit as i64);
-        b.push_str(" \"");
-        b.push_sanitized(&name[..n]);
-        b.push_str("\" gone: it is no longer in /proc/self/task");
+        b.push_str(" ");
+        b.push_bytes(name.as_bytes());
+        b.push_str(" gone: it is no longer in /proc/self/task");
         out.eol();
     }
     let answers_before = CAPTURE_ANSWERS.load(Acquire);
@@ -630,20 +674,16 @@ fn write_thread_state(
     let b = out.line();
     b.push_str(if is_culprit { "> thread " } else { "  thread " });
     b.push_i64(tid as i64);
-    b.push_str(" \"");
-    match slot {
-        Some(s) => {
-            let mut name = [0u8; NAME_LEN];
-            let n = s.name_into(&mut name);
-            b.push_sanitized(&name[..n]);
+    b.push_str(" ");
+    match (slot, &status) {
+        (None, Some(st)) => {
+            b.push_str("\"");
+            b.push_sanitized(st.name());
+            b.push_str("\"");
         }
-        None => {
-            if let Some(st) = &status {
-                b.push_sanitized(st.name());
-            }
-        }
+        _ => push_thread_name(b, slot, tid, &mut scratch.io[..]),
     }
-    b.push_str("\" state ");
+    b.push_str(" state ");
     let state = stat.as_ref().map_or(b'?', |s| s.state);
     b.push_bytes(&[state]);
     b.push_str(" (");

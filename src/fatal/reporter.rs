@@ -140,6 +140,15 @@ fn name_of(s: &Slot) -> String {
     String::from_utf8_lossy(&name[..n]).into_owned()
 }
 
+/// The thread's name as the dump prints it, quoted (see
+/// [`dump::push_thread_name`]).
+fn shown_name(s: &Slot, tid: libc::pid_t) -> String {
+    let mut b = crate::os::fmt::FixedBuf::<96>::new();
+    let mut io = [0u8; 64];
+    dump::push_thread_name(&mut b, Some(s), tid, &mut io);
+    String::from_utf8_lossy(b.as_bytes()).into_owned()
+}
+
 fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     if !allowed(recent) {
         SUPPRESSED.fetch_add(1, Relaxed);
@@ -154,8 +163,9 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     let wall_ms =
         wall_since_progress(slots::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
     let lines = symbolized_lines(&frames[..n]);
+    let shown = shown_name(s, tid);
     let mut block = format!(
-        "failstop: warning: thread \"{name}\" (tid {tid}) has used {:.1} ms of CPU since its loop last came around; \
+        "failstop: warning: thread {shown} (tid {tid}) has used {:.1} ms of CPU since its loop last came around; \
          its backtrace, captured in its own context:\n",
         cpu_ns as f64 / 1e6
     );
@@ -273,7 +283,55 @@ fn verdict_event(
 /// and looks up the byte before it itself; so a return address is passed
 /// as it is, and the exact PC one byte on (else a PC on a function's first
 /// byte would resolve to the function before it, or to nothing).
+/// 1 while the reporter is inside the `backtrace` crate, which holds a
+/// process-wide lock and fills a cache meanwhile (a futex word).
+static IN_SYMBOLIZER: AtomicU32 = AtomicU32::new(0);
+/// Set in a forked child whose parent was inside the symbolizer when it
+/// forked: the lock is held there by a thread the child does not have, and
+/// the cache may be half-built, so the child (and its children) never
+/// symbolize; their dumps keep the raw frames and the module table.
+static SYMBOLIZER_LOST: AtomicBool = AtomicBool::new(false);
+/// The longest a `fork` waits for the symbolizer to finish (the first
+/// symbolization loads the symbol tables, which a server that forks at
+/// start, to daemonize or for its workers, would otherwise interrupt).
+const FORK_WAITS_FOR_SYMBOLIZER: Duration = Duration::from_secs(2);
+
+/// In the parent, before `fork`: waits (bounded) until the reporter is out
+/// of the symbolizer. Called by the atfork prepare handler.
+pub(crate) fn before_fork() {
+    if TID.load(Relaxed) == sys::gettid() {
+        return; // the reporter itself forks (it does not): never wait on ourselves
+    }
+    let deadline = sys::monotonic_ns() + FORK_WAITS_FOR_SYMBOLIZER.as_nanos() as u64;
+    while IN_SYMBOLIZER.load(Acquire) == 1 {
+        let now = sys::monotonic_ns();
+        if now >= deadline {
+            return;
+        }
+        sys::futex_wait(&IN_SYMBOLIZER, 1, Some(Duration::from_nanos(deadline - now)));
+    }
+}
+
+/// In a forked child: see [`SYMBOLIZER_LOST`]. Async-signal-safe.
+pub(crate) fn after_fork_in_child() {
+    if IN_SYMBOLIZER.load(Relaxed) == 1 {
+        SYMBOLIZER_LOST.store(true, Relaxed);
+        IN_SYMBOLIZER.store(0, Relaxed);
+    }
+}
+
 fn symbolize(addr: usize, exact: bool) -> Vec<String> {
+    if SYMBOLIZER_LOST.load(Relaxed) {
+        return Vec::new();
+    }
+    IN_SYMBOLIZER.store(1, Release);
+    let out = symbolize_locked(addr, exact);
+    IN_SYMBOLIZER.store(0, Release);
+    sys::futex_wake_all(&IN_SYMBOLIZER);
+    out
+}
+
+fn symbolize_locked(addr: usize, exact: bool) -> Vec<String> {
     let lookup = if exact { addr.saturating_add(1) } else { addr };
     let mut out = Vec::new();
     backtrace::resolve(lookup as *mut libc::c_void, |sym| {
@@ -345,6 +403,12 @@ fn emit(text: &str) {
 /// `tracing` event (with the culprit's symbolized frames).
 fn write_symbolized() {
     emit("failstop: symbolized backtraces:\n");
+    if SYMBOLIZER_LOST.load(Relaxed) {
+        emit(
+            "failstop: no symbols in this process: it was forked while its parent's reporter was symbolizing \
+             (the symbolizer's lock stays held here); symbolize the raw frames with the module table above\n",
+        );
+    }
     let culprit = CULPRIT_TID.load(Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
     let mut culprit_lines = Vec::new();
