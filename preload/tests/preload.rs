@@ -804,3 +804,91 @@ fn a_dump_does_not_interrupt_the_waits_of_other_threads() {
     // ... and its poll went on waiting instead of failing with EINTR.
     assert!(!o.has("poller-returned"), "the poller's wait was interrupted\n{}", o.describe());
 }
+
+// ---------------------------------------------------------------------------
+// Dumps of programs built as distributions build them
+// ---------------------------------------------------------------------------
+
+/// `tests/c/fault_loop.c`, built once with -O2 -fomit-frame-pointer.
+fn fault_loop() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+            let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault_loop");
+            std::fs::create_dir_all(out.parent().unwrap()).expect("mkdir");
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            let o = std::process::Command::new(&cc)
+                .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-O2", "-fomit-frame-pointer"])
+                .arg(root.join("tests/c/fault_loop.c"))
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .unwrap_or_else(|e| panic!("run {cc}: {e} (a C compiler is needed; set CC)"));
+            assert!(o.status.success(), "building fault_loop failed:\n{}", String::from_utf8_lossy(&o.stderr));
+            out
+        })
+        .clone()
+}
+
+fn run_fault_loop(mode: &str) -> common::Outcome {
+    Spec::program(fault_loop(), &[mode])
+        .env("LD_PRELOAD", &preload())
+        .env("FAILSTOP_CPU_BUDGET_MS", "300")
+        .env("FAILSTOP_WARN_MS", "100")
+        .env("FAILSTOP_DUMP_TIMEOUT_MS", "10000")
+        .run()
+}
+
+/// The culprit's frame lines (`#i ...`) in the raw part of the dump, and
+/// the lines that follow them up to the next thread.
+fn culprit_block(stderr: &str) -> Vec<&str> {
+    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("> thread "));
+    let head = lines.next().into_iter();
+    head.chain(lines.take_while(|l| l.starts_with("    "))).collect()
+}
+
+#[test]
+fn a_walk_without_frame_pointers_ends_at_a_word_that_is_no_code() {
+    let o = run_fault_loop("text");
+    o.assert_signal(libc::SIGABRT);
+    o.assert_ended_within("spin-start", common::CATCH_BOUND);
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!(v.kind, "stuck", "{}", o.describe());
+    let block = culprit_block(&o.stderr);
+    let frames: Vec<&str> = block.iter().copied().filter(|l| l.starts_with("    #")).collect();
+    assert_eq!(frames.len(), 1, "only the interrupted pc: {frames:?}\n{}", o.describe());
+    assert!(frames[0].contains(" fault_loop+0x"), "{frames:?}\n{}", o.describe());
+    // The text the frame pointer pointed at: "spin the" then "text, no".
+    let word = u64::from_ne_bytes(*b" text, n");
+    let note = format!("    (the walk ends here: the next return address, {word:#x}, is in no executable mapping");
+    assert!(block.iter().any(|l| l.starts_with(&note)), "{block:?}\n{}", o.describe());
+    assert!(!o.stderr.contains(&format!("{word:#x} ??")), "{}", o.describe());
+    // The symbolized part has the same single frame.
+    let sym: Vec<&str> = o
+        .stderr
+        .lines()
+        .skip_while(|l| *l != "failstop: symbolized backtraces:")
+        .skip_while(|l| !l.starts_with("> thread "))
+        .skip(1)
+        .take_while(|l| l.starts_with("    #"))
+        .collect();
+    assert!(!sym.is_empty() && sym.iter().all(|l| l.starts_with("    #0 ")), "{sym:?}\n{}", o.describe());
+}
+
+#[test]
+fn a_thread_is_named_by_its_current_comm() {
+    let o = run_fault_loop("rename");
+    o.assert_signal(libc::SIGABRT);
+    o.assert_ended_within("spin-start", common::CATCH_BOUND);
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!(v.kind, "stuck", "{}", o.describe());
+    assert_eq!(v.name, "mc-worker", "{}", o.describe());
+    assert_eq!(v.registered.as_deref(), Some("fault_loop"), "{}", o.describe());
+    let named = "\"mc-worker\" (registered as \"fault_loop\")";
+    assert!(o.stderr.contains(&format!("> thread {} {named} state ", v.tid)), "{}", o.describe());
+    assert!(o.stderr.contains(&format!("> thread {} {named}:\n", v.tid)), "the symbolized part\n{}", o.describe());
+    assert!(o.stderr.contains(&format!("failstop: warning: thread {named} (tid {})", v.tid)), "{}", o.describe());
+    assert!(common::without_process(&v.line).ends_with("; action: abort"), "{}", o.describe());
+    assert_eq!(common::process_of(&v.line), Some((v.tid, "mc-worker".into())), "{}", o.describe());
+}

@@ -28,7 +28,7 @@ use crate::os::modules::ModuleMap;
 use crate::os::procfs::{self, STACK_LEN};
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
-use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, MAX_FRAMES};
+use crate::state::frames::{CAP_EMPTY, CAP_MASKED, CAP_READY, CAP_REQUESTED, Frames, MAX_FRAMES};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
@@ -370,6 +370,8 @@ pub(crate) fn push_thread_name<const N: usize>(
             b.push_sanitized(now);
             b.push_str("\" (registered as \"");
             b.push_sanitized(&reg[..reg_len]);
+            b.push_str("\")");
+            return;
         }
         (Some(_), _) => b.push_sanitized(&reg[..reg_len]),
         (None, now) => b.push_sanitized(now.unwrap_or_default()),
@@ -762,11 +764,11 @@ fn write_thread_state(
 /// none; `state` is its state letter as [`write_thread_state`] read it.
 fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culprit: bool, state: u8) {
     let mut frames = [0usize; MAX_FRAMES];
-    let n = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
-        CULPRIT_FRAMES.load(&mut frames)
+    let (n, source) = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
+        (CULPRIT_FRAMES.load(&mut frames), &CULPRIT_FRAMES)
     } else {
         match captured(tid, &mut frames) {
-            Ok(n) => n,
+            Ok(found) => found,
             Err(why) => {
                 let b = out.line();
                 b.push_str("    (no backtrace: ");
@@ -780,7 +782,15 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
             }
         }
     };
-    for (i, &a) in frames[..n].iter().enumerate() {
+    // The walk follows frame pointers; code built without them leaves
+    // other words where a frame record should be. The first "return
+    // address" outside every executable mapping ends the backtrace here and
+    // in the symbolized part (the reporter reads the shortened count).
+    let plausible = scratch.modules.plausible_frames(&frames[..n]);
+    if plausible < n {
+        source.len.store(plausible, Relaxed);
+    }
+    for (i, &a) in frames[..plausible].iter().enumerate() {
         let b = out.line();
         b.push_str("    #");
         b.push_u64(i as u64);
@@ -788,10 +798,18 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
         scratch.modules.write_frame(b, a);
         out.eol();
     }
+    if plausible < n {
+        let b = out.line();
+        b.push_str("    (the walk ends here: the next return address, ");
+        b.push_hex(frames[plausible] as u64);
+        b.push_str(", is in no executable mapping; the code there has no frame pointers)");
+        out.eol();
+    }
 }
 
-/// The frames a thread answered with, or why there are none.
-fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize, &'static str> {
+/// The frames a thread answered with (their count and where they are), or
+/// why there are none.
+fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<(usize, &'static Frames), &'static str> {
     let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
     let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) else {
         return Err(if LIVE.fatal() {
@@ -801,7 +819,7 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize,
         });
     };
     match c.frames.state.load(Acquire) {
-        CAP_READY => Ok(c.frames.load(frames)),
+        CAP_READY => Ok((c.frames.load(frames), &c.frames)),
         CAP_REQUESTED => {
             // Give up on it: a late answer will find the entry abandoned.
             let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);

@@ -140,6 +140,24 @@ fn name_of(s: &Slot) -> String {
     String::from_utf8_lossy(&name[..n]).into_owned()
 }
 
+/// How many of a warning's `frames` to print: up to the first return
+/// address in no executable mapping, as in the dump
+/// ([`ModuleMap::plausible_frames`](crate::os::modules::ModuleMap::plausible_frames)).
+/// Reporter thread (its own map, refreshed per warning).
+fn plausible_frames(frames: &[usize]) -> usize {
+    thread_local! {
+        static MAP: std::cell::RefCell<Option<Box<crate::os::modules::ModuleMap>>> = const { std::cell::RefCell::new(None) };
+    }
+    MAP.with(|m| {
+        let mut m = m.borrow_mut();
+        let map = m.get_or_insert_with(crate::os::modules::ModuleMap::new_boxed);
+        match map.refresh() {
+            Ok(()) => map.plausible_frames(frames),
+            Err(_) => frames.len(),
+        }
+    })
+}
+
 /// The thread's name as the dump prints it, quoted (see
 /// [`dump::push_thread_name`]).
 fn shown_name(s: &Slot, tid: libc::pid_t) -> String {
@@ -157,6 +175,7 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     WARNINGS.fetch_add(1, Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
     let n = s.warning.load(&mut frames);
+    let n = plausible_frames(&frames[..n]);
     let cpu_ns = s.warning.figure.load(Relaxed);
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
@@ -445,13 +464,14 @@ fn write_symbolized() {
 /// Writes one thread's symbolized block; returns its frame lines.
 fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String> {
     let name = match slots::find_tid(tid).and_then(slots::slot) {
-        Some(s) => name_of(s),
+        Some(s) => shown_name(s, tid),
         None => {
             let mut buf = [0u8; 64];
-            procfs::read_comm(tid, &mut buf).map(|c| String::from_utf8_lossy(c).trim_end().to_string()).unwrap_or_default()
+            let comm = procfs::read_comm(tid, &mut buf).map(|c| String::from_utf8_lossy(c).trim_end().to_string());
+            format!("\"{}\"", comm.unwrap_or_default())
         }
     };
-    let mut block = format!("{} thread {tid} \"{name}\":\n", if culprit { ">" } else { " " });
+    let mut block = format!("{} thread {tid} {name}:\n", if culprit { ">" } else { " " });
     let lines = symbolized_lines(frames);
     for l in &lines {
         let _ = writeln!(block, "    {l}");

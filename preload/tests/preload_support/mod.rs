@@ -48,11 +48,11 @@ pub fn verdict_line(text: &str) -> Option<VerdictLine> {
         if kind != "stuck" && kind != "blocked" {
             return None;
         }
-        let (names, rest) = rest.split_once("\" (tid ")?;
+        let (names, rest) = rest.split_once(" (tid ")?;
         let (tid, _) = rest.split_once(')')?;
-        let (name, registered) = match names.split_once("\" (registered as \"") {
+        let (name, registered) = match names.strip_suffix("\")").and_then(|n| n.split_once("\" (registered as \"")) {
             Some((n, r)) => (n.to_string(), Some(r.to_string())),
-            None => (names.to_string(), None),
+            None => (names.strip_suffix('"')?.to_string(), None),
         };
         Some(VerdictLine { kind: kind.into(), name, registered, tid: tid.parse().ok()?, line: l.into() })
     });
