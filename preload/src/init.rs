@@ -159,6 +159,7 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 
 extern "C" fn constructor() {
     crate::real::resolve_all();
+    crate::timeout::init();
     let started = std::panic::catch_unwind(|| {
         let config = failstop::Config::new().signal(default_signal()).from_env()?;
         let signo = config.settings().signal.number();

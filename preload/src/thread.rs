@@ -81,10 +81,22 @@ pub(crate) fn with_handle<R>(may_block: bool, f: impl FnOnce(Option<&ThreadHandl
 
 /// A thread that is not (yet) registered in this process: a registration
 /// inherited from the parent is dropped, the watchdog is started in a
-/// forked child that has none, and the thread is registered.
+/// forked child that has none, and the thread is registered. `errno` is
+/// kept as the caller had it.
 #[cold]
 #[inline(never)]
 fn slow_path(r: &Registration, may_block: bool) -> Option<*const ThreadHandle> {
+    // SAFETY: __errno_location always returns the calling thread's errno.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno };
+    let h = slow_path_inner(r, may_block);
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+    h
+}
+
+fn slow_path_inner(r: &Registration, may_block: bool) -> Option<*const ThreadHandle> {
     let e = crate::init::epoch();
     let st = r.state.get();
     if st == BUSY {
