@@ -10,6 +10,12 @@
 #   redis-server     /usr/bin/redis-server: preload/tests/preload_servers.rs,
 #   redis-tools      /usr/bin/redis-cli, redis-benchmark: a third-party
 #                    event-loop server under LD_PRELOAD, and its own clients
+#                    (in the foreground and daemonized)
+#   nginx-light      /usr/sbin/nginx: preload/tests/preload_workers.rs, a
+#                    master that forks its workers, under LD_PRELOAD (the
+#                    package starts no server where services are not
+#                    started, as in CI's container; elsewhere it starts one
+#                    on port 80, which the tests do not use)
 #   runit            runsv, sv: tests/supervisor.rs (a real supervisor restarts
 #                    the service after each fail-stop; the package starts no
 #                    daemon)
@@ -42,6 +48,7 @@ requirements=(
     "redis-server /usr/bin/redis-server"
     "redis-tools /usr/bin/redis-cli"
     "redis-tools /usr/bin/redis-benchmark"
+    "nginx-light /usr/sbin/nginx"
     "runit runsv"
     "runit sv"
     "util-linux unshare"

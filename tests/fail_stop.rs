@@ -100,7 +100,15 @@ fn assert_first_line(o: &common::Outcome, kind: &str, name: &str, action: &str) 
     let line = first_line(&o.stderr);
     let head = format!("failstop: {kind}: thread \"{name}\" (tid {}) ", o.tid(name));
     assert!(line.starts_with(&head), "the dump's first line should start with {head:?}\n{}", o.describe());
-    assert!(line.ends_with(&format!("; action: {action}")), "{}", o.describe());
+    assert!(common::without_process(line).ends_with(&format!("; action: {action}")), "{}", o.describe());
+    // Which process: the child's pid (its main thread's tid) and the
+    // main thread's comm, the test binary's name cut to 15 bytes.
+    let exe = std::env::current_exe().unwrap();
+    let comm: String = exe.file_name().unwrap().to_string_lossy().chars().take(15).collect();
+    // (As PID 1 of a namespace, the child says its pid.)
+    let pid = o.lines.iter().any(|(_, l)| l.contains("SCENARIO pid ")).then(|| o.value("pid").parse().unwrap());
+    let pid = pid.unwrap_or(o.pid);
+    assert_eq!(common::process_of(line), Some((pid, comm)), "the first line names the process\n{}", o.describe());
 }
 
 /// A pre-abort hook that never returns. Async-signal-safe: sleep(3) only.

@@ -22,8 +22,13 @@
 //! (monitor and reporter, which block every signal) and its handler for the
 //! watchdog signal. No thread is registered and no timer is created until a
 //! thread waits.
+//!
+//! A forked child gets a watchdog of its own from its first wait that may
+//! block, with the configuration the constructor read (see
+//! [`ensure_running`]).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::*};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering::*};
 
 /// Set once the watchdog runs. Waits that come earlier (from other
 /// libraries' constructors) pass straight through and register nothing.
@@ -41,6 +46,93 @@ static HANDLER: AtomicUsize = AtomicUsize::new(0);
 /// still overrides it.
 pub(crate) fn default_signal() -> failstop::Signal {
     failstop::Signal::new(libc::SIGRTMAX() - 3).expect("SIGRTMAX-3 is a valid watchdog signal")
+}
+
+/// The configuration the constructor started the watchdog with, kept for
+/// the watchdogs of forked children (a child may have lost the variables:
+/// nginx clears the environment of its workers).
+static CONFIG: OnceLock<failstop::Config> = OnceLock::new();
+
+/// How many forks separate this process from the one the constructor ran
+/// in, along its line of ancestors (bumped by the atfork child handler).
+static EPOCH: AtomicU32 = AtomicU32::new(0);
+/// The epoch of the process in which a watchdog runs: 0 (the constructor's)
+/// until a forked child starts its own.
+static RUNS_IN: AtomicU32 = AtomicU32::new(0);
+/// The epoch in which a thread is starting the watchdog (others pass).
+static STARTING_IN: AtomicU32 = AtomicU32::new(u32::MAX);
+/// The epoch in which starting failed (said once; not tried again).
+static FAILED_IN: AtomicU32 = AtomicU32::new(u32::MAX);
+
+/// This process's epoch: a thread-local registration made under another
+/// epoch was made in an ancestor, before a fork.
+#[inline(always)]
+pub(crate) fn epoch() -> u32 {
+    EPOCH.load(Relaxed)
+}
+
+/// In a forked child: a new epoch. Async-signal-safe (one atomic add).
+extern "C" fn after_fork_in_child() {
+    EPOCH.fetch_add(1, Relaxed);
+}
+
+/// Whether a watchdog runs in this process (epoch `e`); in a forked child
+/// that has none yet, starts one with the parent's configuration first.
+///
+/// # Forked children
+///
+/// The parent's monitor and reporter do not exist in a child, and its
+/// timers were not inherited. The child's watchdog is started here, from
+/// the first wait that may block of any of its threads, rather than in an
+/// atfork handler: a child that only execs or waits in `waitpid` costs
+/// nothing (no thread, no timer, no descriptor), and the start runs in the
+/// child's ordinary context, after `fork` returned, where glibc has reset
+/// the allocator's and the loader's locks, instead of inside `fork`, where a
+/// child of a multi-threaded parent may only make async-signal-safe calls.
+/// It runs once per child: other threads that wait meanwhile pass through
+/// unwatched and register at a later wait. A start that fails (or a child
+/// that took the watchdog signal over) is said once on stderr; the child's
+/// threads then wait unwatched.
+#[inline(always)]
+pub(crate) fn ensure_running(e: u32) -> bool {
+    RUNS_IN.load(Acquire) == e || start_in_child(e)
+}
+
+#[cold]
+#[inline(never)]
+fn start_in_child(e: u32) -> bool {
+    if FAILED_IN.load(Relaxed) == e || STARTING_IN.swap(e, AcqRel) == e {
+        return false;
+    }
+    let Some(config) = CONFIG.get() else { return false };
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if let Some(signo) = signal_taken_over() {
+        FAILED_IN.store(e, Relaxed);
+        say(&format!(
+            "forked process {pid} is not watched: it replaced failstop's handler of signal {signo} (the watchdog \
+             signal); set FAILSTOP_SIGNAL to a signal it does not use"
+        ));
+        return false;
+    }
+    match std::panic::catch_unwind(|| failstop::start(config.clone())) {
+        Ok(Ok(watchdog)) => {
+            std::mem::forget(watchdog);
+            HANDLER.store(handler_of(SIGNO.load(Relaxed)), Relaxed);
+            RUNS_IN.store(e, Release);
+            true
+        }
+        Ok(Err(err)) => {
+            FAILED_IN.store(e, Relaxed);
+            say(&format!("forked process {pid} is not watched: its watchdog could not start: {err}"));
+            false
+        }
+        Err(_) => {
+            FAILED_IN.store(e, Relaxed);
+            say(&format!("forked process {pid} is not watched: its watchdog panicked while starting"));
+            false
+        }
+    }
 }
 
 /// The status a program exits with when the watchdog cannot start.
@@ -67,17 +159,21 @@ static CONSTRUCTOR: extern "C" fn() = constructor;
 
 extern "C" fn constructor() {
     crate::real::resolve_all();
+    crate::timeout::init();
     let started = std::panic::catch_unwind(|| {
         let config = failstop::Config::new().signal(default_signal()).from_env()?;
         let signo = config.settings().signal.number();
-        failstop::start(config).map(|w| (w, signo))
+        failstop::start(config.clone()).map(|w| (w, signo, config))
     });
     match started {
-        Ok(Ok((watchdog, signo))) => {
+        Ok(Ok((watchdog, signo, config))) => {
             // It runs for the life of the process.
             std::mem::forget(watchdog);
+            let _ = CONFIG.set(config);
             SIGNO.store(signo, Relaxed);
             HANDLER.store(handler_of(signo), Relaxed);
+            // SAFETY: registering a plain extern "C" function with no state.
+            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
             STARTED.store(true, Release);
         }
         Ok(Err(e)) => refuse(e.message()),

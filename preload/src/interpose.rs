@@ -60,7 +60,7 @@ fn wait(may_block: bool, finite: bool, mut call: impl FnMut(Option<Duration>) ->
     }
     let saved = errno();
     crate::thread::with_handle(may_block, |h| {
-        set_errno(saved); // registration may have made system calls
+        // (A registration in this call kept `errno` as it was.)
         let Some(h) = h else { return call(None) };
         let _idle = h.idle(); // leaving touches
         let start = start_if(finite);

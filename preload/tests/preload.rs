@@ -553,53 +553,121 @@ fn exited_threads_free_their_slots() {
 // fork and exec
 // ---------------------------------------------------------------------------
 
+/// failstop's own threads in this process, by name.
+fn own_threads() -> Vec<String> {
+    thread_names().into_iter().filter(|n| n.starts_with("failstop-")).collect()
+}
+
+fn exit_text(status: i32) -> String {
+    if libc::WIFEXITED(status) {
+        format!("exit {}", libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        format!("signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("status {status}")
+    }
+}
+
 #[test]
-fn a_forked_child_keeps_waiting_unwatched() {
+fn a_forked_child_that_waits_gets_its_own_watchdog() {
+    if common::scenario().is_some() {
+        let (r, _w) = pipe();
+        let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
+        // SAFETY: a valid pollfd; registers this thread.
+        unsafe { libc::poll(&mut pfd, 1, 1) };
+        say!("parent-watched {} {}", watched_here(), gettid());
+        // SAFETY: the child waits, reads /proc and spins; glibc resets its
+        // allocator's locks in a forked child.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let forked_threads = own_threads().len();
+            // The first wait that may block starts the child's watchdog and
+            // registers the thread (the forking thread: its registration
+            // from the parent is dropped first).
+            for _ in 0..5 {
+                // SAFETY: a valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 10) };
+            }
+            say!(
+                "child pid {} tid {} threads-at-fork {forked_threads} own-threads {} watched {} timers {}",
+                std::process::id(),
+                gettid(),
+                own_threads().len(),
+                watched_here(),
+                failstop_timers().len()
+            );
+            say!("child-spin");
+            spin_here_forever();
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        say!("child-ended {}", exit_text(status));
+        // The parent is still watched and still waits normally.
+        // SAFETY: a valid pollfd.
+        say!("parent-after {} {}", unsafe { libc::poll(&mut pfd, 1, 10) }, watched_here());
+        common::child_exit(0);
+    }
+    let o = preloaded("a_forked_child_that_waits_gets_its_own_watchdog", "fork").run();
+    o.assert_exit(0);
+    let parent: Vec<String> = o.value("parent-watched").split(' ').map(str::to_string).collect();
+    assert_eq!(parent[0], "true", "{}", o.describe());
+    let child: Vec<String> = o.value("child").split(' ').map(str::to_string).collect();
+    let (cpid, ctid) = (child[1].clone(), child[3].clone());
+    assert_eq!(cpid, ctid, "the forking thread is the child's main thread\n{}", o.describe());
+    assert_eq!(child[5], "0", "no failstop thread in the child at fork\n{}", o.describe());
+    assert_eq!(child[7], "2", "its own monitor and reporter after its first wait\n{}", o.describe());
+    assert_eq!(child[9], "true", "the thread has a timer of the child's own\n{}", o.describe());
+    assert_eq!(child[11], "1", "only that timer: none inherited\n{}", o.describe());
+    assert_eq!(o.value("child-ended"), format!("signal {}", libc::SIGABRT), "{}", o.describe());
+    assert_eq!(o.value("parent-after"), "0 true", "{}", o.describe());
+    // The child's dump (on the stderr it shares with the parent) is the
+    // child's: its verdict names the child's thread and process.
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!(v.kind, "stuck", "{}", o.describe());
+    assert_eq!(v.tid.to_string(), ctid, "{}", o.describe());
+    assert!(o.stderr.contains(&format!("failstop: pid {cpid}, ")), "{}", o.describe());
+    let (ppid, _) = common::process_of(&v.line).unwrap_or_else(|| panic!("no process in {:?}", v.line));
+    assert_eq!(ppid.to_string(), cpid, "{}", o.describe());
+    o.assert_ended_within("child-spin", common::CATCH_BOUND);
+}
+
+#[test]
+fn a_forked_child_that_does_not_wait_is_left_alone() {
     if common::scenario().is_some() {
         let (r, _w) = pipe();
         let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
         // SAFETY: a valid pollfd; registers this thread.
         unsafe { libc::poll(&mut pfd, 1, 1) };
         say!("parent-watched {}", watched_here());
-        // SAFETY: the child only waits, spins and spawns a thread (glibc
-        // resets its allocator's locks in a forked child), then _exits.
+        // SAFETY: the child only spins, forks, waits in waitpid and reads
+        // /proc, then _exits.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            for _ in 0..20 {
-                // SAFETY: a valid pollfd.
-                unsafe { libc::poll(&mut pfd, 1, 10) };
-            }
             // Far over the 300 ms budget without a wait: nobody judges it.
             common::spin_for_cpu(Duration::from_millis(1500));
-            // SAFETY: a valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, 50) };
-            let t = std::thread::spawn(move || {
-                let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
-                // SAFETY: a valid pollfd.
-                unsafe { libc::poll(&mut pfd, 1, 20) }
-            });
-            let m = t.join().unwrap();
-            let ok = n == 0 && m == 0 && failstop_timers().is_empty();
+            // SAFETY: a grandchild that exits at once, waited for.
+            let g = unsafe { libc::fork() };
+            if g == 0 {
+                // SAFETY: ends the grandchild.
+                unsafe { libc::_exit(7) };
+            }
+            let mut st = 0;
+            // SAFETY: our own child.
+            let waited = unsafe { libc::waitpid(g, &mut st, 0) } == g && libc::WEXITSTATUS(st) == 7;
+            let ok = waited && failstop_timers().is_empty() && own_threads().is_empty();
             // SAFETY: ends the forked child.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
         let mut status = 0;
         // SAFETY: waiting for our own child.
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        say!(
-            "child {}",
-            if libc::WIFEXITED(status) {
-                format!("exit {}", libc::WEXITSTATUS(status))
-            } else {
-                format!("status {status}")
-            }
-        );
-        // The parent is still watched and still waits normally.
+        say!("child {}", exit_text(status));
         // SAFETY: a valid pollfd.
         say!("parent-after {} {}", unsafe { libc::poll(&mut pfd, 1, 10) }, watched_here());
         common::child_exit(0);
     }
-    let o = preloaded("a_forked_child_keeps_waiting_unwatched", "fork").run();
+    let o = preloaded("a_forked_child_that_does_not_wait_is_left_alone", "fork").run();
     o.assert_exit(0);
     o.assert_no_verdict();
     assert_eq!(o.value("parent-watched"), "true", "{}", o.describe());
@@ -735,4 +803,92 @@ fn a_dump_does_not_interrupt_the_waits_of_other_threads() {
     assert!(block.iter().any(|l| l.trim_start().starts_with("#0 ")), "no frames for the poller\n{}", o.describe());
     // ... and its poll went on waiting instead of failing with EINTR.
     assert!(!o.has("poller-returned"), "the poller's wait was interrupted\n{}", o.describe());
+}
+
+// ---------------------------------------------------------------------------
+// Dumps of programs built as distributions build them
+// ---------------------------------------------------------------------------
+
+/// `tests/c/fault_loop.c`, built once with -O2 -fomit-frame-pointer.
+fn fault_loop() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+            let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault_loop");
+            std::fs::create_dir_all(out.parent().unwrap()).expect("mkdir");
+            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+            let o = std::process::Command::new(&cc)
+                .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-O2", "-fomit-frame-pointer"])
+                .arg(root.join("tests/c/fault_loop.c"))
+                .arg("-o")
+                .arg(&out)
+                .output()
+                .unwrap_or_else(|e| panic!("run {cc}: {e} (a C compiler is needed; set CC)"));
+            assert!(o.status.success(), "building fault_loop failed:\n{}", String::from_utf8_lossy(&o.stderr));
+            out
+        })
+        .clone()
+}
+
+fn run_fault_loop(mode: &str) -> common::Outcome {
+    Spec::program(fault_loop(), &[mode])
+        .env("LD_PRELOAD", &preload())
+        .env("FAILSTOP_CPU_BUDGET_MS", "300")
+        .env("FAILSTOP_WARN_MS", "100")
+        .env("FAILSTOP_DUMP_TIMEOUT_MS", "10000")
+        .run()
+}
+
+/// The culprit's frame lines (`#i ...`) in the raw part of the dump, and
+/// the lines that follow them up to the next thread.
+fn culprit_block(stderr: &str) -> Vec<&str> {
+    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("> thread "));
+    let head = lines.next().into_iter();
+    head.chain(lines.take_while(|l| l.starts_with("    "))).collect()
+}
+
+#[test]
+fn a_walk_without_frame_pointers_ends_at_a_word_that_is_no_code() {
+    let o = run_fault_loop("text");
+    o.assert_signal(libc::SIGABRT);
+    o.assert_ended_within("spin-start", common::CATCH_BOUND);
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!(v.kind, "stuck", "{}", o.describe());
+    let block = culprit_block(&o.stderr);
+    let frames: Vec<&str> = block.iter().copied().filter(|l| l.starts_with("    #")).collect();
+    assert_eq!(frames.len(), 1, "only the interrupted pc: {frames:?}\n{}", o.describe());
+    assert!(frames[0].contains(" fault_loop+0x"), "{frames:?}\n{}", o.describe());
+    // The text the frame pointer pointed at: "spin the" then "text, no".
+    let word = u64::from_ne_bytes(*b" text, n");
+    let note = format!("    (the walk ends here: the next return address, {word:#x}, is in no executable mapping");
+    assert!(block.iter().any(|l| l.starts_with(&note)), "{block:?}\n{}", o.describe());
+    assert!(!o.stderr.contains(&format!("{word:#x} ??")), "{}", o.describe());
+    // The symbolized part has the same single frame.
+    let sym: Vec<&str> = o
+        .stderr
+        .lines()
+        .skip_while(|l| *l != "failstop: symbolized backtraces:")
+        .skip_while(|l| !l.starts_with("> thread "))
+        .skip(1)
+        .take_while(|l| l.starts_with("    #"))
+        .collect();
+    assert!(!sym.is_empty() && sym.iter().all(|l| l.starts_with("    #0 ")), "{sym:?}\n{}", o.describe());
+}
+
+#[test]
+fn a_thread_is_named_by_its_current_comm() {
+    let o = run_fault_loop("rename");
+    o.assert_signal(libc::SIGABRT);
+    o.assert_ended_within("spin-start", common::CATCH_BOUND);
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!(v.kind, "stuck", "{}", o.describe());
+    assert_eq!(v.name, "mc-worker", "{}", o.describe());
+    assert_eq!(v.registered.as_deref(), Some("fault_loop"), "{}", o.describe());
+    let named = "\"mc-worker\" (registered as \"fault_loop\")";
+    assert!(o.stderr.contains(&format!("> thread {} {named} state ", v.tid)), "{}", o.describe());
+    assert!(o.stderr.contains(&format!("> thread {} {named}:\n", v.tid)), "the symbolized part\n{}", o.describe());
+    assert!(o.stderr.contains(&format!("failstop: warning: thread {named} (tid {})", v.tid)), "{}", o.describe());
+    assert!(common::without_process(&v.line).ends_with("; action: abort"), "{}", o.describe());
+    assert_eq!(common::process_of(&v.line), Some((v.tid, "mc-worker".into())), "{}", o.describe());
 }

@@ -67,15 +67,17 @@ impl Drop for Watchdog {
 /// Starts watching with `config`. See [`crate::start`].
 pub(crate) fn start(config: Config) -> Result<Watchdog, Error> {
     config.validate()?;
+    // A watchdog started before in another process: this is a forked child.
+    let forked = LIVE.pid.load(Relaxed) != 0 && LIVE.pid.load(Relaxed) != sys::getpid();
     if LIVE.lifecycle.compare_exchange(STOPPED, STARTING, AcqRel, Relaxed).is_err() {
         // A watchdog inherited across fork() does not run in this process.
-        if LIVE.pid.load(Relaxed) != sys::getpid() {
+        if forked {
             reset_after_fork();
             return start(config);
         }
         return Err(Error::new(ErrorKind::AlreadyRunning, "start: a watchdog is already running in this process"));
     }
-    match start_locked(&config) {
+    match start_locked(&config, forked) {
         Ok(w) => Ok(w),
         Err(e) => {
             teardown();
@@ -85,7 +87,7 @@ pub(crate) fn start(config: Config) -> Result<Watchdog, Error> {
     }
 }
 
-fn start_locked(config: &Config) -> Result<Watchdog, Error> {
+fn start_locked(config: &Config, forked: bool) -> Result<Watchdog, Error> {
     let s = config.settings();
     LIVE.store(s, sys::getpid());
     sys::note_stderr_at_start();
@@ -117,7 +119,7 @@ fn start_locked(config: &Config) -> Result<Watchdog, Error> {
         ptrace::prepare().map_err(|e| Error::os("ptrace helper setup (its stack)", e))?;
         unwind::prepare().map_err(|e| Error::os("DWARF unwinder setup (/proc/self/maps)", e))?;
         end::prepare()?;
-        let path = s.dump_path.as_deref().map(DumpPath::resolve).transpose()?;
+        let path = s.dump_path.as_deref().map(|p| inherited_dump_path(p, forked)).transpose()?;
         let reporter = reporter::spawn(path.clone())?;
         let monitor = monitor::spawn(path, notifier)?;
         *OWNED.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -168,7 +170,9 @@ fn teardown() {
 }
 
 fn reset_after_fork() {
-    registry::forget_after_fork();
+    // The atfork child handler did this already, unless the fork bypassed
+    // it (a raw clone): then nothing is known of the forking thread.
+    registry::forget_after_fork(0, 0);
     handler::restore();
     // The parent's threads do not exist here: forget their handles unjoined.
     if let Ok(mut g) = OWNED.try_lock()
@@ -187,7 +191,7 @@ fn install_process_hooks_once() {
     ONCE.call_once(|| {
         // SAFETY: registering plain extern "C" functions with no state.
         unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+            libc::pthread_atfork(Some(before_fork), None, Some(after_fork_in_child));
             libc::atexit(at_exit);
         }
     });
@@ -201,13 +205,60 @@ extern "C" fn at_exit() {
     end::hold_if_ending();
 }
 
+/// The tid of the thread that is forking (glibc runs the prepare, parent
+/// and child handlers of one fork under one lock, so forks do not mix).
+static FORKER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// In the parent, just before `fork()`: remembers the forking thread, and
+/// lets the reporter leave the symbolizer first (bounded; see
+/// `reporter::before_fork`).
+extern "C" fn before_fork() {
+    FORKER.store(sys::gettid(), Relaxed);
+    reporter::before_fork();
+}
+
 /// In a forked child only the forking thread exists and no timer was
-/// inherited: nothing is watched there. Async-signal-safe (atomics only).
+/// inherited: nothing is watched there. Async-signal-safe (atomics and
+/// `gettid` only).
+///
+/// The child may start a watchdog of its own later ([`start`] again, as
+/// `libfailstop_preload.so` does from the child's first wait): a new
+/// monitor and reporter, new timers for the threads that register. What
+/// the child inherits and keeps: the descriptor reserve (its own copies of
+/// the eventfds: they only hold numbers), the stack walker's probe pipe
+/// (shared with the parent, which is harmless: a probe only checks that
+/// bytes are readable and copies them itself), and the dump directory held
+/// open (see [`inherited_dump_path`]).
 extern "C" fn after_fork_in_child() {
+    reporter::after_fork_in_child();
     if LIVE.lifecycle.load(Relaxed) != STOPPED {
-        registry::forget_after_fork();
+        registry::forget_after_fork(FORKER.load(Relaxed), sys::gettid());
         LIVE.lifecycle.store(STOPPED, Release);
         // Handlers stay installed until the child starts its own watchdog or
         // drops the inherited one; they chain every signal that is not ours.
     }
+}
+
+/// The dump path the last `start` resolved (its configured form and the
+/// resolved one, directory held open), for a forked child's own `start`.
+static DUMP_PATH: Mutex<Option<(std::path::PathBuf, DumpPath)>> = Mutex::new(None);
+
+/// The dump path for `configured`: in a forked child whose parent resolved
+/// the same path, the parent's (the child has the directory open already,
+/// which still works after it changed directory, dropped privileges or
+/// entered a chroot; a relative path would otherwise resolve against the
+/// child's current directory); otherwise resolved now.
+fn inherited_dump_path(configured: &std::path::Path, forked: bool) -> Result<DumpPath, Error> {
+    let reuse = forked
+        .then(|| DUMP_PATH.try_lock().ok())
+        .flatten()
+        .and_then(|g| g.as_ref().filter(|(p, _)| p == configured).map(|(_, d)| d.clone()));
+    let path = match reuse {
+        Some(d) => d,
+        None => DumpPath::resolve(configured)?,
+    };
+    if let Ok(mut g) = DUMP_PATH.try_lock() {
+        *g = Some((configured.to_path_buf(), path.clone()));
+    }
+    Ok(path)
 }

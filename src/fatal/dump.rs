@@ -33,7 +33,7 @@ use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
 use crate::state::frames::{
     self, CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, CAP_WRITING,
-    MAX_FRAMES,
+    Frames, MAX_FRAMES,
 };
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
@@ -373,6 +373,51 @@ impl OwnThreads {
     }
 }
 
+/// Pushes a thread's name, quoted, as the dump and the warnings print it:
+/// the one place that does. A registered thread whose name was its `comm`
+/// at registration (every thread of the preload) is named by its `comm` of
+/// now, read from `/proc`, followed by the registered name when the two
+/// differ: `"mc-worker" (registered as "memcached")`. A name the program
+/// chose is printed as registered; an unregistered thread by its `comm`.
+/// `io` is scratch for the read. Allocation-free; normal context (the
+/// monitor's and the reporter's threads).
+pub(crate) fn push_thread_name<const N: usize>(
+    b: &mut FixedBuf<N>,
+    slot: Option<&slots::Slot>,
+    tid: libc::pid_t,
+    io: &mut [u8],
+) {
+    let mut reg = [0u8; NAME_LEN];
+    let reg_len = slot.map_or(0, |s| s.name_into(&mut reg));
+    let by_comm = slot.is_none_or(|s| s.named_by_comm.load(Relaxed));
+    let now = if by_comm { procfs::read_comm(tid, io).ok() } else { None };
+    b.push_str("\"");
+    match (slot, now) {
+        (Some(_), Some(now)) if now != &reg[..reg_len] => {
+            b.push_escaped(now);
+            b.push_str("\" (registered as \"");
+            b.push_escaped(&reg[..reg_len]);
+            b.push_str("\")");
+            return;
+        }
+        (Some(_), _) => b.push_escaped(&reg[..reg_len]),
+        (None, now) => b.push_escaped(now.unwrap_or_default()),
+    }
+    b.push_str("\"");
+}
+
+/// Pushes `process <pid> "<comm of the main thread>"`: which process a
+/// dump is from (a forked worker's dump looks like its siblings'
+/// otherwise). Allocation-free.
+fn push_process<const N: usize>(b: &mut FixedBuf<N>, io: &mut [u8]) {
+    let pid = sys::getpid();
+    b.push_str("process ");
+    b.push_i64(pid as i64);
+    b.push_str(" \"");
+    b.push_escaped(procfs::read_comm(pid, io).unwrap_or_default());
+    b.push_str("\"");
+}
+
 /// Writes the raw part of the dump. `spared_by`: the tracer that spares
 /// the process (`fatal::end::spare_if_traced`) and how often the process
 /// looks whether it is still traced. Allocation-free; monitor thread.
@@ -389,19 +434,18 @@ pub(crate) fn write_raw(
     let figure = CULPRIT_FIGURE.load(Relaxed);
 
     // 1. The verdict line.
-    let mut name = [0u8; NAME_LEN];
-    let mut n = culprit_slot.map_or(0, |s| s.name_into(&mut name));
+    let mut name = FixedBuf::<96>::new();
     if kind == VerdictKind::Stalled {
-        let own = b"failstop-monitor";
-        name[..own.len()].copy_from_slice(own);
-        n = own.len();
+        name.push_str("\"failstop-monitor\"");
+    } else {
+        push_thread_name(&mut name, culprit_slot, culprit, &mut scratch.io[..]);
     }
     let b = out.line();
     b.push_str("failstop: ");
     b.push_str(kind.as_str());
-    b.push_str(": thread \"");
-    b.push_escaped(&name[..n]);
-    b.push_str("\" (tid ");
+    b.push_str(": thread ");
+    b.push_bytes(name.as_bytes());
+    b.push_str(" (tid ");
     b.push_i64(culprit as i64);
     match kind {
         VerdictKind::Blocked => {
@@ -453,6 +497,8 @@ pub(crate) fn write_raw(
     }
     b.push_str(" ms); action: ");
     push_action(b);
+    b.push_str("; ");
+    push_process(b, &mut scratch.io[..]);
     out.eol();
 
     // 2. A debugger spares the process: say so, and until when.
@@ -508,9 +554,9 @@ pub(crate) fn write_raw(
         let b = out.line();
         b.push_str("> thread ");
         b.push_i64(culprit as i64);
-        b.push_str(" \"");
-        b.push_escaped(&name[..n]);
-        b.push_str("\" gone: it is no longer in /proc/self/task");
+        b.push_str(" ");
+        b.push_bytes(name.as_bytes());
+        b.push_str(" gone: it is no longer in /proc/self/task");
         out.eol();
     }
     PTRACE_COUNT.store(0, Relaxed);
@@ -545,23 +591,11 @@ pub(crate) fn write_raw(
     ntids - first
 }
 
-/// Appends `"name" (tid N)`: the registration name of a watched thread,
-/// else the thread's `comm`.
+/// Appends `"name" (tid N)`, the name as [`push_thread_name`] gives it
+/// (the current `comm`, and the registered name where they differ).
 fn push_named_tid(b: &mut FixedBuf<4096>, tid: libc::pid_t, io: &mut [u8]) {
-    b.push_str("\"");
-    match slots::find_tid(tid).and_then(slots::slot) {
-        Some(s) => {
-            let mut name = [0u8; NAME_LEN];
-            let n = s.name_into(&mut name);
-            b.push_escaped(&name[..n]);
-        }
-        None => {
-            if let Ok(comm) = procfs::read_comm(tid, io) {
-                b.push_escaped(comm);
-            }
-        }
-    }
-    b.push_str("\" (tid ");
+    push_thread_name(b, slots::find_tid(tid).and_then(slots::slot), tid, io);
+    b.push_str(" (tid ");
     b.push_i64(tid as i64);
     b.push_str(")");
 }
@@ -756,20 +790,16 @@ fn write_thread_state(
     let b = out.line();
     b.push_str(if is_culprit { "> thread " } else { "  thread " });
     b.push_i64(tid as i64);
-    b.push_str(" \"");
-    match slot {
-        Some(s) => {
-            let mut name = [0u8; NAME_LEN];
-            let n = s.name_into(&mut name);
-            b.push_escaped(&name[..n]);
+    b.push_str(" ");
+    match (slot, &status) {
+        (None, Some(st)) => {
+            b.push_str("\"");
+            b.push_escaped(st.name());
+            b.push_str("\"");
         }
-        None => {
-            if let Some(st) = &status {
-                b.push_escaped(st.name());
-            }
-        }
+        _ => push_thread_name(b, slot, tid, &mut scratch.io[..]),
     }
-    b.push_str("\" state ");
+    b.push_str(" state ");
     let state = stat.as_ref().map_or(b'?', |s| s.state);
     b.push_bytes(&[state]);
     b.push_str(" (");
@@ -859,19 +889,19 @@ fn write_thread_state(
 /// none; `state` is its state letter as [`write_thread_state`] read it.
 fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culprit: bool, state: u8) {
     let mut frames = [0usize; MAX_FRAMES];
-    let n = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
-        CULPRIT_FRAMES.load(&mut frames)
+    let (n, source) = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
+        (CULPRIT_FRAMES.load(&mut frames), Some(&CULPRIT_FRAMES))
     } else {
         match captured(tid, &mut frames) {
-            Ok(n) => n,
+            Ok((found, source)) => (found, Some(source)),
             Err(why) if ptrace_may_help(why, state) => match by_ptrace(tid, &mut frames) {
-                Ok(n) => {
+                Ok((found, source)) => {
                     let b = out.line();
                     b.push_str("    (");
                     b.push_str(why);
                     b.push_str(": frames read by a ptrace helper process instead)");
                     out.eol();
-                    n
+                    (found, source)
                 }
                 Err(also) => {
                     let b = out.line();
@@ -897,12 +927,30 @@ fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, 
             }
         }
     };
-    for (i, &a) in frames[..n].iter().enumerate() {
+    // Code built without frame pointers, where the DWARF unwinder could not
+    // help, leaves other words where a frame record should be. The first
+    // "return address" outside every executable mapping ends the backtrace
+    // here and in the symbolized part (the reporter reads the shortened
+    // count).
+    let plausible = scratch.modules.plausible_frames(&frames[..n]);
+    if plausible < n
+        && let Some(source) = source
+    {
+        source.len.store(plausible, Relaxed);
+    }
+    for (i, &a) in frames[..plausible].iter().enumerate() {
         let b = out.line();
         b.push_str("    #");
         b.push_u64(i as u64);
         b.push_str(" ");
         scratch.modules.write_frame(b, a);
+        out.eol();
+    }
+    if plausible < n {
+        let b = out.line();
+        b.push_str("    (the walk ends here: the next return address, ");
+        b.push_hex(frames[plausible] as u64);
+        b.push_str(", is in no executable mapping; the code there has no frame pointers)");
         out.eol();
     }
 }
@@ -941,7 +989,9 @@ fn ptrace_may_help(why: &str, state: u8) -> bool {
 /// Frames of `tid` read by the ptrace helper, within the limits of a dump:
 /// [`PTRACE_MAX`] threads, [`PTRACE_EACH`] each, and never in the second
 /// half of the dump deadline (the rest of the dump needs it).
-fn by_ptrace(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize, &'static str> {
+/// Returns their count and the capture entry they were also stored in (for
+/// the symbolized part), if any.
+fn by_ptrace(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<(usize, Option<&'static Frames>), &'static str> {
     if PTRACE_COUNT.fetch_add(1, Relaxed) >= PTRACE_MAX {
         return Err("the dump's limit of ptrace captures was reached");
     }
@@ -965,13 +1015,15 @@ fn by_ptrace(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize
         {
             c.frames.store(&frames[..n]);
             c.frames.state.store(CAP_READY, Release);
+            return Ok((n, Some(&c.frames)));
         }
     }
-    Ok(n)
+    Ok((n, None))
 }
 
-/// The frames a thread answered with, or why there are none.
-fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize, &'static str> {
+/// The frames a thread answered with (their count and where they are), or
+/// why there are none.
+fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<(usize, &'static Frames), &'static str> {
     let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
     let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) else {
         return Err(if LIVE.fatal() {
@@ -981,7 +1033,7 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<usize,
         });
     };
     match c.frames.state.load(Acquire) {
-        CAP_READY => Ok(c.frames.load(frames)),
+        CAP_READY => Ok((c.frames.load(frames), &c.frames)),
         CAP_REQUESTED => {
             // Give up on it: a late answer will find the entry abandoned.
             let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);

@@ -154,6 +154,33 @@ fn context_of(s: &Slot) -> String {
     crate::os::fmt::escaped_string(&text[..n])
 }
 
+/// How many of a warning's `frames` to print: up to the first return
+/// address in no executable mapping, as in the dump
+/// ([`ModuleMap::plausible_frames`](crate::os::modules::ModuleMap::plausible_frames)).
+/// Reporter thread (its own map, refreshed per warning).
+fn plausible_frames(frames: &[usize]) -> usize {
+    thread_local! {
+        static MAP: std::cell::RefCell<Option<Box<crate::os::modules::ModuleMap>>> = const { std::cell::RefCell::new(None) };
+    }
+    MAP.with(|m| {
+        let mut m = m.borrow_mut();
+        let map = m.get_or_insert_with(crate::os::modules::ModuleMap::new_boxed);
+        match map.refresh() {
+            Ok(()) => map.plausible_frames(frames),
+            Err(_) => frames.len(),
+        }
+    })
+}
+
+/// The thread's name as the dump prints it, quoted (see
+/// [`dump::push_thread_name`]).
+fn shown_name(s: &Slot, tid: libc::pid_t) -> String {
+    let mut b = crate::os::fmt::FixedBuf::<96>::new();
+    let mut io = [0u8; 64];
+    dump::push_thread_name(&mut b, Some(s), tid, &mut io);
+    String::from_utf8_lossy(b.as_bytes()).into_owned()
+}
+
 fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     if !allowed(recent) {
         SUPPRESSED.fetch_add(1, Relaxed);
@@ -162,6 +189,7 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     WARNINGS.fetch_add(1, Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
     let n = s.warning.load(&mut frames);
+    let n = plausible_frames(&frames[..n]);
     let cpu_ns = s.warning.figure.load(Relaxed);
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
@@ -170,8 +198,9 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     let lines = symbolized_lines(&frames[..n]);
     let context = context_of(s);
     let said = if context.is_empty() { String::new() } else { format!(" (context \"{context}\")") };
+    let shown = shown_name(s, tid);
     let mut block = format!(
-        "failstop: warning: thread \"{name}\" (tid {tid}) has used {:.1} ms of CPU since its loop last came around{said}; \
+        "failstop: warning: thread {shown} (tid {tid}) has used {:.1} ms of CPU since its loop last came around{said}; \
          its backtrace, captured in its own context:\n",
         cpu_ns as f64 / 1e6
     );
@@ -293,7 +322,55 @@ fn verdict_event(
 /// and looks up the byte before it itself; so a return address is passed
 /// as it is, and the exact PC one byte on (else a PC on a function's first
 /// byte would resolve to the function before it, or to nothing).
+/// 1 while the reporter is inside the `backtrace` crate, which holds a
+/// process-wide lock and fills a cache meanwhile (a futex word).
+static IN_SYMBOLIZER: AtomicU32 = AtomicU32::new(0);
+/// Set in a forked child whose parent was inside the symbolizer when it
+/// forked: the lock is held there by a thread the child does not have, and
+/// the cache may be half-built, so the child (and its children) never
+/// symbolize; their dumps keep the raw frames and the module table.
+static SYMBOLIZER_LOST: AtomicBool = AtomicBool::new(false);
+/// The longest a `fork` waits for the symbolizer to finish (the first
+/// symbolization loads the symbol tables, which a server that forks at
+/// start, to daemonize or for its workers, would otherwise interrupt).
+const FORK_WAITS_FOR_SYMBOLIZER: Duration = Duration::from_secs(2);
+
+/// In the parent, before `fork`: waits (bounded) until the reporter is out
+/// of the symbolizer. Called by the atfork prepare handler.
+pub(crate) fn before_fork() {
+    if TID.load(Relaxed) == sys::gettid() {
+        return; // the reporter itself forks (it does not): never wait on ourselves
+    }
+    let deadline = sys::monotonic_ns() + FORK_WAITS_FOR_SYMBOLIZER.as_nanos() as u64;
+    while IN_SYMBOLIZER.load(Acquire) == 1 {
+        let now = sys::monotonic_ns();
+        if now >= deadline {
+            return;
+        }
+        sys::futex_wait(&IN_SYMBOLIZER, 1, Some(Duration::from_nanos(deadline - now)));
+    }
+}
+
+/// In a forked child: see [`SYMBOLIZER_LOST`]. Async-signal-safe.
+pub(crate) fn after_fork_in_child() {
+    if IN_SYMBOLIZER.load(Relaxed) == 1 {
+        SYMBOLIZER_LOST.store(true, Relaxed);
+        IN_SYMBOLIZER.store(0, Relaxed);
+    }
+}
+
 fn symbolize(addr: usize, exact: bool) -> Vec<String> {
+    if SYMBOLIZER_LOST.load(Relaxed) {
+        return Vec::new();
+    }
+    IN_SYMBOLIZER.store(1, Release);
+    let out = symbolize_locked(addr, exact);
+    IN_SYMBOLIZER.store(0, Release);
+    sys::futex_wake_all(&IN_SYMBOLIZER);
+    out
+}
+
+fn symbolize_locked(addr: usize, exact: bool) -> Vec<String> {
     let lookup = if exact { addr.saturating_add(1) } else { addr };
     let mut out = Vec::new();
     backtrace::resolve(lookup as *mut libc::c_void, |sym| {
@@ -365,6 +442,12 @@ fn emit(text: &str) {
 /// `tracing` event (with the culprit's symbolized frames).
 fn write_symbolized() {
     emit("failstop: symbolized backtraces:\n");
+    if SYMBOLIZER_LOST.load(Relaxed) {
+        emit(
+            "failstop: no symbols in this process: it was forked while its parent's reporter was symbolizing \
+             (the symbolizer's lock stays held here); symbolize the raw frames with the module table above\n",
+        );
+    }
     let culprit = CULPRIT_TID.load(Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
     let mut culprit_lines = Vec::new();
@@ -401,15 +484,14 @@ fn write_symbolized() {
 /// Writes one thread's symbolized block; returns its frame lines.
 fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String> {
     let name = match slots::find_tid(tid).and_then(slots::slot) {
-        Some(s) => name_of(s),
+        Some(s) => shown_name(s, tid),
         None => {
             let mut buf = [0u8; 64];
-            procfs::read_comm(tid, &mut buf)
-                .map(crate::os::fmt::escaped_string)
-                .unwrap_or_default()
+            let comm = procfs::read_comm(tid, &mut buf).map(crate::os::fmt::escaped_string);
+            format!("\"{}\"", comm.unwrap_or_default())
         }
     };
-    let mut block = format!("{} thread {tid} \"{name}\":\n", if culprit { ">" } else { " " });
+    let mut block = format!("{} thread {tid} {name}:\n", if culprit { ">" } else { " " });
     let lines = symbolized_lines(frames);
     for l in &lines {
         let _ = writeln!(block, "    {l}");

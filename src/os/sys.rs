@@ -282,8 +282,21 @@ pub(crate) fn write_until(fd: libc::c_int, buf: &[u8], until: u64) -> (usize, Op
         let left = until.saturating_sub(monotonic_ns());
         let mut pfd = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
         let ts = timespec(Duration::from_nanos(left));
-        // SAFETY: one valid pollfd and a valid timespec for the whole call.
-        let r = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        // The raw system call, not the C library's `ppoll`: an interposer
+        // (libfailstop_preload.so's own, or another preload's) must not take
+        // failstop's threads for the program's and register them.
+        // SAFETY: one valid pollfd and a valid timespec for the whole call;
+        // no signal mask (its size argument is then unused).
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_ppoll,
+                &mut pfd as *mut libc::pollfd,
+                1 as libc::nfds_t,
+                &ts as *const libc::timespec,
+                std::ptr::null::<libc::sigset_t>(),
+                8 as libc::size_t,
+            )
+        };
         if r < 0 {
             let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
             if e == libc::EINTR {

@@ -111,6 +111,12 @@ pub(crate) struct Slot {
     pub prev_altstack_len: AtomicUsize,
     pub name_len: AtomicUsize,
     pub name: [AtomicU8; NAME_LEN],
+    /// The name registered was the thread's `comm` at the time (as the
+    /// preload registers every thread): the dump then names the thread by
+    /// its current `comm`, which the program may have changed since, and
+    /// adds the registered name when they differ. A name of the program's
+    /// own choosing is printed as registered.
+    pub named_by_comm: AtomicBool,
     /// failstop's own signals (timer ticks, capture requests) handled on
     /// the owner thread; written only by the owner's handler (wrapping).
     pub own_signals: AtomicU32,
@@ -160,6 +166,7 @@ impl Slot {
             prev_altstack_len: AtomicUsize::new(0),
             name_len: AtomicUsize::new(0),
             name: [const { AtomicU8::new(0) }; NAME_LEN],
+            named_by_comm: AtomicBool::new(false),
             own_signals: AtomicU32::new(0),
             seen_touch: AtomicU64::new(0),
             seen_tick: AtomicU64::new(0),

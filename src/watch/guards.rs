@@ -22,7 +22,9 @@ pub struct IdleGuard<'a> {
 }
 
 impl IdleGuard<'_> {
-    /// Enters the idle scope of `slot` (the handle's own slot).
+    /// Enters the idle scope of `slot` (the handle's own slot). Inlined
+    /// into callers in other crates too (the preload's waits).
+    #[inline]
     pub(crate) fn new(slot: &'static Slot) -> Self {
         Slot::enter(&slot.idle_depth);
         IdleGuard { slot, _handle: PhantomData }
@@ -30,6 +32,7 @@ impl IdleGuard<'_> {
 }
 
 impl Drop for IdleGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.slot.touch();
         Slot::leave(&self.slot.idle_depth);
@@ -57,6 +60,7 @@ pub struct HarmlessGuard<'a> {
 
 impl HarmlessGuard<'_> {
     /// Enters the harmless scope of `slot` (the handle's own slot).
+    #[inline]
     pub(crate) fn new(slot: &'static Slot) -> Self {
         Slot::enter(&slot.harmless_depth);
         HarmlessGuard { slot, _handle: PhantomData }
@@ -64,6 +68,7 @@ impl HarmlessGuard<'_> {
 }
 
 impl Drop for HarmlessGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         Slot::leave(&self.slot.harmless_depth);
     }

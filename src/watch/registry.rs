@@ -82,6 +82,9 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
         d.store(c, Relaxed);
     }
     s.name_len.store(n, Relaxed);
+    let mut comm = [0u8; 64];
+    let by_comm = crate::os::procfs::read_comm(tid, &mut comm).is_ok_and(|c| c == bytes);
+    s.named_by_comm.store(by_comm, Relaxed);
     s.touch_seq.store(0, Relaxed);
     s.tick_seq.store(0, Relaxed);
     s.context.store(0, Relaxed);
@@ -187,11 +190,22 @@ pub(crate) fn detach_all() {
 
 /// After `fork()` in the child: no thread but the caller exists and no timer
 /// was inherited, so nothing is watched. Async-signal-safe.
-pub(crate) fn forget_after_fork() {
+///
+/// `forker` is the forking thread's tid in the parent, `me` its tid in the
+/// child: its slot (if it had one) gets the child's tid, so that a watchdog
+/// started later in the child sees its owner alive and leaves the slot to
+/// the owner's handle (whose drop restores the owner's alternate stack and
+/// frees the slot). Without it the monitor would take the owner for gone and
+/// unmap the alternate stack the thread still has installed.
+pub(crate) fn forget_after_fork(forker: libc::pid_t, me: libc::pid_t) {
     for s in SLOTS.iter() {
-        if s.state.load(Relaxed) == ACTIVE {
+        let st = s.state.load(Relaxed);
+        if st == ACTIVE {
             s.has_timer.store(false, Relaxed);
             s.state.store(DETACHED, Relaxed);
+        }
+        if (st == ACTIVE || st == DETACHED) && forker != 0 && s.tid.load(Relaxed) == forker {
+            s.tid.store(me, Relaxed);
         }
     }
 }

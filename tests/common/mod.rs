@@ -475,7 +475,7 @@ impl Running {
         let _ = self.stdout_thread.take().map(JoinHandle::join);
         let stderr = self.stderr_thread.take().map(|t| t.join().unwrap()).unwrap_or_default();
         let lines = std::mem::take(&mut *self.lines.lock().unwrap());
-        let o = Outcome { status, ended, start: self.start, lines, stderr };
+        let o = Outcome { status, pid: self.pid(), ended, start: self.start, lines, stderr };
         assert!(
             !o.stdout().contains("running 0 tests"),
             "the child ran no test: wrong test name passed to Spec::scenario?\n{}",
@@ -488,6 +488,8 @@ impl Running {
 /// What a child did.
 pub struct Outcome {
     pub status: ExitStatus,
+    /// The child's pid.
+    pub pid: i32,
     pub start: Instant,
     pub ended: Instant,
     /// Stdout lines with the time each arrived.
@@ -602,6 +604,20 @@ impl Outcome {
 // Reading a dump
 // ---------------------------------------------------------------------------
 
+/// A verdict line without its last part, `; process <pid> "<name>"` (which
+/// process the dump is from; checked by `fail_stop.rs` and the preload's
+/// tests).
+pub fn without_process(line: &str) -> &str {
+    line.rsplit_once("; process ").map_or(line, |(head, _)| head)
+}
+
+/// The `; process <pid> "<name>"` part of a verdict line: the pid and name.
+pub fn process_of(line: &str) -> Option<(i32, String)> {
+    let (_, p) = line.rsplit_once("; process ")?;
+    let (pid, name) = p.split_once(" \"")?;
+    Some((pid.parse().ok()?, name.strip_suffix('"')?.to_string()))
+}
+
 /// The verdict line of a dump.
 #[derive(Debug)]
 pub struct Verdict {
@@ -647,7 +663,7 @@ impl<'a> Dump<'a> {
             let (name, rest) = rest.split_once("\" (tid ")?;
             let (tid, rest) = rest.split_once(") used ")?;
             let (cpu, rest) = rest.split_once(" ms of CPU without progress (cpu_budget ")?;
-            let (budget, action) = rest.split_once(" ms); action: ")?;
+            let (budget, action) = without_process(rest).split_once(" ms); action: ")?;
             // "300 ms, checked every 75.0" -> the budget and the timer period.
             let (budget, period) = budget.split_once(" ms, checked every ")?;
             Some(Verdict {

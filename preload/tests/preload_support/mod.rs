@@ -27,11 +27,16 @@ pub fn preload_lib() -> PathBuf {
         })
 }
 
-/// The verdict line of a dump: `failstop: <kind>: thread "<name>" (tid N) ...`.
+/// The verdict line of a dump: `failstop: <kind>: thread "<name>" (tid N) ...`,
+/// or `thread "<name>" (registered as "<registered>") (tid N) ...` when the
+/// thread's `comm` changed after it registered.
 #[derive(Debug, PartialEq, Eq)]
 pub struct VerdictLine {
     pub kind: String,
+    /// The thread's `comm` when the dump was written.
     pub name: String,
+    /// The name it registered under, when not `name`.
+    pub registered: Option<String>,
     pub tid: i32,
     pub line: String,
 }
@@ -43,9 +48,13 @@ pub fn verdict_line(text: &str) -> Option<VerdictLine> {
         if kind != "stuck" && kind != "blocked" {
             return None;
         }
-        let (name, rest) = rest.split_once("\" (tid ")?;
+        let (names, rest) = rest.split_once(" (tid ")?;
         let (tid, _) = rest.split_once(')')?;
-        Some(VerdictLine { kind: kind.into(), name: name.into(), tid: tid.parse().ok()?, line: l.into() })
+        let (name, registered) = match names.strip_suffix("\")").and_then(|n| n.split_once("\" (registered as \"")) {
+            Some((n, r)) => (n.to_string(), Some(r.to_string())),
+            None => (names.strip_suffix('"')?.to_string(), None),
+        };
+        Some(VerdictLine { kind: kind.into(), name, registered, tid: tid.parse().ok()?, line: l.into() })
     });
     let first = found.next();
     assert!(found.next().is_none(), "more than one verdict line in:\n{text}");

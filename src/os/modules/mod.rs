@@ -41,6 +41,8 @@ pub(crate) const MAX_PATH: usize = 256;
 pub(crate) const MAX_EXEC: usize = 4;
 /// Longest build-id kept (GNU build-ids are 20 bytes; 64 covers every hash).
 pub(crate) const MAX_BUILD_ID: usize = 64;
+/// Executable mappings kept that belong to no file (JIT code, `[vsyscall]`).
+pub(crate) const MAX_ANON_EXEC: usize = 64;
 
 /// One file-backed module (an executable or shared object), or `[vdso]`.
 pub(crate) struct Module {
@@ -165,6 +167,12 @@ pub(crate) struct ModuleMap {
     page_size: usize,
     /// Line assembly buffer for reading `/proc/self/maps`.
     lines: LineSplitter,
+    /// Executable mappings of no file, `[start, end)`.
+    anon_exec: [(usize, usize); MAX_ANON_EXEC],
+    anon_exec_len: usize,
+    /// Anonymous executable mappings that did not fit: then every address
+    /// counts as possibly executable.
+    anon_exec_overflow: bool,
 }
 
 impl ModuleMap {
@@ -210,6 +218,8 @@ impl ModuleMap {
     pub(crate) fn refresh(&mut self) -> io::Result<()> {
         self.len = 0;
         self.overflow = 0;
+        self.anon_exec_len = 0;
+        self.anon_exec_overflow = false;
         self.lines.clear();
         let fd = crate::os::sys::Fd::open(c"/proc/self/maps", libc::O_RDONLY, 0)?;
         let mut res = Ok(());
@@ -224,17 +234,21 @@ impl ModuleMap {
             };
             // Split borrows: the splitter hands out lines of its own buffer
             // while we update the module table.
-            let ModuleMap { lines, modules, len, overflow, .. } = self;
+            let ModuleMap { lines, modules, len, overflow, anon_exec, anon_exec_len, anon_exec_overflow, .. } = self;
+            let mut anon = AnonExec { ranges: anon_exec, len: anon_exec_len, overflow: anon_exec_overflow };
             lines.commit(n, |line| {
                 if let Some(m) = parse_maps_line(line) {
                     add_line(modules, len, overflow, &m);
+                    anon.add(&m);
                 }
             });
         }
-        let ModuleMap { lines, modules, len, overflow, .. } = self;
+        let ModuleMap { lines, modules, len, overflow, anon_exec, anon_exec_len, anon_exec_overflow, .. } = self;
+        let mut anon = AnonExec { ranges: anon_exec, len: anon_exec_len, overflow: anon_exec_overflow };
         lines.finish(|line| {
             if let Some(m) = parse_maps_line(line) {
                 add_line(modules, len, overflow, &m);
+                anon.add(&m);
             }
         });
         // Keep only modules with code: data files (locale archives, fonts,
@@ -264,6 +278,29 @@ impl ModuleMap {
             .find(|m| m.contains(addr))
             .or_else(|| self.modules().iter().find(|m| addr > 0 && m.contains(addr - 1)))?;
         Some((m, addr.wrapping_sub(m.bias)))
+    }
+
+    /// Whether `addr` may be a return address: it lies in (or just past
+    /// the end of) an executable mapping at the last refresh. When the map
+    /// could not hold every executable mapping, every address may be.
+    /// Async-signal-safe.
+    pub(crate) fn is_executable(&self, addr: usize) -> bool {
+        let in_range = |&(s, e): &(usize, usize)| s <= addr && addr <= e;
+        self.lookup(addr).is_some()
+            || self.anon_exec[..self.anon_exec_len].iter().any(in_range)
+            || self.anon_exec_overflow
+            || self.modules().iter().any(|m| m.exec_overflow > 0)
+            || self.overflow > 0
+    }
+
+    /// How many of `frames` to print: all up to the first return address
+    /// (any frame after frame 0, the interrupted program counter) that lies
+    /// in no executable mapping. Such a frame comes from code built without
+    /// frame pointers, where the walk took a word of data (often text) for
+    /// a return address; everything after it is as bogus. Needs a refreshed
+    /// map. Async-signal-safe.
+    pub(crate) fn plausible_frames(&self, frames: &[usize]) -> usize {
+        frames.iter().skip(1).position(|&a| !self.is_executable(a)).map_or(frames.len(), |i| i + 1)
     }
 
     /// Appends one frame: `0x55d0c3a1b2c3 demo+0x1b2c3 (build-id 4f3a...)`,
@@ -325,6 +362,27 @@ impl ModuleMap {
             out.push_str("modules omitted (table full): ");
             out.push_u64(self.overflow as u64);
             out.push_str("\n");
+        }
+    }
+}
+
+/// The anonymous executable mappings being collected by a refresh.
+struct AnonExec<'a> {
+    ranges: &'a mut [(usize, usize); MAX_ANON_EXEC],
+    len: &'a mut usize,
+    overflow: &'a mut bool,
+}
+
+impl AnonExec<'_> {
+    fn add(&mut self, m: &MapsLine<'_>) {
+        if !m.exec || m.path.first() == Some(&b'/') || m.path == b"[vdso]" {
+            return; // a module's (the module table has it)
+        }
+        if *self.len < MAX_ANON_EXEC {
+            self.ranges[*self.len] = (m.start, m.end);
+            *self.len += 1;
+        } else {
+            *self.overflow = true;
         }
     }
 }
