@@ -700,7 +700,12 @@ fn takeover(lab: &mut Lab, kind: &'static str, action: &str) -> (Takeover, Insta
     let want = verdict_prefix(kind, pid);
     lab.check(first.starts_with(&want), &format!("FAULT {kind}: the dump's first line {first:?}, expected {want:?}"));
     let ends = format!("; action: {action}");
-    lab.check(first.ends_with(&ends), &format!("FAULT {kind}: {first:?} does not end with {ends:?}"));
+    let named = common::without_process(&first);
+    lab.check(named.ends_with(&ends), &format!("FAULT {kind}: {first:?} does not end with {ends:?}"));
+    lab.check(
+        common::process_of(&first) == Some((pid, "echo_server".to_string())),
+        &format!("FAULT {kind}: {first:?} does not name the process {pid} \"echo_server\""),
+    );
     let verdict = verdict_after(lab, &dump, fault_ms);
     if kind == "block" {
         let early = verdict < Duration::from_millis(STALL_BUDGET_MS);

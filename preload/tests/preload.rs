@@ -812,27 +812,44 @@ fn a_dump_does_not_interrupt_the_waits_of_other_threads() {
 /// `tests/c/fault_loop.c`, built once with -O2 -fomit-frame-pointer.
 fn fault_loop() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| build_fault_loop("fault_loop", &[])).clone()
+}
+
+/// `tests/c/fault_loop.c` built also without unwind tables (no
+/// `.eh_frame` for its functions): the DWARF unwinder cannot help, and the
+/// frame-pointer walk is all there is.
+fn fault_loop_without_unwind_tables() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-            let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fault_loop");
-            std::fs::create_dir_all(out.parent().unwrap()).expect("mkdir");
-            let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-            let o = std::process::Command::new(&cc)
-                .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-O2", "-fomit-frame-pointer"])
-                .arg(root.join("tests/c/fault_loop.c"))
-                .arg("-o")
-                .arg(&out)
-                .output()
-                .unwrap_or_else(|e| panic!("run {cc}: {e} (a C compiler is needed; set CC)"));
-            assert!(o.status.success(), "building fault_loop failed:\n{}", String::from_utf8_lossy(&o.stderr));
-            out
+            build_fault_loop("fault_loop_no_eh", &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"])
         })
         .clone()
 }
 
+fn build_fault_loop(name: &str, extra: &[&str]) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(out.parent().unwrap()).expect("mkdir");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let o = std::process::Command::new(&cc)
+        .args(["-Wall", "-Wextra", "-Werror", "-std=c11", "-O2", "-fomit-frame-pointer"])
+        .args(extra)
+        .arg(root.join("tests/c/fault_loop.c"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cc}: {e} (a C compiler is needed; set CC)"));
+    assert!(o.status.success(), "building {name} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
 fn run_fault_loop(mode: &str) -> common::Outcome {
-    Spec::program(fault_loop(), &[mode])
+    run_program(fault_loop(), mode)
+}
+
+fn run_program(program: std::path::PathBuf, mode: &str) -> common::Outcome {
+    Spec::program(program, &[mode])
         .env("LD_PRELOAD", &preload())
         .env("FAILSTOP_CPU_BUDGET_MS", "300")
         .env("FAILSTOP_WARN_MS", "100")
@@ -848,9 +865,36 @@ fn culprit_block(stderr: &str) -> Vec<&str> {
     head.chain(lines.take_while(|l| l.starts_with("    "))).collect()
 }
 
+/// Code without frame pointers whose frame-pointer register points at
+/// text: with its unwind tables (as compilers emit them by default) the
+/// DWARF unwinder follows the real chain to `main`, and no word of the
+/// text is taken for a return address.
+#[test]
+fn a_spin_without_frame_pointers_is_unwound_to_main() {
+    let o = run_fault_loop("text");
+    o.assert_signal(libc::SIGABRT);
+    let word = u64::from_ne_bytes(*b" text, n");
+    assert!(!o.stderr.contains(&format!("{word:#x}")), "a word of the text became a frame\n{}", o.describe());
+    let sym: Vec<&str> = o
+        .stderr
+        .lines()
+        .skip_while(|l| *l != "failstop: symbolized backtraces:")
+        .skip_while(|l| !l.starts_with("> thread "))
+        .skip(1)
+        .take_while(|l| l.starts_with("    #"))
+        .collect();
+    let function = |l: &&str| l.split_whitespace().nth(2).unwrap_or_default().to_string();
+    let functions: Vec<String> = sym.iter().map(function).collect();
+    assert_eq!(functions.first().map(String::as_str), Some("spin_over_text"), "{sym:?}\n{}", o.describe());
+    assert_eq!(functions.get(1).map(String::as_str), Some("main"), "the caller is missing: {sym:?}\n{}", o.describe());
+}
+
+/// The same built without unwind tables: only the frame-pointer walk is
+/// left, and the first "return address" outside every executable mapping
+/// (a word of the text) ends it.
 #[test]
 fn a_walk_without_frame_pointers_ends_at_a_word_that_is_no_code() {
-    let o = run_fault_loop("text");
+    let o = run_program(fault_loop_without_unwind_tables(), "text");
     o.assert_signal(libc::SIGABRT);
     o.assert_ended_within("spin-start", common::CATCH_BOUND);
     let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
@@ -858,11 +902,17 @@ fn a_walk_without_frame_pointers_ends_at_a_word_that_is_no_code() {
     let block = culprit_block(&o.stderr);
     let frames: Vec<&str> = block.iter().copied().filter(|l| l.starts_with("    #")).collect();
     assert_eq!(frames.len(), 1, "only the interrupted pc: {frames:?}\n{}", o.describe());
-    assert!(frames[0].contains(" fault_loop+0x"), "{frames:?}\n{}", o.describe());
-    // The text the frame pointer pointed at: "spin the" then "text, no".
-    let word = u64::from_ne_bytes(*b" text, n");
-    let note = format!("    (the walk ends here: the next return address, {word:#x}, is in no executable mapping");
-    assert!(block.iter().any(|l| l.starts_with(&note)), "{block:?}\n{}", o.describe());
+    assert!(frames[0].contains(" fault_loop_no_eh+0x"), "{frames:?}\n{}", o.describe());
+    // The frame-pointer register pointed at the text: the walk ends at a
+    // word of it ("spin the", " text, n", ...), taken for no address.
+    let text = b"spin the text, not a frame record: words, not addresses";
+    let words: Vec<u64> = text.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().unwrap())).collect();
+    let prefix = "    (the walk ends here: the next return address, ";
+    let note = block.iter().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{block:?}\n{}", o.describe()));
+    let hex = note[prefix.len()..].split(',').next().unwrap_or_default();
+    let word = u64::from_str_radix(hex.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("{note}"));
+    assert!(words.contains(&word), "{note}: not a word of the text\n{}", o.describe());
+    assert!(note.ends_with(", is in no executable mapping; the code there has no frame pointers)"), "{note}");
     assert!(!o.stderr.contains(&format!("{word:#x} ??")), "{}", o.describe());
     // The symbolized part has the same single frame.
     let sym: Vec<&str> = o
