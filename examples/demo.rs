@@ -112,6 +112,7 @@ fn worker(i: usize, jobs: Arc<Mutex<Receiver<u64>>>, shared: Arc<Mutex<u64>>, fa
     let h = failstop::register(&format!("worker-{i}")).expect("register worker");
     let mut faulted = false;
     loop {
+        h.set_context("waiting for a job");
         let job =
             h.with_idle(|| jobs.lock().unwrap_or_else(|p| p.into_inner()).recv_timeout(Duration::from_millis(100)));
         h.touch();

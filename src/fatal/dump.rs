@@ -543,7 +543,10 @@ pub(crate) fn write_raw(
 
     // 4. The wait-for graph, read before the capture request interrupts the
     // sleeps; a deadlock cycle is said here, near the top.
-    scratch.waits.collect(&scratch.tids[first..ntids], |t| own.has(t), &mut scratch.io[..]);
+    // A stuck culprit sleeps in failstop's handler (it waits for this dump):
+    // that wait is failstop's, not the application's.
+    let in_handler = if kind == VerdictKind::Stuck { culprit } else { 0 };
+    scratch.waits.collect(&scratch.tids[first..ntids], |t| own.has(t) || t == in_handler, &mut scratch.io[..]);
     write_deadlock_line(out, scratch, culprit);
 
     // The culprit's state and system call first: a capture request would
