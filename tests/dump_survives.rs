@@ -127,7 +127,9 @@ fn a_full_stderr_pipe_nobody_reads_costs_the_file_nothing() {
         .run();
     o.assert_signal(libc::SIGABRT);
     let took = o.ended - o.time_of("spin-start");
-    println!("blocked stderr: the child ended {took:?} after the spin started (dump_timeout 2 s)");
+    common::figure(&format!(
+        "dump_survives: blocked stderr: the child ended {took:?} after the spin started (dump_timeout 2 s)"
+    ));
     assert!(took < Duration::from_secs(15), "{took:?}\n{}", o.describe());
     let text = std::fs::read_to_string(only_file(&dir)).unwrap();
     assert_whole(&text, o.tid("spinner"), "the dump file");
@@ -162,10 +164,10 @@ fn a_slow_reader_of_a_nonblocking_stderr_gets_the_whole_dump() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    println!(
-        "slow stderr (50 KiB/s): the child ended {took:?} after the spin started; the reader got {} bytes",
+    common::figure(&format!(
+        "dump_survives: slow stderr (50 KiB/s): the child ended {took:?} after the spin started; the reader got {} bytes",
         text.len()
-    );
+    ));
     assert_whole(&text, o.tid("spinner"), "the slow stderr");
     let _ = std::fs::remove_file(&copy);
 }
@@ -394,7 +396,7 @@ fn assert_ended_by_the_verdict(o: &common::Outcome, workers: &[&str], what: &str
     assert!(text.contains("failstop: modules (path, load base, bias, build-id):"), "{what}: no module table\n{text}");
     assert!(dump.written(), "{what}: no closing `dump written` line\n{text}");
     let took = o.ended - o.time_of("deadlocking");
-    println!("{what}: ended by SIGABRT {took:?} after the deadlock began");
+    common::figure(&format!("dump_survives: {what}: ended by SIGABRT {took:?} after the deadlock began"));
     assert!(took < Duration::from_secs(20), "{what}: {took:?}\n{}", o.describe());
 }
 
@@ -502,7 +504,9 @@ fn a_rust_main_that_drops_its_watchdog_mid_dump_ends_by_the_stuck_verdict() {
     assert!(o.has("interrupted"), "the application's sleep was never cut short\n{}", o.describe());
     o.assert_signal(libc::SIGABRT);
     let took = o.ended - o.time_of("spin-start");
-    println!("Rust, stuck: drop(Watchdog), exit(5): ended by SIGABRT {took:?} after the spin began");
+    common::figure(&format!(
+        "dump_survives: Rust, stuck: drop(Watchdog), exit(5): ended by SIGABRT {took:?} after the spin began"
+    ));
     assert!(took < Duration::from_secs(20), "{took:?}\n{}", o.describe());
     assert_whole(&o.stderr, o.tid("spinner"), "stderr");
 }

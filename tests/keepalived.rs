@@ -46,6 +46,13 @@
 
 mod common;
 
+/// A measured figure: printed, and kept for `.ci/run` (see `common::figure`).
+macro_rules! figure {
+    ($($arg:tt)*) => {
+        common::figure(&format!($($arg)*))
+    };
+}
+
 use common::c;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -626,7 +633,7 @@ impl Takeover {
             (Some(a), Some(b)) => format!("{:.0} ms", ms(b.saturating_sub(a))),
             _ => "?".into(),
         };
-        eprintln!(
+        figure!(
             "keepalived: {}: served by node-b {:.0} ms after the fault; verdict at {}, node-a's check failed at {}, \
              node-b MASTER at {}: failstop {}, the check {}, VRRP {}, the client {}",
             self.fault,
@@ -782,7 +789,7 @@ fn keepalived_moves_the_address_when_failstop_fail_stops_the_master() {
         std::thread::sleep(Duration::from_millis(10));
     };
     let first = lab.wait_served_by(A, master, RECLAIM_BOUND, "the start");
-    eprintln!("keepalived: node-a serves the virtual address {:.0} ms after keepalived started", ms(first - start));
+    figure!("keepalived: node-a serves the virtual address {:.0} ms after keepalived started", ms(first - start));
     let b_before = lab.heartbeat_of(B);
     lab.check(b_before.as_deref() == Ok("HEALTHY\n"), &format!("node b's heartbeat: {b_before:?}"));
 
@@ -828,7 +835,7 @@ fn keepalived_moves_the_address_when_failstop_fail_stops_the_master() {
     lab.check(!dump.exists(), &format!("FAULT slow: a dump file {dump:?}"));
     let faulted = lab.procs[ka].line_after("Entering FAULT STATE", fault);
     lab.check(faulted.is_none(), &format!("FAULT slow: node a's keepalived {faulted:?}"));
-    eprintln!(
+    figure!(
         "keepalived: slow: 6 s of slow work done {:.0} ms after the fault, node-a serving again {:.0} ms later, \
          node-b never",
         ms(slow_for),
@@ -868,14 +875,14 @@ fn keepalived_moves_the_address_when_failstop_fail_stops_the_master() {
     lab.check(answered == 0, &format!("the control: the hung node answered {answered} probes"));
     let faulted = lab.procs[ka].line_after("Entering FAULT STATE", fault);
     lab.check(faulted.is_none(), &format!("the control: node a's keepalived {faulted:?}"));
-    eprintln!(
+    figure!(
         "keepalived: control (FAILSTOP_DISABLE=1, FAULT block): the address stayed on the hung node-a for {:.0} s; \
          its heartbeat still answers HEALTHY",
         CONTROL_WINDOW.as_secs_f64()
     );
     let r: Vec<String> = reclaims.iter().map(|d| format!("{:.0}", ms(*d))).collect();
-    eprintln!("keepalived: node-a's new run served the address again after (ms): {}", r.join(", "));
-    eprintln!("keepalived: the whole test took {:.0} s", start.elapsed().as_secs_f64());
+    figure!("keepalived: node-a's new run served the address again after (ms): {}", r.join(", "));
+    figure!("keepalived: the whole test took {:.0} s", start.elapsed().as_secs_f64());
 }
 
 /// The README's "Failover with a cluster manager" shows the configuration

@@ -758,3 +758,14 @@ pub fn temp_path(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).expect("create tmpdir");
     dir.join(format!("{tag}-{}-{nanos}.dump", std::process::id()))
 }
+
+/// Prints a measured figure, and appends it to `target/tmp/figures.txt`,
+/// which `.ci/run` shows at its end (a passing test's output is captured).
+#[allow(dead_code)]
+pub fn figure(line: &str) {
+    eprintln!("{line}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+        let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+    }
+}
