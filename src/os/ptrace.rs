@@ -26,7 +26,6 @@
 //! the monitor's thread-local storage (the monitor waits meanwhile) and
 //! makes raw system calls only.
 
-use super::stackwalk;
 use super::sys;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use std::time::Duration;
@@ -79,23 +78,13 @@ pub(crate) fn prepare() -> std::io::Result<()> {
     if !STACK.load(Acquire).is_null() {
         return Ok(());
     }
-    // SAFETY: an anonymous private mapping; no address hint.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            HELPER_STACK,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
-    if STACK.compare_exchange(std::ptr::null_mut(), p.cast(), AcqRel, Acquire).is_err() {
+    let p = sys::map_stack(HELPER_STACK)?;
+    // The stack proper starts above the guard page.
+    // SAFETY: inside the mapping just made.
+    let stack = unsafe { p.add(sys::page_size()) };
+    if STACK.compare_exchange(std::ptr::null_mut(), stack, AcqRel, Acquire).is_err() {
         // SAFETY: our own mapping, never published.
-        unsafe { libc::munmap(p, HELPER_STACK) };
+        unsafe { libc::munmap(p.cast(), HELPER_STACK + sys::page_size()) };
     }
     Ok(())
 }
@@ -270,14 +259,9 @@ fn interrupt_and_walk(tid: libc::pid_t) -> Result<usize, &'static str> {
     }
     let (pc, fp, sp, lr) = registers(tid)?;
     let mut frames = [0usize; MAX_FRAMES];
-    let walk = WALK.load(Relaxed);
-    let n = if walk == 0 {
-        stackwalk::walk_registers(pc, fp, sp, &mut frames)
-    } else {
-        // SAFETY: WALK holds a `Walk` stored by `capture` for this job.
-        let walk: Walk = unsafe { std::mem::transmute::<usize, Walk>(walk) };
-        walk(pc, fp, sp, lr, &mut frames)
-    };
+    // SAFETY: `capture` stored a `Walk` in WALK before it made the helper.
+    let walk: Walk = unsafe { std::mem::transmute::<usize, Walk>(WALK.load(Relaxed)) };
+    let n = walk(pc, fp, sp, lr, &mut frames);
     for (dst, &f) in JOB.frames.iter().zip(&frames[..n]) {
         dst.store(f, Relaxed);
     }

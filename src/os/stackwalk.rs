@@ -401,26 +401,6 @@ pub(crate) unsafe fn walk_ucontext(ctx: *const libc::c_void, bounds: StackBounds
     unsafe { walk_chain(fp, sp, bounds, out, n) }
 }
 
-/// Walks a stack from registers read another way (`ptrace` from a helper
-/// process, see `os::ptrace`): frame 0 is `pc`, then the frame-pointer
-/// chain from `fp`, every read validated (the bounds are not known).
-/// Async-signal-safe.
-pub(crate) fn walk_registers(pc: usize, fp: usize, sp: usize, out: &mut [usize]) -> usize {
-    if out.is_empty() {
-        return 0;
-    }
-    out[0] = pc;
-    let mut n = 1;
-    if let Some(ret) = leaf_return_address(pc, sp, StackBounds::UNKNOWN)
-        && n < out.len()
-    {
-        out[n] = ret;
-        n += 1;
-    }
-    // SAFETY: with unknown bounds every read of the chain is validated.
-    unsafe { walk_chain(fp, sp, StackBounds::UNKNOWN, out, n) }
-}
-
 /// The return address of the function at `pc` when `pc` sits where its
 /// frame is not (or no longer) linked: x86_64 `push rbp` at entry or `ret`
 /// (return address at `[sp]`), or `mov rbp, rsp` right after the push (at

@@ -572,3 +572,30 @@ pub(crate) fn stderr_usable() -> bool {
         && STDERR_AT_START.load(std::sync::atomic::Ordering::Relaxed)
         && fd2_open()
 }
+
+/// Maps a stack of `len` bytes with a guard page below it (an overflow then
+/// faults cleanly instead of writing over a neighbour), `MAP_NORESERVE`: pages
+/// cost memory only once touched. Returns the start of the mapping; the
+/// stack is `[start + page_size(), start + page_size() + len)` and the whole
+/// mapping, `len + page_size()` bytes, goes back with `munmap`. Normal
+/// context.
+pub(crate) fn map_stack(len: usize) -> io::Result<*mut u8> {
+    let page = page_size();
+    // SAFETY: an anonymous private mapping; the arguments are valid.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len + page,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the first page of our own fresh mapping.
+    unsafe { libc::mprotect(p, page, libc::PROT_NONE) };
+    Ok(p.cast())
+}

@@ -161,32 +161,19 @@ pub(crate) fn detach(s: &Slot) {
 
 fn install_altstack(s: &Slot) -> Result<(), Error> {
     let page = sys::page_size();
-    // SAFETY: an anonymous private mapping; arguments are valid.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            ALTSTACK_SIZE + page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(Error::new(
+    let p = sys::map_stack(ALTSTACK_SIZE).map_err(|e| {
+        Error::new(
             ErrorKind::ResourceLimit,
             format!(
                 "mmap of a {} KiB alternate signal stack: {}; each watched thread needs one: raise the address-space \
                  limit (RLIMIT_AS: `ulimit -v`, `LimitAS=` in a systemd unit) or vm.max_map_count (sysctl; each \
                  stack takes two mappings)",
                 ALTSTACK_SIZE / 1024,
-                std::io::Error::last_os_error()
+                e
             ),
-        ));
-    }
-    // A guard page below the stack turns an overflow into a clean fault.
-    // SAFETY: the first page of our own fresh mapping.
-    unsafe { libc::mprotect(p, page, libc::PROT_NONE) };
+        )
+    })?;
+    let p: *mut libc::c_void = p.cast();
     let ss = libc::stack_t {
         // SAFETY: in bounds of the mapping.
         ss_sp: unsafe { p.cast::<u8>().add(page) }.cast(),

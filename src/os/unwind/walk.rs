@@ -115,25 +115,8 @@ pub(super) fn make_pool() {
 
 /// Maps one unwind stack with a guard page below it; returns its top.
 fn map_stack() -> Option<usize> {
-    let page = crate::os::sys::page_size();
-    // SAFETY: an anonymous private mapping; arguments are valid.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            UNWIND_STACK + page,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
-    // SAFETY: the first page of our own fresh mapping: an overflow faults
-    // cleanly instead of writing over a neighbour.
-    unsafe { libc::mprotect(p, page, libc::PROT_NONE) };
-    Some((p as usize + page + UNWIND_STACK) & !15)
+    let p = crate::os::sys::map_stack(UNWIND_STACK).ok()?;
+    Some((p as usize + crate::os::sys::page_size() + UNWIND_STACK) & !15)
 }
 
 /// Releases [`INSIDE`] on every way out.
