@@ -43,14 +43,26 @@ fn c_threads_blocked_in_pthread_mutex_lock_show_their_callers() {
     assert!(o.stdout().contains("LOCKING"), "{}", o.describe());
     assert!(o.elapsed() < common::CATCH_BOUND + Duration::from_secs(10), "took {:?}\n{}", o.elapsed(), o.describe());
     let dump = Dump::parse(&o.stderr);
-    assert!(dump.raw[0].starts_with("failstop: blocked: thread \"c-locker\""), "{}", o.describe());
+    // The main thread holds the mutex and sleeps in pthread_join: it holds
+    // the registered thread up, so it is the culprit, and its verdict names
+    // the thread that waits for it.
+    let main = o.pid;
     let threads = dump.threads();
     let (_, locker, _, _) = threads
         .iter()
-        .find(|t| t.0 && t.2 == "c-locker")
-        .unwrap_or_else(|| panic!("no culprit c-locker\n{}", o.describe()));
+        .find(|t| !t.0 && t.2 == "c-locker")
+        .unwrap_or_else(|| panic!("no thread c-locker\n{}", o.describe()));
+    assert!(dump.raw[0].starts_with("failstop: blocked: thread "), "{}", o.describe());
+    assert!(dump.raw[0].contains(&format!("(tid {main})")), "the holder is the culprit\n{}", o.describe());
+    let waiters = dump.raw[0].split("; waited for by ").nth(1).unwrap_or_default();
+    assert!(
+        waiters.contains(&format!("\"c-locker\" (tid {locker})")),
+        "the verdict names the waiter\n{}",
+        o.describe()
+    );
+    assert!(threads.iter().any(|t| t.0 && t.1 == main), "{}", o.describe());
     let (culprit, frames) = dump.symbolized_frames(*locker).unwrap_or_else(|| panic!("no frames\n{}", o.describe()));
-    assert!(culprit);
+    assert!(!culprit);
     // The lock wait in glibc, then the C function that called it, then its
     // caller: the frame the frame-pointer walk loses is there.
     let lock = find(&frames, "pthread_mutex_lock", 0)

@@ -24,16 +24,17 @@
 //! non-fatal modes only running threads (state R) are asked for frames.
 
 use super::locks::{MAX_CYCLE, Waits};
+use crate::os::cgroup::CpuCgroups;
 use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
-use crate::os::procfs::{self, STACK_LEN};
+use crate::os::procfs::{self, SCRATCH_LEN, STACK_LEN};
 use crate::os::ptrace;
 use crate::os::signals;
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
 use crate::state::frames::{
-    self, CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, CAP_WRITING,
-    Frames, MAX_FRAMES,
+    self, CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, CAP_WRITING, Frames,
+    MAX_FRAMES,
 };
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, VERDICT_AT};
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
@@ -303,7 +304,6 @@ impl Sink {
             push_short(b, why);
         }
     }
-
 }
 
 /// Ends a dump: writes out what is buffered, fsyncs and closes the file,
@@ -345,6 +345,10 @@ pub(crate) struct Scratch {
     pub tids: Box<[libc::pid_t; MAX_DUMP_THREADS]>,
     /// Room for the largest `/proc` file read (a kernel stack).
     pub io: Box<[u8; STACK_LEN]>,
+    /// Room for listing `/proc` (the children a thread waits for).
+    pub dir: Box<[u8; SCRATCH_LEN]>,
+    /// This process's cgroups with the CPU controller (throttling).
+    pub cgroups: CpuCgroups,
 }
 
 impl Scratch {
@@ -355,6 +359,8 @@ impl Scratch {
             waits: Waits::new(),
             tids: Box::new([0; MAX_DUMP_THREADS]),
             io: Box::new([0; STACK_LEN]),
+            dir: Box::new([0; SCRATCH_LEN]),
+            cgroups: CpuCgroups::discover(),
         }
     }
 }
@@ -433,6 +439,33 @@ pub(crate) fn write_raw(
     let culprit_slot = slots::slot(CULPRIT_SLOT.load(Relaxed));
     let figure = CULPRIT_FIGURE.load(Relaxed);
 
+    // The threads and the wait-for graph first (the verdict line names
+    // who waits for a blocked culprit).
+    // Every thread of the process, the culprit first (index 0 is kept for
+    // it, so that it is listed even when there are too many threads).
+    let mut ntids = 1;
+    let mut culprit_seen = false;
+    let tids = &mut scratch.tids;
+    let mut more = 0usize;
+    let _ = procfs::for_each_task(&mut scratch.io[..], |tid| {
+        if tid == culprit {
+            culprit_seen = true;
+        } else if ntids < MAX_DUMP_THREADS {
+            tids[ntids] = tid;
+            ntids += 1;
+        } else {
+            more += 1;
+        }
+    });
+    tids[0] = culprit;
+    let first = if culprit_seen { 0 } else { 1 };
+    // The wait-for graph, read before the capture request interrupts the
+    // sleeps.
+    // A stuck culprit sleeps in failstop's handler (it waits for this dump):
+    // that wait is failstop's, not the application's.
+    let in_handler = if kind == VerdictKind::Stuck { culprit } else { 0 };
+    scratch.waits.collect(&scratch.tids[first..ntids], |t| own.has(t) || t == in_handler, &mut scratch.io[..]);
+
     // 1. The verdict line.
     let mut name = FixedBuf::<96>::new();
     if kind == VerdictKind::Stalled {
@@ -495,7 +528,11 @@ pub(crate) fn write_raw(
             b.push_ms(LIVE.period_ns.load(Relaxed));
         }
     }
-    b.push_str(" ms); action: ");
+    b.push_str(" ms)");
+    if kind == VerdictKind::Blocked {
+        push_waited_for_by(b, scratch, culprit);
+    }
+    b.push_str("; action: ");
     push_action(b);
     b.push_str("; ");
     push_process(b, &mut scratch.io[..]);
@@ -512,24 +549,7 @@ pub(crate) fn write_raw(
         out.eol();
     }
 
-    // 3. Every thread of the process, the culprit first (index 0 is kept
-    // for it, so that it is listed even when there are too many threads).
-    let mut ntids = 1;
-    let mut culprit_seen = false;
-    let tids = &mut scratch.tids;
-    let mut more = 0usize;
-    let _ = procfs::for_each_task(&mut scratch.io[..], |tid| {
-        if tid == culprit {
-            culprit_seen = true;
-        } else if ntids < MAX_DUMP_THREADS {
-            tids[ntids] = tid;
-            ntids += 1;
-        } else {
-            more += 1;
-        }
-    });
-    tids[0] = culprit;
-    let first = if culprit_seen { 0 } else { 1 };
+    // 3. The process: its threads, and what held it back (CPU quota).
     let b = out.line();
     b.push_str("failstop: pid ");
     b.push_i64(sys::getpid() as i64);
@@ -541,12 +561,9 @@ pub(crate) fn write_raw(
     b.push_str(env!("CARGO_PKG_VERSION"));
     out.eol();
 
-    // 4. The wait-for graph, read before the capture request interrupts the
-    // sleeps; a deadlock cycle is said here, near the top.
-    // A stuck culprit sleeps in failstop's handler (it waits for this dump):
-    // that wait is failstop's, not the application's.
-    let in_handler = if kind == VerdictKind::Stuck { culprit } else { 0 };
-    scratch.waits.collect(&scratch.tids[first..ntids], |t| own.has(t) || t == in_handler, &mut scratch.io[..]);
+    write_cgroups(out, scratch);
+
+    // 4. A deadlock cycle is said here, near the top.
     write_deadlock_line(out, scratch, culprit);
 
     // The culprit's state and system call first: a capture request would
@@ -625,6 +642,72 @@ fn write_deadlock_line(out: &mut Sink, scratch: &mut Scratch, culprit: libc::pid
     b.push_str(", which waits for ");
     push_named_tid(b, cycle[0], &mut scratch.io[..]);
     out.eol();
+}
+
+/// Waiters named on the verdict line; the rest are counted.
+const WAITERS_ON_VERDICT: usize = 8;
+
+/// Pushes `; waited for by "NAME" (tid N), ...`: the threads asleep on a
+/// lock `culprit` holds (as the wait-for graph has them), if any.
+fn push_waited_for_by(b: &mut FixedBuf<4096>, scratch: &mut Scratch, culprit: libc::pid_t) {
+    let mut shown = 0;
+    let mut more = 0u64;
+    for i in 0..scratch.waits.list().len() {
+        let w = scratch.waits.list()[i];
+        if w.holder.owner() != Some(culprit) {
+            continue;
+        }
+        if shown == WAITERS_ON_VERDICT {
+            more += 1;
+            continue;
+        }
+        b.push_str(if shown == 0 { "; waited for by " } else { ", " });
+        push_named_tid(b, w.tid, &mut scratch.io[..]);
+        shown += 1;
+    }
+    if more > 0 {
+        b.push_str(", and ");
+        b.push_u64(more);
+        b.push_str(" more");
+    }
+}
+
+/// One line per cgroup with the CPU controller the process is in (its own,
+/// and each ancestor with a quota): the quota and how often and how long it
+/// held the process back, so that "throttled, not hung" is seen at once.
+fn write_cgroups(out: &mut Sink, scratch: &mut Scratch) {
+    let Scratch { cgroups, io, .. } = scratch;
+    let mut first = true;
+    cgroups.for_each(&mut io[..], |version, name, t| {
+        let own = std::mem::take(&mut first);
+        if !own && t.quota.is_none() && t.nr_throttled == 0 {
+            return;
+        }
+        let b = out.line();
+        b.push_str("failstop: cgroup v");
+        b.push_u64(version.into());
+        b.push_str(" \"");
+        b.push_escaped(name);
+        b.push_str("\": ");
+        match t.quota {
+            Some((quota, period)) => {
+                b.push_str("cpu quota ");
+                b.push_u64(quota);
+                b.push_str(" us per ");
+                b.push_u64(period);
+                b.push_str(" us");
+            }
+            None => b.push_str("no cpu quota"),
+        }
+        b.push_str("; nr_throttled ");
+        b.push_u64(t.nr_throttled);
+        b.push_str(" of ");
+        b.push_u64(t.nr_periods);
+        b.push_str(" periods; throttled ");
+        b.push_ms(t.throttled_ns);
+        b.push_str(" ms (summed over CPUs)");
+        out.eol();
+    });
 }
 
 /// Waiters named on one lock's line; the rest are counted.
@@ -776,9 +859,9 @@ fn write_thread_state(
     let slot = slot_idx.and_then(slots::slot);
     let stat = procfs::read_stat(tid, &mut scratch.io[..]).ok();
     let status = procfs::read_status(tid, &mut scratch.io[..]).ok();
-    let cpu_ns = procfs::read_schedstat(tid, &mut scratch.io[..])
+    let sched = procfs::read_schedstat(tid, &mut scratch.io[..]).ok();
+    let cpu_ns = sched
         .map(|s| s.run_ns)
-        .ok()
         .or_else(|| stat.as_ref().map(|s| procfs::ticks_to_ns(s.utime_ticks + s.stime_ticks, procfs::clk_tck())));
 
     if stat.is_none() && status.is_none() && !is_culprit {
@@ -829,6 +912,12 @@ fn write_thread_state(
     if let Some(ns) = cpu_ns {
         b.push_str(" cpu ");
         b.push_ms(ns);
+        b.push_str(" ms");
+    }
+    if let Some(s) = sched {
+        // Time runnable but not running: starved or throttled, not hung.
+        b.push_str(" runq ");
+        b.push_ms(s.run_delay_ns);
         b.push_str(" ms");
     }
     if let Some(st) = &status {
@@ -968,7 +1057,8 @@ const NOT_OURS: &str = "not asked: the application replaced failstop's handler o
 const REFUSED: &str = "the capture signal could not be queued: the queue of pending signals is used up \
                        (RLIMIT_SIGPENDING, `ulimit -i`)";
 /// Why a thread has no frames of its own capture: no answer in time.
-const NOT_RESPONDING: &str = "not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)";
+const NOT_RESPONDING: &str =
+    "not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)";
 /// Threads whose frames a dump reads with the ptrace helper, at most.
 const PTRACE_MAX: usize = 32;
 /// The longest one ptrace capture may take.
@@ -994,7 +1084,10 @@ fn ptrace_may_help(why: &str, state: u8) -> bool {
 /// half of the dump deadline (the rest of the dump needs it).
 /// Returns their count and the capture entry they were also stored in (for
 /// the symbolized part), if any.
-fn by_ptrace(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<(usize, Option<&'static Frames>), &'static str> {
+fn by_ptrace(
+    tid: libc::pid_t,
+    frames: &mut [usize; MAX_FRAMES],
+) -> Result<(usize, Option<&'static Frames>), &'static str> {
     if PTRACE_COUNT.fetch_add(1, Relaxed) >= PTRACE_MAX {
         return Err("the dump's limit of ptrace captures was reached");
     }
@@ -1127,13 +1220,16 @@ impl DumpPath {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
-            std::env::current_dir().map_err(|e| fail(format!("relative, and the current directory is unknown ({e})")))?.join(path)
+            std::env::current_dir()
+                .map_err(|e| fail(format!("relative, and the current directory is unknown ({e})")))?
+                .join(path)
         };
         let (Some(dir), Some(name)) = (abs.parent(), abs.file_name()) else {
             return Err(fail("names no file".into()));
         };
         let name = std::ffi::CString::new(name.as_bytes()).map_err(|_| fail("contains a NUL byte".into()))?;
-        let dir_c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| fail("contains a NUL byte".into()))?;
+        let dir_c =
+            std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| fail("contains a NUL byte".into()))?;
         match std::fs::metadata(dir) {
             Err(e) => return Err(fail(format!("its directory {dir:?} cannot be used ({e})"))),
             Ok(m) if !m.is_dir() => return Err(fail(format!("{dir:?} is not a directory"))),

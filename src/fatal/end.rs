@@ -58,7 +58,9 @@ use crate::os::signals;
 use crate::os::sys::{self, syscall};
 use crate::state::bells;
 use crate::state::gate;
-use crate::state::latch::{CULPRIT_FIGURE, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, LATCH, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::latch::{
+    CULPRIT_FIGURE, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, LATCH, SPARED_FOR_DEBUGGER, VERDICT_AT,
+};
 use crate::state::settings::LIVE;
 use crate::state::slots::Slot;
 use crate::verdict::VerdictKind;
@@ -179,7 +181,9 @@ fn fuse_thread(generation: u32) {
 fn blow() -> ! {
     let status = end_status();
     let mut b = FixedBuf::<256>::new();
-    b.push_str("failstop: the fuse blew: the process was still alive at its last deadline; as PID 1 it ends with _exit(");
+    b.push_str(
+        "failstop: the fuse blew: the process was still alive at its last deadline; as PID 1 it ends with _exit(",
+    );
     b.push_i64(status.into());
     b.push_str(")");
     say(&mut b);
@@ -221,11 +225,8 @@ fn set_fuse(after: Duration) {
             unsafe { libc::timer_settime(FUSE_TIMER.load(Relaxed) as libc::timer_t, 0, &spec, std::ptr::null_mut()) };
         }
         THREAD_FUSE => {
-            let at = if after.is_zero() {
-                0
-            } else {
-                sys::monotonic_ns().saturating_add(after.as_nanos() as u64).max(1)
-            };
+            let at =
+                if after.is_zero() { 0 } else { sys::monotonic_ns().saturating_add(after.as_nanos() as u64).max(1) };
             FUSE_AT.store(at, Release);
             FUSE_SEQ.fetch_add(1, Release);
             sys::futex_wake_all(&FUSE_SEQ);

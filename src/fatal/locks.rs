@@ -199,7 +199,7 @@ impl Waits {
 }
 
 /// Reads a `u32` of our own memory, or `None` where it cannot be read.
-fn read_u32(addr: u64) -> Option<u32> {
+pub(crate) fn read_u32(addr: u64) -> Option<u32> {
     let mut b = [0u8; 4];
     read_mem(addr as usize, &mut b).then(|| u32::from_ne_bytes(b))
 }
@@ -318,11 +318,13 @@ mod tests {
         let writer = classify(11, [0x400c, 9 | 128 | 256, 3, 0, 0, u32::MAX as u64], ours, mem).unwrap();
         assert_eq!((writer.addr, writer.holder), (0x4000, Holder::GlibcRwlock(12)));
         // __shared = 1 (process-shared) is not taken for a tid.
-        let shared = |a| Some(match a {
-            0x4018 => 12,
-            0x401c => 1,
-            _ => 0,
-        });
+        let shared = |a| {
+            Some(match a {
+                0x4018 => 12,
+                0x401c => 1,
+                _ => 0,
+            })
+        };
         let writer = classify(11, [0x400c, 9, 3, 0, 0, 0], |t| t == 1 || ours(t), shared).unwrap();
         assert_eq!(writer.holder, Holder::GlibcRwlock(12));
         // Another value: no rwlock reading.

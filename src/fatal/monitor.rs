@@ -40,26 +40,31 @@
 //! the allocator's lock. It blocks every asynchronous signal, so writing to
 //! a closed stderr returns EPIPE instead of killing the process.
 
+use super::chain::{self, Life};
 use super::dump::{self, DumpPath, OwnThreads, Scratch, Sink};
 use super::end;
 use super::reporter;
 use super::systemd::Notifier;
 use crate::error::Error;
-use crate::os::procfs;
+use crate::os::cgroup::CpuCgroups;
 use crate::os::fmt::FixedBuf;
+use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
-use crate::state::sigval;
-use crate::watch::cpu_timer;
-use std::fmt::Write as _;
 use crate::state::bells::MONITOR as BELL;
 use crate::state::frames::CAP_READY;
 use crate::state::latch::{self, CULPRIT_FRAMES, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
-use crate::state::progress::{MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress};
+use crate::state::progress::{
+    self, CHAIN_CHILDREN, CHAIN_NONE, CHAIN_THREAD, CHAIN_UNSEEN, FORGIVEN_NS, MONITOR_LOOP_AT,
+    MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress,
+};
 use crate::state::settings::LIVE;
-use crate::state::slots::{ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, SLOTS, Slot};
+use crate::state::sigval;
+use crate::state::slots::{self, ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, NO_SLOT, SLOTS, Slot};
 use crate::verdict::VerdictKind;
+use crate::watch::cpu_timer;
 use crate::watch::registry;
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering::*;
 use std::time::Duration;
 
@@ -96,6 +101,7 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
     let mut last_reap = sys::monotonic_ns();
     let mut last_loop = sys::monotonic_ns();
     MONITOR_TID.store(sys::gettid(), Relaxed);
+    let mut own_runq = run_delay_ns(&mut scratch.io[..]);
     loop {
         let seen = BELL.seen();
         if BELL.stopping() {
@@ -106,18 +112,26 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
         MONITOR_LOOP_AT.store(now, Release);
         // Freeze guard: a sleep that overran (SIGSTOP of the whole process,
         // a paused VM, a starved monitor) moves every window forward.
-        let overrun = now.saturating_sub(last_loop).saturating_sub(PERIOD.as_nanos() as u64);
-        if overrun > FREEZE_SLACK {
+        let slept = now.saturating_sub(last_loop);
+        let overrun = slept.saturating_sub(PERIOD.as_nanos() as u64);
+        let frozen = if overrun > FREEZE_SLACK {
             forgive(overrun, now);
-        }
+            overrun
+        } else {
+            0
+        };
         last_loop = now;
+        // Throttle guard: time the cgroup held the process back is nobody's
+        // fault either (less what the freeze guard forgave already).
+        let held_back = held_back_ns(&mut scratch.cgroups, &mut own_runq, slept, &mut scratch.io[..]);
+        FORGIVEN_NS.fetch_add(held_back.saturating_sub(frozen), Relaxed);
         if !dumped && latch::latched().is_some() {
             dumped = true;
             write_dump(scratch, path, notifier.as_deref_mut());
             last_loop = sys::monotonic_ns();
         }
         check_disposition();
-        judge(now, &mut scratch.io[..]);
+        judge(now, &mut scratch.io[..], &mut scratch.dir[..]);
         if now.saturating_sub(last_reap) >= VANISHED_EVERY.as_nanos() as u64 {
             judge_vanished(&mut scratch.io[..], dumped);
             registry::reap_detached_dead();
@@ -129,57 +143,100 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
     }
 }
 
+/// The monitor thread's own run-queue wait so far (ns; 0 if unreadable).
+fn run_delay_ns(io: &mut [u8]) -> u64 {
+    procfs::read_schedstat(sys::gettid(), io).map_or(0, |s| s.run_delay_ns)
+}
+
+/// How long, of the `slept` ns since the last loop, the process could not
+/// run: the wall time its cgroup (or an ancestor) was throttled, or the time
+/// the monitor itself waited in a run queue, whichever is longer, at most
+/// `slept`.
+///
+/// The kernel sums throttled time over the CPUs a group was throttled on;
+/// it is turned into wall time by dividing by the whole number of CPUs
+/// nearest to the average (at least 1): one thread held back by a quota
+/// counts its own time, four threads held back on two CPUs count each
+/// instant once. Allocation-free: two small `/proc` and cgroup reads.
+fn held_back_ns(cgroups: &mut CpuCgroups, own_runq: &mut u64, slept: u64, io: &mut [u8]) -> u64 {
+    let throttled = cgroups.sample(io);
+    let cpus = (throttled.saturating_add(slept / 2) / slept.max(1)).max(1);
+    let runq = run_delay_ns(io);
+    let waited = runq.saturating_sub(*own_runq);
+    *own_runq = runq;
+    (throttled / cpus).max(waited).min(slept)
+}
+
 /// Moves every window forward by `overrun`: time the whole process did not
 /// run is nobody's fault.
 fn forgive(overrun: u64, now: u64) {
+    // The quiet windows are on the clock that stands while throttled.
+    let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
     for w in PROGRESS.iter() {
-        for t in [&w.progress_at, &w.quiet_since, &w.io_since] {
+        let v = w.progress_at.load(Relaxed);
+        w.progress_at.store(v.saturating_add(overrun).min(now), Relaxed);
+        for t in [&w.quiet_since, &w.io_since, &w.chain_at] {
             let v = t.load(Relaxed);
-            t.store(v.saturating_add(overrun).min(now), Relaxed);
+            t.store(v.saturating_add(overrun).min(eff), Relaxed);
         }
     }
 }
 
-/// The monitor's rules, applied to every watched thread outside idle and
-/// harmless scopes that made no progress since the last look: the deaf rule
-/// ([`judge_deaf`]) and the blocked rule.
+/// The monitor's rules, applied to every watched thread that made no
+/// progress since the last look: the deaf rule ([`judge_deaf`]) and the
+/// blocked rule outside idle and harmless scopes, the deadlock part of the
+/// blocked rule inside them ([`judge_scoped`]).
 ///
 /// The blocked rule is the kernel's hung-task test done in user space: a
 /// watched thread outside idle and harmless scopes, judged from its first
-/// progress mark on, is `blocked` when for `stall_budget` it made no
-/// progress, used no CPU time, had no context switch, and was never seen
-/// runnable (a starved thread is not a blocked one) or stopped. Evidence
-/// comes from the thread's CPU clock and /proc, sampled only for threads
-/// that stopped making progress, and the verdict is only taken right after
-/// a sample. Allocation-free.
-fn judge(now: u64, io: &mut [u8]) {
+/// progress mark on, is quiet when for `stall_budget` it made no progress,
+/// used no CPU time, had no context switch, and was never seen runnable (a
+/// starved thread is not a blocked one) or stopped. Time the process could
+/// not run (its cgroup throttled, see `monitor_loop`) is not counted. A
+/// quiet thread is then judged by its wait chain ([`decide`]): a waiter
+/// whose lock owner or child process runs is spared, a deadlock is
+/// convicted, and a chain that ends at a thread that does not run convicts
+/// that thread. Evidence comes from the thread's CPU clock and /proc,
+/// sampled only for threads that stopped making progress, and the verdict
+/// is only taken right after a sample. Allocation-free.
+fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
     let stall = LIVE.stall_budget_ns.load(Relaxed);
     let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
+    // The quiet windows' clock: it stands while the process is throttled.
+    let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
     for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
         if s.state.load(Acquire) != ACTIVE || s.departed.load(Acquire) != 0 {
             continue; // not watched, or the vanished rule's
         }
         let generation = s.generation.load(Relaxed);
         let progress = s.touches().wrapping_add(s.tick_seq.load(Relaxed));
+        let scoped = s.scoped();
         if w.generation.load(Relaxed) != generation
             || w.progress.load(Relaxed) != progress
             || progress == 0
-            || s.scoped()
+            || w.scoped.load(Relaxed) != scoped
         {
             w.generation.store(generation, Relaxed);
             w.progress.store(progress, Relaxed);
             w.progress_at.store(now, Relaxed);
-            w.quiet_since.store(now, Relaxed);
+            w.quiet_since.store(eff, Relaxed);
+            w.cpu.store(u64::MAX, Relaxed);
             w.ctxsw.store(u64::MAX, Relaxed);
             w.sampled_at.store(0, Relaxed);
             w.convicted.store(false, Relaxed);
             w.deaf_cpu.store(NO_WINDOW, Relaxed);
-            w.io_since.store(now, Relaxed);
+            w.io_since.store(eff, Relaxed);
             w.io_known.store(false, Relaxed);
+            w.scoped.store(scoped, Relaxed);
+            w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
             continue;
         }
         let tid = s.tid.load(Relaxed);
         let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
+        if scoped {
+            judge_scoped(s, w, idx, tid, cpu, now, eff, io);
+            continue;
+        }
         judge_deaf(s, w, idx, tid, cpu);
         if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
             continue;
@@ -201,18 +258,180 @@ fn judge(now: u64, io: &mut [u8]) {
             let bytes = tio.rchar.wrapping_add(tio.wchar);
             if !w.io_known.swap(true, Relaxed) || bytes != w.io_bytes.load(Relaxed) {
                 w.io_bytes.store(bytes, Relaxed);
-                w.io_since.store(now, Relaxed);
+                w.io_since.store(eff, Relaxed);
             }
         }
         if moved || !matches!(state, b'S' | b'D') {
-            w.quiet_since.store(now, Relaxed);
-            judge_polling(s, w, idx, tid, now, state);
+            w.quiet_since.store(eff, Relaxed);
+            w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
+            judge_polling(s, w, idx, tid, now, eff, state);
             continue;
         }
-        let quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
-        if quiet >= stall && !w.convicted.swap(true, Relaxed) {
-            on_verdict(VerdictKind::Blocked, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
+        // Quiet since the last sample. The first such sample of a window
+        // notes what the thread waits for and that end's evidence of life,
+        // for the comparison at the end of the window.
+        if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN {
+            note_chain(w, tid, eff, io, dir);
         }
+        let quiet = eff.saturating_sub(w.quiet_since.load(Relaxed));
+        if quiet >= stall && !w.convicted.load(Relaxed) {
+            decide(s, w, idx, tid, now, eff, io, dir);
+        }
+    }
+}
+
+/// The end of `tid`'s wait chain and its evidence of life now: (kind, end,
+/// life). Allocation-free.
+fn chain_end(tid: libc::pid_t, io: &mut [u8], dir: &mut [u8]) -> (chain::Walk, Option<Life>) {
+    let walk = chain::walk(tid, io);
+    let life = match walk {
+        chain::Walk::Thread { end } if !is_own_thread(end) => chain::thread_life(end, io),
+        chain::Walk::Children { target, .. } => chain::children_life(target, dir, io),
+        _ => None,
+    };
+    (walk, life)
+}
+
+/// Notes, at the first quiet sample of `w`'s window (`eff`: the windows'
+/// clock), where the thread's wait chain ends and that end's evidence of
+/// life (see [`decide`]).
+fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut [u8]) {
+    let (walk, life) = chain_end(tid, io, dir);
+    let (kind, end) = match (walk, life) {
+        (chain::Walk::Thread { end }, Some(_)) => (CHAIN_THREAD, end),
+        (chain::Walk::Children { target, .. }, Some(_)) => (CHAIN_CHILDREN, target),
+        _ => (CHAIN_NONE, 0),
+    };
+    let life = life.unwrap_or_default();
+    w.chain_end.store(end, Relaxed);
+    w.chain_cpu.store(life.cpu, Relaxed);
+    w.chain_moves.store(life.moves, Relaxed);
+    w.chain_at.store(eff, Relaxed);
+    w.chain_kind.store(kind, Relaxed);
+}
+
+/// A watched thread (`s`, `w`, slot `idx`, `tid`) has been quiet for
+/// `stall_budget`: the blocked rule follows its wait chain before it
+/// convicts.
+///
+/// - A deadlock (a cycle of lock waits) is convicted: the thread when it
+///   is in the cycle, else the cycle's first member it reached.
+/// - A chain that ends at another thread, or at child processes: the end
+///   is compared with the reading noted at the window's first quiet sample
+///   ([`note_chain`]). An end that ran since (its CPU time or its count of
+///   runs moved, or it is runnable now) spares the waiter: its window
+///   starts again, as slow is not hung. An end that did not run for as
+///   long as the rule can tell (`stall_budget` less one sample) is
+///   convicted: a thread as the culprit, with the waiter named in its
+///   verdict; for children, the waiter. In between, the verdict waits.
+/// - Nothing followable, or a chain that changed (the lock went to another
+///   owner: someone ran), is judged as before: the thread is convicted,
+///   respectively spared.
+///
+/// Allocation-free; at most [`chain::MAX_DEPTH`] hops of `/proc` reads,
+/// and a listing of `/proc` for children.
+#[allow(clippy::too_many_arguments)]
+fn decide(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, eff: u64, io: &mut [u8], dir: &mut [u8]) {
+    let figure = now.saturating_sub(w.progress_at.load(Relaxed));
+    let (walk, life) = chain_end(tid, io, dir);
+    let (kind, end) = match walk {
+        chain::Walk::Nothing => {
+            w.convicted.store(true, Relaxed);
+            return on_verdict(VerdictKind::Blocked, s, idx, tid, figure);
+        }
+        chain::Walk::Cycle { member, through_first } => {
+            w.convicted.store(true, Relaxed);
+            let culprit = if through_first { tid } else { member };
+            return convict_other(s, idx, tid, culprit, figure);
+        }
+        chain::Walk::Thread { end } => (CHAIN_THREAD, end),
+        chain::Walk::Children { target, .. } => (CHAIN_CHILDREN, target),
+    };
+    let Some(life) = life else {
+        // The end cannot be read (an owner that exited holding its lock,
+        // children gone, or failstop's own thread): the waiter is blocked.
+        w.convicted.store(true, Relaxed);
+        return on_verdict(VerdictKind::Blocked, s, idx, tid, figure);
+    };
+    let noted = Life { cpu: w.chain_cpu.load(Relaxed), moves: w.chain_moves.load(Relaxed), runnable: false };
+    let same_end = w.chain_kind.load(Relaxed) == kind && w.chain_end.load(Relaxed) == end;
+    if !same_end || life.ran_since(&noted) {
+        // Slow is not hung: the waiter's window starts again.
+        w.quiet_since.store(eff, Relaxed);
+        w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
+        return;
+    }
+    let stall = LIVE.stall_budget_ns.load(Relaxed);
+    let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
+    if eff.saturating_sub(w.chain_at.load(Relaxed)).saturating_add(sample_every) < stall {
+        return; // not seen still for long enough yet
+    }
+    w.convicted.store(true, Relaxed);
+    match walk {
+        chain::Walk::Thread { end } => convict_other(s, idx, tid, end, figure),
+        _ => on_verdict(VerdictKind::Blocked, s, idx, tid, figure),
+    }
+}
+
+/// Convicts `culprit` as blocked, found from the waiter `tid` (slot `s`,
+/// `idx`) whose window measured `figure`: the culprit's own slot and figure
+/// where it is watched, else the waiter's figure. Allocation-free.
+fn convict_other(s: &Slot, idx: usize, tid: libc::pid_t, culprit: libc::pid_t, figure: u64) {
+    if culprit == tid {
+        return on_verdict(VerdictKind::Blocked, s, idx, tid, figure);
+    }
+    let (cidx, cfigure) = match slots::find_tid(culprit) {
+        Some(ci) => {
+            let f = progress::wall_since_progress(ci).unwrap_or(figure);
+            if let Some(cw) = PROGRESS.get(ci) {
+                cw.convicted.store(true, Relaxed);
+            }
+            (ci, f)
+        }
+        None => (NO_SLOT, figure),
+    };
+    if end::latch(VerdictKind::Blocked, cidx, culprit, cfigure) {
+        BELL.ring();
+    } else if !LIVE.fatal() {
+        end::note_late_verdict(slots::slot(cidx).unwrap_or(s), VerdictKind::Blocked, cfigure);
+    }
+}
+
+/// Whether `tid` is one of failstop's own threads (never the end of an
+/// application's wait chain).
+fn is_own_thread(tid: libc::pid_t) -> bool {
+    tid == MONITOR_TID.load(Relaxed) || tid == reporter::tid() || tid == end::fuse_tid()
+}
+
+/// The deadlock part of the blocked rule for a thread inside an idle or
+/// harmless scope (waiting for others is what those scopes are for, so
+/// only a deadlock convicts it): quiet while its CPU clock stands still
+/// (sampled every `stall_budget`/8); after `stall_budget` its wait chain is
+/// followed once, and a cycle through it is convicted. Anything else
+/// starts the window again. Allocation-free: a clock read per sample, the
+/// chain's `/proc` reads once per `stall_budget` of stillness.
+#[allow(clippy::too_many_arguments)]
+fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, now: u64, eff: u64, io: &mut [u8]) {
+    let stall = LIVE.stall_budget_ns.load(Relaxed);
+    let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
+    if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
+        return;
+    }
+    w.sampled_at.store(now, Relaxed);
+    if cpu != w.cpu.swap(cpu, Relaxed) {
+        w.quiet_since.store(eff, Relaxed);
+        return;
+    }
+    if eff.saturating_sub(w.quiet_since.load(Relaxed)) < stall || w.convicted.load(Relaxed) {
+        return;
+    }
+    match chain::walk(tid, io) {
+        chain::Walk::Cycle { member, through_first } => {
+            w.convicted.store(true, Relaxed);
+            let culprit = if through_first { tid } else { member };
+            convict_other(s, idx, tid, culprit, now.saturating_sub(w.progress_at.load(Relaxed)));
+        }
+        _ => w.quiet_since.store(eff, Relaxed),
     }
 }
 
@@ -278,11 +497,11 @@ fn say_disposition(signo: libc::c_int, what: &str) {
 /// `poll_budget`. A thread that uses real CPU is the `stuck` rule's; one
 /// that moves data (a trickle) or that sleeps between touches shorter than
 /// the budget is living. Allocation-free.
-fn judge_polling(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, state: u8) {
+fn judge_polling(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, eff: u64, state: u8) {
     if state != b'S' || !w.io_known.load(Relaxed) {
         return;
     }
-    let still = now.saturating_sub(w.io_since.load(Relaxed));
+    let still = eff.saturating_sub(w.io_since.load(Relaxed));
     if still >= LIVE.poll_budget_ns.load(Relaxed) && !w.convicted.swap(true, Relaxed) {
         on_verdict(VerdictKind::Polling, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
     }

@@ -30,19 +30,19 @@
 //! subscriber blocks past the dump deadline). A verdict reached after the
 //! dump was written (non-fatal actions) has no frames.
 
+use super::dump::{self, DumpPath};
 use super::overseer::Overseer;
 use crate::error::Error;
-use super::dump::{self, DumpPath};
 use crate::os::procfs;
 use crate::os::signals;
-use crate::os::unwind;
 use crate::os::sys;
+use crate::os::unwind;
 use crate::state::bells::REPORTER as BELL;
 use crate::state::captures::{CAPTURE_COUNT, CAPTURES};
 use crate::state::frames::{CAP_EMPTY, CAP_READY, MAX_FRAMES};
 use crate::state::gate::{SUPPRESSED, WARNINGS};
-use crate::state::limits::{WARN_BURST, WARN_WINDOW};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID};
+use crate::state::limits::{WARN_BURST, WARN_WINDOW};
 use crate::state::progress::wall_since_progress;
 use crate::state::settings::LIVE;
 use crate::state::slots::{self, CONTEXT_LEN, NAME_LEN, SLOTS, Slot};
@@ -193,8 +193,7 @@ fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
     let cpu_ns = s.warning.figure.load(Relaxed);
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
-    let wall_ms =
-        wall_since_progress(slots::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
+    let wall_ms = wall_since_progress(slots::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
     let lines = symbolized_lines(&frames[..n]);
     let context = context_of(s);
     let said = if context.is_empty() { String::new() } else { format!(" (context \"{context}\")") };
@@ -312,7 +311,6 @@ fn verdict_event(
         "{msg}"
     );
 }
-
 
 /// Resolves one address to "function at file:line" strings (several when
 /// inlined). `exact` is for the interrupted PC; return addresses are looked

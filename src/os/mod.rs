@@ -6,6 +6,7 @@
 //! | `sys` | raw system calls (the private `syscall!` helper), futexes, clocks, descriptors |
 //! | `fmt` | allocation-free text formatting ([`FixedBuf`](fmt::FixedBuf)) |
 //! | `signals` | the calling thread's signal mask and dispositions, re-raising with the default action |
+//! | `cgroup` | the CPU controller's quota and throttled time for this process's cgroups |
 //! | `procfs` | allocation-free readers of `/proc/self/task/*`, and system call names |
 //! | `stackwalk` | frame-pointer walk from a signal's `ucontext`, validated memory reads |
 //! | `modules` | the module map (path, base, build-id) read without the loader lock |
@@ -19,11 +20,12 @@
 //! (set-up done before the handler is installed) say so. Nothing here knows
 //! about watched threads or verdicts: it may use only `error`.
 
+pub(crate) mod cgroup;
 pub(crate) mod fmt;
 pub(crate) mod modules;
 pub(crate) mod procfs;
 pub(crate) mod ptrace;
 pub(crate) mod signals;
 pub(crate) mod stackwalk;
-pub(crate) mod unwind;
 pub(crate) mod sys;
+pub(crate) mod unwind;

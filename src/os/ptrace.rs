@@ -114,7 +114,12 @@ pub(crate) fn capture(
     result
 }
 
-fn run(stack: *mut u8, tid: libc::pid_t, out: &mut [usize; MAX_FRAMES], budget: Duration) -> Result<usize, &'static str> {
+fn run(
+    stack: *mut u8,
+    tid: libc::pid_t,
+    out: &mut [usize; MAX_FRAMES],
+    budget: Duration,
+) -> Result<usize, &'static str> {
     let deadline = sys::monotonic_ns().saturating_add(budget.as_nanos() as u64);
     JOB.state.store(WAITING, Relaxed);
     JOB.tid.store(tid, Relaxed);
@@ -124,9 +129,8 @@ fn run(stack: *mut u8, tid: libc::pid_t, out: &mut [usize; MAX_FRAMES], budget: 
     // SAFETY: `stack` is HELPER_STACK bytes mapped by `prepare` and used by
     // one helper at a time (`busy`); the stack grows down from its end,
     // kept 16-byte aligned. CLONE_VM shares our memory; exit signal 0.
-    let child = unsafe {
-        libc::clone(helper, stack.add(HELPER_STACK - 64).cast(), libc::CLONE_VM, std::ptr::null_mut())
-    };
+    let child =
+        unsafe { libc::clone(helper, stack.add(HELPER_STACK - 64).cast(), libc::CLONE_VM, std::ptr::null_mut()) };
     if child <= 0 {
         return Err("the ptrace helper could not be made (clone failed)");
     }
@@ -220,7 +224,9 @@ fn ptrace(req: libc::c_uint, tid: libc::pid_t, addr: usize, data: usize) -> libc
 
 fn stop_and_walk(tid: libc::pid_t) -> Result<usize, &'static str> {
     if ptrace(libc::PTRACE_SEIZE, tid, 0, 0) != 0 {
-        return Err("ptrace refused (Yama ptrace_scope 3, a seccomp filter, a non-dumpable process, or a tracer already attached)");
+        return Err(
+            "ptrace refused (Yama ptrace_scope 3, a seccomp filter, a non-dumpable process, or a tracer already attached)",
+        );
     }
     let walked = interrupt_and_walk(tid);
     ptrace(libc::PTRACE_DETACH, tid, 0, 0);
@@ -255,7 +261,9 @@ fn interrupt_and_walk(tid: libc::pid_t) -> Result<usize, &'static str> {
         }
         let ts = libc::timespec { tv_sec: 0, tv_nsec: 200_000 };
         // SAFETY: a raw nanosleep with a valid timespec.
-        unsafe { libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, std::ptr::null_mut::<libc::timespec>()) };
+        unsafe {
+            libc::syscall(libc::SYS_nanosleep, &ts as *const libc::timespec, std::ptr::null_mut::<libc::timespec>())
+        };
     }
     let (pc, fp, sp, lr) = registers(tid)?;
     let mut frames = [0usize; MAX_FRAMES];
@@ -284,7 +292,10 @@ fn registers(tid: libc::pid_t) -> Result<(usize, usize, usize, usize), &'static 
 fn registers(tid: libc::pid_t) -> Result<(usize, usize, usize, usize), &'static str> {
     // SAFETY: plain data, filled by the kernel.
     let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
-    let mut iov = libc::iovec { iov_base: (&mut regs as *mut libc::user_regs_struct).cast(), iov_len: std::mem::size_of::<libc::user_regs_struct>() };
+    let mut iov = libc::iovec {
+        iov_base: (&mut regs as *mut libc::user_regs_struct).cast(),
+        iov_len: std::mem::size_of::<libc::user_regs_struct>(),
+    };
     if ptrace(libc::PTRACE_GETREGSET, tid, libc::NT_PRSTATUS as usize, &mut iov as *mut _ as usize) != 0 {
         return Err("PTRACE_GETREGSET failed");
     }

@@ -51,11 +51,7 @@ pub(crate) fn set_handler(sig: libc::c_int, handler: usize, flags: libc::c_int) 
         sa.sa_sigaction = handler;
         sa.sa_flags = flags;
         libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(sig, &sa, std::ptr::null_mut()) == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
     }
 }
 

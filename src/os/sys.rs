@@ -418,7 +418,9 @@ fn refill_reserve() {
         if fd < 0 {
             return;
         }
-        if r.compare_exchange(-1, fd, std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Relaxed).is_err() {
+        if r.compare_exchange(-1, fd, std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Relaxed)
+            .is_err()
+        {
             // SAFETY: our fresh descriptor, not stored anywhere.
             unsafe { libc::close(fd) };
         }

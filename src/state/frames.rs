@@ -96,7 +96,11 @@ impl Frames {
 ///
 /// # Safety
 /// As [`Frames::capture`].
-pub(crate) unsafe fn capture_frames(ctx: *mut libc::c_void, bounds: StackBounds, out: &mut [usize; MAX_FRAMES]) -> usize {
+pub(crate) unsafe fn capture_frames(
+    ctx: *mut libc::c_void,
+    bounds: StackBounds,
+    out: &mut [usize; MAX_FRAMES],
+) -> usize {
     // SAFETY: per the contract.
     match unsafe { unwind_ucontext(ctx, bounds, out) } {
         Unwound::Complete(n) => n,

@@ -4,7 +4,7 @@
 
 use super::slots::{MAX_THREADS, slot};
 use crate::os::sys::monotonic_ns;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
 
 /// What the monitor keeps per slot (monitor-written; the dump reads it).
 pub(crate) struct Progress {
@@ -35,7 +35,34 @@ pub(crate) struct Progress {
     pub io_bytes: AtomicU64,
     pub io_since: AtomicU64,
     pub io_known: AtomicBool,
+    /// The window is a scoped one (the thread is in an idle or harmless
+    /// scope): only a deadlock convicts it, and its evidence is its CPU
+    /// clock alone.
+    pub scoped: AtomicBool,
+    /// The wait chain as first seen in this quiet window (see
+    /// `fatal::chain`): one of the `CHAIN_*` kinds, the end it led to (a
+    /// tid, or `wait4`'s pid argument), that end's evidence of life then,
+    /// and when it was read (monotonic ns).
+    pub chain_kind: AtomicU8,
+    pub chain_end: AtomicI32,
+    pub chain_cpu: AtomicU64,
+    pub chain_moves: AtomicU64,
+    pub chain_at: AtomicU64,
 }
+
+/// [`Progress::chain_kind`]: not looked at yet in this window.
+pub(crate) const CHAIN_UNSEEN: u8 = 0;
+/// Nothing followable, a cycle, or an end whose evidence could not be read.
+pub(crate) const CHAIN_NONE: u8 = 1;
+/// The chain ends at a thread (`chain_end` its tid).
+pub(crate) const CHAIN_THREAD: u8 = 2;
+/// The chain ends in a wait for children (`chain_end` the pid argument).
+pub(crate) const CHAIN_CHILDREN: u8 = 3;
+
+/// Time the process could not run because its cgroup was throttled, summed
+/// since the start (ns; the monitor's). Quiet windows are kept on a clock
+/// that does not run meanwhile: `monotonic - FORGIVEN_NS`.
+pub(crate) static FORGIVEN_NS: AtomicU64 = AtomicU64::new(0);
 
 /// [`Progress::deaf_cpu`] when no deaf window is open.
 pub(crate) const NO_WINDOW: u64 = u64::MAX;
@@ -54,6 +81,12 @@ pub(crate) static PROGRESS: [Progress; MAX_THREADS] = [const {
         io_bytes: AtomicU64::new(0),
         io_since: AtomicU64::new(0),
         io_known: AtomicBool::new(false),
+        scoped: AtomicBool::new(false),
+        chain_kind: AtomicU8::new(CHAIN_UNSEEN),
+        chain_end: AtomicI32::new(0),
+        chain_cpu: AtomicU64::new(0),
+        chain_moves: AtomicU64::new(0),
+        chain_at: AtomicU64::new(0),
     }
 }; MAX_THREADS];
 

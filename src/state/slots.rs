@@ -68,6 +68,10 @@ pub(crate) const DEPARTED_GONE: u32 = 2;
 /// by `SYS_exit` while the other threads run on).
 pub(crate) const DEPARTED_ZOMBIE: u32 = 3;
 
+/// A slot index that names no slot (a culprit that is not watched: the
+/// unregistered holder of a lock a watched thread waits for).
+pub(crate) const NO_SLOT: usize = usize::MAX;
+
 /// Slot states (see the module doc).
 pub(crate) const FREE: u32 = 0;
 pub(crate) const CLAIMED: u32 = 1;

@@ -15,9 +15,9 @@ use crate::error::{Error, ErrorKind};
 use crate::os::sys::{self, syscall};
 use crate::state::settings::Registration;
 use crate::state::sigval::{self, TIMER_TAG};
+use crate::state::slots::SLOTS;
 use crate::state::slots::Slot;
 use crate::verdict::Tracker;
-use crate::state::slots::SLOTS;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 

@@ -73,6 +73,24 @@ impl TaskPath {
         Ok(TaskPath { buf })
     }
 
+    /// `/proc/<pid>/<leaf>`: a file of another process (a child), with the
+    /// same checks as [`TaskPath::new`]. Async-signal-safe.
+    pub(crate) fn process(pid: pid_t, leaf: &str) -> io::Result<TaskPath> {
+        if pid <= 0 || leaf.as_bytes().contains(&0) {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        let mut buf = FixedBuf::new();
+        buf.push_str("/proc/");
+        buf.push_i64(pid.into());
+        buf.push_str("/");
+        buf.push_str(leaf);
+        buf.push_bytes(b"\0");
+        if buf.truncated() != 0 {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        Ok(TaskPath { buf })
+    }
+
     /// The path. Async-signal-safe.
     pub(crate) fn as_cstr(&self) -> &CStr {
         // `new` guaranteed exactly one NUL, at the end; the fallback is
@@ -88,8 +106,19 @@ impl TaskPath {
 /// `/proc/self/task` with raw `getdents64` into `buf` (no `opendir`, which
 /// allocates). Threads that start or exit during the walk may or may not be
 /// seen. Async-signal-safe.
-pub(crate) fn for_each_task(buf: &mut [u8], mut f: impl FnMut(pid_t)) -> io::Result<()> {
-    let dir = Fd::open(c"/proc/self/task", libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+pub(crate) fn for_each_task(buf: &mut [u8], f: impl FnMut(pid_t)) -> io::Result<()> {
+    for_each_numbered(c"/proc/self/task", buf, f)
+}
+
+/// Calls `f` with the pid of every process in `/proc` (as
+/// [`for_each_task`] does for threads). Async-signal-safe.
+pub(crate) fn for_each_process(buf: &mut [u8], f: impl FnMut(pid_t)) -> io::Result<()> {
+    for_each_numbered(c"/proc", buf, f)
+}
+
+/// The numbered entries of the directory `path`.
+fn for_each_numbered(path: &CStr, buf: &mut [u8], mut f: impl FnMut(pid_t)) -> io::Result<()> {
+    let dir = Fd::open(path, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     loop {
         // SAFETY: the pointer and length describe `buf`, which the kernel
         // fills with `linux_dirent64` records; `dir` is an open directory.
@@ -175,6 +204,10 @@ fn fields(s: &[u8]) -> impl Iterator<Item = &[u8]> {
 pub(crate) struct TaskStat {
     /// Scheduler state letter (field 3): see [`state_name`].
     pub(crate) state: u8,
+    /// The parent's pid (field 4).
+    pub(crate) ppid: pid_t,
+    /// The process group (field 5).
+    pub(crate) pgrp: pid_t,
     /// User CPU time in clock ticks (field 14): see [`ticks_to_ns`].
     pub(crate) utime_ticks: u64,
     /// System CPU time in clock ticks (field 15).
@@ -194,15 +227,30 @@ pub(crate) fn parse_stat(text: &[u8]) -> Option<TaskStat> {
         &[s] => s,
         _ => return None,
     };
-    let utime_ticks = parse_dec(f.nth(14 - 4)?)?;
+    let ppid = pid_t::try_from(parse_signed(f.next()?)?).ok()?;
+    let pgrp = pid_t::try_from(parse_signed(f.next()?)?).ok()?;
+    let utime_ticks = parse_dec(f.nth(14 - 6)?)?;
     let stime_ticks = parse_dec(f.next()?)?;
     let processor = parse_signed(f.nth(39 - 16)?)?;
-    Some(TaskStat { state, utime_ticks, stime_ticks, processor: i32::try_from(processor).ok()? })
+    Some(TaskStat { state, ppid, pgrp, utime_ticks, stime_ticks, processor: i32::try_from(processor).ok()? })
 }
 
 /// Reads and parses `/proc/self/task/<tid>/stat`. Async-signal-safe.
 pub(crate) fn read_stat(tid: pid_t, buf: &mut [u8]) -> io::Result<TaskStat> {
     read_parsed(&TaskPath::new(tid, "stat")?, buf, parse_stat)
+}
+
+/// Reads and parses `/proc/<pid>/stat` of any process: its CPU times are
+/// those of all its threads. Async-signal-safe.
+pub(crate) fn read_process_stat(pid: pid_t, buf: &mut [u8]) -> io::Result<TaskStat> {
+    read_parsed(&TaskPath::process(pid, "stat")?, buf, parse_stat)
+}
+
+/// Reads and parses `/proc/<pid>/io` of any process (all its threads;
+/// needs the rights over it that a parent has over its child).
+/// Async-signal-safe.
+pub(crate) fn read_process_io(pid: pid_t, buf: &mut [u8]) -> io::Result<TaskIo> {
+    read_parsed(&TaskPath::process(pid, "io")?, buf, parse_io)
 }
 
 // ---------------------------------------------------------------------------

@@ -75,14 +75,14 @@ fn numbers() {
 #[test]
 fn stat_captured() {
     let s = parse_stat(STAT_CAT).unwrap();
-    assert_eq!(s, TaskStat { state: b'R', utime_ticks: 7, stime_ticks: 3, processor: 1 });
+    assert_eq!(s, TaskStat { state: b'R', ppid: 4243, pgrp: 4243, utime_ticks: 7, stime_ticks: 3, processor: 1 });
 }
 
 #[test]
 fn stat_comm_with_parens_spaces_and_newline() {
     let line = b"77 (a) b) S\n(c) D 1 1 1 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 1 1 1 1 1 1 1 0 0 0 0 0 0 0 0 0 17 3 0";
     let s = parse_stat(line).unwrap();
-    assert_eq!((s.state, s.utime_ticks, s.stime_ticks, s.processor), (b'D', 5, 6, 3));
+    assert_eq!((s.state, s.ppid, s.pgrp, s.utime_ticks, s.stime_ticks, s.processor), (b'D', 1, 1, 5, 6, 3));
 }
 
 #[test]
@@ -366,7 +366,8 @@ fn small_buffers_and_missing_threads() {
 
 #[test]
 fn io_parses_and_reads() {
-    let text = b"rchar: 3210\nwchar: 77\nsyscr: 12\nsyscw: 5\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n";
+    let text =
+        b"rchar: 3210\nwchar: 77\nsyscr: 12\nsyscw: 5\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n";
     let io = parse_io(text).unwrap();
     assert_eq!((io.rchar, io.wchar, io.syscr, io.syscw), (3210, 77, 12, 5));
     assert!(parse_io(b"rchar: 1\nwchar: 2\n").is_none(), "a field missing");

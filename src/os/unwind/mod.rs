@@ -196,11 +196,7 @@ fn build(map: &ModuleMap, fingerprint: u64) -> (Published, Built) {
         unwinder.add_module(FhModule::new(name, s.avma, s.bias, info));
     }
     ranges.sort_unstable();
-    let published = Published {
-        unwinder,
-        ranges: ranges.into_boxed_slice(),
-        fingerprint,
-    };
+    let published = Published { unwinder, ranges: ranges.into_boxed_slice(), fingerprint };
     (published, built)
 }
 

@@ -336,7 +336,8 @@ fn read_word(addr: usize, bounds: StackBounds) -> Result<u64, ()> {
 unsafe fn regs(uc: *const libc::ucontext_t) -> (u64, framehop::UnwindRegsNative) {
     // SAFETY: per the contract; the REG_* indices are within gregs.
     let g = unsafe { &(*uc).uc_mcontext.gregs };
-    let (ip, sp, bp) = (g[libc::REG_RIP as usize] as u64, g[libc::REG_RSP as usize] as u64, g[libc::REG_RBP as usize] as u64);
+    let (ip, sp, bp) =
+        (g[libc::REG_RIP as usize] as u64, g[libc::REG_RSP as usize] as u64, g[libc::REG_RBP as usize] as u64);
     (ip, framehop::UnwindRegsNative::new(ip, sp, bp))
 }
 
