@@ -55,7 +55,7 @@ use crate::state::bells::MONITOR as BELL;
 use crate::state::frames::CAP_READY;
 use crate::state::latch::{self, CULPRIT_FRAMES, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{
-    self, CHAIN_CHILDREN, CHAIN_NONE, CHAIN_THREAD, CHAIN_UNSEEN, FORGIVEN_NS, MONITOR_LOOP_AT,
+    self, CHAIN_CHILDREN, CHAIN_CYCLE, CHAIN_NONE, CHAIN_THREAD, CHAIN_UNSEEN, FORGIVEN_NS, MONITOR_LOOP_AT,
     MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress,
 };
 use crate::state::settings::LIVE;
@@ -170,12 +170,14 @@ fn held_back_ns(cgroups: &mut CpuCgroups, own_runq: &mut u64, slept: u64, io: &m
 /// Moves every window forward by `overrun`: time the whole process did not
 /// run is nobody's fault.
 fn forgive(overrun: u64, now: u64) {
-    // The quiet windows are on the clock that stands while throttled.
+    // Two of the windows are on the clock that stands while throttled.
     let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
     for w in PROGRESS.iter() {
-        let v = w.progress_at.load(Relaxed);
-        w.progress_at.store(v.saturating_add(overrun).min(now), Relaxed);
-        for t in [&w.quiet_since, &w.io_since, &w.chain_at] {
+        for t in [&w.progress_at, &w.quiet_since] {
+            let v = t.load(Relaxed);
+            t.store(v.saturating_add(overrun).min(now), Relaxed);
+        }
+        for t in [&w.io_since, &w.chain_at] {
             let v = t.load(Relaxed);
             t.store(v.saturating_add(overrun).min(eff), Relaxed);
         }
@@ -219,7 +221,7 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
             w.generation.store(generation, Relaxed);
             w.progress.store(progress, Relaxed);
             w.progress_at.store(now, Relaxed);
-            w.quiet_since.store(eff, Relaxed);
+            restart_quiet(w, now);
             w.cpu.store(u64::MAX, Relaxed);
             w.ctxsw.store(u64::MAX, Relaxed);
             w.sampled_at.store(0, Relaxed);
@@ -234,7 +236,7 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
         let tid = s.tid.load(Relaxed);
         let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
         if scoped {
-            judge_scoped(s, w, idx, tid, cpu, now, eff, io);
+            judge_scoped(s, w, idx, tid, cpu, now, io);
             continue;
         }
         judge_deaf(s, w, idx, tid, cpu);
@@ -262,7 +264,7 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
             }
         }
         if moved || !matches!(state, b'S' | b'D') {
-            w.quiet_since.store(eff, Relaxed);
+            restart_quiet(w, now);
             w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
             judge_polling(s, w, idx, tid, now, eff, state);
             continue;
@@ -273,11 +275,23 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
         if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN {
             note_chain(w, tid, eff, io, dir);
         }
-        let quiet = eff.saturating_sub(w.quiet_since.load(Relaxed));
-        if quiet >= stall && !w.convicted.load(Relaxed) {
-            decide(s, w, idx, tid, now, eff, io, dir);
+        // Time the process was held back does not count, except for a
+        // deadlock: nothing in a cycle can go on, throttled or not.
+        let wall_quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
+        let held_back = FORGIVEN_NS.load(Relaxed).saturating_sub(w.quiet_forgiven.load(Relaxed));
+        let quiet = wall_quiet.saturating_sub(held_back);
+        let cycle = w.chain_kind.load(Relaxed) == CHAIN_CYCLE && wall_quiet >= stall;
+        if (quiet >= stall || cycle) && !w.convicted.load(Relaxed) {
+            decide(s, w, idx, tid, now, eff, quiet < stall, io, dir);
         }
     }
+}
+
+/// Starts `w`'s quiet window at `now`, noting how much time the process
+/// had been held back so far (see [`held_back_ns`]).
+fn restart_quiet(w: &Progress, now: u64) {
+    w.quiet_since.store(now, Relaxed);
+    w.quiet_forgiven.store(FORGIVEN_NS.load(Relaxed), Relaxed);
 }
 
 /// The end of `tid`'s wait chain and its evidence of life now: (kind, end,
@@ -300,6 +314,7 @@ fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut
     let (kind, end) = match (walk, life) {
         (chain::Walk::Thread { end }, Some(_)) => (CHAIN_THREAD, end),
         (chain::Walk::Children { target, .. }, Some(_)) => (CHAIN_CHILDREN, target),
+        (chain::Walk::Cycle { member, .. }, _) => (CHAIN_CYCLE, member),
         _ => (CHAIN_NONE, 0),
     };
     let life = life.unwrap_or_default();
@@ -311,8 +326,9 @@ fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut
 }
 
 /// A watched thread (`s`, `w`, slot `idx`, `tid`) has been quiet for
-/// `stall_budget`: the blocked rule follows its wait chain before it
-/// convicts.
+/// `stall_budget` (`cycle_only`: only in wall time, counting time the
+/// process was held back, which only a deadlock may use): the blocked rule
+/// follows its wait chain before it convicts.
 ///
 /// - A deadlock (a cycle of lock waits) is convicted: the thread when it
 ///   is in the cycle, else the cycle's first member it reached.
@@ -331,9 +347,26 @@ fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut
 /// Allocation-free; at most [`chain::MAX_DEPTH`] hops of `/proc` reads,
 /// and a listing of `/proc` for children.
 #[allow(clippy::too_many_arguments)]
-fn decide(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, eff: u64, io: &mut [u8], dir: &mut [u8]) {
+fn decide(
+    s: &Slot,
+    w: &Progress,
+    idx: usize,
+    tid: libc::pid_t,
+    now: u64,
+    eff: u64,
+    cycle_only: bool,
+    io: &mut [u8],
+    dir: &mut [u8],
+) {
     let figure = now.saturating_sub(w.progress_at.load(Relaxed));
     let (walk, life) = chain_end(tid, io, dir);
+    if cycle_only && !matches!(walk, chain::Walk::Cycle { .. }) {
+        // Quiet for the stall budget only counting the time the process
+        // was held back: a cycle would have been certain, this is not one.
+        restart_quiet(w, now);
+        w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
+        return;
+    }
     let (kind, end) = match walk {
         chain::Walk::Nothing => {
             w.convicted.store(true, Relaxed);
@@ -357,7 +390,7 @@ fn decide(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, eff: u
     let same_end = w.chain_kind.load(Relaxed) == kind && w.chain_end.load(Relaxed) == end;
     if !same_end || life.ran_since(&noted) {
         // Slow is not hung: the waiter's window starts again.
-        w.quiet_since.store(eff, Relaxed);
+        restart_quiet(w, now);
         w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
         return;
     }
@@ -411,7 +444,7 @@ fn is_own_thread(tid: libc::pid_t) -> bool {
 /// starts the window again. Allocation-free: a clock read per sample, the
 /// chain's `/proc` reads once per `stall_budget` of stillness.
 #[allow(clippy::too_many_arguments)]
-fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, now: u64, eff: u64, io: &mut [u8]) {
+fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, now: u64, io: &mut [u8]) {
     let stall = LIVE.stall_budget_ns.load(Relaxed);
     let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
     if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
@@ -419,10 +452,11 @@ fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, 
     }
     w.sampled_at.store(now, Relaxed);
     if cpu != w.cpu.swap(cpu, Relaxed) {
-        w.quiet_since.store(eff, Relaxed);
+        restart_quiet(w, now);
         return;
     }
-    if eff.saturating_sub(w.quiet_since.load(Relaxed)) < stall || w.convicted.load(Relaxed) {
+    // Wall time: a cycle cannot go on, throttled or not.
+    if now.saturating_sub(w.quiet_since.load(Relaxed)) < stall || w.convicted.load(Relaxed) {
         return;
     }
     match chain::walk(tid, io) {
@@ -431,7 +465,7 @@ fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, 
             let culprit = if through_first { tid } else { member };
             convict_other(s, idx, tid, culprit, now.saturating_sub(w.progress_at.load(Relaxed)));
         }
-        _ => w.quiet_since.store(eff, Relaxed),
+        _ => restart_quiet(w, now),
     }
 }
 

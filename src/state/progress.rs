@@ -14,8 +14,12 @@ pub(crate) struct Progress {
     pub progress: AtomicU64,
     /// When the progress counters last moved (or the thread was in a scope).
     pub progress_at: AtomicU64,
-    /// Start of the quiet window: no progress, no CPU, no context switch.
+    /// Start of the quiet window: no progress, no CPU, no context switch
+    /// (monotonic ns).
     pub quiet_since: AtomicU64,
+    /// [`FORGIVEN_NS`] when the quiet window started: what the process was
+    /// held back since is not counted in the window.
+    pub quiet_forgiven: AtomicU64,
     /// Evidence at the last sample.
     pub cpu: AtomicU64,
     pub ctxsw: AtomicU64,
@@ -52,16 +56,20 @@ pub(crate) struct Progress {
 
 /// [`Progress::chain_kind`]: not looked at yet in this window.
 pub(crate) const CHAIN_UNSEEN: u8 = 0;
-/// Nothing followable, a cycle, or an end whose evidence could not be read.
+/// Nothing followable, or an end whose evidence could not be read.
 pub(crate) const CHAIN_NONE: u8 = 1;
 /// The chain ends at a thread (`chain_end` its tid).
 pub(crate) const CHAIN_THREAD: u8 = 2;
 /// The chain ends in a wait for children (`chain_end` the pid argument).
 pub(crate) const CHAIN_CHILDREN: u8 = 3;
+/// The chain is a deadlock cycle (`chain_end` a member).
+pub(crate) const CHAIN_CYCLE: u8 = 4;
 
 /// Time the process could not run because its cgroup was throttled, summed
-/// since the start (ns; the monitor's). Quiet windows are kept on a clock
-/// that does not run meanwhile: `monotonic - FORGIVEN_NS`.
+/// since the start (ns; the monitor's). A quiet window does not count it
+/// ([`Progress::quiet_forgiven`]); the polling window (`io_since`) and the
+/// chain's reading (`chain_at`) are kept on a clock that stands meanwhile:
+/// `monotonic - FORGIVEN_NS`.
 pub(crate) static FORGIVEN_NS: AtomicU64 = AtomicU64::new(0);
 
 /// [`Progress::deaf_cpu`] when no deaf window is open.
@@ -72,6 +80,7 @@ pub(crate) static PROGRESS: [Progress; MAX_THREADS] = [const {
         progress: AtomicU64::new(0),
         progress_at: AtomicU64::new(0),
         quiet_since: AtomicU64::new(0),
+        quiet_forgiven: AtomicU64::new(0),
         cpu: AtomicU64::new(0),
         ctxsw: AtomicU64::new(u64::MAX),
         sampled_at: AtomicU64::new(0),
