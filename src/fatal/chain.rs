@@ -231,18 +231,21 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let b2 = both.clone();
         let tx2 = tx.clone();
-        // SAFETY (both threads): the mutexes are statics, initialised.
-        std::thread::spawn(move || unsafe {
-            libc::pthread_mutex_lock(A.0.get());
+        std::thread::spawn(move || {
+            // SAFETY: the mutexes are statics, initialised.
+            unsafe { libc::pthread_mutex_lock(A.0.get()) };
             tx2.send(("a", gettid())).unwrap();
             b2.wait();
-            libc::pthread_mutex_lock(B.0.get());
+            // SAFETY: as above.
+            unsafe { libc::pthread_mutex_lock(B.0.get()) };
         });
-        std::thread::spawn(move || unsafe {
-            libc::pthread_mutex_lock(B.0.get());
+        std::thread::spawn(move || {
+            // SAFETY: the mutexes are statics, initialised.
+            unsafe { libc::pthread_mutex_lock(B.0.get()) };
             tx.send(("b", gettid())).unwrap();
             both.wait();
-            libc::pthread_mutex_lock(A.0.get());
+            // SAFETY: as above.
+            unsafe { libc::pthread_mutex_lock(A.0.get()) };
         });
         let mut tids = [rx.recv().unwrap(), rx.recv().unwrap()];
         tids.sort();

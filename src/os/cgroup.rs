@@ -136,8 +136,8 @@ impl CpuCgroups {
         let mut t = parse_cpu_stat(read(dir, "/cpu.stat", io)?).ok_or(io::ErrorKind::InvalidData)?;
         t.quota = match self.version {
             1 => {
-                let quota = read(dir, "/cpu.cfs_quota_us", io).ok().and_then(|b| parse_i64(b));
-                let period = read(dir, "/cpu.cfs_period_us", io).ok().and_then(|b| parse_i64(b));
+                let quota = read(dir, "/cpu.cfs_quota_us", io).ok().and_then(parse_i64);
+                let period = read(dir, "/cpu.cfs_period_us", io).ok().and_then(parse_i64);
                 match (quota, period) {
                     (Some(q), Some(p)) if q > 0 && p > 0 => Some((q as u64, p as u64)),
                     _ => None,
