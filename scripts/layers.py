@@ -28,6 +28,7 @@ FLOORS = {
     "config": 1,
     "os": 2,
     "state": 3,
+    "sync": 3,
     "watch": 4,
     "fatal": 5,
     "engine": 6,
@@ -36,7 +37,7 @@ FLOORS = {
     "unsupported": 7,
     "": 7,  # lib.rs, the crate root: the public API
 }
-FLOOR_NAMES = ["error, verdict", "config", "os", "state", "watch", "fatal", "engine", "front ends"]
+FLOOR_NAMES = ["error, verdict", "config", "os", "state, sync", "watch", "fatal", "engine", "front ends"]
 
 
 def module_of(rel):

@@ -54,7 +54,7 @@
 //! | 0 | `error`, `verdict` | [`Error`]; the stuck rule as a pure function, the verdict kinds |
 //! | 1 | `config/` | [`Config`], [`Settings`], [`Action`], [`Signal`], the `FAILSTOP_*` parser ([`ENV_VARS`]) |
 //! | 2 | `os/` | async-signal-safe OS primitives: system calls, formatting, signal masks, `/proc` readers, the stack walk, the module map |
-//! | 3 | `state/` | the shared statics, loads and stores only: live settings, slot table, verdict latch, captures, progress, bells, the gate |
+//! | 3 | `state/`, `sync/` | the shared statics, loads and stores only: live settings, slot table, verdict latch, captures, progress, bells, the gate; [`sync::Mutex`], a `std::sync::Mutex` that records its owner for the dump and the blocked rule |
 //! | 4 | `watch/` | registering threads ([`ThreadHandle`]), their CPU timers and alternate stacks |
 //! | 5 | `fatal/` | the fatal path and failstop's threads: latch + fuse + end, dump, reporter, systemd, monitor (the blocked and deaf rules) |
 //! | 6 | `engine/` | the signal handler (every signal-context entry point) and [`start`] / [`Watchdog`] |
@@ -65,9 +65,10 @@
 //! of `fatal/end.rs`. Each folder's `mod.rs` says what it holds and what it
 //! may use.
 //!
-//! failstop needs Linux with glibc; only `config`, `error`, `state::gate`
-//! and `unsupported` are built elsewhere, so that the crate still compiles
-//! and [`start`] returns [`ErrorKind::Unsupported`].
+//! failstop needs Linux with glibc; only `config`, `error`, `state::gate`,
+//! `sync` (over std's mutex, recording no owner) and `unsupported` are
+//! built elsewhere, so that the crate still compiles and [`start`] returns
+//! [`ErrorKind::Unsupported`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -93,6 +94,7 @@ linux_gnu! {
     mod os;
 }
 mod state;
+pub mod sync;
 linux_gnu! {
     mod watch;
     mod fatal;

@@ -1,9 +1,9 @@
 //! The dump names the deadlock (issue 18, part 2): for threads asleep on
 //! locks that record their owner (glibc's `pthread_mutex_t`, a
-//! priority-inheritance mutex) it prints the wait-for cycle near the top,
-//! and it groups the waiters of every futex word, so that the threads
-//! waiting on one lock that records no owner (`std::sync::Mutex`) are seen
-//! together. Each test runs a real child that deadlocks and asserts its
+//! priority-inheritance mutex, `failstop::sync::Mutex`) it prints the
+//! wait-for cycle near the top, and it groups the waiters of every futex
+//! word, so that the threads waiting on one lock that records no owner
+//! (`std::sync::Mutex`) are seen together. Each test runs a real child that deadlocks and asserts its
 //! exit and its dump.
 
 #[macro_use]
@@ -11,7 +11,7 @@ mod common;
 
 use common::{Dump, Outcome, Spec, c, small_config};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
 /// The C program of `tests/c/deadlock.c`, linked with the shared library.
@@ -93,6 +93,49 @@ fn two_pthread_mutexes_in_opposite_order_are_named_as_a_cycle() {
     for w in ["worker-1", "worker-2"] {
         let entry = o.stderr.split(&format!("thread {} \"{w}\" state", o.tid(w))).nth(1).unwrap();
         assert_eq!(entry.lines().nth(1), Some("    context: \"taking the next worker's lock\""), "{}", o.stderr);
+    }
+}
+
+/// Two `failstop::sync::Mutex` taken in opposite order by two registered
+/// threads: the lock records its owner where glibc's does, so the dump
+/// names the cycle and each lock's holder, as for `pthread_mutex_t`, and
+/// says which kind of lock it is.
+#[test]
+fn two_failstop_mutexes_in_opposite_order_are_named_as_a_cycle() {
+    if common::scenario().is_some() {
+        let config = small_config().stall_budget(Duration::from_secs(1)).dump_timeout(Duration::from_secs(5));
+        let _wd = failstop::start(config).expect("start");
+        let a = Arc::new(failstop::sync::Mutex::new(()));
+        let b = Arc::new(failstop::sync::Mutex::new(()));
+        let both = Arc::new(Barrier::new(2));
+        let mut threads = vec![];
+        for (name, first, second) in [("worker-1", a.clone(), b.clone()), ("worker-2", b.clone(), a.clone())] {
+            let both = both.clone();
+            threads.push(std::thread::spawn(move || {
+                let h = failstop::register(name).expect("register");
+                h.touch();
+                say!("tid {name} {}", common::gettid());
+                let _one = first.lock().unwrap();
+                both.wait();
+                let _two = second.lock().unwrap(); // never returns
+                drop(h);
+            }));
+        }
+        say!("deadlocking");
+        for t in threads {
+            let _ = t.join();
+        }
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("two_failstop_mutexes_in_opposite_order_are_named_as_a_cycle", "failstop-mutex").run();
+    assert_cycle(&o, &["worker-1", "worker-2"]);
+    for (holder, waiter) in [("worker-1", "worker-2"), ("worker-2", "worker-1")] {
+        let want = format!(
+            "failstop::sync::Mutex, held by \"{holder}\" (tid {}): waited on by \"{waiter}\" (tid {})",
+            o.tid(holder),
+            o.tid(waiter)
+        );
+        assert!(o.stderr.contains(&want), "{want:?} not in\n{}", o.stderr);
     }
 }
 

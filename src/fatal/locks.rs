@@ -8,6 +8,11 @@
 //!
 //! - `FUTEX_LOCK_PI` / `FUTEX_LOCK_PI2` (priority-inheritance mutexes): the
 //!   futex word is the owner's tid (`FUTEX_TID_MASK`).
+//! - `FUTEX_WAIT` on a [`failstop::sync::Mutex`](crate::sync::Mutex): the
+//!   word after the futex word is its magic (where glibc's mutex has
+//!   `__count`, a small count), and the owner's tid is the `int` 8 bytes
+//!   after the futex word, as in glibc's mutex. Tried first: the glibc
+//!   reading would name the same owner as a `pthread_mutex_t`.
 //! - `FUTEX_WAIT` on a glibc `pthread_mutex_t` (normal, recursive, error
 //!   checking, robust): glibc waits with the value 2 (locked, contended) or,
 //!   for a robust mutex, with the owner's tid in the word, and records the
@@ -34,6 +39,7 @@
 use crate::os::procfs::{self, SyscallState};
 use crate::os::stackwalk::read_mem;
 use crate::state::captures::MAX_DUMP_THREADS;
+use crate::sync::futex as failstop_mutex;
 
 /// `FUTEX_WAIT`.
 const FUTEX_WAIT: u64 = 0;
@@ -74,6 +80,8 @@ pub(crate) enum Holder {
     PiFutex(libc::pid_t),
     /// A glibc `pthread_mutex_t`: `__owner` next to the futex word.
     GlibcMutex(libc::pid_t),
+    /// A `failstop::sync::Mutex`: its owner, where glibc keeps `__owner`.
+    FailstopMutex(libc::pid_t),
     /// A glibc `pthread_rwlock_t` held for writing: `__cur_writer`.
     GlibcRwlock(libc::pid_t),
 }
@@ -83,7 +91,7 @@ impl Holder {
     pub(crate) fn owner(self) -> Option<libc::pid_t> {
         match self {
             Holder::Unknown => None,
-            Holder::PiFutex(t) | Holder::GlibcMutex(t) | Holder::GlibcRwlock(t) => Some(t),
+            Holder::PiFutex(t) | Holder::GlibcMutex(t) | Holder::FailstopMutex(t) | Holder::GlibcRwlock(t) => Some(t),
         }
     }
 
@@ -95,6 +103,7 @@ impl Holder {
             }
             Holder::PiFutex(_) => "priority-inheritance mutex",
             Holder::GlibcMutex(_) => "pthread_mutex_t",
+            Holder::FailstopMutex(_) => "failstop::sync::Mutex",
             Holder::GlibcRwlock(_) => "pthread_rwlock_t held for writing",
         }
     }
@@ -223,6 +232,14 @@ pub(crate) fn classify(
         FUTEX_LOCK_PI | FUTEX_LOCK_PI2 => {
             read(addr).and_then(|word| other(word & FUTEX_TID_MASK)).map_or(Holder::Unknown, Holder::PiFutex)
         }
+        // A failstop lock's waiters wait with CONTENDED (2); its owner is
+        // briefly 0 right after a taking: then no edge.
+        FUTEX_WAIT if read(addr.wrapping_add(failstop_mutex::MAGIC_OFFSET)) == Some(failstop_mutex::MAGIC) => {
+            match read(addr.wrapping_add(failstop_mutex::OWNER_OFFSET)).and_then(other) {
+                Some(o) if args[2] as u32 == failstop_mutex::CONTENDED => Holder::FailstopMutex(o),
+                _ => Holder::Unknown,
+            }
+        }
         FUTEX_WAIT => {
             let expected = args[2] as u32;
             let owner = read(addr.wrapping_add(GLIBC_MUTEX_OWNER_OFFSET)).and_then(other);
@@ -288,6 +305,81 @@ mod tests {
         // Unreadable memory: no edge, no fault.
         let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, |_| None).unwrap();
         assert_eq!(w.holder, Holder::Unknown);
+    }
+
+    #[test]
+    fn a_failstop_mutex_is_told_from_a_glibc_mutex_by_its_magic() {
+        let ours = |t| [10, 11, 12].contains(&t);
+        // The lock at 0x1000: the magic at 0x1004, the owner (11) at 0x1008.
+        let mem = |a| match a {
+            0x1004 => Some(failstop_mutex::MAGIC),
+            0x1008 => Some(11),
+            _ => Some(2),
+        };
+        let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, mem).unwrap();
+        assert_eq!((w.addr, w.holder), (0x1000, Holder::FailstopMutex(11)));
+        assert_eq!(w.holder.owner(), Some(11));
+        assert_eq!(w.holder.describe(), "failstop::sync::Mutex");
+        // Not the contended value: no edge, and not read as glibc's either.
+        let w = classify(10, [0x1000, 128, 1, 0, 0, 0], ours, mem).unwrap();
+        assert_eq!(w.holder, Holder::Unknown);
+        // The owner just released it (0), or is not ours, or is the waiter.
+        for owner in [0, 999, 10] {
+            let mem = |a| Some(if a == 0x1004 { failstop_mutex::MAGIC } else { owner });
+            let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, mem).unwrap();
+            assert_eq!(w.holder, Holder::Unknown, "owner {owner}");
+        }
+        // Another value there (glibc's __count): glibc's reading.
+        let glibc = |a| match a {
+            0x1004 => Some(1),
+            0x1008 => Some(11),
+            _ => Some(2),
+        };
+        let w = classify(10, [0x1000, 128, 2, 0, 0, 0], ours, glibc).unwrap();
+        assert_eq!(w.holder, Holder::GlibcMutex(11));
+        // A bitset wait on a word followed by the magic is no failstop lock's.
+        let w = classify(10, [0x1000, 9 | 128, 2, 0, 0, u32::MAX as u64], ours, mem).unwrap();
+        assert_eq!(w.holder, Holder::Unknown);
+    }
+
+    /// A real thread asleep on a `failstop::sync::Mutex`, read as the dump
+    /// reads it: its `/proc/self/task/TID/syscall` and the lock's memory.
+    #[test]
+    fn a_real_waiter_on_a_failstop_mutex_is_followed_to_its_holder() {
+        use crate::os::sys::gettid;
+        use crate::sync::futex::RawMutex;
+        use std::time::{Duration, Instant};
+
+        crate::os::stackwalk::init().expect("stackwalk init");
+        let m = std::sync::Arc::new(RawMutex::new());
+        let addr = m.word_addr();
+        let holder = gettid();
+        let held = m.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                tx.send(gettid()).unwrap();
+                drop(m.lock());
+            })
+        };
+        let tid = rx.recv().unwrap();
+        let mut io = [0u8; 4096];
+        let until = Instant::now() + Duration::from_secs(10);
+        let args = loop {
+            match procfs::read_syscall(tid, &mut io) {
+                Ok(SyscallState::InSyscall { nr, args, .. }) if nr == libc::SYS_futex && args[0] == addr => break args,
+                _ => assert!(Instant::now() < until, "the waiter never slept on the lock"),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // FUTEX_WAIT | FUTEX_PRIVATE_FLAG with the value 2, as glibc's.
+        assert_eq!((args[1], args[2]), (128, 2));
+        let w = classify(tid, args, |t| t == holder || t == tid, read_u32).unwrap();
+        assert_eq!(w, Wait { tid, addr, holder: Holder::FailstopMutex(holder) });
+        drop(held);
+        waiter.join().unwrap();
+        assert_eq!(m.owner(), 0);
     }
 
     #[test]
