@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod c;
+pub mod cgroup;
 pub mod matrix;
 
 use std::io::{BufRead, BufReader, Read, Write};
