@@ -224,6 +224,19 @@ fn a_waiter_on_a_starved_idle_priority_owner_is_spared() {
 
 /// A thread in `waitpid` for a forked child that computes for 6 s of CPU
 /// time and exits 0: the child works, so its waiter is spared; exit 0.
+/// The owner holds the mutex across a 5 s sleep inside a harmless scope
+/// (a call the program declared legitimately long, such as an `fsync`):
+/// its waiter waits as long, and neither is convicted.
+#[test]
+fn a_waiter_on_an_owner_in_a_harmless_scope_is_spared() {
+    let _serial = serial();
+    let o = c_program("harmless-owner").run();
+    assert_survived(&o);
+    let waited = waited_ms(&o);
+    figure(&format!("adversity: a pthread_mutex_t waiter waited {waited:.0} ms for its owner in a harmless scope"));
+    assert_long_wait(&o, "the wait", waited);
+}
+
 #[test]
 fn a_thread_waiting_for_a_working_child_process_is_spared() {
     let _serial = serial();

@@ -203,7 +203,7 @@ fn forgive(overrun: u64, now: u64) {
 /// is only taken right after a sample. Allocation-free.
 fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
     let stall = LIVE.stall_budget_ns.load(Relaxed);
-    let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
+    let sample_every = sample_every(stall);
     // The quiet windows' clock: it stands while the process is throttled.
     let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
     for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
@@ -230,7 +230,6 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
             w.io_since.store(eff, Relaxed);
             w.io_known.store(false, Relaxed);
             w.scoped.store(scoped, Relaxed);
-            w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
             continue;
         }
         let tid = s.tid.load(Relaxed);
@@ -265,7 +264,6 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
         }
         if moved || !matches!(state, b'S' | b'D') {
             restart_quiet(w, now);
-            w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
             judge_polling(s, w, idx, tid, now, eff, state);
             continue;
         }
@@ -287,11 +285,19 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
     }
 }
 
+/// How often a quiet thread's `/proc` evidence is sampled: an eighth of
+/// the stall budget, at least one monitor period.
+fn sample_every(stall: u64) -> u64 {
+    (stall / 8).max(PERIOD.as_nanos() as u64)
+}
+
 /// Starts `w`'s quiet window at `now`, noting how much time the process
-/// had been held back so far (see [`held_back_ns`]).
+/// had been held back so far (see [`held_back_ns`]); the wait chain is
+/// noted again at its first quiet sample.
 fn restart_quiet(w: &Progress, now: u64) {
     w.quiet_since.store(now, Relaxed);
     w.quiet_forgiven.store(FORGIVEN_NS.load(Relaxed), Relaxed);
+    w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
 }
 
 /// The end of `tid`'s wait chain and its evidence of life now: (kind, end,
@@ -335,8 +341,9 @@ fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut
 /// - A chain that ends at another thread, or at child processes: the end
 ///   is compared with the reading noted at the window's first quiet sample
 ///   ([`note_chain`]). An end that ran since (its CPU time or its count of
-///   runs moved, or it is runnable now) spares the waiter: its window
-///   starts again, as slow is not hung. An end that did not run for as
+///   runs moved, or it is runnable now), or a thread that waits inside a
+///   harmless scope, spares the waiter: its window starts again, as slow
+///   is not hung. An end that did not run for as
 ///   long as the rule can tell (`stall_budget` less one sample) is
 ///   convicted: a thread as the culprit, with the waiter named in its
 ///   verdict; for children, the waiter. In between, the verdict waits.
@@ -364,7 +371,6 @@ fn decide(
         // Quiet for the stall budget only counting the time the process
         // was held back: a cycle would have been certain, this is not one.
         restart_quiet(w, now);
-        w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
         return;
     }
     let (kind, end) = match walk {
@@ -388,15 +394,13 @@ fn decide(
     };
     let noted = Life { cpu: w.chain_cpu.load(Relaxed), moves: w.chain_moves.load(Relaxed), runnable: false };
     let same_end = w.chain_kind.load(Relaxed) == kind && w.chain_end.load(Relaxed) == end;
-    if !same_end || life.ran_since(&noted) {
+    if !same_end || life.ran_since(&noted) || (kind == CHAIN_THREAD && in_harmless_scope(end)) {
         // Slow is not hung: the waiter's window starts again.
         restart_quiet(w, now);
-        w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
         return;
     }
     let stall = LIVE.stall_budget_ns.load(Relaxed);
-    let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
-    if eff.saturating_sub(w.chain_at.load(Relaxed)).saturating_add(sample_every) < stall {
+    if eff.saturating_sub(w.chain_at.load(Relaxed)).saturating_add(sample_every(stall)) < stall {
         return; // not seen still for long enough yet
     }
     w.convicted.store(true, Relaxed);
@@ -430,6 +434,13 @@ fn convict_other(s: &Slot, idx: usize, tid: libc::pid_t, culprit: libc::pid_t, f
     }
 }
 
+/// Whether `tid` is a watched thread inside a harmless scope: its wait was
+/// declared legitimate however long it takes (a long `fsync`), and so is
+/// the wait of a thread that waits for it.
+fn in_harmless_scope(tid: libc::pid_t) -> bool {
+    slots::find_tid(tid).and_then(slots::slot).is_some_and(|e| e.harmless_depth.load(Relaxed) > 0)
+}
+
 /// Whether `tid` is one of failstop's own threads (never the end of an
 /// application's wait chain).
 fn is_own_thread(tid: libc::pid_t) -> bool {
@@ -446,8 +457,7 @@ fn is_own_thread(tid: libc::pid_t) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, now: u64, io: &mut [u8]) {
     let stall = LIVE.stall_budget_ns.load(Relaxed);
-    let sample_every = (stall / 8).max(PERIOD.as_nanos() as u64);
-    if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
+    if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every(stall) {
         return;
     }
     w.sampled_at.store(now, Relaxed);

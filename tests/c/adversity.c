@@ -13,6 +13,9 @@
  *                runs it under a CPU quota
  *   idle-owner   the same with the owner at SCHED_IDLE (the test keeps both
  *                cores busy)
+ *   harmless-owner  the same, but the owner holds the mutex across a 5 s
+ *                sleep inside a harmless scope (a long fsync, say) instead
+ *                of its work
  *   harmless-deadlock  "worker-1" and "worker-2" take two pthread_mutex_t in
  *                opposite order, each taking its second one inside a
  *                harmless scope
@@ -122,7 +125,7 @@ static void spawn(pthread_t *th, void *(*fn)(void *), long arg) {
 static pthread_mutex_t lock_a = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t lock_b = PTHREAD_MUTEX_INITIALIZER;
 static sem_t owner_holds, waiter_ready;
-static int idle_owner;
+static int idle_owner, harmless_owner;
 
 static void *slow_owner(void *arg) {
     (void)arg;
@@ -139,7 +142,13 @@ static void *slow_owner(void *arg) {
     sem_wait(&waiter_ready);
     failstop_touch(t);
     double cpu0 = clock_ms(CLOCK_THREAD_CPUTIME_ID), wall0 = now_ms();
-    work_cpu(t, 250);
+    if (harmless_owner) {
+        failstop_harmless_begin(t);
+        sleep_ms(5000); /* a call declared legitimately long */
+        failstop_harmless_end(t);
+    } else {
+        work_cpu(t, 250);
+    }
     say("owner-worked cpu %.0f ms wall %.0f ms", clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0, now_ms() - wall0);
     pthread_mutex_unlock(&lock_a);
     failstop_unregister(t);
@@ -422,6 +431,10 @@ int main(int argc, char **argv) {
         idle_owner = 1;
         return run_slow_owner();
     }
+    if (strcmp(mode, "harmless-owner") == 0) {
+        harmless_owner = 1;
+        return run_slow_owner();
+    }
     if (strcmp(mode, "harmless-deadlock") == 0) {
         harmless = 1;
         return run_deadlock(0);
@@ -441,7 +454,7 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "freeze") == 0) {
         return run_freeze();
     }
-    fprintf(stderr, "usage: adversity slow-owner|idle-owner|harmless-deadlock|owner-hangs|waitpid|"
+    fprintf(stderr, "usage: adversity slow-owner|idle-owner|harmless-owner|harmless-deadlock|owner-hangs|waitpid|"
                     "quota-deadlock|bursts|freeze\n");
     return 2;
 }
