@@ -258,6 +258,22 @@ fn a_thread_waiting_for_a_working_child_process_is_spared() {
 /// under a 5% quota (about 5 s of wall time). The time the throttled
 /// process could not run does not count toward the waiter's stall window:
 /// no verdict, exit 0.
+/// A forked child holds an exclusive `flock` on a file while it computes
+/// for 6 s of CPU time; a registered thread waits for the lock in `flock`:
+/// followed through `/proc/locks` to the child, which runs, so it is spared.
+#[test]
+fn a_thread_waiting_for_a_file_lock_a_working_process_holds_is_spared() {
+    let _serial = serial();
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("adversity-flock-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let o = settings(Spec::program(program().to_path_buf(), &["flock", path.to_str().unwrap()])).run();
+    let _ = std::fs::remove_file(&path);
+    assert_survived(&o);
+    let waited = waited_ms(&o);
+    figure(&format!("adversity: a flock waiter waited {waited:.0} ms for the working process that held the lock"));
+    assert_long_wait(&o, "the flock wait", waited);
+}
+
 #[test]
 fn a_std_mutex_waiter_on_a_throttled_living_owner_is_spared() {
     const NAME: &str = "a_std_mutex_waiter_on_a_throttled_living_owner_is_spared";

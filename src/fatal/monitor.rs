@@ -55,8 +55,8 @@ use crate::state::bells::MONITOR as BELL;
 use crate::state::frames::CAP_READY;
 use crate::state::latch::{self, CULPRIT_FRAMES, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{
-    self, CHAIN_CHILDREN, CHAIN_CYCLE, CHAIN_NONE, CHAIN_THREAD, CHAIN_UNSEEN, FORGIVEN_NS, MONITOR_LOOP_AT,
-    MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress,
+    self, CHAIN_CHILDREN, CHAIN_CYCLE, CHAIN_HOLDER, CHAIN_NONE, CHAIN_THREAD, CHAIN_UNSEEN, FORGIVEN_NS,
+    MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress,
 };
 use crate::state::settings::LIVE;
 use crate::state::sigval;
@@ -306,7 +306,8 @@ fn chain_end(tid: libc::pid_t, io: &mut [u8], dir: &mut [u8]) -> (chain::Walk, O
     let walk = chain::walk(tid, io);
     let life = match walk {
         chain::Walk::Thread { end } if !is_own_thread(end) => chain::thread_life(end, io),
-        chain::Walk::Children { target, .. } => chain::children_life(target, dir, io),
+        chain::Walk::Children { target, .. } => chain::processes_life(chain::Procs::Children(target), dir, io),
+        chain::Walk::Holder { pid, .. } => chain::processes_life(chain::Procs::One(pid), dir, io),
         _ => None,
     };
     (walk, life)
@@ -320,6 +321,7 @@ fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut
     let (kind, end) = match (walk, life) {
         (chain::Walk::Thread { end }, Some(_)) => (CHAIN_THREAD, end),
         (chain::Walk::Children { target, .. }, Some(_)) => (CHAIN_CHILDREN, target),
+        (chain::Walk::Holder { pid, .. }, Some(_)) => (CHAIN_HOLDER, pid),
         (chain::Walk::Cycle { member, .. }, _) => (CHAIN_CYCLE, member),
         _ => (CHAIN_NONE, 0),
     };
@@ -385,6 +387,7 @@ fn decide(
         }
         chain::Walk::Thread { end } => (CHAIN_THREAD, end),
         chain::Walk::Children { target, .. } => (CHAIN_CHILDREN, target),
+        chain::Walk::Holder { pid, .. } => (CHAIN_HOLDER, pid),
     };
     let Some(life) = life else {
         // The end cannot be read (an owner that exited holding its lock,

@@ -64,6 +64,8 @@ pub(crate) const CHAIN_THREAD: u8 = 2;
 pub(crate) const CHAIN_CHILDREN: u8 = 3;
 /// The chain is a deadlock cycle (`chain_end` a member).
 pub(crate) const CHAIN_CYCLE: u8 = 4;
+/// The chain ends at a process that holds a file lock (`chain_end` its pid).
+pub(crate) const CHAIN_HOLDER: u8 = 5;
 
 /// Time the process could not run because its cgroup was throttled, summed
 /// since the start (ns; the monitor's). A quiet window does not count it

@@ -25,6 +25,9 @@
  *                that work
  *   waitpid      "reaper" forks a child that computes for 6 s of CPU time and
  *                waits for it in waitpid
+ *   flock        a forked child takes an exclusive flock on a file (path in
+ *                argv[2]) and computes for 6 s of CPU time holding it;
+ *                "lock-waiter" waits for the lock in flock meanwhile
  *   quota-deadlock  four "spinner-N" threads spin (touching) while "worker-1"
  *                and "worker-2" deadlock on two mutexes, no scope; the test
  *                runs it under a CPU quota
@@ -44,7 +47,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -288,6 +293,23 @@ static int run_owner_hangs(void) {
 
 /* ---- waitpid -------------------------------------------------------------- */
 
+/* In a forked child: 6 s of its CPU time, async-signal-safe calls only,
+ * then _exit(0). */
+static void compute_6s_then_exit(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    long long until = ts.tv_sec * 1000000000LL + ts.tv_nsec + 6000000000LL;
+    for (;;) {
+        for (int i = 0; i < 1000; i++) {
+            sink++;
+        }
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+        if (ts.tv_sec * 1000000000LL + ts.tv_nsec >= until) {
+            _exit(0);
+        }
+    }
+}
+
 static void *reaper(void *arg) {
     (void)arg;
     failstop_thread *t = join_watch("reaper");
@@ -296,19 +318,7 @@ static void *reaper(void *arg) {
         exit(4);
     }
     if (pid == 0) {
-        /* The forked child: 6 s of its CPU time, async-signal-safe only. */
-        struct timespec ts;
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-        long long until = ts.tv_sec * 1000000000LL + ts.tv_nsec + 6000000000LL;
-        for (;;) {
-            for (int i = 0; i < 1000; i++) {
-                sink++;
-            }
-            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-            if (ts.tv_sec * 1000000000LL + ts.tv_nsec >= until) {
-                _exit(0);
-            }
-        }
+        compute_6s_then_exit();
     }
     failstop_touch(t);
     say("waiting %ld", (long)pid);
@@ -326,6 +336,62 @@ static int run_waitpid(void) {
     pthread_t r;
     spawn(&r, reaper, 0);
     pthread_join(r, NULL);
+    say("done");
+    return 0;
+}
+
+/* ---- flock ---------------------------------------------------------------- */
+
+static const char *flock_path;
+
+static void *flock_waiter(void *arg) {
+    pid_t child = (pid_t)(long)arg;
+    failstop_thread *t = join_watch("lock-waiter");
+    int fd = open(flock_path, O_RDWR);
+    if (fd < 0) {
+        exit(4);
+    }
+    failstop_touch(t);
+    say("waiting %ld", (long)child);
+    double t0 = now_ms();
+    if (flock(fd, LOCK_EX) != 0) { /* held by the computing child */
+        exit(4);
+    }
+    say("waited %.0f", now_ms() - t0);
+    failstop_touch(t);
+    close(fd);
+    failstop_unregister(t);
+    return NULL;
+}
+
+static int run_flock(const char *path) {
+    flock_path = path;
+    int ready[2];
+    if (pipe(ready) != 0) {
+        exit(4);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        exit(4);
+    }
+    if (pid == 0) {
+        int fd = open(path, O_RDWR | O_CREAT, 0600);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0 || write(ready[1], "x", 1) != 1) {
+            _exit(3);
+        }
+        compute_6s_then_exit();
+    }
+    char c;
+    if (read(ready[0], &c, 1) != 1) {
+        exit(4);
+    }
+    pthread_t w;
+    spawn(&w, flock_waiter, pid);
+    pthread_join(w, NULL);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        exit(4);
+    }
     say("done");
     return 0;
 }
@@ -448,13 +514,16 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "waitpid") == 0) {
         return run_waitpid();
     }
+    if (strcmp(mode, "flock") == 0 && argc > 2) {
+        return run_flock(argv[2]);
+    }
     if (strcmp(mode, "bursts") == 0) {
         return run_bursts();
     }
     if (strcmp(mode, "freeze") == 0) {
         return run_freeze();
     }
-    fprintf(stderr, "usage: adversity slow-owner|idle-owner|harmless-owner|harmless-deadlock|owner-hangs|waitpid|"
+    fprintf(stderr, "usage: adversity slow-owner|idle-owner|harmless-owner|harmless-deadlock|owner-hangs|waitpid|flock PATH|"
                     "quota-deadlock|bursts|freeze\n");
     return 2;
 }
