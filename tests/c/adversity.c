@@ -12,7 +12,8 @@
  *                "lock-waiter" (no scope) waits for it meanwhile; the test
  *                runs it under a CPU quota
  *   idle-owner   the same with the owner at SCHED_IDLE (the test keeps both
- *                cores busy)
+ *                cores busy), doing 60 ms of work (at SCHED_IDLE's share
+ *                of two busy cores that is already about 20 s)
  *   harmless-owner  the same, but the owner holds the mutex across a 5 s
  *                sleep inside a harmless scope (a long fsync, say) instead
  *                of its work
@@ -152,7 +153,7 @@ static void *slow_owner(void *arg) {
         sleep_ms(5000); /* a call declared legitimately long */
         failstop_harmless_end(t);
     } else {
-        work_cpu(t, 250);
+        work_cpu(t, idle_owner ? 60 : 250);
     }
     say("owner-worked cpu %.0f ms wall %.0f ms", clock_ms(CLOCK_THREAD_CPUTIME_ID) - cpu0, now_ms() - wall0);
     pthread_mutex_unlock(&lock_a);
