@@ -233,11 +233,11 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
             continue;
         }
         let tid = s.tid.load(Relaxed);
-        let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
         if scoped {
-            judge_scoped(s, w, idx, tid, cpu, now, io);
+            judge_scoped(s, w, idx, tid, now, io);
             continue;
         }
+        let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
         judge_deaf(s, w, idx, tid, cpu);
         if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
             continue;
@@ -452,18 +452,24 @@ fn is_own_thread(tid: libc::pid_t) -> bool {
 
 /// The deadlock part of the blocked rule for a thread inside an idle or
 /// harmless scope (waiting for others is what those scopes are for, so
-/// only a deadlock convicts it): quiet while its CPU clock stands still
-/// (sampled every `stall_budget`/8); after `stall_budget` its wait chain is
-/// followed once, and a cycle through it is convicted. Anything else
-/// starts the window again. Allocation-free: a clock read per sample, the
-/// chain's `/proc` reads once per `stall_budget` of stillness.
-#[allow(clippy::too_many_arguments)]
-fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, now: u64, io: &mut [u8]) {
+/// only a deadlock convicts it), looked at by deadline: its CPU clock is
+/// read once `stall_budget`/8 after its last progress (the window's start)
+/// and again when the window could end, `stall_budget` later. Unchanged:
+/// its wait chain is followed once, and a cycle through it is convicted.
+/// Anything else starts the window again. Allocation-free: two clock
+/// reads per window, the chain's `/proc` reads once per `stall_budget` of
+/// stillness.
+fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, io: &mut [u8]) {
     let stall = LIVE.stall_budget_ns.load(Relaxed);
-    if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every(stall) {
+    let due = if w.cpu.load(Relaxed) == u64::MAX {
+        w.progress_at.load(Relaxed).saturating_add(sample_every(stall))
+    } else {
+        w.quiet_since.load(Relaxed).saturating_add(stall)
+    };
+    if now < due {
         return;
     }
-    w.sampled_at.store(now, Relaxed);
+    let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
     if cpu != w.cpu.swap(cpu, Relaxed) {
         restart_quiet(w, now);
         return;
