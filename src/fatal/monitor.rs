@@ -170,17 +170,15 @@ fn held_back_ns(cgroups: &mut CpuCgroups, own_runq: &mut u64, slept: u64, io: &m
 /// Moves every window forward by `overrun`: time the whole process did not
 /// run is nobody's fault.
 fn forgive(overrun: u64, now: u64) {
-    // Two of the windows are on the clock that stands while throttled.
+    // The polling window is on the clock that stands while throttled.
     let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
     for w in PROGRESS.iter() {
         for t in [&w.progress_at, &w.quiet_since] {
             let v = t.load(Relaxed);
             t.store(v.saturating_add(overrun).min(now), Relaxed);
         }
-        for t in [&w.io_since, &w.chain_at] {
-            let v = t.load(Relaxed);
-            t.store(v.saturating_add(overrun).min(eff), Relaxed);
-        }
+        let v = w.io_since.load(Relaxed);
+        w.io_since.store(v.saturating_add(overrun).min(eff), Relaxed);
     }
 }
 
@@ -267,20 +265,20 @@ fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
             judge_polling(s, w, idx, tid, now, eff, state);
             continue;
         }
-        // Quiet since the last sample. The first such sample of a window
-        // notes what the thread waits for and that end's evidence of life,
-        // for the comparison at the end of the window.
-        if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN {
-            note_chain(w, tid, eff, io, dir);
-        }
-        // Time the process was held back does not count, except for a
-        // deadlock: nothing in a cycle can go on, throttled or not.
+        // Quiet since the last sample. Time the process was held back does
+        // not count, except for a deadlock: nothing in a cycle can go on,
+        // throttled or not.
         let wall_quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
         let held_back = FORGIVEN_NS.load(Relaxed).saturating_sub(w.quiet_forgiven.load(Relaxed));
         let quiet = wall_quiet.saturating_sub(held_back);
+        // Halfway through the window, note what the thread waits for and
+        // that end's evidence of life, for the comparison at its end.
+        if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN && wall_quiet >= stall / 2 {
+            note_chain(w, tid, io, dir);
+        }
         let cycle = w.chain_kind.load(Relaxed) == CHAIN_CYCLE && wall_quiet >= stall;
         if (quiet >= stall || cycle) && !w.convicted.load(Relaxed) {
-            decide(s, w, idx, tid, now, eff, quiet < stall, io, dir);
+            decide(s, w, idx, tid, now, quiet < stall, io, dir);
         }
     }
 }
@@ -313,10 +311,9 @@ fn chain_end(tid: libc::pid_t, io: &mut [u8], dir: &mut [u8]) -> (chain::Walk, O
     (walk, life)
 }
 
-/// Notes, at the first quiet sample of `w`'s window (`eff`: the windows'
-/// clock), where the thread's wait chain ends and that end's evidence of
-/// life (see [`decide`]).
-fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut [u8]) {
+/// Notes, halfway through `w`'s quiet window, where the thread's wait chain
+/// ends and that end's evidence of life (see [`decide`]).
+fn note_chain(w: &Progress, tid: libc::pid_t, io: &mut [u8], dir: &mut [u8]) {
     let (walk, life) = chain_end(tid, io, dir);
     let (kind, end) = match (walk, life) {
         (chain::Walk::Thread { end }, Some(_)) => (CHAIN_THREAD, end),
@@ -329,7 +326,6 @@ fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut
     w.chain_end.store(end, Relaxed);
     w.chain_cpu.store(life.cpu, Relaxed);
     w.chain_moves.store(life.moves, Relaxed);
-    w.chain_at.store(eff, Relaxed);
     w.chain_kind.store(kind, Relaxed);
 }
 
@@ -340,15 +336,20 @@ fn note_chain(w: &Progress, tid: libc::pid_t, eff: u64, io: &mut [u8], dir: &mut
 ///
 /// - A deadlock (a cycle of lock waits) is convicted: the thread when it
 ///   is in the cycle, else the cycle's first member it reached.
-/// - A chain that ends at another thread, or at child processes: the end
-///   is compared with the reading noted at the window's first quiet sample
-///   ([`note_chain`]). An end that ran since (its CPU time or its count of
-///   runs moved, or it is runnable now), or a thread that waits inside a
-///   harmless scope, spares the waiter: its window starts again, as slow
-///   is not hung. An end that did not run for as
-///   long as the rule can tell (`stall_budget` less one sample) is
-///   convicted: a thread as the culprit, with the waiter named in its
-///   verdict; for children, the waiter. In between, the verdict waits.
+/// - A chain that ends at another thread, or at processes (children, a
+///   file lock's holder): the end is compared with the reading noted
+///   halfway through the window ([`note_chain`]; a window that has none
+///   yet notes it now and is looked at again at the next sample). An end
+///   that ran since (its CPU time or its count of runs moved, or it is
+///   runnable now), or a thread that waits inside a harmless scope, spares
+///   the waiter: its window starts again, as slow is not hung. An end that
+///   did not run is the culprit: a watched thread outside scopes is left
+///   to its own window (it is convicted, with its own figure, once quiet
+///   for the whole budget, and its verdict names the waiters); any other
+///   thread is convicted now, the waiters named in its verdict; for
+///   processes, the waiter is. (Without the chain the waiter would be
+///   convicted now: following it moves the blame, and delays a verdict at
+///   most until the culprit's own budget is up.)
 /// - Nothing followable, or a chain that changed (the lock went to another
 ///   owner: someone ran), is judged as before: the thread is convicted,
 ///   respectively spared.
@@ -362,7 +363,6 @@ fn decide(
     idx: usize,
     tid: libc::pid_t,
     now: u64,
-    eff: u64,
     cycle_only: bool,
     io: &mut [u8],
     dir: &mut [u8],
@@ -389,6 +389,10 @@ fn decide(
         chain::Walk::Children { target, .. } => (CHAIN_CHILDREN, target),
         chain::Walk::Holder { pid, .. } => (CHAIN_HOLDER, pid),
     };
+    if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN {
+        // No reading to compare with yet (a sample was missed): note one.
+        return note_chain(w, tid, io, dir);
+    }
     let Some(life) = life else {
         // The end cannot be read (an owner that exited holding its lock,
         // children gone, or failstop's own thread): the waiter is blocked.
@@ -402,15 +406,28 @@ fn decide(
         restart_quiet(w, now);
         return;
     }
-    let stall = LIVE.stall_budget_ns.load(Relaxed);
-    if eff.saturating_sub(w.chain_at.load(Relaxed)).saturating_add(sample_every(stall)) < stall {
-        return; // not seen still for long enough yet
+    if kind == CHAIN_THREAD && judged_on_its_own(end) {
+        // The still end is watched: its own window convicts it, with its
+        // own figure, once it is quiet for the whole budget; the waiter
+        // waits for that.
+        return;
     }
     w.convicted.store(true, Relaxed);
     match walk {
         chain::Walk::Thread { end } => convict_other(s, idx, tid, end, figure),
         _ => on_verdict(VerdictKind::Blocked, s, idx, tid, figure),
     }
+}
+
+/// Whether the blocked rule judges `tid` itself: a watched thread outside
+/// any scope that has made its first progress.
+fn judged_on_its_own(tid: libc::pid_t) -> bool {
+    slots::find_tid(tid).and_then(slots::slot).is_some_and(|e| {
+        e.state.load(Acquire) == ACTIVE
+            && e.departed.load(Acquire) == 0
+            && !e.scoped()
+            && e.touches().wrapping_add(e.tick_seq.load(Relaxed)) != 0
+    })
 }
 
 /// Convicts `culprit` as blocked, found from the waiter `tid` (slot `s`,

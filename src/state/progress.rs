@@ -43,15 +43,14 @@ pub(crate) struct Progress {
     /// scope): only a deadlock convicts it, and its evidence is its CPU
     /// clock alone.
     pub scoped: AtomicBool,
-    /// The wait chain as first seen in this quiet window (see
+    /// The wait chain as seen halfway through this quiet window (see
     /// `fatal::chain`): one of the `CHAIN_*` kinds, the end it led to (a
-    /// tid, or `wait4`'s pid argument), that end's evidence of life then,
-    /// and when it was read (monotonic ns).
+    /// tid, `wait4`'s pid argument, a file lock holder's pid), and that
+    /// end's evidence of life then.
     pub chain_kind: AtomicU8,
     pub chain_end: AtomicI32,
     pub chain_cpu: AtomicU64,
     pub chain_moves: AtomicU64,
-    pub chain_at: AtomicU64,
 }
 
 /// [`Progress::chain_kind`]: not looked at yet in this window.
@@ -69,9 +68,8 @@ pub(crate) const CHAIN_HOLDER: u8 = 5;
 
 /// Time the process could not run because its cgroup was throttled, summed
 /// since the start (ns; the monitor's). A quiet window does not count it
-/// ([`Progress::quiet_forgiven`]); the polling window (`io_since`) and the
-/// chain's reading (`chain_at`) are kept on a clock that stands meanwhile:
-/// `monotonic - FORGIVEN_NS`.
+/// ([`Progress::quiet_forgiven`]); the polling window (`io_since`) is kept
+/// on a clock that stands meanwhile: `monotonic - FORGIVEN_NS`.
 pub(crate) static FORGIVEN_NS: AtomicU64 = AtomicU64::new(0);
 
 /// [`Progress::deaf_cpu`] when no deaf window is open.
@@ -97,7 +95,6 @@ pub(crate) static PROGRESS: [Progress; MAX_THREADS] = [const {
         chain_end: AtomicI32::new(0),
         chain_cpu: AtomicU64::new(0),
         chain_moves: AtomicU64::new(0),
-        chain_at: AtomicU64::new(0),
     }
 }; MAX_THREADS];
 
