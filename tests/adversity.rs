@@ -26,7 +26,7 @@
 mod common;
 
 use common::cgroup::Cgroup;
-use common::{Dump, Outcome, Spec, c, figure};
+use common::{Dump, Outcome, Spec, c, deadlock_cycle, figure, named_tid};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier, Mutex, MutexGuard, OnceLock, mpsc};
@@ -112,30 +112,6 @@ fn assert_long_wait(o: &Outcome, what: &str, ms: f64) {
     );
 }
 
-/// The threads of the dump's `failstop: deadlock:` line, in order, as
-/// (name, tid); asserts the line closes on its first thread. (As in
-/// `tests/deadlock.rs`.)
-fn deadlock_cycle(text: &str) -> Vec<(String, i32)> {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("failstop: deadlock: "))
-        .unwrap_or_else(|| panic!("no `failstop: deadlock:` line in\n{text}"));
-    let rest = line.strip_prefix("failstop: deadlock: ").unwrap();
-    let (head, tail) = rest.split_once(" waits for ").unwrap_or_else(|| panic!("malformed: {line}"));
-    let mut cycle = vec![named(head, line)];
-    cycle.extend(tail.split(", which waits for ").map(|s| named(s, line)));
-    let last = cycle.pop().unwrap();
-    assert_eq!(last, cycle[0], "the cycle must close on its first thread: {line}");
-    cycle
-}
-
-/// `"NAME" (tid N)` as (name, tid).
-fn named(s: &str, line: &str) -> (String, i32) {
-    let s = s.strip_prefix('"').unwrap_or_else(|| panic!("malformed {s:?} in {line}"));
-    let (name, tid) = s.split_once("\" (tid ").unwrap_or_else(|| panic!("malformed {s:?} in {line}"));
-    (name.to_string(), tid.trim_end_matches(')').parse().unwrap_or_else(|_| panic!("tid in {line}")))
-}
-
 /// Asserts a fatal `blocked` verdict on "worker-1" or "worker-2" and a
 /// deadlock line naming exactly those two.
 fn assert_deadlock_of_workers(o: &Outcome) {
@@ -204,10 +180,10 @@ fn a_waiter_on_a_throttled_living_owner_is_spared() {
 }
 
 /// The same owner at `SCHED_IDLE`, while two busy processes keep both
-/// cores busy (no cgroup): starved, it takes many seconds for its 250 ms
-/// of CPU (18.5 s measured; the child has 180 s, for a machine busy with
-/// more than the two processes), and the waiter sleeps on the mutex all
-/// along. The owner lives: no verdict, exit 0.
+/// cores busy (no cgroup): starved, it takes many seconds for its 60 ms
+/// of CPU (about 20 s measured; the child has 180 s, for a machine busy
+/// with more than the two processes), and the waiter sleeps on the mutex
+/// all along. The owner lives: no verdict, exit 0.
 #[test]
 fn a_waiter_on_a_starved_idle_priority_owner_is_spared() {
     let _serial = serial();
@@ -395,7 +371,7 @@ fn a_hung_lock_owner_is_the_culprit_named_with_its_waiters() {
             list
         })
         .unwrap_or_else(|| panic!("no `waited for by ...` between the stall budget and the action: {line:?}"));
-    let mut waiters: Vec<(String, i32)> = list.split(", ").map(|s| named(s, line)).collect();
+    let mut waiters: Vec<(String, i32)> = list.split(", ").map(|s| named_tid(s, line)).collect();
     waiters.sort();
     let want: Vec<(String, i32)> =
         ["lock-waiter-1", "lock-waiter-2"].iter().map(|n| (n.to_string(), o.tid(n))).collect();

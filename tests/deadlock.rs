@@ -9,7 +9,7 @@
 #[macro_use]
 mod common;
 
-use common::{Dump, Outcome, Spec, c, small_config};
+use common::{Dump, Outcome, Spec, c, deadlock_cycle, small_config};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
@@ -29,27 +29,6 @@ fn run_c(mode: &str) -> Outcome {
         .env("FAILSTOP_WARN_MS", "100")
         .env("FAILSTOP_DUMP_TIMEOUT_MS", "5000")
         .run()
-}
-
-/// The threads of the dump's `failstop: deadlock:` line, in order, as
-/// (name, tid); asserts the line closes on its first thread.
-fn deadlock_cycle(text: &str) -> Vec<(String, i32)> {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("failstop: deadlock: "))
-        .unwrap_or_else(|| panic!("no `failstop: deadlock:` line in\n{text}"));
-    let rest = line.strip_prefix("failstop: deadlock: ").unwrap();
-    let (head, tail) = rest.split_once(" waits for ").unwrap_or_else(|| panic!("malformed: {line}"));
-    let named = |s: &str| -> (String, i32) {
-        let s = s.strip_prefix('"').unwrap_or_else(|| panic!("malformed {s:?} in {line}"));
-        let (name, tid) = s.split_once("\" (tid ").unwrap_or_else(|| panic!("malformed {s:?} in {line}"));
-        (name.to_string(), tid.trim_end_matches(')').parse().unwrap_or_else(|_| panic!("tid in {line}")))
-    };
-    let mut cycle = vec![named(head)];
-    cycle.extend(tail.split(", which waits for ").map(named));
-    let last = cycle.pop().unwrap();
-    assert_eq!(last, cycle[0], "the cycle must close on its first thread: {line}");
-    cycle
 }
 
 /// Asserts a blocked fatal verdict on one of `names` whose deadlock line is

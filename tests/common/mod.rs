@@ -770,3 +770,26 @@ pub fn figure(line: &str) {
         let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
     }
 }
+
+/// `"NAME" (tid N)` as (name, tid); `line` is for the messages.
+pub fn named_tid(s: &str, line: &str) -> (String, i32) {
+    let s = s.strip_prefix('"').unwrap_or_else(|| panic!("malformed {s:?} in {line}"));
+    let (name, tid) = s.split_once("\" (tid ").unwrap_or_else(|| panic!("malformed {s:?} in {line}"));
+    (name.to_string(), tid.trim_end_matches(')').parse().unwrap_or_else(|_| panic!("tid in {line}")))
+}
+
+/// The threads of a dump's `failstop: deadlock:` line, in order, as
+/// (name, tid); asserts the line closes on its first thread.
+pub fn deadlock_cycle(text: &str) -> Vec<(String, i32)> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("failstop: deadlock: "))
+        .unwrap_or_else(|| panic!("no `failstop: deadlock:` line in\n{text}"));
+    let rest = line.strip_prefix("failstop: deadlock: ").unwrap();
+    let (head, tail) = rest.split_once(" waits for ").unwrap_or_else(|| panic!("malformed: {line}"));
+    let mut cycle = vec![named_tid(head, line)];
+    cycle.extend(tail.split(", which waits for ").map(|s| named_tid(s, line)));
+    let last = cycle.pop().unwrap();
+    assert_eq!(last, cycle[0], "the cycle must close on its first thread: {line}");
+    cycle
+}

@@ -58,30 +58,23 @@ impl TaskPath {
     /// `leaf` contains a NUL byte or the path does not fit in 64 bytes.
     /// Async-signal-safe.
     pub(crate) fn new(tid: pid_t, leaf: &str) -> io::Result<TaskPath> {
-        if tid <= 0 || leaf.as_bytes().contains(&0) {
-            return Err(io::ErrorKind::InvalidInput.into());
-        }
-        let mut buf = FixedBuf::new();
-        buf.push_str("/proc/self/task/");
-        buf.push_i64(tid.into());
-        buf.push_str("/");
-        buf.push_str(leaf);
-        buf.push_bytes(b"\0");
-        if buf.truncated() != 0 {
-            return Err(io::ErrorKind::InvalidInput.into());
-        }
-        Ok(TaskPath { buf })
+        Self::build("/proc/self/task/", tid, leaf)
     }
 
     /// `/proc/<pid>/<leaf>`: a file of another process (a child), with the
     /// same checks as [`TaskPath::new`]. Async-signal-safe.
     pub(crate) fn process(pid: pid_t, leaf: &str) -> io::Result<TaskPath> {
-        if pid <= 0 || leaf.as_bytes().contains(&0) {
+        Self::build("/proc/", pid, leaf)
+    }
+
+    /// `<dir><id>/<leaf>`, NUL-terminated.
+    fn build(dir: &str, id: pid_t, leaf: &str) -> io::Result<TaskPath> {
+        if id <= 0 || leaf.as_bytes().contains(&0) {
             return Err(io::ErrorKind::InvalidInput.into());
         }
         let mut buf = FixedBuf::new();
-        buf.push_str("/proc/");
-        buf.push_i64(pid.into());
+        buf.push_str(dir);
+        buf.push_i64(id.into());
         buf.push_str("/");
         buf.push_str(leaf);
         buf.push_bytes(b"\0");
