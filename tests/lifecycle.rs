@@ -181,3 +181,52 @@ fn many_short_lived_threads_leak_nothing() {
     let (p0, p1) = pair("mappings");
     assert!(p1 < p0 + 50, "mappings grew from {p0} to {p1}: alternate signal stacks leaked?\n{}", o.describe());
 }
+
+/// The calling thread's alternate signal stack: its base, or 0 when it has
+/// none (disabled).
+fn altstack() -> usize {
+    let mut cur = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
+    // SAFETY: queries the calling thread's alternate stack into `cur`.
+    assert_eq!(unsafe { libc::sigaltstack(std::ptr::null(), &mut cur) }, 0);
+    if cur.ss_flags & libc::SS_DISABLE != 0 { 0 } else { cur.ss_sp as usize }
+}
+
+/// Registering leaves a thread's alternate signal stack as it was and maps
+/// no memory: failstop's handler runs on the thread's own stack. A Rust
+/// thread keeps the stack its runtime installed for the stack-overflow
+/// report; a thread without one is given none.
+#[test]
+fn registering_keeps_the_threads_alternate_stack_and_maps_nothing() {
+    if common::scenario().is_some() {
+        let _wd = failstop::start(small_config()).expect("start");
+        for (kind, disable) in [("rust", false), ("none", true)] {
+            std::thread::spawn(move || {
+                if disable {
+                    let off = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 };
+                    // SAFETY: turns the calling thread's alternate stack off.
+                    assert_eq!(unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) }, 0);
+                }
+                let (before, maps_before) = (altstack(), mappings());
+                let h = failstop::register("altstack").expect("register");
+                h.touch();
+                let (during, maps_during) = (altstack(), mappings());
+                drop(h);
+                say!("{kind} {before} {during} {} {maps_before} {maps_during}", altstack());
+            })
+            .join()
+            .unwrap();
+        }
+        common::child_exit(0);
+    }
+    let o = Spec::scenario("registering_keeps_the_threads_alternate_stack_and_maps_nothing", "altstack").run();
+    o.assert_exit(0);
+    for kind in ["rust", "none"] {
+        let v: Vec<usize> = o.value(kind).split(' ').map(|x| x.parse().unwrap()).collect();
+        let [before, during, after, maps_before, maps_during] = v[..] else { panic!("{}", o.describe()) };
+        assert_eq!((during, after), (before, before), "{kind}: the alternate stack changed\n{}", o.describe());
+        assert_eq!(maps_during, maps_before, "{kind}: registering mapped memory\n{}", o.describe());
+        if kind == "rust" {
+            assert_ne!(before, 0, "a Rust thread has its runtime's alternate stack\n{}", o.describe());
+        }
+    }
+}

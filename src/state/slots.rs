@@ -108,11 +108,6 @@ pub(crate) struct Slot {
     pub has_timer: AtomicBool,
     pub stack_lo: AtomicUsize,
     pub stack_hi: AtomicUsize,
-    pub altstack: AtomicUsize,
-    pub altstack_len: AtomicUsize,
-    /// The alternate stack the thread had before ours (restored on unregister).
-    pub prev_altstack: AtomicUsize,
-    pub prev_altstack_len: AtomicUsize,
     pub name_len: AtomicUsize,
     pub name: [AtomicU8; NAME_LEN],
     /// The name registered was the thread's `comm` at the time (as the
@@ -164,10 +159,6 @@ impl Slot {
             has_timer: AtomicBool::new(false),
             stack_lo: AtomicUsize::new(0),
             stack_hi: AtomicUsize::new(0),
-            altstack: AtomicUsize::new(0),
-            altstack_len: AtomicUsize::new(0),
-            prev_altstack: AtomicUsize::new(0),
-            prev_altstack_len: AtomicUsize::new(0),
             name_len: AtomicUsize::new(0),
             name: [const { AtomicU8::new(0) }; NAME_LEN],
             named_by_comm: AtomicBool::new(false),

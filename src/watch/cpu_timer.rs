@@ -1,4 +1,4 @@
-//! Per-thread CPU-time timers and alternate signal stacks.
+//! Per-thread CPU-time timers.
 //!
 //! Each watched thread gets a POSIX timer on its own CPU clock
 //! (`pthread_getcpuclockid`) that delivers the watchdog signal to that very
@@ -20,9 +20,6 @@ use crate::state::slots::Slot;
 use crate::verdict::Tracker;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering::*};
-
-/// Size of the alternate signal stack given to each watched thread.
-pub(crate) const ALTSTACK_SIZE: usize = 64 * 1024;
 
 static WALL_FALLBACK_SAID: Once = Once::new();
 
@@ -58,7 +55,7 @@ pub(crate) fn set_ticks(on: bool, period_ns: u64) {
     SETTING.store(false, Release);
 }
 
-/// Arms the calling thread's timer and alternate stack for slot `idx`.
+/// Arms the calling thread's timer for slot `idx`.
 /// Normal context, on the thread being registered.
 pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Error> {
     let mut clock: libc::clockid_t = 0;
@@ -69,7 +66,6 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Err
     }
     s.cpu_clock.store(clock, Relaxed);
     s.store_tracker(&Tracker::new(sys::thread_cpu_ns(), run.budgets));
-    install_altstack(s)?;
     let timer = match create_timer(if run.wall_clock_timers { libc::CLOCK_MONOTONIC } else { clock }, idx, run) {
         Ok(t) => t,
         Err(e) if !run.wall_clock_timers && e.kind() != ErrorKind::ResourceLimit => {
@@ -82,10 +78,7 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Err
             });
             t
         }
-        Err(e) => {
-            drop_altstack(s, true);
-            return Err(e);
-        }
+        Err(e) => return Err(e),
     };
     s.timer.store(timer as usize, Relaxed);
     s.has_timer.store(true, Release);
@@ -97,7 +90,6 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Err
     let spec = libc::itimerspec { it_interval: period, it_value: period };
     if let Err(e) = syscall!(timer_settime(timer, 0, &spec, std::ptr::null_mut())) {
         detach(s);
-        drop_altstack(s, true);
         return Err(Error::os("timer_settime", e));
     }
     Ok(())
@@ -157,81 +149,4 @@ pub(crate) fn detach(s: &Slot) {
         // above, is deleted exactly once.
         unsafe { libc::timer_delete(t) };
     }
-}
-
-fn install_altstack(s: &Slot) -> Result<(), Error> {
-    let page = sys::page_size();
-    let p = sys::map_stack(ALTSTACK_SIZE).map_err(|e| {
-        Error::new(
-            ErrorKind::ResourceLimit,
-            format!(
-                "mmap of a {} KiB alternate signal stack: {}; each watched thread needs one: raise the address-space \
-                 limit (RLIMIT_AS: `ulimit -v`, `LimitAS=` in a systemd unit) or vm.max_map_count (sysctl; each \
-                 stack takes two mappings)",
-                ALTSTACK_SIZE / 1024,
-                e
-            ),
-        )
-    })?;
-    let p: *mut libc::c_void = p.cast();
-    let ss = libc::stack_t {
-        // SAFETY: in bounds of the mapping.
-        ss_sp: unsafe { p.cast::<u8>().add(page) }.cast(),
-        ss_flags: 0,
-        ss_size: ALTSTACK_SIZE,
-    };
-    let mut prev = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
-    if let Err(e) = syscall!(sigaltstack(&ss, &mut prev)) {
-        // SAFETY: unmapping our own mapping.
-        unsafe { libc::munmap(p, ALTSTACK_SIZE + page) };
-        return Err(Error::os("sigaltstack", e));
-    }
-    let prev_live = prev.ss_flags & libc::SS_DISABLE == 0 && !prev.ss_sp.is_null();
-    s.prev_altstack.store(if prev_live { prev.ss_sp as usize } else { 0 }, Relaxed);
-    s.prev_altstack_len.store(prev.ss_size, Relaxed);
-    s.altstack.store(p as usize, Relaxed);
-    s.altstack_len.store(ALTSTACK_SIZE + page, Relaxed);
-    Ok(())
-}
-
-/// Frees the slot's alternate stack. On the owner thread the stack is first
-/// disabled, if it is still the thread's current one; when the owner is gone
-/// it is only unmapped.
-pub(crate) fn drop_altstack(s: &Slot, on_owner: bool) {
-    let p = s.altstack.swap(0, AcqRel);
-    if p == 0 {
-        return;
-    }
-    let len = s.altstack_len.load(Relaxed);
-    let page = sys::page_size();
-    if on_owner {
-        let mut cur = libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: 0, ss_size: 0 };
-        // SAFETY: querying the current alternate stack.
-        unsafe { libc::sigaltstack(std::ptr::null(), &mut cur) };
-        let ours = cur.ss_sp as usize == p + page;
-        if ours && cur.ss_flags & libc::SS_ONSTACK != 0 {
-            // Running on it right now (unregister from a signal handler):
-            // leave it mapped rather than pull the stack from under us.
-            return;
-        }
-        if ours {
-            // Give the thread back the stack it had (Rust's runtime installs
-            // one for its stack-overflow report), or none.
-            let prev = s.prev_altstack.swap(0, Relaxed);
-            let back = if prev != 0 {
-                libc::stack_t {
-                    ss_sp: prev as *mut libc::c_void,
-                    ss_flags: 0,
-                    ss_size: s.prev_altstack_len.load(Relaxed),
-                }
-            } else {
-                libc::stack_t { ss_sp: std::ptr::null_mut(), ss_flags: libc::SS_DISABLE, ss_size: 0 }
-            };
-            // SAFETY: changing the calling thread's alternate stack to one
-            // that was installed before ours (still mapped) or to none.
-            unsafe { libc::sigaltstack(&back, std::ptr::null_mut()) };
-        }
-    }
-    // SAFETY: our own mapping, no longer installed on any live thread.
-    unsafe { libc::munmap(p as *mut libc::c_void, len) };
 }

@@ -3,8 +3,7 @@
 //! - `registry`: register and release a thread, reap the slots of threads
 //!   that died, [`ThreadHandle`](crate::ThreadHandle);
 //! - `guards`: the idle and harmless scopes of a handle;
-//! - `cpu_timer`: each watched thread's CPU-time timer and alternate
-//!   signal stack.
+//! - `cpu_timer`: each watched thread's CPU-time timer.
 //!
 //! Normal context, on the thread being registered or released (except
 //! `cpu_timer::detach` and `registry::forget_after_fork`, which are

@@ -120,7 +120,6 @@ pub(crate) fn release(idx: usize, generation: u32) {
     let st = s.state.load(Acquire);
     if (st == ACTIVE || st == DETACHED) && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
         cpu_timer::detach(s);
-        cpu_timer::drop_altstack(s, true);
         s.state.store(FREE, Release);
     }
     let _ = REGISTRATION.try_with(|r| {
@@ -143,22 +142,19 @@ pub(crate) fn reap_detached_dead() {
 }
 
 /// Frees slot `idx`, whose owner is gone (or has departed: see
-/// [`Slot::departed`]): its timer is deleted and its alternate stack
-/// unmapped, not touching the owner's signal state. Monitor thread.
+/// [`Slot::departed`]): its timer is deleted. Monitor thread.
 pub(crate) fn reap(idx: usize) {
     let s = &SLOTS[idx];
     let st = s.state.load(Acquire);
     if (st == ACTIVE || st == DETACHED) && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
         cpu_timer::detach(s);
-        cpu_timer::drop_altstack(s, false);
         s.state.store(FREE, Release);
     }
 }
 
 /// The owner unwinds from a panic with its handle alive, and panics are
-/// verdicts: its timer is deleted and the thread gets its previous
-/// alternate stack back (it may live on if the panic is caught), but the
-/// slot stays `ACTIVE`, marked [`DEPARTED_PANICKED`], for the monitor's
+/// verdicts: its timer is deleted (the thread may live on if the panic is
+/// caught), but the slot stays `ACTIVE`, marked [`DEPARTED_PANICKED`], for the monitor's
 /// vanished rule. Owner thread.
 fn depart_by_panic(idx: usize, generation: u32) {
     let s = &SLOTS[idx];
@@ -167,7 +163,6 @@ fn depart_by_panic(idx: usize, generation: u32) {
         return;
     }
     cpu_timer::detach(s);
-    cpu_timer::drop_altstack(s, true);
     s.departed.store(DEPARTED_PANICKED, Release);
     // The thread-exit destructor must not release the slot before the
     // monitor has seen it.
@@ -194,9 +189,8 @@ pub(crate) fn detach_all() {
 /// `forker` is the forking thread's tid in the parent, `me` its tid in the
 /// child: its slot (if it had one) gets the child's tid, so that a watchdog
 /// started later in the child sees its owner alive and leaves the slot to
-/// the owner's handle (whose drop restores the owner's alternate stack and
-/// frees the slot). Without it the monitor would take the owner for gone and
-/// unmap the alternate stack the thread still has installed.
+/// the owner's handle (whose drop frees the slot). Without it the monitor
+/// would take the owner for gone and free the slot under its handle.
 pub(crate) fn forget_after_fork(forker: libc::pid_t, me: libc::pid_t) {
     for s in SLOTS.iter() {
         let st = s.state.load(Relaxed);
