@@ -4,8 +4,8 @@
 //! then register and run again, and prints what registering added per
 //! thread: resident memory (VmRSS) and address space (VmSize), the POSIX
 //! timers, and how long registering took. Every thread uses more CPU than
-//! one timer period while registered, so its alternate signal stack has
-//! served a signal and counts in the resident figure.
+//! one timer period while registered, so failstop's handler has run on it
+//! and what that touched counts in the resident figure.
 //!
 //! ```text
 //! cargo run --release --example scale -- --threads 1024
@@ -62,7 +62,7 @@ fn main() {
         }
     };
     // warn_after 5 ms: the timer period is 5 ms of CPU, so the 10 ms each
-    // thread works below takes signals on its alternate stack.
+    // thread works below takes signals.
     let period = Duration::from_millis(5);
     let _wd = failstop::start(failstop::Config::new().warn_after(period)).expect("start");
     let phase = Arc::new(Barrier::new(n + 1));
