@@ -119,8 +119,9 @@ fn reporter_loop(overseer: &mut Overseer) {
                 report_late_verdict(s, late);
             }
         }
-        if !dumping {
-            // Libraries loaded or unloaded since: a new DWARF unwinder.
+        if !dumping && slots::WATCHING.load(Relaxed) {
+            // The first unwinder once a thread is watched; after that, a
+            // new one when libraries were loaded or unloaded.
             unwind::refresh();
         }
         BELL.wait(seen, Duration::from_secs(1));
