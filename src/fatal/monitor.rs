@@ -202,7 +202,7 @@ fn forgive(overrun: u64, now: u64) {
 fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
     let stall = LIVE.stall_budget_ns.load(Relaxed);
     let sample_every = sample_every(stall);
-    // The quiet windows' clock: it stands while the process is throttled.
+    // The polling window's clock: it stands while the process is throttled.
     let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
     for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
         if s.state.load(Acquire) != ACTIVE || s.departed.load(Acquire) != 0 {
@@ -291,15 +291,15 @@ fn sample_every(stall: u64) -> u64 {
 
 /// Starts `w`'s quiet window at `now`, noting how much time the process
 /// had been held back so far (see [`held_back_ns`]); the wait chain is
-/// noted again at its first quiet sample.
+/// noted again halfway through it.
 fn restart_quiet(w: &Progress, now: u64) {
     w.quiet_since.store(now, Relaxed);
     w.quiet_forgiven.store(FORGIVEN_NS.load(Relaxed), Relaxed);
     w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
 }
 
-/// The end of `tid`'s wait chain and its evidence of life now: (kind, end,
-/// life). Allocation-free.
+/// Where `tid`'s wait chain leads, and the evidence of life of its end now
+/// (`None`: no end to read, or it could not be read). Allocation-free.
 fn chain_end(tid: libc::pid_t, io: &mut [u8], dir: &mut [u8]) -> (chain::Walk, Option<Life>) {
     let walk = chain::walk(tid, io);
     let life = match walk {
