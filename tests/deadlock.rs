@@ -1,4 +1,4 @@
-//! The dump names the deadlock (issue 18, part 2): for threads asleep on
+//! The dump names the deadlock: for threads asleep on
 //! locks that record their owner (glibc's `pthread_mutex_t`, a
 //! priority-inheritance mutex, `failstop::sync::Mutex`) it prints the
 //! wait-for cycle near the top, and it groups the waiters of every futex

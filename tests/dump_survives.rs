@@ -1,4 +1,4 @@
-//! The dump survives (issue 15): written whole where the operator will look,
+//! The dump survives: written whole where the operator will look,
 //! whatever stderr, the file system or the descriptor table do. Each test
 //! runs a real child; the comment on each says which case of the issue it
 //! is.

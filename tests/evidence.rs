@@ -1,5 +1,5 @@
 //! The monitor's evidence: where it comes from (`/proc`) and what happens
-//! when it cannot be had (issue 14, cases 6, 7 and 8).
+//! when it cannot be had.
 
 #[macro_use]
 mod common;

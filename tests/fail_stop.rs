@@ -1,4 +1,4 @@
-//! Fail-stop, always (issue 14, cases 1 to 3): a fatal verdict ends the
+//! Fail-stop, always: a fatal verdict ends the
 //! process wherever services really run.
 //!
 //! - **PID 1** of a PID namespace (`unshare --pid --fork --mount-proc`, how

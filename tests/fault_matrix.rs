@@ -377,7 +377,7 @@ fn d_state_syscall_that_never_returns() {
 
 /// The deaf verdict's note in the dump: why no frames came from the
 /// culprit's own handler; and its frames, read by the ptrace helper
-/// instead, name `function` (issue 18, part 4).
+/// instead, name `function`.
 fn assert_deaf_note(o: &common::Outcome, tid: i32, function: &str) {
     assert!(
         o.stderr.contains("failstop's signal handler cannot run on the culprit: it blocks the watchdog signal"),

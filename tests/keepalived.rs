@@ -1,4 +1,4 @@
-//! Failover with a real cluster manager (issue 19): Debian's keepalived
+//! Failover with a real cluster manager: Debian's keepalived
 //! (VRRP) moves a service's address to the backup node when failstop
 //! fail-stops the master's serving loop, and only then.
 //!

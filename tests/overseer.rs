@@ -1,4 +1,4 @@
-//! Watching the watchdog (issue 14, case 10): if failstop's own monitor
+//! Watching the watchdog: if failstop's own monitor
 //! thread stops, the reporter notices, writes the dump and the process
 //! fail-stops. The test stops the monitor alone from outside, as a stuck
 //! kernel call would: it ptrace-attaches to that one thread and interrupts

@@ -1,5 +1,5 @@
 //! failstop's signals are invisible to a healthy process, whatever it does
-//! with its own (issue 16). `tests/c/own_signals.c` plays each case of the
+//! with its own. `tests/c/own_signals.c` plays each case of the
 //! issue; every mode is run with failstop and, where the expectation is "as
 //! without failstop", also with `FAILSTOP_DISABLE=1`, and the two runs are
 //! compared (exit status, what the program printed, and no line of

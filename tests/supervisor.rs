@@ -1,5 +1,5 @@
-//! A real supervisor from Debian restarts the service after each fail-stop
-//! (issue 14): runit's `runsv` (Debian package `runit`, installed by
+//! A real supervisor from Debian restarts the service after each
+//! fail-stop: runit's `runsv` (Debian package `runit`, installed by
 //! `.ci/run`; this test installs nothing and fails, naming the package, if
 //! `runsv` or `sv` is missing) supervises, in a directory of the test's own,
 //!

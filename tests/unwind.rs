@@ -1,4 +1,4 @@
-//! Full stacks through code without frame pointers (issue 18, part 1):
+//! Full stacks through code without frame pointers:
 //! failstop unwinds with the DWARF call-frame information (`.eh_frame`)
 //! in signal context, the frame-pointer walk being the fallback.
 //!

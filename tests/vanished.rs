@@ -1,4 +1,4 @@
-//! The vanished verdict (issue 14, case 5): a registered thread that ends
+//! The vanished verdict: a registered thread that ends
 //! without its thread-exit path (simulated with `syscall(SYS_exit, 0)`, as
 //! after a kernel bug), on a worker and on the main thread (which then stays
 //! a zombie while the others run), and one that unwinds from a panic with

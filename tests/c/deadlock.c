@@ -1,5 +1,5 @@
 /*
- * Deadlocks for the dump's wait-for graph (issue 18, part 2). Every thread
+ * Deadlocks for the dump's wait-for graph. Every thread
  * registers, prints its tid, takes its first lock, waits until all hold
  * theirs, then takes the next thread's lock: a cycle. Modes:
  *

@@ -1,5 +1,5 @@
 /*
- * The application ends while the dump is being written (issue 15, case 8).
+ * The application ends while the dump is being written.
  * Two registered workers deadlock on two mutexes taken in opposite order;
  * meanwhile another thread of the application sleeps and, when the sleep
  * is cut short (the dump's capture request interrupts every sleeping

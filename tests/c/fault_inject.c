@@ -1,5 +1,5 @@
 /*
- * A fault-injecting preload for servers we did not write (issue 17): loaded
+ * A fault-injecting preload for servers we did not write: loaded
  * before libfailstop_preload.so (LD_PRELOAD="fault_inject.so
  * libfailstop_preload.so"), it wraps epoll_wait and, after a signal asked
  * for a fault, makes the thread that comes back from its wait spin or block

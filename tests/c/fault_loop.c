@@ -1,6 +1,6 @@
 /*
  * An event loop that goes wrong after its first wait, for the preload's
- * tests (issue 17). Built with -O2 -fomit-frame-pointer, as distributions
+ * tests. Built with -O2 -fomit-frame-pointer, as distributions
  * build servers. It makes one wait (poll, 10 ms: the preload registers the
  * thread under its comm, "fault_loop"), then, by mode:
  *

@@ -1,6 +1,6 @@
 /*
- * Ordinary things services do with their own signals, under failstop
- * (issue 16). Each mode is run with failstop and with FAILSTOP_DISABLE=1 by
+ * Ordinary things services do with their own signals, under failstop.
+ * Each mode is run with failstop and with FAILSTOP_DISABLE=1 by
  * tests/own_signals.rs, which compares the two where the expectation is "as
  * without failstop". Every mode ends by itself within 10 s (a timeout thread
  * prints "TIMEOUT" and exits 3), so a hang is a failure, not a stuck test.

@@ -1,8 +1,7 @@
 /*
- * Registered threads that end without their thread-exit path (issue 14,
- * case 5): the incident of the Stack Overflow question in ../shared/seeds,
- * a kernel bug after which the serving thread is gone while the heartbeat
- * thread goes on. Modes:
+ * Registered threads that end without their thread-exit path: a kernel
+ * bug after which the serving thread is gone while the heartbeat thread
+ * goes on. Modes:
  *
  *   main    the main thread registers, starts a heartbeat thread, then ends
  *           by syscall(SYS_exit): it stays a zombie while the heartbeat runs
