@@ -20,9 +20,8 @@
 //! The watchdog starts in every process the library is preloaded into, also
 //! in one that never waits in an interposed call: failstop's two threads
 //! (monitor and reporter, which block every signal) and its handler for the
-//! watchdog signal. No thread is registered, no timer is created and no
-//! DWARF unwinder is built until a thread waits (see
-//! `scripts/preload-start-cost.sh` for what the rest costs `/bin/true`).
+//! watchdog signal. No thread is registered and no timer is created until a
+//! thread waits.
 //!
 //! A forked child gets a watchdog of its own from its first wait that may
 //! block, with the configuration the constructor read (see

@@ -117,9 +117,7 @@ fn start_locked(config: &Config, forked: bool) -> Result<Watchdog, Error> {
         sys::reserve_descriptors().map_err(|e| Error::os("start: reserving descriptors for the monitor", e))?;
         stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
         ptrace::prepare().map_err(|e| Error::os("ptrace helper setup (its stack)", e))?;
-        // The DWARF unwinder is built by the reporter once a thread is
-        // watched: a process that watches nothing pays nothing for it.
-        unwind::prepare_later();
+        unwind::prepare().map_err(|e| Error::os("DWARF unwinder setup (/proc/self/maps)", e))?;
         end::prepare()?;
         let path = s.dump_path.as_deref().map(|p| inherited_dump_path(p, forked)).transpose()?;
         let reporter = reporter::spawn(path.clone())?;

@@ -119,9 +119,8 @@ fn reporter_loop(overseer: &mut Overseer) {
                 report_late_verdict(s, late);
             }
         }
-        if !dumping && slots::WATCHING.load(Relaxed) {
-            // The first unwinder once a thread is watched; after that, a
-            // new one when libraries were loaded or unloaded.
+        if !dumping {
+            // Libraries loaded or unloaded since: a new DWARF unwinder.
             unwind::refresh();
         }
         BELL.wait(seen, Duration::from_secs(1));

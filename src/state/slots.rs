@@ -68,10 +68,6 @@ pub(crate) const DEPARTED_GONE: u32 = 2;
 /// by `SYS_exit` while the other threads run on).
 pub(crate) const DEPARTED_ZOMBIE: u32 = 3;
 
-/// Set once a thread of this process has been watched: from then on the
-/// reporter keeps the DWARF unwinder built (see `os::unwind::prepare_later`).
-pub(crate) static WATCHING: AtomicBool = AtomicBool::new(false);
-
 /// A slot index that names no slot (a culprit that is not watched: the
 /// unregistered holder of a lock a watched thread waits for).
 pub(crate) const NO_SLOT: usize = usize::MAX;

@@ -13,7 +13,7 @@ use crate::os::sys;
 use crate::state::frames::CAP_EMPTY;
 use crate::state::settings::LIVE;
 use crate::state::slots::{
-    ACTIVE, CLAIMED, DEPARTED_PANICKED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot, WATCHING, pack_context,
+    ACTIVE, CLAIMED, DEPARTED_PANICKED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot, pack_context,
 };
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -107,10 +107,6 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     }
     s.state.store(if watched { ACTIVE } else { DETACHED }, Release);
     REGISTRATION.with(|r| r.0.set(Some((idx, generation))));
-    if watched && !WATCHING.swap(true, Relaxed) {
-        // The first watched thread: the reporter builds the unwinder now.
-        crate::state::bells::REPORTER.ring();
-    }
     Ok(ThreadHandle { slot: s, idx, generation, _not_send: PhantomData })
 }
 

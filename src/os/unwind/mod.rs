@@ -88,34 +88,18 @@ pub(crate) fn prepare() -> std::io::Result<Built> {
     rebuild(r, true)
 }
 
-/// Builds the pool of caches (once per process) and readies the
-/// refresher, without building an unwinder: the first [`refresh`] builds
-/// it. What a process that watches nothing yet pays at start: copying the
-/// unwind sections of every module takes milliseconds (16-19 ms for six
-/// modules). Until an unwinder is published, the handler walks frame
-/// pointers (its fallback). **Normal context only.**
-pub(crate) fn prepare_later() {
-    walk::make_pool();
-    let mut g = REFRESHER.lock().unwrap_or_else(|p| p.into_inner());
-    let r = g.get_or_insert_with(|| Refresher { map: ModuleMap::new_boxed(), last: None });
-    r.last = None;
-}
-
-/// Builds and publishes the unwinder when none is yet ([`prepare_later`]),
-/// and otherwise rebuilds and republishes it when the module list changed
+/// Rebuilds and republishes the unwinder when the module list changed
 /// (libraries loaded or unloaded since the last look), looking at most once
 /// per [`REFRESH_EVERY`]. **Normal context only**: it reads
 /// `/proc/self/maps`, allocates, and may wait up to [`RETIRE_WAIT`] for
-/// handlers to leave the old unwinder. Does nothing before [`prepare`] or
-/// [`prepare_later`].
+/// handlers to leave the old unwinder. Does nothing before [`prepare`].
 pub(crate) fn refresh() {
     let mut g = REFRESHER.lock().unwrap_or_else(|p| p.into_inner());
     let Some(r) = g.as_mut() else { return };
-    let none_yet = CURRENT.load(Acquire).is_null();
-    if !none_yet && r.last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
+    if r.last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
         return;
     }
-    let _ = rebuild(r, none_yet);
+    let _ = rebuild(r, false);
 }
 
 /// Re-reads the module map; builds, publishes and retires when it changed
