@@ -45,7 +45,7 @@ use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CU
 use crate::state::limits::{WARN_BURST, WARN_WINDOW};
 use crate::state::progress::wall_since_progress;
 use crate::state::settings::LIVE;
-use crate::state::slots::{self, CONTEXT_LEN, NAME_LEN, SLOTS, Slot};
+use crate::state::slots::{self, CONTEXT_LEN, NAME_LEN, Slot};
 use crate::verdict::VerdictKind;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -106,7 +106,7 @@ fn reporter_loop(overseer: &mut Overseer) {
         // While a dump is being written, warnings wait: they must not
         // interleave with it.
         let dumping = latch::dumping();
-        for (i, s) in SLOTS.iter().enumerate() {
+        for (i, s) in slots::iter() {
             if dumping {
                 break;
             }

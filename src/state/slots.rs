@@ -318,14 +318,26 @@ pub(crate) fn slot(idx: usize) -> Option<&'static Slot> {
     SLOTS.get(idx).map(|s| &**s)
 }
 
+/// How many slots have ever been handed out: every slot in use has an
+/// index below it. Async-signal-safe.
+pub(crate) fn high_water() -> usize {
+    MAX_THREADS
+}
+
+/// The slots that have ever been handed out, with their indices (some may
+/// be free again). Async-signal-safe.
+pub(crate) fn iter() -> impl Iterator<Item = (usize, &'static Slot)> {
+    SLOTS[..high_water()].iter().map(|s| &**s).enumerate()
+}
+
 /// Number of slots in the ACTIVE state.
 pub(crate) fn watched_count() -> usize {
-    SLOTS.iter().filter(|s| s.state.load(Relaxed) == ACTIVE).count()
+    iter().filter(|(_, s)| s.state.load(Relaxed) == ACTIVE).count()
 }
 
 /// Finds the slot watching `tid` (async-signal-safe, linear scan).
 pub(crate) fn find_tid(tid: libc::pid_t) -> Option<usize> {
-    SLOTS.iter().position(|s| {
+    iter().position(|(_, s)| {
         let st = s.state.load(Acquire);
         (st == ACTIVE || st == DETACHED) && s.tid.load(Relaxed) == tid
     })

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind};
 use crate::os::sys::{self, syscall};
 use crate::state::settings::Registration;
 use crate::state::sigval::{self, TIMER_TAG};
-use crate::state::slots::SLOTS;
+use crate::state::slots;
 use crate::state::slots::Slot;
 use crate::verdict::Tracker;
 use std::sync::Once;
@@ -44,7 +44,7 @@ pub(crate) fn set_ticks(on: bool, period_ns: u64) {
     let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     let period = if on { sys::timespec(std::time::Duration::from_nanos(period_ns)) } else { zero };
     let spec = libc::itimerspec { it_interval: period, it_value: period };
-    for s in SLOTS.iter() {
+    for (_, s) in slots::iter() {
         if s.has_timer.load(SeqCst) {
             let t = s.timer.load(Relaxed) as libc::timer_t;
             // SAFETY: `t` is a live timer of ours: `detach` cannot delete it
