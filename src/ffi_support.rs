@@ -154,7 +154,7 @@ impl RawSlot {
     /// ```
     #[inline(always)]
     pub fn idle_begin(self) {
-        Slot::enter(&self.0.idle_depth);
+        self.0.enter(&self.0.idle_depth);
     }
 
     /// Leaves an idle scope, which counts as a touch; an unmatched end is
@@ -169,7 +169,7 @@ impl RawSlot {
     #[inline(always)]
     pub fn idle_end(self) {
         self.0.touch();
-        Slot::leave(&self.0.idle_depth);
+        self.0.leave(&self.0.idle_depth);
     }
 
     /// Enters a harmless scope (see [`ThreadHandle::harmless`](crate::ThreadHandle::harmless)).
@@ -182,7 +182,7 @@ impl RawSlot {
     /// ```
     #[inline(always)]
     pub fn harmless_begin(self) {
-        Slot::enter(&self.0.harmless_depth);
+        self.0.enter(&self.0.harmless_depth);
     }
 
     /// Leaves a harmless scope; an unmatched end is ignored.
@@ -195,7 +195,7 @@ impl RawSlot {
     /// ```
     #[inline(always)]
     pub fn harmless_end(self) {
-        Slot::leave(&self.0.harmless_depth);
+        self.0.leave(&self.0.harmless_depth);
     }
 }
 

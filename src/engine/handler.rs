@@ -42,11 +42,12 @@ use crate::os::signals;
 use crate::os::sys::{self, syscall};
 use crate::state::bells;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURES};
-use crate::state::frames::{CAP_EMPTY, CAP_REQUESTED, CAP_WRITING};
+use crate::state::frames::{CAP_REQUESTED, CAP_WRITING};
 use crate::state::latch::CULPRIT_FRAMES;
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG, TIMER_TAG};
 use crate::state::slots::{self, Slot};
+use crate::state::warnings;
 use crate::verdict::{Decision, Observation, VerdictKind, judge};
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::*};
@@ -187,7 +188,7 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
     let warn_next = t.warn_next;
     let decision = judge(&mut t, seen, LIVE.budgets());
     if let Decision::Warn { cpu_since_touch } = decision
-        && !capture_warning(s, ctx, cpu_since_touch)
+        && !capture_warning(s, idx, ctx, cpu_since_touch)
     {
         // The reporter has not taken the previous warning yet: keep this
         // one due, so that the next tick raises it again.
@@ -203,14 +204,14 @@ fn on_tick(idx: usize, ctx: *mut libc::c_void) {
 /// prints it). Returns false when the previous warning is not reported
 /// yet; the caller then retries at its next tick (the warning is delayed,
 /// not lost).
-fn capture_warning(s: &Slot, ctx: *mut libc::c_void, cpu_since_touch: u64) -> bool {
-    if s.warning.state.compare_exchange(CAP_EMPTY, CAP_WRITING, Acquire, Relaxed).is_err() {
+fn capture_warning(s: &Slot, idx: usize, ctx: *mut libc::c_void, cpu_since_touch: u64) -> bool {
+    let Some(w) = warnings::take(idx, s.generation.load(Relaxed)) else {
         return false;
-    }
-    s.warning.figure.store(cpu_since_touch, Relaxed);
+    };
+    w.frames.figure.store(cpu_since_touch, Relaxed);
     // SAFETY: `ctx` is the ucontext the kernel passed to this handler, on
     // the slot's own thread.
-    unsafe { s.warning.capture(ctx, s.stack_bounds()) };
+    unsafe { w.frames.capture(ctx, s.stack_bounds()) };
     bells::REPORTER.ring();
     true
 }

@@ -261,6 +261,7 @@ pub(crate) fn latch(kind: VerdictKind, slot: usize, tid: libc::pid_t, figure: u6
 pub(crate) fn note_late_verdict(s: &Slot, kind: VerdictKind, figure: u64) {
     s.late_kind.store(kind.code(), Relaxed);
     s.late_verdict.store(figure.max(1), Relaxed);
+    crate::state::warnings::LATE_PENDING.store(true, Release);
     bells::REPORTER.ring();
 }
 

@@ -56,11 +56,11 @@ use crate::state::frames::CAP_READY;
 use crate::state::latch::{self, CULPRIT_FRAMES, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
 use crate::state::progress::{
     self, CHAIN_CHILDREN, CHAIN_CYCLE, CHAIN_HOLDER, CHAIN_NONE, CHAIN_THREAD, CHAIN_UNSEEN, FORGIVEN_NS,
-    MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_WINDOW, PROGRESS, Progress,
+    MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_READING, NO_WINDOW, Progress,
 };
 use crate::state::settings::LIVE;
 use crate::state::sigval;
-use crate::state::slots::{self, ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, NO_SLOT, SLOTS, Slot};
+use crate::state::slots::{self, ACTIVE, DEPARTED_GONE, DEPARTED_ZOMBIE, NO_SLOT, Slot};
 use crate::verdict::VerdictKind;
 use crate::watch::cpu_timer;
 use crate::watch::registry;
@@ -100,6 +100,7 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
     let mut last_loop = sys::monotonic_ns();
+    let mut expected = 0u64;
     MONITOR_TID.store(sys::gettid(), Relaxed);
     let mut own_runq = run_delay_ns(&mut scratch.io[..]);
     loop {
@@ -110,37 +111,48 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
         }
         let now = sys::monotonic_ns();
         MONITOR_LOOP_AT.store(now, Release);
-        // Freeze guard: a sleep that overran (SIGSTOP of the whole process,
-        // a paused VM, a starved monitor) moves every window forward.
+        // Freeze guard: a sleep that overran what was asked (SIGSTOP of the
+        // whole process, a paused VM, a starved monitor) is nobody's fault.
+        // Throttle guard: nor is time the cgroup held the process back.
+        // Either is forgiven: every window leaves it out.
         let slept = now.saturating_sub(last_loop);
-        let overrun = slept.saturating_sub(PERIOD.as_nanos() as u64);
-        let frozen = if overrun > FREEZE_SLACK {
-            forgive(overrun, now);
-            overrun
-        } else {
-            0
-        };
+        let overrun = slept.saturating_sub(expected);
+        let frozen = if overrun > FREEZE_SLACK { overrun } else { 0 };
         last_loop = now;
-        // Throttle guard: time the cgroup held the process back is nobody's
-        // fault either (less what the freeze guard forgave already).
         let held_back = held_back_ns(&mut scratch.cgroups, &mut own_runq, slept, &mut scratch.io[..]);
-        FORGIVEN_NS.fetch_add(held_back.saturating_sub(frozen), Relaxed);
+        FORGIVEN_NS.fetch_add(held_back.max(frozen), Relaxed);
+        progress::next_epoch(now);
         if !dumped && latch::latched().is_some() {
             dumped = true;
             write_dump(scratch, path, notifier.as_deref_mut());
             last_loop = sys::monotonic_ns();
         }
         check_disposition();
-        judge(now, &mut scratch.io[..], &mut scratch.dir[..]);
-        if now.saturating_sub(last_reap) >= VANISHED_EVERY.as_nanos() as u64 {
-            judge_vanished(&mut scratch.io[..], dumped);
+        let mut pass = Pass::new(now, dumped, &mut scratch.io[..], &mut scratch.dir[..]);
+        let earliest = judge(&mut pass);
+        if now.saturating_sub(last_reap) >= REAP_EVERY.as_nanos() as u64 {
             registry::reap_detached_dead();
             last_reap = now;
         }
-        // A ping due before the next period is not skipped: wait only until it.
-        let wait = notifier.as_deref_mut().map_or(PERIOD, |n| n.ping_if_due(sys::monotonic_ns()).min(PERIOD));
+        // Sleep until the next look is due, at most a period (the epochs'
+        // resolution); a ping due before that is not skipped.
+        let after = sys::monotonic_ns();
+        let mut wait =
+            period(LIVE.stall_budget_ns.load(Relaxed)).min(Duration::from_nanos(earliest.saturating_sub(after)));
+        if let Some(n) = notifier.as_deref_mut() {
+            wait = wait.min(n.ping_if_due(after));
+        }
+        expected = (after - now).saturating_add(wait.as_nanos() as u64);
         BELL.wait(seen, wait);
     }
+}
+
+/// The longest the monitor sleeps between loops, and so the resolution of
+/// the progress epochs (see `slots::EPOCH`): [`PERIOD`], and at most a
+/// 32nd of the stall budget, so that a window's start is known to within
+/// 3% of it; at least 5 ms.
+fn period(stall: u64) -> Duration {
+    PERIOD.min(Duration::from_nanos(stall / 32)).max(Duration::from_millis(5))
 }
 
 /// The monitor thread's own run-queue wait so far (ns; 0 if unreadable).
@@ -167,134 +179,234 @@ fn held_back_ns(cgroups: &mut CpuCgroups, own_runq: &mut u64, slept: u64, io: &m
     (throttled / cpus).max(waited).min(slept)
 }
 
-/// Moves every window forward by `overrun`: time the whole process did not
-/// run is nobody's fault.
-fn forgive(overrun: u64, now: u64) {
-    // The polling window is on the clock that stands while throttled.
-    let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
-    for w in PROGRESS.iter() {
-        for t in [&w.progress_at, &w.quiet_since] {
-            let v = t.load(Relaxed);
-            t.store(v.saturating_add(overrun).min(now), Relaxed);
+/// What one pass of the rules shares: the time, the scratch buffers.
+struct Pass<'a> {
+    now: u64,
+    /// `now` on the clock that stands while the process is held back (the
+    /// polling window's).
+    eff: u64,
+    stall: u64,
+    pid: libc::pid_t,
+    /// The dump is written (vanished slots may be freed).
+    dumped: bool,
+    io: &'a mut [u8],
+    dir: &'a mut [u8],
+}
+
+impl<'a> Pass<'a> {
+    fn new(now: u64, dumped: bool, io: &'a mut [u8], dir: &'a mut [u8]) -> Self {
+        Pass {
+            now,
+            eff: now.saturating_sub(FORGIVEN_NS.load(Relaxed)),
+            stall: LIVE.stall_budget_ns.load(Relaxed),
+            pid: sys::getpid(),
+            dumped,
+            io,
+            dir,
         }
-        let v = w.io_since.load(Relaxed);
-        w.io_since.store(v.saturating_add(overrun).min(eff), Relaxed);
     }
 }
 
-/// The monitor's rules, applied to every watched thread that made no
-/// progress since the last look: the deaf rule ([`judge_deaf`]) and the
-/// blocked rule outside idle and harmless scopes, the deadlock part of the
-/// blocked rule inside them ([`judge_scoped`]).
+/// The monitor's rules, applied to each watched thread when its look is
+/// due ([`look`]), and never in between: a pass touches 8 bytes per slot
+/// (its due time) and nothing else of a thread that is not due. Returns
+/// when the next look is due. Allocation-free.
+fn judge(pass: &mut Pass<'_>) -> u64 {
+    let mut earliest = u64::MAX;
+    for idx in 0..slots::high_water() {
+        let Some(next) = progress::next_look(idx) else { continue };
+        let due = next.load(Acquire);
+        if due > pass.now {
+            earliest = earliest.min(due);
+            continue;
+        }
+        let (Some(s), Some(w)) = (slots::slot(idx), progress::progress(idx)) else { continue };
+        let then = look(idx, s, w, pass).max(pass.now + MIN_GAP);
+        // A look asked for meanwhile (`progress::look_soon`) wins.
+        let _ = next.compare_exchange(due, then, AcqRel, Relaxed);
+        earliest = earliest.min(next.load(Relaxed));
+    }
+    earliest
+}
+
+/// The shortest time between two looks at one thread.
+const MIN_GAP: u64 = 1_000_000;
+
+/// The share of `stall_budget` over which a quiet thread must have been
+/// seen still (its CPU clock unchanged) before the blocked rule judges it:
+/// three quarters, as the first reading comes at most a quarter of the
+/// budget after its last progress ([`first_look`]).
+fn still_needed(stall: u64) -> u64 {
+    stall / 4 * 3
+}
+
+/// How long after a thread's last progress the monitor first looks at it
+/// again: a quarter of the stall budget (a thread that makes progress more
+/// often is never read at all); outside scopes at most the deaf rule's
+/// threshold, so that a deaf spinner's window opens in time.
+fn first_look(stall: u64, scoped: bool) -> u64 {
+    let quarter = stall / 4;
+    if scoped { quarter } else { quarter.min(deaf_threshold()) }
+}
+
+/// One look at a watched thread (slot `s`, `idx`, its record `w`); returns
+/// when to look next.
 ///
-/// The blocked rule is the kernel's hung-task test done in user space: a
-/// watched thread outside idle and harmless scopes, judged from its first
-/// progress mark on, is quiet when for `stall_budget` it made no progress,
-/// used no CPU time, had no context switch, and was never seen runnable (a
-/// starved thread is not a blocked one) or stopped. Time the process could
-/// not run (its cgroup throttled, see `monitor_loop`) is not counted. A
-/// quiet thread is then judged by its wait chain ([`decide`]): a waiter
-/// whose lock owner or child process runs is spared, a deadlock is
-/// convicted, and a chain that ends at a thread that does not run convicts
-/// that thread. Evidence comes from the thread's CPU clock and /proc,
-/// sampled only for threads that stopped making progress, and the verdict
-/// is only taken right after a sample. Allocation-free.
-fn judge(now: u64, io: &mut [u8], dir: &mut [u8]) {
-    let stall = LIVE.stall_budget_ns.load(Relaxed);
-    let sample_every = sample_every(stall);
-    // The polling window's clock: it stands while the process is throttled.
-    let eff = now.saturating_sub(FORGIVEN_NS.load(Relaxed));
-    for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
-        if s.state.load(Acquire) != ACTIVE || s.departed.load(Acquire) != 0 {
-            continue; // not watched, or the vanished rule's
-        }
-        let generation = s.generation.load(Relaxed);
-        let progress = s.touches().wrapping_add(s.tick_seq.load(Relaxed));
-        let scoped = s.scoped();
-        if w.generation.load(Relaxed) != generation
-            || w.progress.load(Relaxed) != progress
-            || progress == 0
-            || w.scoped.load(Relaxed) != scoped
-        {
-            w.generation.store(generation, Relaxed);
-            w.progress.store(progress, Relaxed);
-            w.progress_at.store(now, Relaxed);
-            restart_quiet(w, now);
-            w.cpu.store(u64::MAX, Relaxed);
-            w.ctxsw.store(u64::MAX, Relaxed);
-            w.sampled_at.store(0, Relaxed);
-            w.convicted.store(false, Relaxed);
-            w.deaf_cpu.store(NO_WINDOW, Relaxed);
-            w.io_since.store(eff, Relaxed);
-            w.io_known.store(false, Relaxed);
-            w.scoped.store(scoped, Relaxed);
-            continue;
-        }
-        let tid = s.tid.load(Relaxed);
-        if scoped {
-            judge_scoped(s, w, idx, tid, now, io);
-            continue;
-        }
-        let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
-        judge_deaf(s, w, idx, tid, cpu);
-        if now.saturating_sub(w.sampled_at.load(Relaxed)) < sample_every {
-            continue;
-        }
-        w.sampled_at.store(now, Relaxed);
-        // A read that fails (every descriptor in use despite the reserve, a
-        // thread exiting) is no evidence either way: the sample is skipped
-        // and the windows stand, so that a failed read never passes for
-        // life.
-        let (Ok(stat), Ok(status)) = (procfs::read_stat(tid, io), procfs::read_status(tid, io)) else {
-            continue;
-        };
-        let state = stat.state;
-        let ctxsw = status.voluntary_ctxt_switches.wrapping_add(status.nonvoluntary_ctxt_switches);
-        let moved = cpu != w.cpu.load(Relaxed) || ctxsw != w.ctxsw.load(Relaxed);
-        w.cpu.store(cpu, Relaxed);
-        w.ctxsw.store(ctxsw, Relaxed);
-        if let Ok(tio) = procfs::read_io(tid, io) {
-            let bytes = tio.rchar.wrapping_add(tio.wchar);
-            if !w.io_known.swap(true, Relaxed) || bytes != w.io_bytes.load(Relaxed) {
-                w.io_bytes.store(bytes, Relaxed);
-                w.io_since.store(eff, Relaxed);
-            }
-        }
-        if moved || !matches!(state, b'S' | b'D') {
-            restart_quiet(w, now);
-            judge_polling(s, w, idx, tid, now, eff, state);
-            continue;
-        }
-        // Quiet since the last sample. Time the process was held back does
-        // not count, except for a deadlock: nothing in a cycle can go on,
-        // throttled or not.
-        let wall_quiet = now.saturating_sub(w.quiet_since.load(Relaxed));
-        let held_back = FORGIVEN_NS.load(Relaxed).saturating_sub(w.quiet_forgiven.load(Relaxed));
-        let quiet = wall_quiet.saturating_sub(held_back);
-        // Halfway through the window, note what the thread waits for and
-        // that end's evidence of life, for the comparison at its end.
-        if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN && wall_quiet >= stall / 2 {
-            note_chain(w, tid, io, dir);
-        }
-        let cycle = w.chain_kind.load(Relaxed) == CHAIN_CYCLE && wall_quiet >= stall;
-        if (quiet >= stall || cycle) && !w.convicted.load(Relaxed) {
-            decide(s, w, idx, tid, now, quiet < stall, io, dir);
-        }
+/// The blocked rule is the kernel's hung-task test done in user space,
+/// without sampling: a watched thread outside idle and harmless scopes,
+/// judged from its first progress mark on, is quiet when it made no
+/// progress for `stall_budget` (its stamp, see `slots::EPOCH`, says when
+/// the last came, to within an epoch), and its CPU clock did not move for
+/// the last three quarters of it (any run of a thread adds to its CPU
+/// clock: a context switch, a wake-up, a spin), and it is not runnable
+/// now (a starved thread is not a blocked one). So a thread is looked at a
+/// quarter of the budget after its last progress (its CPU clock read once,
+/// if nothing moved), halfway through its still window (its wait chain
+/// noted) and when the window could end; a thread that makes progress more
+/// often than that costs one look per quarter budget. Time the process
+/// could not run (its cgroup throttled, a freeze, see `monitor_loop`) is
+/// not counted. A quiet thread is then judged by its wait chain
+/// ([`decide`]).
+fn look(idx: usize, s: &Slot, w: &Progress, pass: &mut Pass<'_>) -> u64 {
+    let now = pass.now;
+    let stall = pass.stall;
+    if s.state.load(Acquire) != ACTIVE {
+        return u64::MAX; // free or detached: registering asks for a look again
     }
+    if s.departed.load(Acquire) != 0 {
+        return vanished(idx, s, w, pass);
+    }
+    let generation = s.generation.load(Relaxed);
+    let progress = s.touches().wrapping_add(s.tick_seq.load(Relaxed));
+    let stamp = s.stamp.load(Relaxed);
+    let scoped = s.scoped();
+    let fresh = w.generation.load(Relaxed) != generation;
+    if fresh
+        || w.progress.load(Relaxed) != progress
+        || w.stamp.load(Relaxed) != stamp
+        || w.scoped.load(Relaxed) != scoped
+        || progress == 0
+    {
+        let (at, forgiven) = if fresh {
+            (now, FORGIVEN_NS.load(Relaxed))
+        } else {
+            let (at, forgiven) = progress::stamp_bounds(stamp, now);
+            (at.max(w.progress_at.load(Relaxed)), forgiven)
+        };
+        w.generation.store(generation, Relaxed);
+        w.progress.store(progress, Relaxed);
+        w.stamp.store(stamp, Relaxed);
+        w.scoped.store(scoped, Relaxed);
+        w.progress_at.store(at, Relaxed);
+        w.quiet_forgiven.store(forgiven, Relaxed);
+        start_still(w, at, NO_READING);
+        w.convicted.store(false, Relaxed);
+        w.deaf_cpu.store(NO_WINDOW, Relaxed);
+        w.io_known.store(false, Relaxed);
+        return at.saturating_add(first_look(stall, scoped));
+    }
+    let tid = s.tid.load(Relaxed);
+    let Some(cpu) = sys::try_clock_ns(s.cpu_clock.load(Relaxed)) else {
+        return gone(idx, s, w, tid, pass);
+    };
+    let first = w.cpu.load(Relaxed) == NO_READING;
+    let ran = !first && cpu != w.cpu.load(Relaxed);
+    if tid == pass.pid && !first && !ran && main_thread_is_zombie(tid, pass.io) {
+        s.departed.store(DEPARTED_ZOMBIE, Release);
+        return vanished(idx, s, w, pass);
+    }
+    if scoped {
+        return judge_scoped(s, w, idx, tid, cpu, pass);
+    }
+    let deaf_next = judge_deaf(s, w, idx, tid, cpu, now);
+    let mut poll_next = u64::MAX;
+    if first || ran {
+        start_still(w, now, cpu);
+        if ran {
+            poll_next = judge_polling(s, w, idx, tid, pass);
+        }
+    } else if !w.convicted.load(Relaxed) {
+        judge_blocked(s, w, idx, tid, cpu, pass);
+    }
+    if w.convicted.load(Relaxed) {
+        return now.saturating_add(REAP_EVERY.as_nanos() as u64);
+    }
+    let (end, wall_end) = still_end(w, stall);
+    let mut next = deaf_next.min(poll_next).min(if w.chain_kind.load(Relaxed) == CHAIN_CYCLE { wall_end } else { end });
+    if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN {
+        next = next.min(end.saturating_sub(stall / 2).max(w.quiet_since.load(Relaxed)));
+    }
+    if next <= now {
+        // A verdict left to another thread's window, or a chain noted just
+        // now: look again in a little while.
+        next = now.saturating_add(retry_after(stall));
+    }
+    next
 }
 
-/// How often a quiet thread's `/proc` evidence is sampled: an eighth of
-/// the stall budget, at least one monitor period.
-fn sample_every(stall: u64) -> u64 {
+/// When a still window of `w` ends (the blocked rule can judge it): a full
+/// stall budget after the last progress and [`still_needed`] after the
+/// first still reading, plus the time the process was held back since;
+/// and the same in wall time (for a deadlock, which is judged on it).
+fn still_end(w: &Progress, stall: u64) -> (u64, u64) {
+    let wall = w
+        .progress_at
+        .load(Relaxed)
+        .saturating_add(stall)
+        .max(w.quiet_since.load(Relaxed).saturating_add(still_needed(stall)));
+    let held_back = FORGIVEN_NS.load(Relaxed).saturating_sub(w.quiet_forgiven.load(Relaxed));
+    (wall.saturating_add(held_back), wall)
+}
+
+/// How long the monitor waits before it looks again at a thread whose
+/// judgement it could not finish (its chain just noted, or its culprit
+/// left to its own window): an eighth of the stall budget, at least a
+/// period.
+fn retry_after(stall: u64) -> u64 {
     (stall / 8).max(PERIOD.as_nanos() as u64)
 }
 
-/// Starts `w`'s quiet window at `now`, noting how much time the process
-/// had been held back so far (see [`held_back_ns`]); the wait chain is
-/// noted again halfway through it.
+/// The blocked rule's judgement at a look that found `w`'s thread still
+/// (its CPU clock at `cpu`, as at the window's start): halfway through
+/// the window its wait chain is noted; at the window's end (in wall time
+/// for a deadlock) it is judged ([`decide`]), unless it is runnable now.
+fn judge_blocked(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, pass: &mut Pass<'_>) {
+    let now = pass.now;
+    let stall = pass.stall;
+    let (end, wall_end) = still_end(w, stall);
+    if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN && now >= end.saturating_sub(stall / 2) {
+        note_chain(w, tid, pass.io, pass.dir);
+    }
+    let cycle = w.chain_kind.load(Relaxed) == CHAIN_CYCLE && now >= wall_end;
+    if now < end && !cycle {
+        return;
+    }
+    // A read that fails (every descriptor in use despite the reserve, a
+    // thread exiting) is no evidence either way: the window stands, so
+    // that a failed read never passes for life.
+    let Ok(stat) = procfs::read_stat(tid, pass.io) else { return };
+    if !matches!(stat.state, b'S' | b'D') {
+        // Runnable (starved: waiting for a CPU is not being blocked) or
+        // stopped: the window starts again.
+        start_still(w, now, cpu);
+        return;
+    }
+    decide(s, w, idx, tid, now, now < end, pass.io, pass.dir);
+}
+
+/// Starts `w`'s still window at `at`, with the CPU clock reading `cpu`
+/// there ([`NO_READING`]: none yet); the wait chain is noted again halfway
+/// through it.
+fn start_still(w: &Progress, at: u64, cpu: u64) {
+    w.quiet_since.store(at, Relaxed);
+    w.cpu.store(cpu, Relaxed);
+    w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
+}
+
+/// Starts `w`'s still window again now (the thread's wait chain showed
+/// life, or a deadlock turned out to be none), keeping its CPU reading.
 fn restart_quiet(w: &Progress, now: u64) {
     w.quiet_since.store(now, Relaxed);
-    w.quiet_forgiven.store(FORGIVEN_NS.load(Relaxed), Relaxed);
     w.chain_kind.store(CHAIN_UNSEEN, Relaxed);
 }
 
@@ -440,7 +552,7 @@ fn convict_other(s: &Slot, idx: usize, tid: libc::pid_t, culprit: libc::pid_t, f
     let (cidx, cfigure) = match slots::find_tid(culprit) {
         Some(ci) => {
             let f = progress::wall_since_progress(ci).unwrap_or(figure);
-            if let Some(cw) = PROGRESS.get(ci) {
+            if let Some(cw) = progress::progress(ci) {
                 cw.convicted.store(true, Relaxed);
             }
             (ci, f)
@@ -469,39 +581,34 @@ fn is_own_thread(tid: libc::pid_t) -> bool {
 
 /// The deadlock part of the blocked rule for a thread inside an idle or
 /// harmless scope (waiting for others is what those scopes are for, so
-/// only a deadlock convicts it), looked at by deadline: its CPU clock is
-/// read once `stall_budget`/8 after its last progress (the window's start)
-/// and again when the window could end, `stall_budget` later. Unchanged:
-/// its wait chain is followed once, and a cycle through it is convicted.
-/// Anything else starts the window again. Allocation-free: two clock
-/// reads per window, the chain's `/proc` reads once per `stall_budget` of
-/// stillness.
-fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, io: &mut [u8]) {
-    let stall = LIVE.stall_budget_ns.load(Relaxed);
-    let due = if w.cpu.load(Relaxed) == u64::MAX {
-        w.progress_at.load(Relaxed).saturating_add(sample_every(stall))
-    } else {
-        w.quiet_since.load(Relaxed).saturating_add(stall)
-    };
-    if now < due {
-        return;
+/// only a deadlock convicts it), with the same looks as outside scopes:
+/// its CPU clock (`cpu` now) is read a quarter of the stall budget after
+/// its last progress, and again when its still window could end (in wall
+/// time: a cycle cannot go on, throttled or not). Unchanged: its wait chain
+/// is followed once, and a cycle through it is convicted. Anything else
+/// starts the window again. Allocation-free: a clock read per look, the
+/// chain's `/proc` reads once per window of stillness.
+fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, pass: &mut Pass<'_>) -> u64 {
+    let now = pass.now;
+    if w.cpu.load(Relaxed) != cpu {
+        start_still(w, now, cpu);
+        return still_end(w, pass.stall).1;
     }
-    let cpu = sys::clock_ns(s.cpu_clock.load(Relaxed));
-    if cpu != w.cpu.swap(cpu, Relaxed) {
-        restart_quiet(w, now);
-        return;
+    let wall_end = still_end(w, pass.stall).1;
+    if now < wall_end || w.convicted.load(Relaxed) {
+        return if w.convicted.load(Relaxed) { u64::MAX } else { wall_end };
     }
-    // Wall time: a cycle cannot go on, throttled or not.
-    if now.saturating_sub(w.quiet_since.load(Relaxed)) < stall || w.convicted.load(Relaxed) {
-        return;
-    }
-    match chain::walk(tid, io) {
+    match chain::walk(tid, pass.io) {
         chain::Walk::Cycle { member, through_first } => {
             w.convicted.store(true, Relaxed);
             let culprit = if through_first { tid } else { member };
             convict_other(s, idx, tid, culprit, now.saturating_sub(w.progress_at.load(Relaxed)));
+            now.saturating_add(REAP_EVERY.as_nanos() as u64)
         }
-        _ => restart_quiet(w, now),
+        _ => {
+            restart_quiet(w, now);
+            still_end(w, pass.stall).1
+        }
     }
 }
 
@@ -561,20 +668,35 @@ fn say_disposition(signo: libc::c_int, what: &str) {
     let _ = sys::write_all(2, b.as_bytes());
 }
 
-/// The polling rule (see the module doc), after a sample in which the
-/// thread moved (it woke, or used a little CPU) without progress: sleeping
-/// now (`state` S), no byte read or written and no progress for
+/// The polling rule (see the module doc), at a look that found the thread
+/// moved (it woke, or used a little CPU) without progress: sleeping now
+/// (`state` S), no byte read or written and no progress for
 /// `poll_budget`. A thread that uses real CPU is the `stuck` rule's; one
 /// that moves data (a trickle) or that sleeps between touches shorter than
-/// the budget is living. Allocation-free.
-fn judge_polling(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, now: u64, eff: u64, state: u8) {
-    if state != b'S' || !w.io_known.load(Relaxed) {
-        return;
+/// the budget is living. Its bytes are read only here, so a window opens
+/// at the first such look. Returns when to look again for it.
+/// Allocation-free: two `/proc` reads.
+fn judge_polling(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, pass: &mut Pass<'_>) -> u64 {
+    let eff = pass.eff;
+    if let Ok(tio) = procfs::read_io(tid, pass.io) {
+        let bytes = tio.rchar.wrapping_add(tio.wchar);
+        if !w.io_known.swap(true, Relaxed) || bytes != w.io_bytes.load(Relaxed) {
+            w.io_bytes.store(bytes, Relaxed);
+            w.io_since.store(eff, Relaxed);
+        }
     }
+    if !w.io_known.load(Relaxed) {
+        return u64::MAX;
+    }
+    let poll = LIVE.poll_budget_ns.load(Relaxed);
     let still = eff.saturating_sub(w.io_since.load(Relaxed));
-    if still >= LIVE.poll_budget_ns.load(Relaxed) && !w.convicted.swap(true, Relaxed) {
-        on_verdict(VerdictKind::Polling, s, idx, tid, now.saturating_sub(w.progress_at.load(Relaxed)));
+    if still < poll {
+        return pass.now.saturating_add(poll - still);
     }
+    if procfs::read_stat(tid, pass.io).is_ok_and(|st| st.state == b'S') && !w.convicted.swap(true, Relaxed) {
+        on_verdict(VerdictKind::Polling, s, idx, tid, pass.now.saturating_sub(w.progress_at.load(Relaxed)));
+    }
+    pass.now.saturating_add(retry_after(pass.stall))
 }
 
 /// CPU time a deaf thread may use beyond `cpu_budget` before the monitor
@@ -584,65 +706,82 @@ fn deaf_margin(period_ns: u64) -> u64 {
     period_ns.saturating_mul(2).max(50_000_000)
 }
 
+/// CPU time without progress and without a handled signal at which the
+/// deaf rule convicts.
+fn deaf_threshold() -> u64 {
+    LIVE.cpu_budget_ns.load(Relaxed).saturating_add(deaf_margin(LIVE.period_ns.load(Relaxed)))
+}
+
 /// The deaf rule (see the module doc), for a watched thread outside any
 /// scope that made no progress since the monitor last looked. `cpu` is its
-/// CPU clock now. Every monitor period, so that the verdict comes within
-/// one period of the threshold. Allocation-free.
-fn judge_deaf(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64) {
+/// CPU clock now. Returns when to look again for it: when its CPU clock
+/// could reach the threshold at the earliest (a thread runs at most one
+/// CPU-second per second). Allocation-free.
+fn judge_deaf(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, now: u64) -> u64 {
     let signals = s.own_signals.load(Relaxed);
     let start = w.deaf_cpu.load(Relaxed);
+    let threshold = deaf_threshold();
     if start == NO_WINDOW || signals != w.deaf_signals.load(Relaxed) {
         // First look, or the handler ran: it judges the thread itself.
         w.deaf_cpu.store(cpu, Relaxed);
         w.deaf_signals.store(signals, Relaxed);
-        return;
+        return now.saturating_add(threshold);
     }
     let used = cpu.saturating_sub(start);
-    let threshold = LIVE.cpu_budget_ns.load(Relaxed).saturating_add(deaf_margin(LIVE.period_ns.load(Relaxed)));
-    if used < threshold || w.convicted.swap(true, Relaxed) {
-        return;
+    if used < threshold {
+        return now.saturating_add(threshold - used);
     }
-    on_verdict(VerdictKind::Deaf, s, idx, tid, used);
+    if !w.convicted.swap(true, Relaxed) {
+        on_verdict(VerdictKind::Deaf, s, idx, tid, used);
+    }
+    u64::MAX
 }
 
-/// How often the vanished rule looks: one `tgkill(tid, 0)` per watched
-/// thread (and a `/proc` read for the main thread).
-const VANISHED_EVERY: Duration = Duration::from_millis(500);
+/// How often the monitor frees the slots of detached threads that are gone,
+/// and looks again at a convicted vanished slot to free it once the dump
+/// is written.
+const REAP_EVERY: Duration = Duration::from_millis(500);
 
-/// The vanished rule (see the module doc), for every `ACTIVE` slot. A slot
-/// it convicted is freed once its dump is written (`dumped`) or when it was
-/// not the dump's culprit. Allocation-free.
-fn judge_vanished(io: &mut [u8], dumped: bool) {
-    let pid = sys::getpid();
-    for (idx, (s, w)) in SLOTS.iter().zip(PROGRESS.iter()).enumerate() {
-        if s.state.load(Acquire) != ACTIVE {
-            continue;
+/// A look could not read the thread's CPU clock: if the thread is gone
+/// (`tgkill(tid, 0)` finds no such thread), it vanished; otherwise the
+/// look is tried again later. A thread that makes progress is never looked
+/// at this way, so a vanished one is found at its first look after its last
+/// progress ([`first_look`]).
+fn gone(idx: usize, s: &Slot, w: &Progress, tid: libc::pid_t, pass: &mut Pass<'_>) -> u64 {
+    match sys::tgkill(tid, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+            s.departed.store(DEPARTED_GONE, Release);
+            vanished(idx, s, w, pass)
         }
-        let tid = s.tid.load(Relaxed);
-        let mut why = s.departed.load(Acquire);
-        if why == 0 {
-            why = match sys::tgkill(tid, 0) {
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => DEPARTED_GONE,
-                _ if tid == pid && procfs::read_stat(tid, io).is_ok_and(|st| matches!(st.state, b'Z' | b'X')) => {
-                    DEPARTED_ZOMBIE
-                }
-                _ => continue,
-            };
-            s.departed.store(why, Release);
-        }
-        let generation = s.generation.load(Relaxed);
-        if w.generation.load(Relaxed) != generation {
-            w.generation.store(generation, Relaxed);
-            w.progress_at.store(sys::monotonic_ns(), Relaxed);
-            w.convicted.store(false, Relaxed);
-        }
-        if !w.convicted.swap(true, Relaxed) {
-            let since = sys::monotonic_ns().saturating_sub(w.progress_at.load(Relaxed));
-            on_verdict(VerdictKind::Vanished, s, idx, tid, since);
-        } else if dumped || CULPRIT_SLOT.load(Relaxed) != idx {
-            registry::reap(idx);
-        }
+        _ => pass.now.saturating_add(retry_after(pass.stall)),
     }
+}
+
+/// Whether the main thread `tid` is a zombie (it ended by `SYS_exit` while
+/// the other threads run on: its CPU clock still reads).
+fn main_thread_is_zombie(tid: libc::pid_t, io: &mut [u8]) -> bool {
+    procfs::read_stat(tid, io).is_ok_and(|st| matches!(st.state, b'Z' | b'X'))
+}
+
+/// The vanished rule (see the module doc), for an `ACTIVE` slot whose
+/// owner is known to be gone (`Slot::departed`). A slot it convicted is
+/// freed once its dump is written or when it was not the dump's culprit;
+/// until then it is looked at every [`REAP_EVERY`]. Allocation-free.
+fn vanished(idx: usize, s: &Slot, w: &Progress, pass: &mut Pass<'_>) -> u64 {
+    let generation = s.generation.load(Relaxed);
+    if w.generation.load(Relaxed) != generation {
+        w.generation.store(generation, Relaxed);
+        w.progress_at.store(pass.now, Relaxed);
+        w.convicted.store(false, Relaxed);
+    }
+    if !w.convicted.swap(true, Relaxed) {
+        let since = pass.now.saturating_sub(w.progress_at.load(Relaxed));
+        on_verdict(VerdictKind::Vanished, s, idx, s.tid.load(Relaxed), since);
+    } else if pass.dumped || CULPRIT_SLOT.load(Relaxed) != idx {
+        registry::reap(idx);
+        return u64::MAX;
+    }
+    pass.now.saturating_add(REAP_EVERY.as_nanos() as u64)
 }
 
 /// A verdict the monitor reached (`kind` [`VerdictKind::Blocked`] or

@@ -46,6 +46,7 @@ use crate::state::limits::{WARN_BURST, WARN_WINDOW};
 use crate::state::progress::wall_since_progress;
 use crate::state::settings::LIVE;
 use crate::state::slots::{self, CONTEXT_LEN, NAME_LEN, Slot};
+use crate::state::warnings::{self, Warning};
 use crate::verdict::VerdictKind;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -106,17 +107,20 @@ fn reporter_loop(overseer: &mut Overseer) {
         // While a dump is being written, warnings wait: they must not
         // interleave with it.
         let dumping = latch::dumping();
-        for (i, s) in slots::iter() {
-            if dumping {
-                break;
+        if !dumping {
+            for w in &warnings::WARNINGS {
+                if w.frames.state.load(Acquire) == CAP_READY {
+                    report_warning(w, &mut recent);
+                    w.frames.state.store(CAP_EMPTY, Release);
+                }
             }
-            if s.warning.state.load(Acquire) == CAP_READY {
-                report_warning(i, s, &mut recent);
-                s.warning.state.store(CAP_EMPTY, Release);
-            }
-            let late = s.late_verdict.swap(0, Relaxed);
-            if late != 0 {
-                report_late_verdict(s, late);
+        }
+        if !dumping && warnings::LATE_PENDING.swap(false, AcqRel) {
+            for (_, s) in slots::iter() {
+                let late = s.late_verdict.swap(0, Relaxed);
+                if late != 0 {
+                    report_late_verdict(s, late);
+                }
             }
         }
         if !dumping {
@@ -181,19 +185,23 @@ fn shown_name(s: &Slot, tid: libc::pid_t) -> String {
     String::from_utf8_lossy(b.as_bytes()).into_owned()
 }
 
-fn report_warning(_idx: usize, s: &Slot, recent: &mut VecDeque<Instant>) {
+fn report_warning(w: &Warning, recent: &mut VecDeque<Instant>) {
+    let idx = w.slot.load(Relaxed);
+    let Some(s) = slots::slot(idx).filter(|s| s.generation.load(Relaxed) == w.generation.load(Relaxed)) else {
+        return; // the thread unregistered meanwhile
+    };
     if !allowed(recent) {
         SUPPRESSED.fetch_add(1, Relaxed);
         return;
     }
     WARNINGS.fetch_add(1, Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
-    let n = s.warning.load(&mut frames);
+    let n = w.frames.load(&mut frames);
     let n = plausible_frames(&frames[..n]);
-    let cpu_ns = s.warning.figure.load(Relaxed);
+    let cpu_ns = w.frames.figure.load(Relaxed);
     let name = name_of(s);
     let tid = s.tid.load(Relaxed);
-    let wall_ms = wall_since_progress(slots::find_tid(tid).unwrap_or(usize::MAX)).map_or(0, |w| w / 1_000_000);
+    let wall_ms = wall_since_progress(idx).map_or(0, |w| w / 1_000_000);
     let lines = symbolized_lines(&frames[..n]);
     let context = context_of(s);
     let said = if context.is_empty() { String::new() } else { format!(" (context \"{context}\")") };

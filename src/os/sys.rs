@@ -200,6 +200,17 @@ pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
     (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
 }
 
+/// Reads a clock in nanoseconds; `None` when it cannot be read (the CPU
+/// clock of a thread that is gone). Async-signal-safe.
+pub(crate) fn try_clock_ns(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some((ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64))
+}
+
 /// Monotonic time in nanoseconds (CLOCK_MONOTONIC: stops while suspended).
 /// Async-signal-safe.
 pub(crate) fn monotonic_ns() -> u64 {

@@ -3,12 +3,13 @@
 //! own handler answers into it; the reporter symbolizes it.
 
 use super::frames::Frames;
-use super::limits::MAX_THREADS;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize};
 
-/// Threads one dump lists (as many as can be registered); beyond that the
-/// dump says how many it left out. The culprit is always listed.
-pub(crate) const MAX_DUMP_THREADS: usize = MAX_THREADS;
+/// Threads one dump lists with their frames; beyond that the dump says how
+/// many it left out. The culprit is always listed. Fixed (the entries are
+/// static, for the signal handler), and less than `MAX_THREADS`: a dump of
+/// more threads would not be written within a dump timeout anyway.
+pub(crate) const MAX_DUMP_THREADS: usize = 4096;
 
 /// One thread's capture entry.
 pub(crate) struct Capture {

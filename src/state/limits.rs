@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-/// How many threads can be registered at once.
+/// How many threads can be registered at once. The slots' memory is
+/// allocated as registrations reach it, a segment of 256 slots at a time
+/// (about 100 KiB of address space, resident only as slots are used).
 ///
 /// ```
 /// assert!(failstop::stats().registered <= failstop::MAX_THREADS);
 /// ```
-pub const MAX_THREADS: usize = 4096;
+pub const MAX_THREADS: usize = 65_536;
 /// Warnings reported at most per window; the rest are counted as suppressed.
 ///
 /// ```

@@ -20,7 +20,9 @@ linux_gnu! {
     pub(crate) mod frames;
     pub(crate) mod latch;
     pub(crate) mod progress;
+    pub(crate) mod segmented;
     pub(crate) mod settings;
     pub(crate) mod sigval;
     pub(crate) mod slots;
+    pub(crate) mod warnings;
 }

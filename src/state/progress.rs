@@ -1,8 +1,16 @@
 //! What the monitor keeps per slot about each watched thread's progress in
-//! wall-clock time (the blocked and deaf rules' windows). Monitor-written;
-//! the dump and the reporter read it.
+//! wall-clock time (the blocked, deaf and polling rules' windows), when it
+//! looks at each thread next, and when each progress epoch began.
+//! Monitor-written; the dump and the reporter read it.
+//!
+//! # Signal-safety contract
+//!
+//! Atomics in tables that are never freed (see `segmented`): any thread may
+//! read them at any time. [`prepare`] allocates (normal context, when a
+//! thread registers); nothing else does.
 
-use super::slots::{MAX_THREADS, slot};
+use super::segmented::{Segmented, Zeroed};
+use super::slots::{EPOCH, MAX_THREADS, SEGMENT_SLOTS, slot};
 use crate::os::sys::monotonic_ns;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
 
@@ -12,18 +20,20 @@ pub(crate) struct Progress {
     pub generation: AtomicU32,
     /// touch + tick counters last seen.
     pub progress: AtomicU64,
+    /// The slot's progress stamp last seen (see `slots::EPOCH`).
+    pub stamp: AtomicU32,
     /// When the progress counters last moved (or the thread was in a scope).
     pub progress_at: AtomicU64,
-    /// Start of the quiet window: no progress, no CPU, no context switch
+    /// Start of the still window: the first look since `progress_at` that
+    /// read the thread's CPU clock, or the last look that found it moved
     /// (monotonic ns).
     pub quiet_since: AtomicU64,
-    /// [`FORGIVEN_NS`] when the quiet window started: what the process was
-    /// held back since is not counted in the window.
+    /// [`FORGIVEN_NS`] when the thread last made progress: what the
+    /// process was held back since is not counted in its windows.
     pub quiet_forgiven: AtomicU64,
-    /// Evidence at the last sample.
+    /// The thread's CPU clock at `quiet_since` ([`NO_READING`]: not read
+    /// since the last progress).
     pub cpu: AtomicU64,
-    pub ctxsw: AtomicU64,
-    pub sampled_at: AtomicU64,
     /// A blocked verdict was reached for this quiet window.
     pub convicted: AtomicBool,
     /// Start of the deaf window: the thread's CPU clock when the monitor
@@ -74,38 +84,103 @@ pub(crate) static FORGIVEN_NS: AtomicU64 = AtomicU64::new(0);
 
 /// [`Progress::deaf_cpu`] when no deaf window is open.
 pub(crate) const NO_WINDOW: u64 = u64::MAX;
-pub(crate) static PROGRESS: [Progress; MAX_THREADS] = [const {
-    Progress {
-        generation: AtomicU32::new(u32::MAX),
-        progress: AtomicU64::new(0),
-        progress_at: AtomicU64::new(0),
-        quiet_since: AtomicU64::new(0),
-        quiet_forgiven: AtomicU64::new(0),
-        cpu: AtomicU64::new(0),
-        ctxsw: AtomicU64::new(u64::MAX),
-        sampled_at: AtomicU64::new(0),
-        convicted: AtomicBool::new(false),
-        deaf_cpu: AtomicU64::new(NO_WINDOW),
-        deaf_signals: AtomicU32::new(0),
-        io_bytes: AtomicU64::new(0),
-        io_since: AtomicU64::new(0),
-        io_known: AtomicBool::new(false),
-        scoped: AtomicBool::new(false),
-        chain_kind: AtomicU8::new(CHAIN_UNSEEN),
-        chain_end: AtomicI32::new(0),
-        chain_cpu: AtomicU64::new(0),
-        chain_moves: AtomicU64::new(0),
+/// [`Progress::cpu`] when the CPU clock was not read in this window.
+pub(crate) const NO_READING: u64 = u64::MAX;
+
+// SAFETY: atomics only, valid as zero bytes. A zeroed record has generation
+// 0, which no registration has (a slot's first is 1), so the monitor
+// starts it afresh before using any other field.
+unsafe impl Zeroed for Progress {}
+
+/// The records, one per slot, allocated with the slots' segments.
+static PROGRESS: Segmented<Progress, SEGMENT_SLOTS, { MAX_THREADS / SEGMENT_SLOTS }> = Segmented::new();
+/// When the monitor looks at each slot next (monotonic ns; 0: at its next
+/// loop; `u64::MAX`: never, the slot is not watched). One dense array, so
+/// that the monitor's pass over it touches 8 bytes per slot.
+static NEXT_LOOK: Segmented<AtomicU64, SEGMENT_SLOTS, { MAX_THREADS / SEGMENT_SLOTS }> = Segmented::new();
+
+/// Makes the monitor's records of slot `idx` exist (normal context: a
+/// thread registers).
+pub(crate) fn prepare(idx: usize) -> Result<(), &'static str> {
+    PROGRESS.ensure(idx)?;
+    NEXT_LOOK.ensure(idx)
+}
+
+/// The monitor's record of slot `idx`. Async-signal-safe.
+#[inline]
+pub(crate) fn progress(idx: usize) -> Option<&'static Progress> {
+    PROGRESS.get(idx)
+}
+
+/// When the monitor looks at slot `idx` next. Async-signal-safe.
+#[inline]
+pub(crate) fn next_look(idx: usize) -> Option<&'static AtomicU64> {
+    NEXT_LOOK.get(idx)
+}
+
+/// Asks the monitor to look at slot `idx` at its next loop (a thread
+/// registered, or departed). Async-signal-safe.
+pub(crate) fn look_soon(idx: usize) {
+    if let Some(n) = next_look(idx) {
+        n.store(0, Release);
     }
-}; MAX_THREADS];
+}
+
+/// Epochs whose start the monitor remembers: a stamp older than this is
+/// taken as the oldest start remembered (later than the truth: a window
+/// measured from it is shorter, never longer).
+const EPOCH_RING: usize = 1024;
+/// When each of the last [`EPOCH_RING`] epochs began (monotonic ns), and
+/// [`FORGIVEN_NS`] then.
+static EPOCH_AT: [AtomicU64; EPOCH_RING] = [const { AtomicU64::new(0) }; EPOCH_RING];
+static EPOCH_FORGIVEN: [AtomicU64; EPOCH_RING] = [const { AtomicU64::new(0) }; EPOCH_RING];
+
+/// Starts a new progress epoch at `now` (the monitor, at each loop).
+pub(crate) fn next_epoch(now: u64) {
+    let e = EPOCH.load(Relaxed).wrapping_add(1);
+    EPOCH_AT[e as usize % EPOCH_RING].store(now, Relaxed);
+    EPOCH_FORGIVEN[e as usize % EPOCH_RING].store(FORGIVEN_NS.load(Relaxed), Relaxed);
+    EPOCH.store(e, Release);
+}
+
+/// The latest instant a progress mark stamped `stamp` can have been made,
+/// at most `now`: when the next epoch began, or `now` if it has not. And
+/// [`FORGIVEN_NS`] at the start of `stamp`'s epoch (at most its value at
+/// the mark: a window measured with it forgives more, never less).
+pub(crate) fn stamp_bounds(stamp: u32, now: u64) -> (u64, u64) {
+    let current = EPOCH.load(Acquire);
+    let age = current.wrapping_sub(stamp) as usize;
+    if age == 0 {
+        let forgiven = EPOCH_FORGIVEN[stamp as usize % EPOCH_RING].load(Relaxed);
+        return (now, forgiven);
+    }
+    if age >= EPOCH_RING {
+        // Older than the ring: the oldest start kept is later than the
+        // mark's epoch's end; the forgiven time before the mark is unknown,
+        // so none is forgiven.
+        let oldest = current.wrapping_sub(EPOCH_RING as u32 - 1) as usize % EPOCH_RING;
+        return (EPOCH_AT[oldest].load(Relaxed).min(now), FORGIVEN_NS.load(Relaxed));
+    }
+    let end = EPOCH_AT[stamp.wrapping_add(1) as usize % EPOCH_RING].load(Relaxed);
+    (end.min(now), EPOCH_FORGIVEN[stamp as usize % EPOCH_RING].load(Relaxed))
+}
 
 /// Wall-clock ns since slot `idx` last made progress, as the monitor saw it.
+/// The thread may have made progress since the monitor last looked: its
+/// stamp then tells when, to within an epoch.
 pub(crate) fn wall_since_progress(idx: usize) -> Option<u64> {
     let s = slot(idx)?;
     let w = PROGRESS.get(idx)?;
     if w.generation.load(Relaxed) != s.generation.load(Relaxed) {
         return None;
     }
-    Some(monotonic_ns().saturating_sub(w.progress_at.load(Relaxed)))
+    let now = monotonic_ns();
+    let mut at = w.progress_at.load(Relaxed);
+    let stamp = s.stamp.load(Relaxed);
+    if stamp != w.stamp.load(Relaxed) {
+        at = at.max(stamp_bounds(stamp, now).0);
+    }
+    Some(now.saturating_sub(at))
 }
 
 /// When the monitor last started a loop (monotonic ns; 0 before its

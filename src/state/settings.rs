@@ -78,10 +78,21 @@ pub(crate) struct Registration {
     pub wall_clock_timers: bool,
 }
 
-/// The timer period: a tick at least every warning threshold, and at least
-/// four per budget, so that the verdict comes by `budget + period`.
-pub(crate) fn timer_period(cpu_budget: Duration, warn_after: Duration) -> Duration {
-    warn_after.min(cpu_budget / 4).max(Duration::from_millis(1))
+/// The timer period: the budget divided into at least 32 equal ticks, and
+/// into more when that is needed for a tick at least every warning
+/// threshold. The tick that first sees a thread's last progress comes at
+/// most a period after it, and the budget is a whole number of periods from
+/// there, so the last expiry comes exactly when the budget is used up: the
+/// verdict comes by `budget + period` of CPU (and the kernel notices
+/// CPU-timer expiries at its own ticks, a jiffy more), a 32nd of the budget
+/// late at most. Ticks come only while a thread runs: at the default, 32
+/// per CPU-second of a busy thread. With wall-clock timers, which tick
+/// sleeping threads too, the budget is divided into four.
+pub(crate) fn timer_period(cpu_budget: Duration, warn_after: Duration, wall_clock: bool) -> Duration {
+    let per_budget: u128 = if wall_clock { 4 } else { 32 };
+    let budget = cpu_budget.as_nanos().max(1);
+    let n = per_budget.max(budget.div_ceil(warn_after.as_nanos().max(1)));
+    Duration::from_nanos((budget / n) as u64).max(Duration::from_millis(1))
 }
 
 impl LiveSettings {
@@ -95,7 +106,7 @@ impl LiveSettings {
         self.stall_budget_ns.store(s.stall_budget.as_nanos() as u64, Relaxed);
         let poll = s.poll_budget.unwrap_or(s.stall_budget.saturating_mul(POLL_PER_STALL));
         self.poll_budget_ns.store(poll.as_nanos() as u64, Relaxed);
-        self.period_ns.store(timer_period(s.cpu_budget, s.warn_after).as_nanos() as u64, Relaxed);
+        self.period_ns.store(timer_period(s.cpu_budget, s.warn_after, s.wall_clock_timers).as_nanos() as u64, Relaxed);
         self.dump_timeout_ns.store(s.dump_timeout.as_nanos() as u64, Relaxed);
         let (code, exit) = match s.action {
             Action::Abort => (ACTION_ABORT, 0),
@@ -172,5 +183,32 @@ impl LiveSettings {
             budgets: self.budgets(),
             wall_clock_timers: self.wall_clock_timers.load(Relaxed),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timer_period;
+    use std::time::Duration;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_period_divides_the_budget_and_ticks_by_the_warning() {
+        for (budget, warn, wall, want_ns) in [
+            (1000 * MS, 100 * MS, false, 31_250_000),
+            (100 * MS, 50 * MS, false, 3_125_000),
+            (300 * MS, 5 * MS, false, 5_000_000),
+            (1000 * MS, 100 * MS, true, 100_000_000),
+            (1000 * MS, 400 * MS, true, 250_000_000),
+            (10 * MS, 5 * MS, false, 1_000_000),
+        ] {
+            let p = timer_period(budget, warn, wall);
+            assert_eq!(p.as_nanos(), want_ns, "budget {budget:?}, warn_after {warn:?}, wall {wall}");
+            assert!(p <= warn, "a tick at least every warning threshold");
+            if p > MS {
+                assert_eq!(budget.as_nanos() % p.as_nanos(), 0, "the last expiry falls on the budget");
+            }
+        }
     }
 }

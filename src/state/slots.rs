@@ -1,30 +1,44 @@
-//! The slot table of watched threads: a fixed array of cache-padded slots.
+//! The slot table of watched threads: up to [`MAX_THREADS`] slots, in
+//! segments of [`SEGMENT_SLOTS`] allocated as registrations first reach
+//! them (see `segmented`), each slot aligned to its own cache lines.
 //!
 //! # Signal-safety contract
 //!
-//! The slots live in a `static` array, zero-initialised by the loader: there
-//! is nothing to initialise lazily and nothing is ever freed, so the signal
-//! handler can index the array at any time. Every field is an atomic. A slot
-//! goes `FREE → CLAIMED → ACTIVE` when a thread registers (fields are filled
-//! while `CLAIMED`, then published with a release store), `ACTIVE → DETACHED`
-//! when the watchdog stops (the timer is gone, the owner still holds its
-//! handle), and back to `FREE` only when its owner unregisters or is found
-//! dead. The handler acts on a slot only when it is `ACTIVE` and its tid is
-//! the handler's own thread. Registering and releasing are in
-//! `watch::registry`.
+//! A segment, once allocated, is never moved or freed, and every field of a
+//! slot is an atomic, so the signal handler can look a slot up ([`slot`])
+//! at any time. A slot goes `FREE → CLAIMED → ACTIVE` when a thread
+//! registers (fields are filled while `CLAIMED`, then published with a
+//! release store), `ACTIVE → DETACHED` when the watchdog stops (the timer is
+//! gone, the owner still holds its handle), and back to `FREE` only when its
+//! owner unregisters or is found dead. The handler acts on a slot only when
+//! it is `ACTIVE` and its tid is the handler's own thread. Registering and
+//! releasing are in `watch::registry`; this file hands out indices:
+//! [`claim`] takes a freed slot from a lock-free list or the next fresh one
+//! (O(1) either way), [`free`] gives it back, and [`high_water`] bounds
+//! every walk of the table by the slots ever handed out.
 //!
 //! # The hot path
 //!
 //! [`Slot::touch`] and [`Slot::tick`] are a relaxed load and a relaxed store
-//! to a counter that only the owning thread writes, in a cache line no other
-//! thread writes: no clock read, no system call, no TLS lookup.
+//! to a counter that only the owning thread writes, and a relaxed store of
+//! the progress epoch ([`EPOCH`]) beside it, in a cache line no other
+//! thread writes: no clock read, no system call, no TLS lookup. The epoch
+//! tells the monitor when the last progress was, to within one of its
+//! loops, without looking at the thread in between.
 
-use super::frames::Frames;
 pub(crate) use super::limits::MAX_THREADS;
+use super::segmented::{Segmented, Zeroed};
 use crate::os::stackwalk::{StackBounds, read_mem};
 use crate::verdict::Tracker;
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+
+/// The progress epoch: a count the monitor advances at every loop. Each
+/// progress mark stores it in its slot ([`Slot::stamp`]), so that the
+/// monitor knows which of its loops a thread's last progress came after.
+/// Read on every touch: in a cache line of its own, written only by the
+/// monitor.
+pub(crate) static EPOCH: CachePadded<AtomicU32> = CachePadded::new(AtomicU32::new(0));
 
 /// Bytes of a thread name kept (longer names are cut).
 pub(crate) const NAME_LEN: usize = 48;
@@ -79,30 +93,42 @@ pub(crate) const ACTIVE: u32 = 2;
 pub(crate) const DETACHED: u32 = 3;
 
 /// One registered thread. The first cache line holds what the owner writes
-/// on its hot path; everything else is written rarely.
+/// on its hot path; everything else is written rarely. All-zero is a free
+/// slot (see [`Zeroed`]).
+#[repr(C)]
 pub(crate) struct Slot {
     // --- hot: written only by the owner thread ---
     pub touch_seq: AtomicU64,
     pub tick_seq: AtomicU64,
-    pub idle_depth: AtomicU32,
-    pub harmless_depth: AtomicU32,
     /// What the thread says it is doing: a `'static` text packed in one
     /// word (see [`pack_context`]); 0 = nothing said.
     pub context: AtomicU64,
+    /// [`EPOCH`] at the last progress mark, scope change or suspension.
+    pub stamp: AtomicU32,
+    pub idle_depth: AtomicU32,
+    pub harmless_depth: AtomicU32,
+    /// failstop's own signals (timer ticks, capture requests) handled on
+    /// the owner thread; written only by the owner's handler (wrapping).
+    pub own_signals: AtomicU32,
+    /// The hot line ends here: what follows is in other cache lines.
+    _hot_end: CachePadded<()>,
     // --- lifecycle ---
-    pub state: CachePadded<AtomicU32>,
+    pub state: AtomicU32,
+    pub generation: AtomicU32,
+    pub tid: AtomicI32,
+    pub cpu_clock: AtomicI32,
+    /// The next free slot's index + 1 while this one is on the free list.
+    pub next_free: AtomicU32,
     // --- written by other threads (outside the owner's hot line) ---
+    /// Set by another thread: the thread does no watched work for now (a
+    /// tokio worker that handed its core to another thread). Counts as a
+    /// scope: never judged while set. Written through
+    /// [`Slot::set_suspended`].
+    pub suspended: AtomicBool,
     /// Progress observed from another thread: `failstop::tokio`'s sampler
     /// saw the worker's scheduler loop come around. Counts as a touch.
     /// Any thread, `fetch_add`.
     pub remote_seq: AtomicU64,
-    /// Set by another thread: the thread does no watched work for now (a
-    /// tokio worker that handed its core to another thread). Counts as a
-    /// scope: never judged while set.
-    pub suspended: AtomicBool,
-    pub generation: AtomicU32,
-    pub tid: AtomicI32,
-    pub cpu_clock: AtomicI32,
     /// The POSIX timer (a `timer_t`), valid while `has_timer`.
     pub timer: AtomicUsize,
     pub has_timer: AtomicBool,
@@ -116,9 +142,6 @@ pub(crate) struct Slot {
     /// adds the registered name when they differ. A name of the program's
     /// own choosing is printed as registered.
     pub named_by_comm: AtomicBool,
-    /// failstop's own signals (timer ticks, capture requests) handled on
-    /// the owner thread; written only by the owner's handler (wrapping).
-    pub own_signals: AtomicU32,
     // --- the stuck rule's state: written only by the owner's handler ---
     pub seen_touch: AtomicU64,
     pub seen_tick: AtomicU64,
@@ -127,8 +150,6 @@ pub(crate) struct Slot {
     pub warn_next: AtomicU64,
     pub armed: AtomicBool,
     pub convicted: AtomicBool,
-    // --- captures taken by the owner's handler ---
-    pub warning: Frames,
     /// A verdict reached on this thread after the dump was already written
     /// (non-fatal modes): the figure, for the reporter to print; 0 = none.
     pub late_verdict: AtomicU64,
@@ -141,42 +162,11 @@ pub(crate) struct Slot {
     pub late_kind: AtomicU32,
 }
 
-impl Slot {
-    const fn new() -> Self {
-        Slot {
-            touch_seq: AtomicU64::new(0),
-            tick_seq: AtomicU64::new(0),
-            idle_depth: AtomicU32::new(0),
-            harmless_depth: AtomicU32::new(0),
-            context: AtomicU64::new(0),
-            state: CachePadded::new(AtomicU32::new(FREE)),
-            remote_seq: AtomicU64::new(0),
-            suspended: AtomicBool::new(false),
-            generation: AtomicU32::new(0),
-            tid: AtomicI32::new(0),
-            cpu_clock: AtomicI32::new(0),
-            timer: AtomicUsize::new(0),
-            has_timer: AtomicBool::new(false),
-            stack_lo: AtomicUsize::new(0),
-            stack_hi: AtomicUsize::new(0),
-            name_len: AtomicUsize::new(0),
-            name: [const { AtomicU8::new(0) }; NAME_LEN],
-            named_by_comm: AtomicBool::new(false),
-            own_signals: AtomicU32::new(0),
-            seen_touch: AtomicU64::new(0),
-            seen_tick: AtomicU64::new(0),
-            progress_cpu: AtomicU64::new(0),
-            touch_cpu: AtomicU64::new(0),
-            warn_next: AtomicU64::new(0),
-            armed: AtomicBool::new(false),
-            convicted: AtomicBool::new(false),
-            warning: Frames::new(),
-            late_verdict: AtomicU64::new(0),
-            late_kind: AtomicU32::new(0),
-            departed: AtomicU32::new(0),
-        }
-    }
+// SAFETY: every field is an atomic (or an array of them, or the zero-sized
+// padding), valid as zero bytes: an all-zero slot is FREE, generation 0.
+unsafe impl Zeroed for Slot {}
 
+impl Slot {
     /// The thread's name as registered (copied out; async-signal-safe).
     pub(crate) fn name_into(&self, out: &mut [u8; NAME_LEN]) -> usize {
         let n = self.name_len.load(Relaxed).min(NAME_LEN);
@@ -230,26 +220,38 @@ impl Slot {
     #[inline(always)]
     pub(crate) fn touch(&self) {
         self.touch_seq.store(self.touch_seq.load(Relaxed).wrapping_add(1), Relaxed);
+        self.stamp();
     }
 
     /// One unit of work done (progress for the verdict only).
     #[inline(always)]
     pub(crate) fn tick(&self) {
         self.tick_seq.store(self.tick_seq.load(Relaxed).wrapping_add(1), Relaxed);
+        self.stamp();
     }
 
-    /// Enters an idle or harmless scope (`depth` is `idle_depth` or
-    /// `harmless_depth`); scopes nest.
+    /// Notes the current [`EPOCH`]: something the monitor must see happened
+    /// (progress, a scope entered or left). A relaxed load of a line that
+    /// changes once per monitor loop, and a relaxed store.
     #[inline(always)]
-    pub(crate) fn enter(depth: &AtomicU32) {
+    fn stamp(&self) {
+        self.stamp.store(EPOCH.load(Relaxed), Relaxed);
+    }
+
+    /// Enters an idle or harmless scope (`depth` is this slot's
+    /// `idle_depth` or `harmless_depth`); scopes nest.
+    #[inline(always)]
+    pub(crate) fn enter(&self, depth: &AtomicU32) {
         depth.store(depth.load(Relaxed).wrapping_add(1), Relaxed);
+        self.stamp();
     }
 
     /// Leaves a scope; an unmatched leave (a C caller's mistake) stays at 0.
     #[inline(always)]
-    pub(crate) fn leave(depth: &AtomicU32) {
+    pub(crate) fn leave(&self, depth: &AtomicU32) {
         let v = depth.load(Relaxed);
         depth.store(v.saturating_sub(1), Relaxed);
+        self.stamp();
     }
 
     /// Progress observed by another thread (see `remote_seq`): a touch.
@@ -257,6 +259,16 @@ impl Slot {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn touch_remote(&self) {
         self.remote_seq.fetch_add(1, Relaxed);
+        self.stamp();
+    }
+
+    /// Suspends the thread's watch or resumes it (see `suspended`); any
+    /// thread. Resuming starts its windows again, as leaving a scope does.
+    #[inline]
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn set_suspended(&self, on: bool) {
+        self.suspended.store(on, Relaxed);
+        self.stamp();
     }
 
     /// The touch count the rules see: the owner's touches plus the remote
@@ -310,24 +322,112 @@ impl Slot {
     }
 }
 
-/// The slots. Static, zero-initialised, never freed (see the module doc).
-pub(crate) static SLOTS: [CachePadded<Slot>; MAX_THREADS] = [const { CachePadded::new(Slot::new()) }; MAX_THREADS];
+/// Slots per segment of the table: the memory a registration pays for at
+/// most, beyond its own slot, when it opens a new segment.
+pub(crate) const SEGMENT_SLOTS: usize = 256;
 
-/// The slot at `idx`, if in range (async-signal-safe).
+/// The slots (see the module doc).
+static SLOTS: Segmented<Slot, SEGMENT_SLOTS, { MAX_THREADS / SEGMENT_SLOTS }> = Segmented::new();
+/// Indices below this have been handed out at least once.
+static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
+/// The next index never handed out.
+static FRESH: AtomicUsize = AtomicUsize::new(0);
+/// The free list's head: a change count in the high 32 bits (against ABA),
+/// the first free slot's index + 1 in the low 32 (0: empty).
+static FREE_HEAD: AtomicU64 = AtomicU64::new(0);
+
+/// The slot at `idx`, if it exists (async-signal-safe).
+#[inline]
 pub(crate) fn slot(idx: usize) -> Option<&'static Slot> {
-    SLOTS.get(idx).map(|s| &**s)
+    SLOTS.get(idx)
 }
 
 /// How many slots have ever been handed out: every slot in use has an
 /// index below it. Async-signal-safe.
+#[inline]
 pub(crate) fn high_water() -> usize {
-    MAX_THREADS
+    HIGH_WATER.load(Acquire)
 }
 
 /// The slots that have ever been handed out, with their indices (some may
 /// be free again). Async-signal-safe.
 pub(crate) fn iter() -> impl Iterator<Item = (usize, &'static Slot)> {
-    SLOTS[..high_water()].iter().map(|s| &**s).enumerate()
+    (0..high_water()).filter_map(|i| slot(i).map(|s| (i, s)))
+}
+
+/// [`claim`]'s error when every slot is in use.
+pub(crate) const ALL_IN_USE: &str = "all slots are in use";
+
+/// Claims a free slot (`FREE → CLAIMED`): a freed one from the free list,
+/// else the next fresh index, whose segment is allocated if it is the
+/// first of its segment. Returns its index and new generation. O(1);
+/// normal context. Fails when all [`MAX_THREADS`] slots are in use or a
+/// new segment cannot be allocated.
+pub(crate) fn claim() -> Result<(usize, u32), &'static str> {
+    let idx = loop {
+        if let Some(idx) = pop_free() {
+            break idx;
+        }
+        let fresh = FRESH.load(Relaxed);
+        if fresh >= MAX_THREADS {
+            // Every index is handed out; one may be on its way back.
+            match pop_free() {
+                Some(idx) => break idx,
+                None => return Err(ALL_IN_USE),
+            }
+        }
+        // The segment first: an index is taken only once its slot exists.
+        SLOTS.ensure(fresh)?;
+        if FRESH.compare_exchange(fresh, fresh + 1, Relaxed, Relaxed).is_ok() {
+            HIGH_WATER.fetch_max(fresh + 1, Release);
+            break fresh;
+        }
+    };
+    let Some(s) = slot(idx) else { return Err("a slot without its segment") };
+    if s.state.compare_exchange(FREE, CLAIMED, Acquire, Relaxed).is_err() {
+        return Err("a slot on the free list is in use");
+    }
+    Ok((idx, s.generation.fetch_add(1, Relaxed).wrapping_add(1)))
+}
+
+/// Gives slot `idx` back (`→ FREE`, onto the free list). The caller owns
+/// the slot (it moved it to `CLAIMED`). Lock-free, async-signal-safe.
+pub(crate) fn free(idx: usize) {
+    let Some(s) = slot(idx) else { return };
+    s.state.store(FREE, Release);
+    push_free(idx);
+}
+
+fn push_free(idx: usize) {
+    let Some(s) = slot(idx) else { return };
+    let mut head = FREE_HEAD.load(Acquire);
+    loop {
+        s.next_free.store(head as u32, Relaxed);
+        let new = ((head >> 32).wrapping_add(1) << 32) | (idx as u64 + 1);
+        match FREE_HEAD.compare_exchange_weak(head, new, AcqRel, Acquire) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
+    }
+}
+
+fn pop_free() -> Option<usize> {
+    let mut head = FREE_HEAD.load(Acquire);
+    loop {
+        let first = (head & 0xffff_ffff) as usize;
+        if first == 0 {
+            return None;
+        }
+        // A slot is never freed from memory: reading the next link of one
+        // that another thread popped meanwhile is harmless (the exchange
+        // below then fails on the change count).
+        let next = slot(first - 1).map_or(0, |s| u64::from(s.next_free.load(Relaxed)));
+        let new = ((head >> 32).wrapping_add(1) << 32) | next;
+        match FREE_HEAD.compare_exchange_weak(head, new, AcqRel, Acquire) {
+            Ok(_) => return Some(first - 1),
+            Err(h) => head = h,
+        }
+    }
 }
 
 /// Number of slots in the ACTIVE state.
@@ -347,12 +447,29 @@ pub(crate) fn find_tid(tid: libc::pid_t) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Slots are static (`MAX_THREADS` of them, in .bss: a page becomes
-    /// resident only once a slot on it is used); one must stay small.
+    /// A registered thread pays for its slot (a page becomes resident only
+    /// once a slot on it is used); one must stay small, and its hot line
+    /// must be its own.
     #[test]
     fn a_slot_stays_small() {
-        let bytes = std::mem::size_of::<CachePadded<Slot>>();
-        println!("slot: {bytes} bytes, all slots: {} KiB", bytes * MAX_THREADS / 1024);
-        assert!(bytes <= 2048, "a slot takes {bytes} bytes");
+        let bytes = std::mem::size_of::<Slot>();
+        println!("slot: {bytes} bytes, a segment of {SEGMENT_SLOTS}: {} KiB", bytes * SEGMENT_SLOTS / 1024);
+        assert!(bytes <= 512, "a slot takes {bytes} bytes");
+        assert_eq!(std::mem::offset_of!(Slot, state) % 64, 0, "the hot line is the owner's alone");
+        assert_eq!(std::mem::align_of::<Slot>() % 64, 0, "slots do not share cache lines");
+    }
+
+    #[test]
+    fn freed_slots_are_claimed_again_before_fresh_ones() {
+        let (a, ga) = claim().expect("a slot");
+        let (b, _) = claim().expect("another");
+        assert_ne!(a, b);
+        assert!(high_water() > a.max(b));
+        free(a);
+        let (c, gc) = claim().expect("the freed one");
+        assert_eq!(c, a, "the free list comes first");
+        assert_ne!(gc, ga, "a new generation");
+        free(b);
+        free(c);
     }
 }

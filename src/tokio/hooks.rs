@@ -70,7 +70,7 @@ pub(super) fn on_start() {
     let Ok(h) = registered else { return };
     // Suspended until the sampler has it in its table (a pool thread beyond
     // the workers may have started in the meantime).
-    h.raw_slot().suspended.store(true, std::sync::atomic::Ordering::Relaxed);
+    h.raw_slot().set_suspended(true);
     h.touch();
     sampler::join_presumed(&handle, h.slot_id());
     let worker = Worker { handle: h, runtime: handle.id(), index: None, parked: Cell::new(false) };
@@ -106,7 +106,7 @@ pub(super) fn on_park() {
         if let Some(x) = w.as_ref()
             && !x.parked.replace(true)
         {
-            Slot::enter(&x.slot().idle_depth);
+            x.slot().enter(&x.slot().idle_depth);
         }
     });
 }
@@ -119,7 +119,7 @@ pub(super) fn on_unpark() {
             && x.parked.replace(false)
         {
             x.handle.touch();
-            Slot::leave(&x.slot().idle_depth);
+            x.slot().leave(&x.slot().idle_depth);
         }
     });
 }
@@ -203,7 +203,7 @@ pub(super) fn enter_block_on(rt: &Runtime) -> Result<Option<BlockOn>, Error> {
     // Another thread may be in `block_on` already and own the runtime: this
     // one then waits, suspended, until its first park as the worker.
     if !sampler::join(handle, 0, h.slot_id(), false) {
-        h.raw_slot().suspended.store(true, std::sync::atomic::Ordering::Relaxed);
+        h.raw_slot().set_suspended(true);
     }
     let worker = Worker { handle: h, runtime: handle.id(), index: Some(0), parked: Cell::new(false) };
     WORKER.with(|cell| *cell.borrow_mut() = Some(worker));

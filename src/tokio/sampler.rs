@@ -65,10 +65,11 @@ fn table() -> MutexGuard<'static, Table> {
     TABLE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// How often the metrics are read: a quarter of the timer period, so that a
-/// busy, healthy worker is touched several times per tick of its CPU timer.
+/// How often the metrics are read: a sixteenth of the budget or a quarter
+/// of the warning threshold, so that a busy, healthy worker is touched
+/// several times before either could be reached.
 fn period() -> Duration {
-    let p = LIVE.period_ns.load(Relaxed) / 4;
+    let p = LIVE.warn_after_ns.load(Relaxed).min(LIVE.cpu_budget_ns.load(Relaxed) / 4) / 4;
     Duration::from_nanos(p).clamp(Duration::from_millis(1), Duration::from_millis(100))
 }
 
@@ -169,7 +170,7 @@ pub(super) fn thread_started(handle: &Handle) -> bool {
     {
         for p in rt.presumed.drain(..) {
             if let Some(slot) = live(p) {
-                slot.suspended.store(true, Relaxed);
+                slot.set_suspended(true);
             }
         }
     }
@@ -220,7 +221,7 @@ pub(super) fn join_presumed(handle: &Handle, me: SlotId) -> bool {
     rt.threads += 1;
     if presumed && let Some(slot) = live(me) {
         rt.presumed.push(me);
-        slot.suspended.store(false, Relaxed);
+        slot.set_suspended(false);
     }
     WAKE.notify_all();
     presumed
@@ -263,11 +264,11 @@ fn bind(rt: &mut Watched, index: usize, me: SlotId) {
     let Some(n) = rt.workers.len().checked_sub(1) else { return };
     let i = index.min(n);
     if let Some(s) = rt.workers[i].thread.filter(|&h| h != me).and_then(live) {
-        s.suspended.store(true, Relaxed);
+        s.set_suspended(true);
     }
     rt.workers[i] = Worker { thread: Some(me), seen: read(&rt.metrics, i) };
     if let Some(s) = live(me) {
-        s.suspended.store(false, Relaxed);
+        s.set_suspended(false);
     }
 }
 

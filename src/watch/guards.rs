@@ -26,7 +26,7 @@ impl IdleGuard<'_> {
     /// into callers in other crates too (the preload's waits).
     #[inline]
     pub(crate) fn new(slot: &'static Slot) -> Self {
-        Slot::enter(&slot.idle_depth);
+        slot.enter(&slot.idle_depth);
         IdleGuard { slot, _handle: PhantomData }
     }
 }
@@ -35,7 +35,7 @@ impl Drop for IdleGuard<'_> {
     #[inline]
     fn drop(&mut self) {
         self.slot.touch();
-        Slot::leave(&self.slot.idle_depth);
+        self.slot.leave(&self.slot.idle_depth);
     }
 }
 
@@ -62,7 +62,7 @@ impl HarmlessGuard<'_> {
     /// Enters the harmless scope of `slot` (the handle's own slot).
     #[inline]
     pub(crate) fn new(slot: &'static Slot) -> Self {
-        Slot::enter(&slot.harmless_depth);
+        slot.enter(&slot.harmless_depth);
         HarmlessGuard { slot, _handle: PhantomData }
     }
 }
@@ -70,7 +70,7 @@ impl HarmlessGuard<'_> {
 impl Drop for HarmlessGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        Slot::leave(&self.slot.harmless_depth);
+        self.slot.leave(&self.slot.harmless_depth);
     }
 }
 

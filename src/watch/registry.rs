@@ -10,25 +10,14 @@ use super::guards::{HarmlessGuard, IdleGuard};
 use crate::error::{Error, ErrorKind};
 use crate::os::stackwalk::StackBounds;
 use crate::os::sys;
-use crate::state::frames::CAP_EMPTY;
+use crate::state::progress;
 use crate::state::settings::LIVE;
 use crate::state::slots::{
-    ACTIVE, CLAIMED, DEPARTED_PANICKED, DETACHED, FREE, MAX_THREADS, NAME_LEN, SLOTS, Slot, pack_context,
+    self, ACTIVE, CLAIMED, DEPARTED_PANICKED, DETACHED, FREE, MAX_THREADS, NAME_LEN, Slot, pack_context,
 };
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::Ordering::*;
-
-/// Claims a free slot, returning its index and new generation.
-fn claim() -> Option<(usize, u32)> {
-    for (i, s) in SLOTS.iter().enumerate() {
-        if s.state.load(Relaxed) == FREE && s.state.compare_exchange(FREE, CLAIMED, Acquire, Relaxed).is_ok() {
-            let generation = s.generation.fetch_add(1, Relaxed).wrapping_add(1);
-            return Some((i, generation));
-        }
-    }
-    None
-}
 
 thread_local! {
     /// The calling thread's registration, so that registering twice is an
@@ -55,25 +44,34 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     let existing = REGISTRATION
         .try_with(|r| r.0.get())
         .map_err(|_| Error::new(ErrorKind::NotRunning, "register: the calling thread is exiting"))?;
-    if let Some((idx, generation)) = existing {
-        let s = &SLOTS[idx];
-        if s.generation.load(Relaxed) == generation && s.state.load(Relaxed) != FREE {
-            return Err(Error::new(
-                ErrorKind::AlreadyRegistered,
-                format!("register({name:?}): this thread is already registered (as slot {idx}); drop its handle first"),
-            ));
-        }
+    if let Some((idx, generation)) = existing
+        && let Some(s) = slots::slot(idx)
+        && s.generation.load(Relaxed) == generation
+        && s.state.load(Relaxed) != FREE
+    {
+        return Err(Error::new(
+            ErrorKind::AlreadyRegistered,
+            format!("register({name:?}): this thread is already registered (as slot {idx}); drop its handle first"),
+        ));
     }
-    let (idx, generation) = claim().ok_or_else(|| {
-        Error::new(
-            ErrorKind::ResourceLimit,
+    let (idx, generation) = slots::claim().map_err(|why| {
+        let text = if why == slots::ALL_IN_USE {
             format!(
-                "register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::MAX_THREADS, fixed at build \
-                 time); drop the handles of threads that no longer need watching (a thread that exits frees its slot)"
-            ),
-        )
+                "register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::MAX_THREADS); drop the \
+                 handles of threads that no longer need watching (a thread that exits frees its slot)"
+            )
+        } else {
+            format!("register({name:?}): no thread slot: {why}")
+        };
+        Error::new(ErrorKind::ResourceLimit, text)
     })?;
-    let s = &SLOTS[idx];
+    let (Some(s), Ok(())) = (slots::slot(idx), progress::prepare(idx)) else {
+        slots::free(idx);
+        return Err(Error::new(
+            ErrorKind::ResourceLimit,
+            format!("register({name:?}): no memory for the monitor's record of the thread"),
+        ));
+    };
     let tid = sys::gettid();
     s.tid.store(tid, Relaxed);
     let bytes = name.as_bytes();
@@ -94,7 +92,7 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     s.suspended.store(false, Relaxed);
     s.late_verdict.store(0, Relaxed);
     s.departed.store(0, Relaxed);
-    s.warning.state.store(CAP_EMPTY, Relaxed);
+    s.stamp.store(slots::EPOCH.load(Relaxed), Relaxed);
     let bounds = StackBounds::current_thread();
     let (lo, hi) = bounds.map_or((0, 0), |b| (b.lo(), b.hi()));
     s.stack_lo.store(lo, Relaxed);
@@ -102,10 +100,11 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
 
     let watched = !run.disabled;
     if watched && let Err(e) = cpu_timer::attach(s, idx, &run) {
-        s.state.store(FREE, Release);
+        slots::free(idx);
         return Err(e.prefixed(&format!("register({name:?})")));
     }
     s.state.store(if watched { ACTIVE } else { DETACHED }, Release);
+    progress::look_soon(idx);
     REGISTRATION.with(|r| r.0.set(Some((idx, generation))));
     Ok(ThreadHandle { slot: s, idx, generation, _not_send: PhantomData })
 }
@@ -113,14 +112,14 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
 /// Frees slot `idx` if it still holds registration `generation`. Runs on the owner
 /// thread (handle drop, thread-exit destructor, `failstop_unregister`).
 pub(crate) fn release(idx: usize, generation: u32) {
-    let s = &SLOTS[idx];
+    let Some(s) = slots::slot(idx) else { return };
     if s.generation.load(Relaxed) != generation {
         return;
     }
     let st = s.state.load(Acquire);
     if (st == ACTIVE || st == DETACHED) && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
         cpu_timer::detach(s);
-        s.state.store(FREE, Release);
+        slots::free(idx);
     }
     let _ = REGISTRATION.try_with(|r| {
         if r.0.get() == Some((idx, generation)) {
@@ -134,7 +133,7 @@ pub(crate) fn release(idx: usize, generation: u32) {
 /// `ACTIVE` slots of vanished threads are the monitor's (its vanished rule
 /// convicts them first, then calls [`reap`]). Called by the monitor.
 pub(crate) fn reap_detached_dead() {
-    for (idx, s) in SLOTS.iter().enumerate() {
+    for (idx, s) in slots::iter() {
         if s.state.load(Acquire) == DETACHED && sys::tgkill(s.tid.load(Relaxed), 0).is_err() {
             reap(idx);
         }
@@ -144,11 +143,11 @@ pub(crate) fn reap_detached_dead() {
 /// Frees slot `idx`, whose owner is gone (or has departed: see
 /// [`Slot::departed`]): its timer is deleted. Monitor thread.
 pub(crate) fn reap(idx: usize) {
-    let s = &SLOTS[idx];
+    let Some(s) = slots::slot(idx) else { return };
     let st = s.state.load(Acquire);
     if (st == ACTIVE || st == DETACHED) && s.state.compare_exchange(st, CLAIMED, Acquire, Relaxed).is_ok() {
         cpu_timer::detach(s);
-        s.state.store(FREE, Release);
+        slots::free(idx);
     }
 }
 
@@ -157,13 +156,14 @@ pub(crate) fn reap(idx: usize) {
 /// caught), but the slot stays `ACTIVE`, marked [`DEPARTED_PANICKED`], for the monitor's
 /// vanished rule. Owner thread.
 fn depart_by_panic(idx: usize, generation: u32) {
-    let s = &SLOTS[idx];
+    let Some(s) = slots::slot(idx) else { return };
     if s.generation.load(Relaxed) != generation || s.state.load(Acquire) != ACTIVE {
         release(idx, generation);
         return;
     }
     cpu_timer::detach(s);
     s.departed.store(DEPARTED_PANICKED, Release);
+    progress::look_soon(idx);
     // The thread-exit destructor must not release the slot before the
     // monitor has seen it.
     let _ = REGISTRATION.try_with(|r| {
@@ -176,7 +176,7 @@ fn depart_by_panic(idx: usize, generation: u32) {
 /// Stops watching every slot (the watchdog stops): timers are deleted, the
 /// owners keep their handles.
 pub(crate) fn detach_all() {
-    for s in SLOTS.iter() {
+    for (_, s) in slots::iter() {
         if s.state.compare_exchange(ACTIVE, DETACHED, AcqRel, Relaxed).is_ok() {
             cpu_timer::detach(s);
         }
@@ -192,7 +192,7 @@ pub(crate) fn detach_all() {
 /// the owner's handle (whose drop frees the slot). Without it the monitor
 /// would take the owner for gone and free the slot under its handle.
 pub(crate) fn forget_after_fork(forker: libc::pid_t, me: libc::pid_t) {
-    for s in SLOTS.iter() {
+    for (_, s) in slots::iter() {
         let st = s.state.load(Relaxed);
         if st == ACTIVE {
             s.has_timer.store(false, Relaxed);
