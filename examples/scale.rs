@@ -7,6 +7,14 @@
 //! one timer period while registered, so failstop's handler has run on it
 //! and what that touched counts in the resident figure.
 //!
+//! Each thread's stack has reached 16 KiB deep before it registers, as the
+//! stack of any thread that formats a message or calls into libc has: the
+//! kernel writes a signal frame below the interrupted stack pointer (up to
+//! 3.5 KiB with AVX-512 state), and on a stack that never went that deep
+//! the first tick would make one more page of the thread's own stack
+//! resident. That page is the thread's, not failstop's; `--shallow` leaves
+//! the stacks shallow and shows it.
+//!
 //! ```text
 //! cargo run --release --example scale -- --threads 1024
 //! ```
@@ -36,6 +44,18 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Makes `bytes` of the calling thread's stack resident (a thread's stack
+/// reaches that deep as soon as it formats a message or calls into libc).
+#[inline(never)]
+fn touch_stack(bytes: usize) {
+    let mut probe = [0u8; 16 << 10];
+    let n = bytes.min(probe.len());
+    for b in probe[..n].iter_mut().step_by(512) {
+        *b = 1;
+    }
+    std::hint::black_box(&mut probe);
+}
+
 /// Uses `cpu` of CPU time, calling `touch` every 100 µs of it.
 fn work(cpu: Duration, touch: impl Fn()) {
     let end = thread_cpu() + cpu;
@@ -50,17 +70,26 @@ fn work(cpu: Duration, touch: impl Fn()) {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = match args.as_slice() {
-        [] => 1024,
-        [flag, v] if flag == "--threads" => v.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| {
-            eprintln!("scale: --threads {v:?}: expected a count > 0");
-            std::process::exit(2)
-        }),
-        _ => {
-            eprintln!("usage: scale [--threads N]");
-            std::process::exit(2)
-        }
+    let usage = || -> ! {
+        eprintln!("usage: scale [--threads N] [--shallow]");
+        std::process::exit(2)
     };
+    let mut n = 1024usize;
+    let mut shallow = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--threads" => {
+                let v = it.next().unwrap_or_else(|| usage());
+                n = v.parse().ok().filter(|&n| n > 0).unwrap_or_else(|| {
+                    eprintln!("scale: --threads {v:?}: expected a count > 0");
+                    std::process::exit(2)
+                });
+            }
+            "--shallow" => shallow = true,
+            _ => usage(),
+        }
+    }
     // warn_after 5 ms: the timer period is 5 ms of CPU, so the 10 ms each
     // thread works below takes signals.
     let period = Duration::from_millis(5);
@@ -74,10 +103,16 @@ fn main() {
             std::thread::Builder::new()
                 .stack_size(256 << 10)
                 .spawn(move || {
+                    if !shallow {
+                        touch_stack(16 << 10);
+                    }
+                    // The name is made before the unwatched figure, so that
+                    // the allocator's first use by this thread counts there.
+                    let name = format!("t{i}");
                     work(2 * period, || ());
                     phase.wait(); // unwatched: measured
                     phase.wait(); // go
-                    let h = failstop::register(&format!("t{i}")).unwrap_or_else(|e| {
+                    let h = failstop::register(&name).unwrap_or_else(|e| {
                         eprintln!("{e}");
                         std::process::exit(1)
                     });
@@ -111,7 +146,8 @@ fn main() {
         t.join().expect("thread");
     }
     let per = |a: u64, b: u64| (b as f64 - a as f64) / n as f64;
-    println!("{n} threads (256 KiB stacks), each using {} ms of CPU per phase:", 2 * period.as_millis());
+    let depth = if shallow { "shallow stacks" } else { "stacks 16 KiB deep" };
+    println!("{n} threads (256 KiB stacks, {depth}), each using {} ms of CPU per phase:", 2 * period.as_millis());
     println!("  unwatched threads: VmRSS +{:.1} KiB, VmSize +{:.1} KiB per thread", per(rss0, rss1), per(vsz0, vsz1));
     println!(
         "  registering added:  VmRSS +{:.1} KiB, VmSize +{:.1} KiB, POSIX timers +{:.2} per thread",

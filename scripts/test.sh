@@ -28,6 +28,9 @@
 #                    /etc/keepalived/keepalived.conf)
 #   iproute2         ip: that test's network namespaces, bridge and veths
 #
+# It also raises two kernel limits (root) for the test that registers a
+# thread in every one of failstop's 65,536 slots.
+#
 # Missing packages are installed with apt-get, which needs root; otherwise
 # the script stops and names them. The tests never skip a case for a
 # missing tool: they fail and say what to install.
@@ -92,6 +95,25 @@ if [ -n "$missing" ]; then
         exit 1
     fi
 fi
+
+# tests/scale.rs fills every one of failstop::MAX_THREADS (65,536) slots
+# with a thread of its own: the kernel must allow that many threads (a pid
+# each) and their maps (four per Rust thread: its stack, its signal stack
+# and their guard pages). Raised as root; otherwise
+# named.
+raise_sysctl() {
+    local key="$1" want="$2" file="/proc/sys/${1//.//}" have
+    have="$(cat "$file")"
+    [ "$have" -ge "$want" ] && return 0
+    if [ "$(id -u)" = 0 ] && echo "$want" >"$file" 2>/dev/null; then
+        echo "== scripts/test.sh: $key raised from $have to $want"
+        return 0
+    fi
+    echo "scripts/test.sh: the tests need $key >= $want (it is $have): sysctl -w $key=$want as root" >&2
+    exit 1
+}
+raise_sysctl kernel.pid_max 4194304
+raise_sysctl vm.max_map_count 1048576
 
 echo "== scripts/test.sh: cargo test --workspace $*"
 exec cargo test --workspace "$@"

@@ -153,27 +153,70 @@ fn the_sigpending_limit_is_named_with_how_to_raise_it() {
     assert_eq!(o.value("after"), "true", "registering works again once timers are freed\n{}", o.describe());
 }
 
+/// Reads a number from a file of /proc/sys.
+fn sysctl(path: &str) -> u64 {
+    std::fs::read_to_string(path).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
 #[test]
 fn all_slots_in_use_is_a_clear_error() {
     if common::scenario().is_some() {
+        // Every slot is taken by a thread of its own (with failstop
+        // disabled: no timers), each parked on a lock until the end.
         let _wd = failstop::start(small_config().disabled(true)).expect("start");
-        let stop = Arc::new(AtomicBool::new(false));
+        let gate = Arc::new(std::sync::RwLock::new(()));
+        let closed = gate.write().unwrap();
         let registered = Arc::new(AtomicUsize::new(0));
-        let _threads = pool(failstop::MAX_THREADS, false, stop.clone(), registered.clone());
+        let t = Instant::now();
+        let threads: Vec<_> = (0..failstop::MAX_THREADS)
+            .map(|i| {
+                let (gate, registered) = (gate.clone(), registered.clone());
+                std::thread::Builder::new()
+                    .stack_size(32 << 10)
+                    .spawn(move || {
+                        let h = failstop::register("slot").unwrap_or_else(|e| panic!("register #{i}: {e}"));
+                        registered.fetch_add(1, SeqCst);
+                        drop(gate.read());
+                        drop(h);
+                    })
+                    .unwrap_or_else(|e| panic!("spawning thread #{i}: {e}"))
+            })
+            .collect();
         while registered.load(SeqCst) < failstop::MAX_THREADS {
             std::thread::sleep(Duration::from_millis(5));
         }
+        say!("registered {} in {:.1} s", registered.load(SeqCst), t.elapsed().as_secs_f64());
         let e = failstop::register("one-too-many").unwrap_err();
         say!("kind {:?}", e.kind());
         say!("error {e}");
-        stop.store(true, SeqCst);
+        drop(closed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let after = failstop::register("after").map(drop);
+        say!("after {}", after.is_ok());
         common::child_exit(0);
     }
-    let o = Spec::scenario("all_slots_in_use_is_a_clear_error", "slots").run();
+    // A thread per slot: the kernel must allow that many threads and maps
+    // (four per Rust thread: its stack, its signal stack and their guard
+    // pages; scripts/test.sh raises both).
+    let want = failstop::MAX_THREADS as u64 + 5000;
+    let pid_max = sysctl("/proc/sys/kernel/pid_max");
+    let maps = sysctl("/proc/sys/vm/max_map_count");
+    assert!(
+        pid_max >= want && maps >= 4 * want,
+        "this test runs {} threads: it needs kernel.pid_max >= {want} (it is {pid_max}) and vm.max_map_count >= {} \
+         (it is {maps}); scripts/test.sh raises them as root (sysctl -w kernel.pid_max=4194304 \
+         vm.max_map_count=1048576)",
+        failstop::MAX_THREADS,
+        4 * want
+    );
+    let o = Spec::scenario("all_slots_in_use_is_a_clear_error", "slots").timeout(Duration::from_secs(240)).run();
     o.assert_exit(0);
     assert_eq!(o.value("kind"), "ResourceLimit", "{}", o.describe());
     let e = o.value("error");
-    for needle in ["one-too-many", "4096", "MAX_THREADS", "drop the handles"] {
+    for needle in ["one-too-many", "65536", "MAX_THREADS", "drop the handles"] {
         assert!(e.contains(needle), "the error does not say {needle:?}: {e}");
     }
+    assert_eq!(o.value("after"), "true", "a slot is free again once its thread left\n{}", o.describe());
 }

@@ -2,12 +2,11 @@
 //! thread's wall-clock progress, frees the slots of threads that died, and
 //! feeds systemd's watchdog while the gate is open (see `systemd`).
 //!
-//! It applies four rules of its own, for what the CPU-timer handler cannot
-//! see:
+//! It applies rules of its own, for what the CPU-timer handler cannot see:
 //!
-//! - **blocked** ([`judge`]): no progress, no CPU time and no
-//!   context switch for `stall_budget` (a deadlock, a system call that never
-//!   returns);
+//! - **blocked** ([`look`], [`judge_blocked`]): no progress for
+//!   `stall_budget`, and no CPU time (so no context switch) for the last
+//!   three quarters of it (a deadlock, a system call that never returns);
 //! - **deaf** ([`judge_deaf`]): a thread that burns CPU without progress
 //!   while failstop's handler never runs on it (it blocks every signal, it
 //!   spins inside a signal handler that masks the watchdog signal, or the
@@ -28,12 +27,31 @@
 //!   stderr, and on again when the handler is back (spinning threads are
 //!   still caught meanwhile, by the deaf rule). Our own handler put back
 //!   without `SA_SIGINFO` gets its flags back;
-//! - **vanished** ([`judge_vanished`]): a registered thread that is gone
-//!   without unregistering (it ended by `SYS_exit` or a kernel bug, skipping
-//!   its thread-exit path; the main thread that did so is a zombie), or that
-//!   unwound from a panic with its handle alive. Checked every
-//!   [`VANISHED_EVERY`]. A thread that unregisters, drops its handle or
-//!   returns (its thread-exit destructor releases the slot) is never one.
+//! - **vanished** ([`vanished`]): a registered thread that is gone without
+//!   unregistering (it ended by `SYS_exit` or a kernel bug, skipping its
+//!   thread-exit path; the main thread that did so is a zombie), or that
+//!   unwound from a panic with its handle alive. A thread that makes no
+//!   progress is looked at, and its CPU clock read, a quarter of the stall
+//!   budget after its last progress at the latest: a clock that cannot be
+//!   read any more is a thread that is gone ([`gone`]). A thread that
+//!   unregisters, drops its handle or returns (its thread-exit destructor
+//!   releases the slot) is never one.
+//!
+//! **Looks by deadline.** The monitor does not sample every thread every
+//! period: each slot has a due time ([`progress::next_look`]), and a loop
+//! looks only at the threads that are due ([`judge`]), reading as little
+//! as the evidence needs. A thread's progress marks stamp the monitor's
+//! current epoch (`slots::EPOCH`), so a look tells when the last progress
+//! came without having watched for it; a thread that makes progress more
+//! often than a quarter of the stall budget (or the deaf threshold) costs
+//! one look of a few loads per that much time, and no system call. A
+//! thread that made none since is read once (its CPU clock: any run moves
+//! it), then again when one of its windows could end at the earliest: the
+//! deaf threshold reached at one CPU-second per second, the still window's
+//! end, the polling budget. Its `/proc` files are read only at the end of a
+//! still window (its state and wait chain) or when it moved without
+//! progress (its I/O, for the polling rule). The loop sleeps until the
+//! next look is due, at most a period ([`period`]).
 //!
 //! The monitor never allocates after it has started (its buffers are made
 //! before the loop), so it can write the dump while another thread holds
@@ -99,8 +117,7 @@ pub(crate) fn spawn(path: Option<DumpPath>, notifier: Option<Notifier>) -> Resul
 fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Option<&mut Notifier>) {
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
-    let mut last_loop = sys::monotonic_ns();
-    let mut expected = 0u64;
+    let mut last_tick = sys::monotonic_ns();
     MONITOR_TID.store(sys::gettid(), Relaxed);
     let mut own_runq = run_delay_ns(&mut scratch.io[..]);
     loop {
@@ -111,21 +128,26 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
         }
         let now = sys::monotonic_ns();
         MONITOR_LOOP_AT.store(now, Release);
-        // Freeze guard: a sleep that overran what was asked (SIGSTOP of the
-        // whole process, a paused VM, a starved monitor) is nobody's fault.
-        // Throttle guard: nor is time the cgroup held the process back.
-        // Either is forgiven: every window leaves it out.
-        let slept = now.saturating_sub(last_loop);
-        let overrun = slept.saturating_sub(expected);
-        let frozen = if overrun > FREEZE_SLACK { overrun } else { 0 };
-        last_loop = now;
-        let held_back = held_back_ns(&mut scratch.cgroups, &mut own_runq, slept, &mut scratch.io[..]);
-        FORGIVEN_NS.fetch_add(held_back.max(frozen), Relaxed);
-        progress::next_epoch(now);
+        let period = period(LIVE.stall_budget_ns.load(Relaxed));
+        let period_ns = period.as_nanos() as u64;
+        if now.saturating_sub(last_tick) >= period_ns {
+            // A tick, once per period: a new progress epoch, and the
+            // guards. Freeze guard: a tick that came late (SIGSTOP of the
+            // whole process, a paused VM, a starved monitor) is nobody's
+            // fault. Throttle guard: nor is time the cgroup held the process
+            // back. Either is forgiven: every window leaves it out.
+            let slept = now.saturating_sub(last_tick);
+            let overrun = slept.saturating_sub(period_ns);
+            let frozen = if overrun > FREEZE_SLACK { overrun } else { 0 };
+            last_tick = now;
+            let held_back = held_back_ns(&mut scratch.cgroups, &mut own_runq, slept, &mut scratch.io[..]);
+            FORGIVEN_NS.fetch_add(held_back.max(frozen), Relaxed);
+            progress::next_epoch(now);
+        }
         if !dumped && latch::latched().is_some() {
             dumped = true;
             write_dump(scratch, path, notifier.as_deref_mut());
-            last_loop = sys::monotonic_ns();
+            last_tick = sys::monotonic_ns();
         }
         check_disposition();
         let mut pass = Pass::new(now, dumped, &mut scratch.io[..], &mut scratch.dir[..]);
@@ -134,25 +156,26 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
             registry::reap_detached_dead();
             last_reap = now;
         }
-        // Sleep until the next look is due, at most a period (the epochs'
-        // resolution); a ping due before that is not skipped.
+        // Sleep until the next tick, or the next look if it is due before
+        // that, but not less than half a period: looks that fall due close
+        // together are taken in one wake-up, at most half a period late. A
+        // ping due before that is not skipped.
         let after = sys::monotonic_ns();
-        let mut wait =
-            period(LIVE.stall_budget_ns.load(Relaxed)).min(Duration::from_nanos(earliest.saturating_sub(after)));
+        let until = earliest.min(last_tick.saturating_add(period_ns));
+        let mut wait = Duration::from_nanos(until.saturating_sub(after)).clamp(period / 2, period);
         if let Some(n) = notifier.as_deref_mut() {
             wait = wait.min(n.ping_if_due(after));
         }
-        expected = (after - now).saturating_add(wait.as_nanos() as u64);
         BELL.wait(seen, wait);
     }
 }
 
-/// The longest the monitor sleeps between loops, and so the resolution of
+/// The longest the monitor sleeps between ticks, and so the resolution of
 /// the progress epochs (see `slots::EPOCH`): [`PERIOD`], and at most a
-/// 32nd of the stall budget, so that a window's start is known to within
-/// 3% of it; at least 5 ms.
+/// 64th of the stall budget, so that a window's start is known to within
+/// 1.6% of it, and a look is at most half of that late; at least 4 ms.
 fn period(stall: u64) -> Duration {
-    PERIOD.min(Duration::from_nanos(stall / 32)).max(Duration::from_millis(5))
+    PERIOD.min(Duration::from_nanos(stall / 64)).max(Duration::from_millis(4))
 }
 
 /// The monitor thread's own run-queue wait so far (ns; 0 if unreadable).
@@ -213,19 +236,21 @@ impl<'a> Pass<'a> {
 /// when the next look is due. Allocation-free.
 fn judge(pass: &mut Pass<'_>) -> u64 {
     let mut earliest = u64::MAX;
-    for idx in 0..slots::high_water() {
-        let Some(next) = progress::next_look(idx) else { continue };
-        let due = next.load(Acquire);
-        if due > pass.now {
-            earliest = earliest.min(due);
-            continue;
+    progress::for_each_due(slots::high_water(), |base, dues| {
+        for (i, next) in dues.iter().enumerate() {
+            let due = next.load(Relaxed);
+            if due > pass.now {
+                earliest = earliest.min(due);
+                continue;
+            }
+            let idx = base + i;
+            let (Some(s), Some(w)) = (slots::slot(idx), progress::progress(idx)) else { continue };
+            let then = look(idx, s, w, pass).max(pass.now + MIN_GAP);
+            // A look asked for meanwhile (`progress::look_soon`) wins.
+            let _ = next.compare_exchange(due, then, AcqRel, Relaxed);
+            earliest = earliest.min(next.load(Relaxed));
         }
-        let (Some(s), Some(w)) = (slots::slot(idx), progress::progress(idx)) else { continue };
-        let then = look(idx, s, w, pass).max(pass.now + MIN_GAP);
-        // A look asked for meanwhile (`progress::look_soon`) wins.
-        let _ = next.compare_exchange(due, then, AcqRel, Relaxed);
-        earliest = earliest.min(next.load(Relaxed));
-    }
+    });
     earliest
 }
 
@@ -242,11 +267,10 @@ fn still_needed(stall: u64) -> u64 {
 
 /// How long after a thread's last progress the monitor first looks at it
 /// again: a quarter of the stall budget (a thread that makes progress more
-/// often is never read at all); outside scopes at most the deaf rule's
-/// threshold, so that a deaf spinner's window opens in time.
-fn first_look(stall: u64, scoped: bool) -> u64 {
-    let quarter = stall / 4;
-    if scoped { quarter } else { quarter.min(deaf_threshold()) }
+/// often is never read at all). A deaf spinner's window opens then too, so
+/// its verdict comes that much later than its CPU alone would say.
+fn first_look(stall: u64) -> u64 {
+    stall / 4
 }
 
 /// One look at a watched thread (slot `s`, `idx`, its record `w`); returns
@@ -303,7 +327,7 @@ fn look(idx: usize, s: &Slot, w: &Progress, pass: &mut Pass<'_>) -> u64 {
         w.convicted.store(false, Relaxed);
         w.deaf_cpu.store(NO_WINDOW, Relaxed);
         w.io_known.store(false, Relaxed);
-        return at.saturating_add(first_look(stall, scoped));
+        return at.saturating_add(first_look(stall));
     }
     let tid = s.tid.load(Relaxed);
     let Some(cpu) = sys::try_clock_ns(s.cpu_clock.load(Relaxed)) else {

@@ -22,6 +22,7 @@
 
 pub(crate) mod cgroup;
 pub(crate) mod fmt;
+pub(crate) mod loader;
 pub(crate) mod modules;
 pub(crate) mod procfs;
 pub(crate) mod ptrace;

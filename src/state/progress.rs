@@ -15,13 +15,11 @@ use crate::os::sys::monotonic_ns;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering::*};
 
 /// What the monitor keeps per slot (monitor-written; the dump reads it).
+#[repr(C, align(64))]
 pub(crate) struct Progress {
-    /// The registration generation this state belongs to.
-    pub generation: AtomicU32,
+    // --- what every look reads or writes, in the first cache line ---
     /// touch + tick counters last seen.
     pub progress: AtomicU64,
-    /// The slot's progress stamp last seen (see `slots::EPOCH`).
-    pub stamp: AtomicU32,
     /// When the progress counters last moved (or the thread was in a scope).
     pub progress_at: AtomicU64,
     /// Start of the still window: the first look since `progress_at` that
@@ -34,31 +32,37 @@ pub(crate) struct Progress {
     /// The thread's CPU clock at `quiet_since` ([`NO_READING`]: not read
     /// since the last progress).
     pub cpu: AtomicU64,
-    /// A blocked verdict was reached for this quiet window.
-    pub convicted: AtomicBool,
-    /// Start of the deaf window: the thread's CPU clock when the monitor
-    /// first saw it without progress and without handled signals
-    /// ([`NO_WINDOW`]: no window open).
-    pub deaf_cpu: AtomicU64,
-    /// The thread's count of handled failstop signals at that moment.
-    pub deaf_signals: AtomicU32,
-    /// The polling rule's evidence: bytes read plus written (`rchar +
-    /// wchar` of `/proc/self/task/TID/io`) at the last sample, and when
-    /// they (or the progress counters) last moved; `io_known` once the file
-    /// could be read in this window (never convict on evidence not had).
-    pub io_bytes: AtomicU64,
-    pub io_since: AtomicU64,
-    pub io_known: AtomicBool,
+    /// The registration generation this state belongs to.
+    pub generation: AtomicU32,
+    /// The slot's progress stamp last seen (see `slots::EPOCH`).
+    pub stamp: AtomicU32,
     /// The window is a scoped one (the thread is in an idle or harmless
     /// scope): only a deadlock convicts it, and its evidence is its CPU
     /// clock alone.
     pub scoped: AtomicBool,
+    /// A verdict was reached for this window.
+    pub convicted: AtomicBool,
+    pub io_known: AtomicBool,
     /// The wait chain as seen halfway through this quiet window (see
     /// `fatal::chain`): one of the `CHAIN_*` kinds, the end it led to (a
     /// tid, `wait4`'s pid argument, a file lock holder's pid), and that
     /// end's evidence of life then.
     pub chain_kind: AtomicU8,
+    /// The thread's count of handled failstop signals when the deaf window
+    /// opened.
+    pub deaf_signals: AtomicU32,
     pub chain_end: AtomicI32,
+    // --- read when the thread stopped making progress ---
+    /// Start of the deaf window: the thread's CPU clock when the monitor
+    /// first saw it without progress and without handled signals
+    /// ([`NO_WINDOW`]: no window open).
+    pub deaf_cpu: AtomicU64,
+    /// The polling rule's evidence: bytes read plus written (`rchar +
+    /// wchar` of `/proc/self/task/TID/io`) when last read, and when they
+    /// last moved (`io_known` once the file could be read in this window:
+    /// never convict on evidence not had).
+    pub io_bytes: AtomicU64,
+    pub io_since: AtomicU64,
     pub chain_cpu: AtomicU64,
     pub chain_moves: AtomicU64,
 }
@@ -116,6 +120,12 @@ pub(crate) fn progress(idx: usize) -> Option<&'static Progress> {
 #[inline]
 pub(crate) fn next_look(idx: usize) -> Option<&'static AtomicU64> {
     NEXT_LOOK.get(idx)
+}
+
+/// The due times of the slots below `end`, a segment at a time: `f(first
+/// index, due times)`. Async-signal-safe.
+pub(crate) fn for_each_due(end: usize, f: impl FnMut(usize, &'static [AtomicU64])) {
+    NEXT_LOOK.for_each_segment(end, f);
 }
 
 /// Asks the monitor to look at slot `idx` at its next loop (a thread

@@ -48,6 +48,19 @@ impl<T: Zeroed, const SEG: usize, const SEGMENTS: usize> Segmented<T, SEG, SEGME
         unsafe { seg.as_ref() }.map(|s| &s[idx % SEG])
     }
 
+    /// The entries below `end` whose segments exist, a segment at a time:
+    /// `f(first index, entries)`. Async-signal-safe.
+    pub(crate) fn for_each_segment(&self, end: usize, mut f: impl FnMut(usize, &'static [T])) {
+        for (k, seg) in self.segments.iter().enumerate().take(end.div_ceil(SEG)) {
+            // SAFETY: as in `get`: a published segment is never moved or
+            // freed.
+            if let Some(entries) = unsafe { seg.load(Acquire).as_ref() } {
+                let base = k * SEG;
+                f(base, &entries[..(end - base).min(SEG)]);
+            }
+        }
+    }
+
     /// Makes sure the segment holding `idx` exists, allocating it (zeroed)
     /// if not. Normal context only. Fails when `idx` is beyond the table or
     /// the memory cannot be had.
@@ -92,5 +105,8 @@ mod tests {
         assert_eq!(T.get(5).expect("entry 5").load(Relaxed), 7, "ensure again keeps the segment");
         assert!(T.get(0).is_none() && T.get(8).is_none(), "other segments stay unallocated");
         assert!(T.ensure(12).is_err() && T.get(12).is_none(), "beyond the table");
+        let mut seen = vec![];
+        T.for_each_segment(7, |base, entries| seen.push((base, entries.len())));
+        assert_eq!(seen, [(4, 3)], "only existing segments, cut at the end");
     }
 }

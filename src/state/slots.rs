@@ -112,36 +112,41 @@ pub(crate) struct Slot {
     pub own_signals: AtomicU32,
     /// The hot line ends here: what follows is in other cache lines.
     _hot_end: CachePadded<()>,
-    // --- lifecycle ---
+    // --- what a look of the monitor reads, in the first cold line ---
     pub state: AtomicU32,
     pub generation: AtomicU32,
     pub tid: AtomicI32,
+    /// Why the owner is gone while its slot is still `ACTIVE` (one of the
+    /// `DEPARTED_*` values; 0 = it is not known to be gone). Set by the
+    /// owner when it unwinds from a panic with its handle alive, or by the
+    /// monitor when it finds the thread gone.
+    pub departed: AtomicU32,
     pub cpu_clock: AtomicI32,
     /// The next free slot's index + 1 while this one is on the free list.
     pub next_free: AtomicU32,
-    // --- written by other threads (outside the owner's hot line) ---
+    /// Progress observed from another thread: `failstop::tokio`'s sampler
+    /// saw the worker's scheduler loop come around. Counts as a touch.
+    /// Any thread, `fetch_add`.
+    pub remote_seq: AtomicU64,
     /// Set by another thread: the thread does no watched work for now (a
     /// tokio worker that handed its core to another thread). Counts as a
     /// scope: never judged while set. Written through
     /// [`Slot::set_suspended`].
     pub suspended: AtomicBool,
-    /// Progress observed from another thread: `failstop::tokio`'s sampler
-    /// saw the worker's scheduler loop come around. Counts as a touch.
-    /// Any thread, `fetch_add`.
-    pub remote_seq: AtomicU64,
-    /// The POSIX timer (a `timer_t`), valid while `has_timer`.
-    pub timer: AtomicUsize,
     pub has_timer: AtomicBool,
-    pub stack_lo: AtomicUsize,
-    pub stack_hi: AtomicUsize,
-    pub name_len: AtomicUsize,
-    pub name: [AtomicU8; NAME_LEN],
     /// The name registered was the thread's `comm` at the time (as the
     /// preload registers every thread): the dump then names the thread by
     /// its current `comm`, which the program may have changed since, and
     /// adds the registered name when they differ. A name of the program's
     /// own choosing is printed as registered.
     pub named_by_comm: AtomicBool,
+    /// The POSIX timer (a `timer_t`), valid while `has_timer`.
+    pub timer: AtomicUsize,
+    pub stack_lo: AtomicUsize,
+    pub stack_hi: AtomicUsize,
+    // --- written rarely ---
+    pub name_len: AtomicUsize,
+    pub name: [AtomicU8; NAME_LEN],
     // --- the stuck rule's state: written only by the owner's handler ---
     pub seen_touch: AtomicU64,
     pub seen_tick: AtomicU64,
@@ -153,11 +158,6 @@ pub(crate) struct Slot {
     /// A verdict reached on this thread after the dump was already written
     /// (non-fatal modes): the figure, for the reporter to print; 0 = none.
     pub late_verdict: AtomicU64,
-    /// Why the owner is gone while its slot is still `ACTIVE` (one of the
-    /// `DEPARTED_*` values; 0 = it is not known to be gone). Set by the
-    /// owner when it unwinds from a panic with its handle alive, or by the
-    /// monitor when it finds the thread gone.
-    pub departed: AtomicU32,
     /// The kind of that late verdict ([`VerdictKind::code`](crate::verdict::VerdictKind::code)).
     pub late_kind: AtomicU32,
 }
@@ -456,6 +456,11 @@ mod tests {
         println!("slot: {bytes} bytes, a segment of {SEGMENT_SLOTS}: {} KiB", bytes * SEGMENT_SLOTS / 1024);
         assert!(bytes <= 512, "a slot takes {bytes} bytes");
         assert_eq!(std::mem::offset_of!(Slot, state) % 64, 0, "the hot line is the owner's alone");
+        let look = [std::mem::offset_of!(Slot, suspended), std::mem::offset_of!(Slot, remote_seq)];
+        assert!(
+            look.iter().all(|&o| o < std::mem::offset_of!(Slot, state) + 64),
+            "what the monitor's look reads is in one cold line"
+        );
         assert_eq!(std::mem::align_of::<Slot>() % 64, 0, "slots do not share cache lines");
     }
 

@@ -40,6 +40,7 @@
 mod image;
 mod walk;
 
+use crate::os::loader;
 use crate::os::modules::ModuleMap;
 use framehop::{ExplicitModuleSectionInfo, Module as FhModule, Unwinder};
 use std::sync::Mutex;
@@ -52,16 +53,23 @@ pub(crate) use walk::{Unwound, unwind_ucontext};
 /// How long [`refresh`] waits for the handlers to leave a replaced unwinder
 /// before it leaks it instead.
 pub(crate) const RETIRE_WAIT: Duration = Duration::from_millis(200);
-/// Least time between two looks at `/proc/self/maps` by [`refresh`].
+/// Least time between two looks by [`refresh`] at the loader's module list.
 pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// Longest time between two reads of `/proc/self/maps` by [`refresh`]
+/// while the loader's list stays the same (code mapped without the loader
+/// is found then).
+pub(crate) const REREAD_EVERY: Duration = Duration::from_secs(30);
 
 /// Replaced unwinders that were leaked because a handler stayed inside.
 static LEAKED: AtomicUsize = AtomicUsize::new(0);
 
-/// The refresher's state: its module map and when it last looked.
+/// The refresher's state: its module map, when it last looked, when it
+/// last read `/proc/self/maps`, and the loader's list then.
 struct Refresher {
     map: Box<ModuleMap>,
     last: Option<Instant>,
+    read: Option<Instant>,
+    loader: Option<u64>,
 }
 
 static REFRESHER: Mutex<Option<Refresher>> = Mutex::new(None);
@@ -83,22 +91,31 @@ pub(crate) struct Built {
 pub(crate) fn prepare() -> std::io::Result<Built> {
     walk::make_pool();
     let mut g = REFRESHER.lock().unwrap_or_else(|p| p.into_inner());
-    let r = g.get_or_insert_with(|| Refresher { map: ModuleMap::new_boxed(), last: None });
+    let r = g.get_or_insert_with(|| Refresher { map: ModuleMap::new_boxed(), last: None, read: None, loader: None });
     r.last = None;
     rebuild(r, true)
 }
 
 /// Rebuilds and republishes the unwinder when the module list changed
 /// (libraries loaded or unloaded since the last look), looking at most once
-/// per [`REFRESH_EVERY`]. **Normal context only**: it reads
-/// `/proc/self/maps`, allocates, and may wait up to [`RETIRE_WAIT`] for
-/// handlers to leave the old unwinder. Does nothing before [`prepare`].
+/// per [`REFRESH_EVERY`]: at the loader's list ([`loader::fingerprint`],
+/// a few reads), and only when it changed, or every [`REREAD_EVERY`], at
+/// `/proc/self/maps` (a file that grows with the threads: two lines per
+/// thread stack). **Normal context only**: it reads `/proc/self/maps`,
+/// allocates, and may wait up to [`RETIRE_WAIT`] for handlers to leave the
+/// old unwinder. Does nothing before [`prepare`].
 pub(crate) fn refresh() {
     let mut g = REFRESHER.lock().unwrap_or_else(|p| p.into_inner());
     let Some(r) = g.as_mut() else { return };
     if r.last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
         return;
     }
+    r.last = Some(Instant::now());
+    let loader = loader::fingerprint();
+    if loader.is_some() && loader == r.loader && r.read.is_some_and(|t| t.elapsed() < REREAD_EVERY) {
+        return;
+    }
+    r.loader = loader;
     let _ = rebuild(r, false);
 }
 
@@ -106,6 +123,7 @@ pub(crate) fn refresh() {
 /// (or `force`).
 fn rebuild(r: &mut Refresher, force: bool) -> std::io::Result<Built> {
     r.last = Some(Instant::now());
+    r.read = r.last;
     r.map.refresh()?;
     let fp = fingerprint(&r.map);
     let cur = CURRENT.load(Acquire);
@@ -213,7 +231,8 @@ mod tests {
         let leaked_before = leaked();
         // All under the refresher's lock: other tests prepare too.
         let mut g = REFRESHER.lock().unwrap_or_else(|p| p.into_inner());
-        let r = g.get_or_insert_with(|| Refresher { map: ModuleMap::new_boxed(), last: None });
+        let r =
+            g.get_or_insert_with(|| Refresher { map: ModuleMap::new_boxed(), last: None, read: None, loader: None });
         let b = rebuild(r, true).unwrap();
         assert!(b.modules >= 2 && b.section_bytes > 10_000, "{b:?}");
         let before = CURRENT.load(SeqCst);
