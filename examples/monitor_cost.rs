@@ -41,7 +41,10 @@
 //! - `--secs 10`: the measuring window of each cell;
 //! - `--warmup 3`: seconds between registering and measuring.
 //!
-//! The budget line counts the cells above 0.5 % of a core. The figures are
+//! The budget line counts the cells above 0.5 % of a core. A cell whose
+//! whole process used more than 75 % of all cores (the threads' own
+//! wake-ups: 10,000 threads every 50 ms on two cores) is marked with a
+//! note: there the monitor competes for the CPU and its share says little. The figures are
 //! CPU time, not wall time, so other load on the machine changes them
 //! little (caches and migrations aside); a second table gives the CPU share
 //! of the whole child process over the same window (the threads' own
@@ -56,6 +59,9 @@ use std::time::{Duration, Instant};
 
 /// The budget for failstop's own threads, in percent of one core.
 const BUDGET_PCT: f64 = 0.5;
+/// A cell whose whole process uses more than this share of all cores is
+/// marked: the machine is saturated and failstop's figure says little.
+const SATURATED: f64 = 0.75;
 /// Stack size of the watched threads.
 const STACK: usize = 64 << 10;
 
@@ -208,6 +214,7 @@ fn run_table(o: &Options) {
             }
         }
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut over = 0;
     let mut measured = 0;
     println!(
@@ -227,6 +234,17 @@ fn run_table(o: &Options) {
                         over += 1;
                     }
                     let mut s = format!("{pct:.2}");
+                    let busy = c.process_pct.unwrap_or(0.0);
+                    if busy > SATURATED * cores as f64 * 100.0 {
+                        s.push_str(&format!(
+                            " [{}]",
+                            note(&format!(
+                                "the whole process used {busy:.0} % of a core, more than {:.0} % of this machine's {cores} cores: \
+                                 the threads' own wake-ups saturate it, and failstop's share says little",
+                                SATURATED * 100.0
+                            ))
+                        ));
+                    }
                     if c.verdicts.unwrap_or(0) > 0 || c.warnings.unwrap_or(0) > 0 {
                         s.push_str(&format!(
                             " [{}]",
@@ -302,7 +320,7 @@ fn run_table(o: &Options) {
         "{} cells in {:.0} s; {} cores; {}",
         o.threads.len() * o.patterns.len(),
         elapsed.as_secs_f64(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cores,
         kernel()
     );
 }
