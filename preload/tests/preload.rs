@@ -499,14 +499,42 @@ fn a_program_that_never_waits_registers_nothing() {
 
 #[test]
 fn exited_threads_free_their_slots() {
+    /// More threads than this, one after the other, each getting a slot
+    /// its predecessor's exit did not free, would be noticed.
+    const SEQUENTIAL: usize = 1000;
+    /// The slot of the calling thread's failstop timer, if it has one: the
+    /// index in the low half of the timer's sigval (`signal: N/fa115700XXXXXXXX`
+    /// in /proc/self/timers).
+    fn slot_here() -> Option<u32> {
+        let text = std::fs::read_to_string("/proc/self/timers").expect("read /proc/self/timers");
+        let me = gettid();
+        let mut slot = None;
+        for l in text.lines() {
+            if l.starts_with("ID:") {
+                slot = None;
+            } else if let Some(s) = l.strip_prefix("signal: ") {
+                slot = s
+                    .split_once('/')
+                    .and_then(|(_, v)| v.strip_prefix(TIMER_SIGVAL_PREFIX))
+                    .and_then(|i| u32::from_str_radix(i, 16).ok());
+            } else if let Some(n) = l.strip_prefix("notify: signal/tid.")
+                && n.trim().parse() == Ok(me)
+                && slot.is_some()
+            {
+                return slot;
+            }
+        }
+        None
+    }
     if common::scenario().is_some() {
         let poll_once = || {
             let mut pfd = libc::pollfd { fd: -1, events: 0, revents: 0 };
             // SAFETY: a valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, 1) };
-            watched_here()
+            slot_here()
         };
-        // 100 threads alive at once, each registered by its wait.
+        // 100 threads alive at once, each registered by its wait, each in
+        // a slot of its own.
         let (tx, rx) = std::sync::mpsc::channel::<()>();
         let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -520,22 +548,34 @@ fn exited_threads_free_their_slots() {
                 })
             })
             .collect();
-        let watched = (0..100).filter(|_| ready_rx.recv().unwrap()).count();
+        let alive: Vec<Option<u32>> = (0..100).map(|_| ready_rx.recv().unwrap()).collect();
+        let watched = alive.iter().flatten().count();
+        let distinct = alive.iter().flatten().collect::<std::collections::BTreeSet<_>>().len();
         say!("alive-watched {watched} timers {}", failstop_timers().len());
+        say!("alive-slots {distinct}");
         drop(tx);
         for t in threads {
             t.join().unwrap();
         }
-        // More threads, one after the other, than there are slots: each
-        // exit must free its slot for the next.
-        let n = failstop::MAX_THREADS + 200;
+        // Threads one after the other: each exit must free its slot for
+        // the next. Which slot each one got (its timer's sigval) shows it
+        // without exhausting the table (MAX_THREADS sequential threads,
+        // 65,536 of them once the ceiling is raised): a slot freed at exit
+        // is the first free one again, so they all share the same few
+        // slots, and a leak on one exit in a thousand shows here (the
+        // table would have caught only a leak on nearly every exit).
         let mut unwatched = 0;
-        for _ in 0..n {
-            if !std::thread::spawn(poll_once).join().unwrap() {
-                unwatched += 1;
+        let mut slots = std::collections::BTreeSet::new();
+        for _ in 0..SEQUENTIAL {
+            match std::thread::spawn(poll_once).join().unwrap() {
+                Some(slot) => {
+                    slots.insert(slot);
+                }
+                None => unwatched += 1,
             }
         }
-        say!("sequential {n} unwatched {unwatched}");
+        say!("sequential {SEQUENTIAL} unwatched {unwatched}");
+        say!("sequential-slots {}", slots.len());
         std::thread::sleep(Duration::from_millis(100));
         say!("timers-at-end {}", failstop_timers().len());
         common::child_exit(0);
@@ -544,7 +584,18 @@ fn exited_threads_free_their_slots() {
     o.assert_exit(0);
     o.assert_no_verdict();
     assert_eq!(o.value("alive-watched"), "100 timers 100", "{}", o.describe());
+    assert_eq!(o.value("alive-slots"), "100", "threads alive at once share no slot\n{}", o.describe());
     assert!(o.value("sequential").ends_with(" unwatched 0"), "{}", o.describe());
+    // This assumes the registry hands out a freed slot again before an
+    // untouched one (the first free slot, or the last freed); a registry
+    // that cycles through the whole table would need MAX_THREADS + 1
+    // sequential threads to show a leak.
+    let used: usize = o.value("sequential-slots").parse().expect("a count");
+    assert!(
+        used <= 2,
+        "{SEQUENTIAL} threads, one after the other, used {used} slots: an exit did not free its slot\n{}",
+        o.describe()
+    );
     assert_eq!(o.value("timers-at-end"), "0", "{}", o.describe());
     assert!(!o.stderr.contains("not watched"), "{}", o.describe());
 }
