@@ -48,17 +48,22 @@ impl Kind {
     /// a loaded two-core machine.
     pub fn expected(self) -> Duration {
         let budget = super::BUDGET;
-        let period = super::WARN.min(budget / 4);
+        // The timer period: the budget in at least 32 equal parts, none
+        // longer than `warn_after`.
+        let parts = 32u32.max(budget.as_nanos().div_ceil(super::WARN.as_nanos()) as u32);
+        let period = budget / parts;
+        // The monitor's period: a 64th of the stall budget, at most 100 ms.
+        let monitor = (STALL / 64).min(Duration::from_millis(100));
         match self {
             Kind::Stuck => budget + period,
             // `cpu_budget` + max(2 periods, 50 ms) of CPU from the deaf
-            // window's start, seen at the monitor's next look: the monitor
-            // looks every 100 ms; the look after the last progress resets
-            // the window, the next one opens it, one more sees the sum.
-            Kind::Deaf => budget + (2 * period).max(Duration::from_millis(50)) + 3 * Duration::from_millis(100),
-            // The stall budget plus up to stall/8 of sampling and one
-            // monitor period.
-            Kind::Blocked => STALL + STALL / 8 + Duration::from_millis(100),
+            // window's start: the monitor's first look after the last
+            // progress, a quarter of the stall budget later; seen at its
+            // look then, at most a monitor period late.
+            Kind::Deaf => STALL / 4 + budget + (2 * period).max(Duration::from_millis(50)) + monitor,
+            // The stall budget plus the epoch's resolution and a look's
+            // lateness (a monitor period and a half).
+            Kind::Blocked => STALL + monitor * 3 / 2,
         }
     }
 
