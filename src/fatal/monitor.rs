@@ -358,7 +358,7 @@ fn look(idx: usize, s: &Slot, w: &Progress, pass: &mut Pass<'_>) -> u64 {
     let (end, wall_end) = still_end(w, stall);
     let mut next = deaf_next.min(poll_next).min(if w.chain_kind.load(Relaxed) == CHAIN_CYCLE { wall_end } else { end });
     if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN {
-        next = next.min(end.saturating_sub(stall / 2).max(w.quiet_since.load(Relaxed)));
+        next = next.min(wall_end.saturating_sub(stall / 2).max(w.quiet_since.load(Relaxed)));
     }
     if next <= now {
         // A verdict left to another thread's window, or a chain noted just
@@ -398,7 +398,10 @@ fn judge_blocked(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64,
     let now = pass.now;
     let stall = pass.stall;
     let (end, wall_end) = still_end(w, stall);
-    if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN && now >= end.saturating_sub(stall / 2) {
+    // The chain is noted halfway through the window in wall time, so that
+    // a deadlock is found on wall time however long the process is held
+    // back.
+    if w.chain_kind.load(Relaxed) == CHAIN_UNSEEN && now >= wall_end.saturating_sub(stall / 2) {
         note_chain(w, tid, pass.io, pass.dir);
     }
     let cycle = w.chain_kind.load(Relaxed) == CHAIN_CYCLE && now >= wall_end;
