@@ -14,7 +14,8 @@
 //!
 //! * the unwinder (the module list with each module's unwind sections, in
 //!   buffers owned by the unwinder) is built in normal context by
-//!   [`prepare`] (at start, before the handler is installed) and
+//!   [`prepare`] (when the first thread registers, before its timer is
+//!   armed: no handler captures before that) and
 //!   [`refresh`] (the reporter thread, when `/proc/self/maps` changed:
 //!   libraries loaded or unloaded), and published through an `AtomicPtr`.
 //!   The handler never reads a module's mapped image, so a library
