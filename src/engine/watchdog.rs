@@ -41,6 +41,7 @@ use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::fatal::dump::DumpPath;
 use crate::fatal::{end, monitor, reporter, systemd};
+use crate::os::stackwalk::StackBounds;
 use crate::os::{procfs, ptrace, signals, stackwalk, sys, unwind};
 use crate::state::settings::{LIVE, RUNNING, STARTING, STOPPED, STOPPING};
 use crate::watch::registry;
@@ -292,13 +293,22 @@ fn prepare_slow() -> Result<(), Error> {
     Ok(())
 }
 
-/// [`prepare_threads`] on a short-lived thread of its own, which the caller
-/// waits for: the registering thread may have a small stack (a C thread
-/// with `PTHREAD_STACK_MIN`, 16 KiB, less its TLS), and building the
-/// unwinder and starting threads takes more than that, above all in a
-/// debug build. The caller's part is kept shallow: `pthread_create` and
-/// `pthread_join` from a small, non-generic frame ([`run_aside`]).
+/// Stack [`prepare_threads`] may use, with a wide margin (building the
+/// unwinder and starting threads, in a debug build).
+const PREPARE_STACK: usize = 512 * 1024;
+
+/// [`prepare_threads`], on the calling thread when it has
+/// [`PREPARE_STACK`] left, else on a short-lived thread of its own, which
+/// the caller waits for: the registering thread may have a small stack (a
+/// C thread with `PTHREAD_STACK_MIN`, 16 KiB, less its TLS). Then the
+/// caller's part is kept shallow: `pthread_create` and `pthread_join` from
+/// a small, non-generic frame ([`run_aside`]).
 fn prepare_aside(o: &mut Owned, notifier: Option<systemd::Notifier>) -> Result<(), Error> {
+    let here = (&raw const o) as usize;
+    let room = StackBounds::current_thread().map_or(0, |b| here.saturating_sub(b.lo()));
+    if room >= PREPARE_STACK {
+        return prepare_threads(o, notifier);
+    }
     let mut notifier = notifier;
     let mut result = Err(Error::new(ErrorKind::Os, "preparing the watchdog panicked"));
     run_aside(&mut || result = prepare_threads(o, notifier.take()))
