@@ -122,6 +122,9 @@ fn soak_child(length: Duration) {
     // 2. The application's SIGALRM handler, then the watchdog (which chains to it).
     common::set_handler(libc::SIGALRM, on_alarm, libc::SA_RESTART, false);
     let wd = failstop::start(config()).expect("start");
+    // failstop's threads start with the first registration: one first, so
+    // that `running` counts them.
+    std::thread::spawn(|| drop(failstop::register("first").expect("register"))).join().unwrap();
     let running = resources(baseline.2 + 2);
     say!("running {} {} {}", running.0, running.1, running.2);
     say!("soak-start");

@@ -18,10 +18,20 @@
 //! # What runs in every process
 //!
 //! The watchdog starts in every process the library is preloaded into, also
-//! in one that never waits in an interposed call: failstop's two threads
-//! (monitor and reporter, which block every signal) and its handler for the
-//! watchdog signal. No thread is registered and no timer is created until a
-//! thread waits.
+//! in one that never waits in an interposed call, but that start is cheap:
+//! it reads the configuration, checks `/proc`, creates the fuse's timer and
+//! installs the handler for the watchdog signal (so that a bad setting or an
+//! unusable signal still stops the program before its `main`). Everything
+//! else waits for the first wait that may block, which registers its
+//! thread: failstop's threads (monitor and reporter, which block every
+//! signal), the DWARF unwinder (a copy of every module's unwind sections),
+//! the stack walker's pipe and the ptrace helper's stack are made then,
+//! once, by that thread before its timer is armed. A program that never
+//! waits (`/bin/true`, a shell's helper, whatever a preloaded server
+//! `exec`s) runs no failstop thread and costs little more than loading the
+//! library (`scripts/preload-start-cost.sh` measures it).
+//! Under systemd's watchdog (`WATCHDOG_USEC` set for this process) the
+//! monitor starts at once, to send the pings.
 //!
 //! A forked child gets a watchdog of its own from its first wait that may
 //! block, with the configuration the constructor read (see

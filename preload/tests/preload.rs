@@ -491,10 +491,87 @@ fn a_program_that_never_waits_registers_nothing() {
     o.assert_no_verdict();
     assert_eq!(o.value("timers-before"), "0", "{}", o.describe());
     assert_eq!(o.value("timers-after-spin"), "0", "{}", o.describe());
-    // The watchdog itself runs in every preloaded process (documented).
-    assert_eq!(o.value("failstop-threads"), "2", "{}", o.describe());
+    // failstop's threads start with the first registration, not before.
+    assert_eq!(o.value("failstop-threads"), "0", "{}", o.describe());
     assert_eq!(o.value("timers-after-zero-poll"), "0", "{}", o.describe());
     assert_eq!(o.value("timers-after-poll"), "1", "{}", o.describe());
+}
+
+/// failstop's threads in process `pid`, by name, read from outside.
+fn failstop_threads_of(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                .map(|c| c.trim().to_string())
+                .filter(|c| c.starts_with("failstop-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A preloaded program that registers nothing starts no failstop thread
+/// (seen from outside, in `/proc/<pid>/task/*/comm`, while it runs: it
+/// works, sleeps and checks readiness with zero timeouts); the same
+/// program, once a wait registers it, has its monitor and reporter and
+/// gets its verdict and dump.
+#[test]
+fn nothing_registered_no_failstop_thread_then_a_verdict_once_watched() {
+    const TEST: &str = "nothing_registered_no_failstop_thread_then_a_verdict_once_watched";
+    if common::scenario().is_some() {
+        say!("idle pid {} tid {}", std::process::id(), gettid());
+        // Two seconds of life that registers nothing: work, sleeps (not
+        // interposed) and readiness checks (timeout 0).
+        let until = Instant::now() + Duration::from_millis(2000);
+        let mut pfd = libc::pollfd { fd: -1, events: 0, revents: 0 };
+        while Instant::now() < until {
+            common::spin_for_cpu(Duration::from_millis(20));
+            // SAFETY: a valid pollfd (a negative fd is ignored).
+            unsafe { libc::poll(&mut pfd, 1, 0) };
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        say!("idle-done threads {} timers {}", own_threads().len(), failstop_timers().len());
+        // A wait that may block: the thread is registered, failstop's
+        // threads start.
+        // SAFETY: as above.
+        unsafe { libc::poll(&mut pfd, 1, 1) };
+        say!("watched {} threads {}", watched_here(), own_threads().join(","));
+        say!("spin-start");
+        spin_here_forever();
+    }
+    let mut child = preloaded(TEST, "idle").spawn();
+    child.wait_for("idle", Duration::from_secs(20));
+    let pid = child.pid();
+    let mut looks = 0;
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(900) {
+        seen.extend(failstop_threads_of(pid));
+        looks += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let last_look = Instant::now();
+    seen.sort();
+    seen.dedup();
+    let o = child.finish();
+    assert!(looks >= 10, "{looks} looks\n{}", o.describe());
+    assert!(last_look < o.time_of("idle-done"), "looked too late: the child was registered\n{}", o.describe());
+    assert!(seen.is_empty(), "failstop threads in a process that registers nothing: {seen:?}\n{}", o.describe());
+    assert_eq!(o.value("idle-done"), "threads 0 timers 0", "{}", o.describe());
+    let mut threads: Vec<String> = o.value("watched").split(' ').map(str::to_string).collect();
+    assert_eq!(threads[0], "true", "{}", o.describe());
+    threads = threads[2].split(',').map(str::to_string).collect();
+    threads.sort();
+    assert_eq!(threads, ["failstop-monito", "failstop-report"], "{}", o.describe());
+    o.assert_signal(libc::SIGABRT);
+    o.assert_ended_within("spin-start", common::CATCH_BOUND);
+    let tid: i32 = o.value("idle").split(' ').nth(3).and_then(|t| t.parse().ok()).expect("tid");
+    let v = verdict_line(&o.stderr).unwrap_or_else(|| panic!("no verdict\n{}", o.describe()));
+    assert_eq!((v.kind.as_str(), v.tid), ("stuck", tid), "{}", o.describe());
+    let dump = common::Dump::parse(&o.stderr);
+    assert!(dump.written(), "no dump\n{}", o.describe());
+    let (culprit, frames) = dump.symbolized_frames(tid).unwrap_or_else(|| panic!("no backtrace\n{}", o.describe()));
+    assert!(culprit && frames.iter().any(|f| f.contains("spin_here_forever")), "{frames:?}\n{}", o.describe());
 }
 
 #[test]

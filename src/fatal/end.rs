@@ -28,7 +28,8 @@
 //!
 //! # The fuse
 //!
-//! The last deadline, created at start and armed only by a fatal verdict.
+//! The last deadline, created at start (a PID 1's thread: when the first
+//! thread is watched) and armed only by a fatal verdict.
 //! Normally a kernel timer (`CLOCK_MONOTONIC`) that sends `SIGKILL`: nothing
 //! in the process can block, catch or delay it. As PID 1 of a PID namespace
 //! the kernel ignores every signal whose action is the default, `SIGKILL`
@@ -109,8 +110,10 @@ static ACTING: AtomicBool = AtomicBool::new(false);
 /// [`stand_by`].
 static HANDLER_SINCE: AtomicU64 = AtomicU64::new(0);
 
-/// Creates the fuse (disarmed): a `SIGKILL` timer, or as PID 1 the fuse
-/// thread. Normal context, at start.
+/// Creates the fuse (disarmed): a `SIGKILL` timer. As PID 1 the fuse is a
+/// thread, started by [`start_fuse_thread`] once a thread is watched: only
+/// a watched thread can bring a verdict that arms it. Normal context, at
+/// start.
 pub(crate) fn prepare() -> Result<(), Error> {
     let pid = sys::getpid();
     if FUSE_KIND.load(Acquire) != NO_FUSE && FUSE_PID.load(Relaxed) == pid {
@@ -121,7 +124,7 @@ pub(crate) fn prepare() -> Result<(), Error> {
     let pid1 = pid == 1;
     PID1.store(pid1, Relaxed);
     if pid1 {
-        return spawn_fuse_thread();
+        return Ok(());
     }
     // SAFETY: sigevent is plain data.
     let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
@@ -138,6 +141,16 @@ pub(crate) fn prepare() -> Result<(), Error> {
     FUSE_TIMER.store(t as usize, Relaxed);
     FUSE_KIND.store(TIMER_FUSE, Release);
     Ok(())
+}
+
+/// As PID 1 (see [`prepare`], which must have run in this process):
+/// starts the fuse thread unless it runs. Otherwise does nothing. Normal
+/// context, when the first thread is watched.
+pub(crate) fn start_fuse_thread() -> Result<(), Error> {
+    if !PID1.load(Relaxed) || FUSE_PID.load(Relaxed) != sys::getpid() || FUSE_KIND.load(Acquire) != NO_FUSE {
+        return Ok(());
+    }
+    spawn_fuse_thread()
 }
 
 fn spawn_fuse_thread() -> Result<(), Error> {

@@ -26,7 +26,8 @@ use std::time::Duration;
 const SELF_SLACK: Duration = Duration::from_secs(2);
 
 /// The reporter's watch over the monitor, with what it needs to write a
-/// dump on its own (made at start: the check never allocates).
+/// dump on its own (made when the reporter starts: the check never
+/// allocates).
 pub(crate) struct Overseer {
     scratch: Scratch,
     path: Option<DumpPath>,
@@ -35,7 +36,8 @@ pub(crate) struct Overseer {
 }
 
 impl Overseer {
-    /// Normal context, at start (allocates the dump's scratch space).
+    /// Normal context, when the reporter starts (allocates the dump's
+    /// scratch space).
     pub(crate) fn new(path: Option<DumpPath>) -> Self {
         let now = sys::monotonic_ns();
         Overseer { scratch: Scratch::new(), path, last_check: now, window_from: now }

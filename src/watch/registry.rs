@@ -38,6 +38,7 @@ impl Drop for RegistrationTls {
 
 /// Watches the calling thread under `name`. See [`crate::register`].
 pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
+    crate::engine::watchdog::prepare_for_first_thread()?;
     let run = LIVE.registration(sys::getpid()).ok_or_else(|| {
         Error::new(ErrorKind::NotRunning, "register: no watchdog is running; call failstop::start first")
     })?;

@@ -58,7 +58,8 @@ fn u64_at(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// One program header: (type, flags, vaddr, filesz).
+/// One program header: (type, flags, vaddr, filesz). The table is read in
+/// one validated read, not one per entry.
 fn program_headers(base: usize) -> Option<Vec<(u32, u32, u64, u64)>> {
     let eh = rd::<64>(base)?;
     // ELFCLASS64, little-endian (x86_64, aarch64).
@@ -71,13 +72,16 @@ fn program_headers(base: usize) -> Option<Vec<(u32, u32, u64, u64)>> {
     if phentsize < 56 {
         return None;
     }
-    let mut v = Vec::with_capacity(phnum);
-    for i in 0..phnum {
-        let at = base.checked_add(phoff)?.checked_add(i * phentsize)?;
-        let ph = rd::<56>(at)?;
-        v.push((u32_at(&ph, 0), u32_at(&ph, 4), u64_at(&ph, 16), u64_at(&ph, 32)));
+    let mut table = vec![0u8; phnum * phentsize];
+    if !read_mem(base.checked_add(phoff)?, &mut table) {
+        return None;
     }
-    Some(v)
+    Some(
+        table
+            .chunks_exact(phentsize)
+            .map(|ph| (u32_at(ph, 0), u32_at(ph, 4), u64_at(ph, 16), u64_at(ph, 32)))
+            .collect(),
+    )
 }
 
 /// Decodes one `DW_EH_PE_*` encoded pointer of `.eh_frame_hdr` at `pos`;
@@ -100,31 +104,73 @@ fn decode_ptr(enc: u8, hdr: &[u8], pos: usize, field_svma: u64, hdr_svma: u64) -
     }
 }
 
-/// The length of `.eh_frame` at `avma`, at most `limit` bytes: its entries
-/// (CIEs and FDEs, each led by its length) up to and including the zero
-/// terminator, or up to `limit` when there is none.
-fn eh_frame_len(avma: usize, limit: usize) -> usize {
+/// How much of `.eh_frame` is read per system call: the walk over its
+/// entries reads ahead in chunks this large instead of one read per entry
+/// (a module has thousands of entries: reading their length fields one by
+/// one cost thousands of system calls per module).
+const CHUNK: usize = 64 << 10;
+
+/// Grows `buf`, the bytes at `avma` read so far, to at least `need` bytes
+/// (never past `limit`), reading ahead up to a [`CHUNK`]. False when `need`
+/// is past `limit` or those bytes cannot be read.
+fn fill(buf: &mut Vec<u8>, avma: usize, limit: usize, need: usize) -> bool {
+    let have = buf.len();
+    if need <= have {
+        return true;
+    }
+    if need > limit {
+        return false;
+    }
+    let Some(at) = avma.checked_add(have) else { return false };
+    buf.resize(need.max(have.saturating_add(CHUNK)).min(limit), 0);
+    if read_mem(at, &mut buf[have..]) {
+        return true;
+    }
+    // The read-ahead ran into something unreadable: only what is needed.
+    buf.truncate(need);
+    if read_mem(at, &mut buf[have..]) {
+        return true;
+    }
+    buf.truncate(have);
+    false
+}
+
+/// Copies `.eh_frame` at `avma`, at most `limit` bytes: its entries (CIEs
+/// and FDEs, each led by its length) up to and including the zero
+/// terminator, or the whole entries up to `limit` when there is none.
+/// Empty when not even the first entry can be read.
+fn copy_eh_frame(avma: usize, limit: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
     let mut off = 0usize;
-    while off + 4 <= limit {
-        let Some(l) = rd::<4>(avma + off) else { break };
-        let len = u32::from_le_bytes(l);
-        let entry = match len {
-            0 => return off + 4,
-            0xffff_ffff => match rd::<8>(avma + off + 4) {
-                Some(e) => match usize::try_from(u64::from_le_bytes(e)).ok().and_then(|e| e.checked_add(12)) {
+    let end = loop {
+        if !fill(&mut buf, avma, limit, off + 4) {
+            break off;
+        }
+        let entry = match u32_at(&buf, off) {
+            0 => break off + 4,
+            0xffff_ffff => {
+                if !fill(&mut buf, avma, limit, off + 12) {
+                    break off;
+                }
+                match usize::try_from(u64_at(&buf, off + 4)).ok().and_then(|e| e.checked_add(12)) {
                     Some(n) => n,
-                    None => break,
-                },
-                None => break,
-            },
+                    None => break off,
+                }
+            }
             n => n as usize + 4,
         };
         match off.checked_add(entry) {
             Some(next) if next <= limit => off = next,
-            _ => break,
+            _ => break off,
         }
+    };
+    // The last entry's body may not be read yet.
+    if !fill(&mut buf, avma, limit, end) {
+        return Vec::new();
     }
-    off
+    buf.truncate(end);
+    buf.shrink_to_fit();
+    buf
 }
 
 /// Copies the unwind sections of `m` out of its mapped image. `None` when
@@ -149,15 +195,11 @@ pub(super) fn read_sections(m: &Module) -> Option<Sections> {
         .map(|p| p.2 + p.3)
         .next()?;
     let limit = usize::try_from(seg_end - eh_frame_svma).ok()?.min(MAX_SECTION);
-    let eh_frame_avma = bias.wrapping_add(eh_frame_svma) as usize;
-    let len = eh_frame_len(eh_frame_avma, limit);
-    if len == 0 {
+    let eh_frame = copy_eh_frame(bias.wrapping_add(eh_frame_svma) as usize, limit);
+    if eh_frame.is_empty() {
         return None;
     }
-    let mut eh_frame = vec![0u8; len];
-    if !read_mem(eh_frame_avma, &mut eh_frame) {
-        return None;
-    }
+    let len = eh_frame.len();
     let text_svma = phdrs.iter().find(|p| p.0 == PT_LOAD && p.1 & PF_X != 0).map(|p| p.2..p.2 + p.3);
     Some(Sections {
         avma: lo as u64..hi as u64,
@@ -201,10 +243,37 @@ mod tests {
         s.extend_from_slice(&0u32.to_le_bytes());
         s.extend_from_slice(&[0xcc; 16]);
         let a = s.as_ptr() as usize;
-        assert_eq!(eh_frame_len(a, s.len()), 24);
+        assert_eq!(copy_eh_frame(a, s.len()), s[..24]);
         // No terminator within the limit: the whole entries that fit.
-        assert_eq!(eh_frame_len(a, 20), 20);
-        assert_eq!(eh_frame_len(a, 19), 12);
+        assert_eq!(copy_eh_frame(a, 20), s[..20]);
+        assert_eq!(copy_eh_frame(a, 19), s[..12]);
+        // Not even one entry.
+        assert!(copy_eh_frame(a, 3).is_empty());
+    }
+
+    /// Entries that span read-ahead chunks are copied whole, the same as
+    /// read one by one.
+    #[test]
+    fn eh_frame_entries_across_chunks() {
+        let mut s = Vec::new();
+        for i in 0..5000u32 {
+            let body = 4 + (i % 61) as usize;
+            s.extend_from_slice(&(body as u32).to_le_bytes());
+            s.extend(std::iter::repeat_n(i as u8, body));
+        }
+        // One entry with the 64-bit length, then the terminator.
+        s.extend_from_slice(&0xffff_ffffu32.to_le_bytes());
+        s.extend_from_slice(&(CHUNK as u64 + 3).to_le_bytes());
+        s.extend(std::iter::repeat_n(0xee, CHUNK + 3));
+        let end = s.len() + 4;
+        s.extend_from_slice(&0u32.to_le_bytes());
+        s.extend_from_slice(&[0xcc; 100]);
+        assert!(end > 3 * CHUNK);
+        let a = s.as_ptr() as usize;
+        assert_eq!(copy_eh_frame(a, s.len()), s[..end]);
+        // Cut inside the long entry: the entries before it.
+        let cut = end - 4 - (CHUNK + 3) - 12;
+        assert_eq!(copy_eh_frame(a, end - 10), s[..cut]);
     }
 
     #[test]

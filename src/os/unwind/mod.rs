@@ -14,7 +14,8 @@
 //!
 //! * the unwinder (the module list with each module's unwind sections, in
 //!   buffers owned by the unwinder) is built in normal context by
-//!   [`prepare`] (at start, before the handler is installed) and
+//!   [`prepare`] (when the first thread registers, before its timer is
+//!   armed: no handler captures before that) and
 //!   [`refresh`] (the reporter thread, when `/proc/self/maps` changed:
 //!   libraries loaded or unloaded), and published through an `AtomicPtr`.
 //!   The handler never reads a module's mapped image, so a library
@@ -22,7 +23,7 @@
 //! * a replaced unwinder is freed only once no handler is inside one (a
 //!   counter of handlers in the unwinder, seen at zero after the swap); if
 //!   that is not seen within [`RETIRE_WAIT`], the old one is leaked
-//!   (counted in [`leaked`]) rather than freed under a handler;
+//!   (counted by `leaked`, for the tests) rather than freed under a handler;
 //! * framehop's caches with `MustNotAllocateDuringUnwind` hold fixed-size
 //!   evaluation storage; a pool of [`POOL_LEN`](walk::POOL_LEN) of them is allocated by
 //!   [`prepare`], and each handler claims one with an atomic swap. A handler
