@@ -16,9 +16,16 @@
 //! watchdog signal to the thread with [`CAPTURE_TAG`] and an entry index
 //! (`rt_tgsigqueueinfo`); the thread's handler walks its own stack into
 //! that entry (`engine::handler::on_capture_request`, async-signal-safe). All requests go
-//! out at once and are awaited together under one bounded wait, so a thread
-//! that blocks the signal or sleeps uninterruptibly costs a bounded time and
-//! is reported as not responding.
+//! out at once and are answered in parallel; each answer is awaited when its
+//! thread's turn to be written comes, under one bounded deadline for all, so
+//! a thread that blocks the signal or sleeps uninterruptibly costs a bounded
+//! time and is reported as not responding.
+//!
+//! Each thread's `/proc` files are read once per dump: `status`, `schedstat`
+//! and `syscall` before the capture request (the lock graph, the decision
+//! to ask, and the thread's lines all use that reading), `wchan` and `stack`
+//! when the thread is written. Thread ids are looked up in a sorted array
+//! built once per dump, never by a scan of the registry's slots.
 //!
 //! A signal interrupts the system call its receiver sleeps in, so in the
 //! non-fatal modes only running threads (state R) are asked for frames.
@@ -27,7 +34,7 @@ use super::locks::{MAX_CYCLE, Waits};
 use crate::os::cgroup::CpuCgroups;
 use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
-use crate::os::procfs::{self, SCRATCH_LEN, STACK_LEN};
+use crate::os::procfs::{self, SCRATCH_LEN, STACK_LEN, TaskDir};
 use crate::os::ptrace;
 use crate::os::signals;
 use crate::os::sys;
@@ -458,23 +465,23 @@ impl Facts {
     }
 
     /// Reads thread `tid`'s files. Allocation-free.
-    fn read(&mut self, tid: libc::pid_t, io: &mut [u8]) {
+    fn read(&mut self, dir: &TaskDir, tid: libc::pid_t, io: &mut [u8]) {
         self.has = 0;
-        if let Ok(st) = procfs::read_status(tid, io) {
+        if let Ok(st) = dir.status(tid, io) {
             self.status = st;
             self.has |= HAS_STATUS;
         }
-        if let Ok(s) = procfs::read_schedstat(tid, io) {
+        if let Ok(s) = dir.schedstat(tid, io) {
             self.sched = s;
             self.has |= HAS_SCHED;
         }
         if self.has != HAS_STATUS | HAS_SCHED
-            && let Ok(st) = procfs::read_stat(tid, io)
+            && let Ok(st) = dir.stat(tid, io)
         {
             self.stat = st;
             self.has |= HAS_STAT;
         }
-        self.sc_kind = match procfs::read_syscall(tid, io) {
+        self.sc_kind = match dir.syscall(tid, io) {
             Ok(procfs::SyscallState::Running) => 1,
             Ok(procfs::SyscallState::NotInSyscall { sp, pc }) => {
                 (self.sc_sp, self.sc_pc) = (sp, pc);
@@ -631,10 +638,13 @@ pub(crate) fn write_raw(
     let first = if culprit_seen { 0 } else { 1 };
     // Each thread's registry slot, and its /proc files read once, before
     // the capture request interrupts the sleeps.
+    // The threads' files are opened relative to /proc/self/task, held
+    // open while the dump lasts.
+    let task_dir = TaskDir::open();
     scratch.index_threads(first, ntids);
     for i in first..ntids {
         let tid = scratch.tids[i];
-        scratch.facts[i].read(tid, &mut scratch.io[..]);
+        scratch.facts[i].read(&task_dir, tid, &mut scratch.io[..]);
     }
     // The wait-for graph. A stuck culprit sleeps in failstop's handler (it
     // waits for this dump): that wait is failstop's, not the application's.
@@ -751,7 +761,7 @@ pub(crate) fn write_raw(
     // The culprit's state and system call first: a capture request would
     // interrupt the system call a blocked culprit sleeps in, and /proc read
     // afterwards could show it returning from the handler instead.
-    let culprit_state = if culprit_seen { write_thread_state(out, scratch, 0, true, own) } else { None };
+    let culprit_state = if culprit_seen { write_thread_state(out, scratch, &task_dir, 0, true, own) } else { None };
     if !culprit_seen {
         let b = out.line();
         b.push_str("> thread ");
@@ -779,7 +789,7 @@ pub(crate) fn write_raw(
         let tid = scratch.tids[i];
         let ci = i - first;
         await_capture(&CAPTURES[ci], scratch.facts[i].state(), capture_deadline);
-        if let Some(state) = write_thread_state(out, scratch, i, false, own) {
+        if let Some(state) = write_thread_state(out, scratch, &task_dir, i, false, own) {
             write_thread_frames(out, scratch, ci, tid, false, state);
         }
     }
@@ -1040,6 +1050,7 @@ fn await_capture(c: &Capture, state: u8, deadline: u64) {
 fn write_thread_state(
     out: &mut Sink,
     scratch: &mut Scratch,
+    dir: &TaskDir,
     i: usize,
     is_culprit: bool,
     own: &OwnThreads,
@@ -1161,7 +1172,7 @@ fn write_thread_state(
         out.eol();
     }
 
-    write_syscall_line(out, scratch, tid, facts.syscall());
+    write_syscall_line(out, scratch, dir, tid, facts.syscall());
     Some(state)
 }
 
@@ -1348,7 +1359,13 @@ fn captured(
     }
 }
 
-fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, sc: Option<procfs::SyscallState>) {
+fn write_syscall_line(
+    out: &mut Sink,
+    scratch: &mut Scratch,
+    dir: &TaskDir,
+    tid: libc::pid_t,
+    sc: Option<procfs::SyscallState>,
+) {
     let b = out.line();
     b.push_str("    syscall: ");
     match sc {
@@ -1368,13 +1385,13 @@ fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, s
     }
     out.eol();
     // wchan and the kernel stack, when readable.
-    if let Ok(w) = procfs::read_wchan(tid, &mut scratch.io[..256]) {
+    if let Ok(w) = dir.wchan(tid, &mut scratch.io[..256]) {
         let b = out.line();
         b.push_str("    wchan: ");
         b.push_sanitized(w.unwrap_or(b"0"));
         out.eol();
     }
-    if let Ok(text) = procfs::read_stack(tid, &mut scratch.io[..])
+    if let Ok(text) = dir.stack(tid, &mut scratch.io[..])
         && !text.is_empty()
     {
         {
