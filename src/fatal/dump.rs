@@ -1063,8 +1063,11 @@ fn write_thread_state(
     let sched = facts.sched();
     let cpu_ns = facts.cpu_ns();
 
-    if facts.gone() && !is_culprit {
-        // Listed a moment ago, gone from /proc now.
+    // Listed a moment ago, gone now: before its files were read, or since
+    // (a thread woken by the capture request may answer and leave). Signal
+    // 0 tells whether it still exists, without a signal.
+    let exited = facts.gone() || sys::tgkill(tid, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH));
+    if exited && !is_culprit {
         let b = out.line();
         b.push_str("  thread ");
         b.push_i64(tid as i64);
