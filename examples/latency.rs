@@ -1,12 +1,14 @@
 //! Measures failstop's fatal path over many child processes and prints min,
 //! median and max:
 //!
-//! 1. time from a spin's start to the verdict and to the process's end
-//!    (`cpu_budget` given by `--budget-ms`, default 100 ms);
+//! 1. time from a spin's start to the verdict and to the process's end,
+//!    and from the verdict to the process's end (the fatal path alone:
+//!    dump and action; `cpu_budget` given by `--budget-ms`, default 100 ms);
 //! 2. how long the dump took, raw part and whole (symbolized), with
 //!    `--threads N[,M...]` idle threads in the process (default 8,64,512);
 //! 3. time from a block's start (a read on a pipe nobody writes, outside
-//!    any idle scope) to the verdict and to the process's end, with
+//!    any idle scope) to the verdict and to the process's end (and from
+//!    the verdict to the end), with
 //!    `stall_budget` given by `--stall-ms` (default 1000 ms).
 //!
 //! ```text
@@ -212,6 +214,7 @@ fn main() {
         for &t in counts {
             let mut verdict = vec![];
             let mut end = vec![];
+            let mut after = vec![];
             let mut dump = vec![];
             let mut raw = vec![];
             for _ in 0..runs {
@@ -219,6 +222,7 @@ fn main() {
                     Ok(r) => {
                         verdict.push(r.verdict_ms);
                         end.push(r.detect_ms);
+                        after.push(r.detect_ms - r.verdict_ms);
                         dump.push(r.dump_ms);
                         raw.push(r.raw_ms);
                     }
@@ -231,6 +235,7 @@ fn main() {
             let f = fault.name();
             summary(&format!("{f} start -> verdict ({} threads)", t + 4), verdict);
             summary(&format!("{f} start -> process end ({} threads)", t + 4), end);
+            summary(&format!("{f} verdict -> process end ({} threads)", t + 4), after);
             summary(&format!("dump, symbolized ({} threads)", t + 4), dump);
             summary(&format!("dump, raw part only ({} threads)", t + 4), raw);
         }

@@ -16,9 +16,16 @@
 //! watchdog signal to the thread with [`CAPTURE_TAG`] and an entry index
 //! (`rt_tgsigqueueinfo`); the thread's handler walks its own stack into
 //! that entry (`engine::handler::on_capture_request`, async-signal-safe). All requests go
-//! out at once and are awaited together under one bounded wait, so a thread
-//! that blocks the signal or sleeps uninterruptibly costs a bounded time and
-//! is reported as not responding.
+//! out at once and are answered in parallel; each answer is awaited when its
+//! thread's turn to be written comes, under one bounded deadline for all, so
+//! a thread that blocks the signal or sleeps uninterruptibly costs a bounded
+//! time and is reported as not responding.
+//!
+//! Each thread's `/proc` files are read once per dump: `status`, `schedstat`
+//! and `syscall` before the capture request (the lock graph, the decision
+//! to ask, and the thread's lines all use that reading), `wchan` and `stack`
+//! when the thread is written. Thread ids are looked up in a sorted array
+//! built once per dump, never by a scan of the registry's slots.
 //!
 //! A signal interrupts the system call its receiver sleeps in, so in the
 //! non-fatal modes only running threads (state R) are asked for frames.
@@ -27,11 +34,11 @@ use super::locks::{MAX_CYCLE, Waits};
 use crate::os::cgroup::CpuCgroups;
 use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
-use crate::os::procfs::{self, SCRATCH_LEN, STACK_LEN};
+use crate::os::procfs::{self, SCRATCH_LEN, STACK_LEN, TaskDir};
 use crate::os::ptrace;
 use crate::os::signals;
 use crate::os::sys;
-use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, MAX_DUMP_THREADS};
+use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, Capture, MAX_DUMP_THREADS};
 use crate::state::frames::{
     self, CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, CAP_WRITING, Frames,
     MAX_FRAMES,
@@ -40,7 +47,7 @@ use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CU
 use crate::state::progress::{MONITOR_PERIOD, monitor_stall_limit_ns, wall_since_progress};
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG};
-use crate::state::slots::{self, CONTEXT_LEN, DEPARTED_PANICKED, DEPARTED_ZOMBIE, NAME_LEN};
+use crate::state::slots::{self, ACTIVE, CONTEXT_LEN, DEPARTED_PANICKED, DEPARTED_ZOMBIE, DETACHED, NAME_LEN, NO_SLOT};
 use crate::verdict::VerdictKind;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::*;
@@ -343,6 +350,13 @@ pub(crate) struct Scratch {
     /// The futex waits of the dump's threads (the wait-for graph).
     pub waits: Waits,
     pub tids: Box<[libc::pid_t; MAX_DUMP_THREADS]>,
+    /// What each of `tids` showed in `/proc` (same index), read once per
+    /// dump ([`Facts::read`]).
+    facts: Box<[Facts]>,
+    /// `(tid, index in tids)` of the dump's threads, sorted by tid: the
+    /// dump's tid lookups are binary searches ([`Scratch::index_of`]).
+    by_tid: Box<[(libc::pid_t, u32)]>,
+    by_tid_len: usize,
     /// Room for the largest `/proc` file read (a kernel stack).
     pub io: Box<[u8; STACK_LEN]>,
     /// Room for listing `/proc` (the children a thread waits for).
@@ -358,9 +372,172 @@ impl Scratch {
             modules: ModuleMap::new_boxed(),
             waits: Waits::new(),
             tids: Box::new([0; MAX_DUMP_THREADS]),
+            facts: Facts::zeroed_table(MAX_DUMP_THREADS),
+            by_tid: vec![(0, 0); MAX_DUMP_THREADS].into_boxed_slice(),
+            by_tid_len: 0,
             io: Box::new([0; STACK_LEN]),
             dir: Box::new([0; SCRATCH_LEN]),
             cgroups: CpuCgroups::discover(),
+        }
+    }
+
+    /// Sorts `tids[first..n]` into the tid lookup and finds each thread's
+    /// registry slot in one pass over the slots (the first slot in index
+    /// order that watches the tid, as [`slots::find_tid`] would give):
+    /// O((threads + slots) log threads) per dump, where a `find_tid` per
+    /// thread would be threads × slots. Allocation-free.
+    fn index_threads(&mut self, first: usize, n: usize) {
+        let Scratch { tids, facts, by_tid, .. } = self;
+        for (k, i) in (first..n).enumerate() {
+            by_tid[k] = (tids[i], i as u32);
+            facts[i].slot = NO_SLOT;
+        }
+        self.by_tid_len = n - first;
+        let sorted = &mut by_tid[..n - first];
+        sorted.sort_unstable();
+        for (idx, s) in slots::iter() {
+            let st = s.state.load(Acquire);
+            if st != ACTIVE && st != DETACHED {
+                continue;
+            }
+            let tid = s.tid.load(Relaxed);
+            if let Ok(k) = sorted.binary_search_by_key(&tid, |e| e.0) {
+                let f = &mut facts[sorted[k].1 as usize];
+                if f.slot == NO_SLOT {
+                    f.slot = idx;
+                }
+            }
+        }
+    }
+
+    /// The index in `tids` of one of the dump's threads.
+    fn index_of(&self, tid: libc::pid_t) -> Option<usize> {
+        let sorted = &self.by_tid[..self.by_tid_len];
+        sorted.binary_search_by_key(&tid, |e| e.0).ok().map(|k| sorted[k].1 as usize)
+    }
+
+    /// The registry slot watching `tid`, for one of the dump's threads.
+    fn slot_of(&self, tid: libc::pid_t) -> Option<&'static slots::Slot> {
+        self.index_of(tid).and_then(|i| slots::slot(self.facts[i].slot))
+    }
+}
+
+/// What a dump reads of one thread in `/proc`, once: `status` (state,
+/// name, blocked signals, context switches), `schedstat` (CPU and
+/// run-queue time), `syscall` (what it does in the kernel: the system call
+/// line, the wait-for graph and the capture request all use it), and
+/// `stat` only where `status` or `schedstat` could not be read (its state
+/// letter and CPU ticks stand in). Read for every thread before the
+/// capture request, so that what the dump shows is what the thread did
+/// before the request interrupted it. Plain integers: a table of them is
+/// allocated zeroed.
+#[derive(Clone, Copy)]
+struct Facts {
+    /// The registry slot watching the thread, or [`NO_SLOT`].
+    slot: usize,
+    /// Which of the files below were read (`HAS_*` bits).
+    has: u8,
+    stat: procfs::TaskStat,
+    status: procfs::TaskStatus,
+    sched: procfs::SchedStat,
+    /// `syscall`, as [`procfs::SyscallState`]: 1 running, 2 not in a
+    /// system call, 3 in system call `nr`; 0 when it was not read.
+    sc_kind: u8,
+    sc_nr: i64,
+    sc_args: [u64; 6],
+    sc_sp: u64,
+    sc_pc: u64,
+}
+
+const HAS_STAT: u8 = 1;
+const HAS_STATUS: u8 = 2;
+const HAS_SCHED: u8 = 4;
+
+impl Facts {
+    /// A table of `n` zeroed entries, allocated without touching them (the
+    /// pages are the kernel's zero pages until a dump writes them).
+    fn zeroed_table(n: usize) -> Box<[Facts]> {
+        let table = Box::<[Facts]>::new_zeroed_slice(n);
+        // SAFETY: every field of `Facts` is an integer or an array of
+        // integers (`TaskStat`, `TaskStatus` and `SchedStat` are plain
+        // integer structs), for which all-zero bytes are a valid value.
+        unsafe { table.assume_init() }
+    }
+
+    /// Reads thread `tid`'s files. Allocation-free.
+    fn read(&mut self, dir: &TaskDir, tid: libc::pid_t, io: &mut [u8]) {
+        self.has = 0;
+        if let Ok(st) = dir.status(tid, io) {
+            self.status = st;
+            self.has |= HAS_STATUS;
+        }
+        if let Ok(s) = dir.schedstat(tid, io) {
+            self.sched = s;
+            self.has |= HAS_SCHED;
+        }
+        if self.has != HAS_STATUS | HAS_SCHED
+            && let Ok(st) = dir.stat(tid, io)
+        {
+            self.stat = st;
+            self.has |= HAS_STAT;
+        }
+        self.sc_kind = match dir.syscall(tid, io) {
+            Ok(procfs::SyscallState::Running) => 1,
+            Ok(procfs::SyscallState::NotInSyscall { sp, pc }) => {
+                (self.sc_sp, self.sc_pc) = (sp, pc);
+                2
+            }
+            Ok(procfs::SyscallState::InSyscall { nr, args, sp, pc }) => {
+                (self.sc_nr, self.sc_args, self.sc_sp, self.sc_pc) = (nr, args, sp, pc);
+                3
+            }
+            Err(_) => 0,
+        };
+    }
+
+    fn status(&self) -> Option<&procfs::TaskStatus> {
+        (self.has & HAS_STATUS != 0).then_some(&self.status)
+    }
+
+    fn sched(&self) -> Option<procfs::SchedStat> {
+        (self.has & HAS_SCHED != 0).then_some(self.sched)
+    }
+
+    /// Whether the thread was gone from `/proc` (no file could be read).
+    fn gone(&self) -> bool {
+        self.has & (HAS_STAT | HAS_STATUS) == 0
+    }
+
+    /// The scheduler state letter (`?` when unreadable).
+    fn state(&self) -> u8 {
+        if let Some(st) = self.status() {
+            st.state
+        } else if self.has & HAS_STAT != 0 {
+            self.stat.state
+        } else {
+            b'?'
+        }
+    }
+
+    /// CPU time: `schedstat`'s, else `stat`'s ticks.
+    fn cpu_ns(&self) -> Option<u64> {
+        self.sched().map(|s| s.run_ns).or_else(|| {
+            (self.has & HAS_STAT != 0)
+                .then(|| procfs::ticks_to_ns(self.stat.utime_ticks + self.stat.stime_ticks, procfs::clk_tck()))
+        })
+    }
+
+    fn syscall(&self) -> Option<procfs::SyscallState> {
+        match self.sc_kind {
+            1 => Some(procfs::SyscallState::Running),
+            2 => Some(procfs::SyscallState::NotInSyscall { sp: self.sc_sp, pc: self.sc_pc }),
+            3 => Some(procfs::SyscallState::InSyscall {
+                nr: self.sc_nr,
+                args: self.sc_args,
+                sp: self.sc_sp,
+                pc: self.sc_pc,
+            }),
+            _ => None,
         }
     }
 }
@@ -459,12 +636,27 @@ pub(crate) fn write_raw(
     });
     tids[0] = culprit;
     let first = if culprit_seen { 0 } else { 1 };
-    // The wait-for graph, read before the capture request interrupts the
-    // sleeps.
-    // A stuck culprit sleeps in failstop's handler (it waits for this dump):
-    // that wait is failstop's, not the application's.
+    // Each thread's registry slot, and its /proc files read once, before
+    // the capture request interrupts the sleeps.
+    // The threads' files are opened relative to /proc/self/task, held
+    // open while the dump lasts.
+    let task_dir = TaskDir::open();
+    scratch.index_threads(first, ntids);
+    for i in first..ntids {
+        let tid = scratch.tids[i];
+        scratch.facts[i].read(&task_dir, tid, &mut scratch.io[..]);
+    }
+    // The wait-for graph. A stuck culprit sleeps in failstop's handler (it
+    // waits for this dump): that wait is failstop's, not the application's.
     let in_handler = if kind == VerdictKind::Stuck { culprit } else { 0 };
-    scratch.waits.collect(&scratch.tids[first..ntids], |t| own.has(t) || t == in_handler, &mut scratch.io[..]);
+    {
+        let Scratch { waits, tids, facts, by_tid, by_tid_len, .. } = &mut *scratch;
+        let threads = (first..ntids)
+            .filter(|&i| !own.has(tids[i]) && tids[i] != in_handler)
+            .filter_map(|i| Some((tids[i], facts[i].syscall()?)));
+        let sorted = &by_tid[..*by_tid_len];
+        waits.collect(threads, |t| sorted.binary_search_by_key(&t, |e| e.0).is_ok());
+    }
 
     // 1. The verdict line.
     let mut name = FixedBuf::<96>::new();
@@ -569,7 +761,7 @@ pub(crate) fn write_raw(
     // The culprit's state and system call first: a capture request would
     // interrupt the system call a blocked culprit sleeps in, and /proc read
     // afterwards could show it returning from the handler instead.
-    let culprit_state = if culprit_seen { write_thread_state(out, scratch, culprit, true, own) } else { None };
+    let culprit_state = if culprit_seen { write_thread_state(out, scratch, &task_dir, 0, true, own) } else { None };
     if !culprit_seen {
         let b = out.line();
         b.push_str("> thread ");
@@ -580,18 +772,25 @@ pub(crate) fn write_raw(
         out.eol();
     }
     PTRACE_COUNT.store(0, Relaxed);
-    let answers_before = CAPTURE_ANSWERS.load(Acquire);
-    let asked = request_captures(&scratch.tids[first..ntids], culprit, own, &mut scratch.io[..]);
-    wait_for_captures(answers_before, asked);
+    // The requests go out to every thread at once and are answered in
+    // parallel; each thread's answer is awaited only when its turn to be
+    // written comes (under one deadline for all), so that the /proc lines of
+    // the threads before it are written meanwhile.
+    request_captures(&scratch.tids[first..ntids], &scratch.facts[first..ntids], culprit, own);
+    let budget = Duration::from_nanos(LIVE.dump_timeout_ns.load(Relaxed) / 4).min(CAPTURE_WAIT_MAX);
+    let capture_deadline = sys::monotonic_ns() + budget.as_nanos() as u64;
 
     let _ = scratch.modules.refresh();
     if let Some(state) = culprit_state {
-        write_thread_frames(out, scratch, culprit, true, state);
+        await_capture(&CAPTURES[0], state, capture_deadline);
+        write_thread_frames(out, scratch, 0, culprit, true, state);
     }
     for i in 1..ntids {
         let tid = scratch.tids[i];
-        if let Some(state) = write_thread_state(out, scratch, tid, false, own) {
-            write_thread_frames(out, scratch, tid, false, state);
+        let ci = i - first;
+        await_capture(&CAPTURES[ci], scratch.facts[i].state(), capture_deadline);
+        if let Some(state) = write_thread_state(out, scratch, &task_dir, i, false, own) {
+            write_thread_frames(out, scratch, ci, tid, false, state);
         }
     }
     if more > 0 {
@@ -613,8 +812,9 @@ pub(crate) fn write_raw(
 
 /// Appends `"name" (tid N)`, the name as [`push_thread_name`] gives it
 /// (the current `comm`, and the registered name where they differ).
-fn push_named_tid(b: &mut FixedBuf<4096>, tid: libc::pid_t, io: &mut [u8]) {
-    push_thread_name(b, slots::find_tid(tid).and_then(slots::slot), tid, io);
+fn push_named_tid(b: &mut FixedBuf<4096>, scratch: &mut Scratch, tid: libc::pid_t) {
+    let slot = scratch.slot_of(tid);
+    push_thread_name(b, slot, tid, &mut scratch.io[..]);
     b.push_str(" (tid ");
     b.push_i64(tid as i64);
     b.push_str(")");
@@ -635,12 +835,12 @@ fn write_deadlock_line(out: &mut Sink, scratch: &mut Scratch, culprit: libc::pid
         if i > 0 {
             b.push_str(if i == 1 { " waits for " } else { ", which waits for " });
         }
-        push_named_tid(b, tid, &mut scratch.io[..]);
+        push_named_tid(b, scratch, tid);
     }
     // A thread never waits for itself here (no such edge is drawn), so a
     // cycle has at least two threads, and it closes on the first.
     b.push_str(", which waits for ");
-    push_named_tid(b, cycle[0], &mut scratch.io[..]);
+    push_named_tid(b, scratch, cycle[0]);
     out.eol();
 }
 
@@ -662,7 +862,7 @@ fn push_waited_for_by(b: &mut FixedBuf<4096>, scratch: &mut Scratch, culprit: li
             continue;
         }
         b.push_str(if shown == 0 { "; waited for by " } else { ", " });
-        push_named_tid(b, w.tid, &mut scratch.io[..]);
+        push_named_tid(b, scratch, w.tid);
         shown += 1;
     }
     if more > 0 {
@@ -736,7 +936,7 @@ fn write_locks(out: &mut Sink, scratch: &mut Scratch) {
         b.push_str(first.holder.describe());
         if let Some(owner) = first.holder.owner() {
             b.push_str(", held by ");
-            push_named_tid(b, owner, &mut scratch.io[..]);
+            push_named_tid(b, scratch, owner);
         }
         b.push_str(": waited on by ");
         let shown = end.min(i + WAITERS_SHOWN);
@@ -745,7 +945,7 @@ fn write_locks(out: &mut Sink, scratch: &mut Scratch) {
                 b.push_str(", ");
             }
             let tid = scratch.waits.list()[j].tid;
-            push_named_tid(b, tid, &mut scratch.io[..]);
+            push_named_tid(b, scratch, tid);
         }
         if end > shown {
             b.push_str(", and ");
@@ -764,19 +964,20 @@ pub(crate) fn push_action<const N: usize>(b: &mut FixedBuf<N>) {
     let _ = write!(b, "{}", LIVE.action());
 }
 
-/// Queues a capture request to every thread that may be signalled; returns
-/// how many were asked.
-fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads, io: &mut [u8]) -> usize {
+/// Queues a capture request to every thread that may be signalled (each
+/// with its `/proc` facts, read beforehand). The requests are sent in one
+/// loop, so that the threads answer in parallel.
+fn request_captures(tids: &[libc::pid_t], facts: &[Facts], culprit: libc::pid_t, own: &OwnThreads) {
     let signo = LIVE.signo.load(Relaxed);
     let fatal = LIVE.fatal();
     // A request would reach the application's handler or default action.
     let ours = signals::disposition(signo).is_some_and(|cur| cur.sa_sigaction == sigval::OUR_HANDLER.load(Acquire));
-    let mut asked = 0;
-    for (i, &tid) in tids.iter().enumerate() {
+    for (i, (&tid, f)) in tids.iter().zip(facts).enumerate() {
         let c = &CAPTURES[i];
         c.frames.state.store(CAP_EMPTY, Relaxed);
         c.tid.store(0, Relaxed);
-        c.slot.store(usize::MAX, Relaxed);
+        // The slot goes with every entry: the reporter names the thread by it.
+        c.slot.store(f.slot, Relaxed);
         if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY || own.has(tid) {
             continue;
         }
@@ -784,57 +985,54 @@ fn request_captures(tids: &[libc::pid_t], culprit: libc::pid_t, own: &OwnThreads
         // fatal verdict, only running threads are asked. A thread in
         // uninterruptible sleep (D) cannot answer: it is asked, in case it
         // wakes in time, but not waited for.
-        let state = procfs::read_stat(tid, io).map_or(b'?', |s| s.state);
+        let state = f.state();
         if !fatal && state != b'R' {
             continue;
         }
         // A thread that blocks the signal (a sigwait loop, a thread that
         // masks everything, a deaf culprit) cannot answer: not asked, so
         // that the dump does not wait for it.
-        if procfs::read_status(tid, io).is_ok_and(|st| st.blocks(signo)) {
+        if f.status().is_some_and(|st| st.blocks(signo)) {
             c.tid.store(tid, Relaxed);
             c.frames.state.store(CAP_MASKED, Release);
             continue;
         }
         // A thread in sigtimedwait (sigwait, sigwaitinfo) has the signals it
         // waits for unblocked meanwhile, and would take the request.
-        let sigwait = matches!(procfs::read_syscall(tid, io),
-            Ok(procfs::SyscallState::InSyscall { nr, .. }) if nr == libc::SYS_rt_sigtimedwait);
+        let sigwait = matches!(f.syscall(),
+            Some(procfs::SyscallState::InSyscall { nr, .. }) if nr == libc::SYS_rt_sigtimedwait);
         if sigwait || !ours {
             c.tid.store(tid, Relaxed);
             c.frames.state.store(if ours { CAP_SIGWAIT } else { CAP_NOT_OURS }, Release);
             continue;
         }
-        let slot_idx = slots::find_tid(tid);
-        let (lo, hi) =
-            slot_idx.and_then(slots::slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
-        c.slot.store(slot_idx.unwrap_or(usize::MAX), Relaxed);
+        let (lo, hi) = slots::slot(f.slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
         c.lo.store(lo, Relaxed);
         c.hi.store(hi, Relaxed);
         c.tid.store(tid, Relaxed);
         c.frames.state.store(CAP_REQUESTED, Release);
         match sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)) {
-            Ok(()) => {
-                if state != b'D' {
-                    asked += 1;
-                }
-            }
+            Ok(()) => {}
             // Real-time signals are queued with their siginfo or refused.
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => c.frames.state.store(CAP_REFUSED, Release),
             Err(_) => c.frames.state.store(CAP_EMPTY, Relaxed),
         }
     }
     CAPTURE_COUNT.store(tids.len(), Release);
-    asked
 }
 
-/// Waits until `asked` handlers answered or the capture deadline passed.
-fn wait_for_captures(start: u32, asked: usize) {
-    let budget = Duration::from_nanos(LIVE.dump_timeout_ns.load(Relaxed) / 4).min(CAPTURE_WAIT_MAX);
-    let deadline = sys::monotonic_ns() + budget.as_nanos() as u64;
+/// Waits until capture entry `c` is answered, or `deadline` passed: only
+/// while the request is out (or the answer being written), and not for a
+/// thread in uninterruptible sleep (`state` D), which cannot answer. Every
+/// answer bumps [`CAPTURE_ANSWERS`] and wakes its futex.
+fn await_capture(c: &Capture, state: u8, deadline: u64) {
+    if state == b'D' {
+        return;
+    }
     loop {
         let seen = CAPTURE_ANSWERS.load(Acquire);
-        if seen.wrapping_sub(start) as usize >= asked {
+        let st = c.frames.state.load(Acquire);
+        if st != CAP_REQUESTED && st != CAP_WRITING {
             return;
         }
         let now = sys::monotonic_ns();
@@ -845,27 +1043,31 @@ fn wait_for_captures(start: u32, asked: usize) {
     }
 }
 
-/// Writes a thread's line and its `/proc` evidence (state, counters, system
-/// call, wchan, kernel stack); returns its state letter, or `None` if it
-/// exited (one line says so).
+/// Writes the line of thread `tids[i]` and its `/proc` evidence (state,
+/// counters and system call as [`Facts::read`] found them; wchan and kernel
+/// stack read now); returns its state letter, or `None` if it exited (one
+/// line says so).
 fn write_thread_state(
     out: &mut Sink,
     scratch: &mut Scratch,
-    tid: libc::pid_t,
+    dir: &TaskDir,
+    i: usize,
     is_culprit: bool,
     own: &OwnThreads,
 ) -> Option<u8> {
-    let slot_idx = slots::find_tid(tid);
+    let tid = scratch.tids[i];
+    let facts = scratch.facts[i];
+    let slot_idx = Some(facts.slot).filter(|&s| s != NO_SLOT);
     let slot = slot_idx.and_then(slots::slot);
-    let stat = procfs::read_stat(tid, &mut scratch.io[..]).ok();
-    let status = procfs::read_status(tid, &mut scratch.io[..]).ok();
-    let sched = procfs::read_schedstat(tid, &mut scratch.io[..]).ok();
-    let cpu_ns = sched
-        .map(|s| s.run_ns)
-        .or_else(|| stat.as_ref().map(|s| procfs::ticks_to_ns(s.utime_ticks + s.stime_ticks, procfs::clk_tck())));
+    let status = facts.status().copied();
+    let sched = facts.sched();
+    let cpu_ns = facts.cpu_ns();
 
-    if stat.is_none() && status.is_none() && !is_culprit {
-        // Listed a moment ago, gone from /proc now.
+    // Listed a moment ago, gone now: before its files were read, or since
+    // (a thread woken by the capture request may answer and leave). Signal
+    // 0 tells whether it still exists, without a signal.
+    let exited = facts.gone() || sys::tgkill(tid, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH));
+    if exited && !is_culprit {
         let b = out.line();
         b.push_str("  thread ");
         b.push_i64(tid as i64);
@@ -886,7 +1088,7 @@ fn write_thread_state(
         _ => push_thread_name(b, slot, tid, &mut scratch.io[..]),
     }
     b.push_str(" state ");
-    let state = stat.as_ref().map_or(b'?', |s| s.state);
+    let state = facts.state();
     b.push_bytes(&[state]);
     b.push_str(" (");
     b.push_str(procfs::state_name(state));
@@ -973,20 +1175,28 @@ fn write_thread_state(
         out.eol();
     }
 
-    write_syscall_line(out, scratch, tid);
+    write_syscall_line(out, scratch, dir, tid, facts.syscall());
     Some(state)
 }
 
-/// Writes a thread's frames, captured in its own context, or why there are
-/// none; `state` is its state letter as [`write_thread_state`] read it.
-fn write_thread_frames(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t, is_culprit: bool, state: u8) {
+/// Writes a thread's frames, captured in its own context (capture entry
+/// `ci`), or why there are none; `state` is its state letter as
+/// [`write_thread_state`] read it.
+fn write_thread_frames(
+    out: &mut Sink,
+    scratch: &mut Scratch,
+    ci: usize,
+    tid: libc::pid_t,
+    is_culprit: bool,
+    state: u8,
+) {
     let mut frames = [0usize; MAX_FRAMES];
     let (n, source) = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
         (CULPRIT_FRAMES.load(&mut frames), Some(&CULPRIT_FRAMES))
     } else {
-        match captured(tid, &mut frames) {
+        match captured(ci, tid, &mut frames) {
             Ok((found, source)) => (found, Some(source)),
-            Err(why) if ptrace_may_help(why, state) => match by_ptrace(tid, &mut frames) {
+            Err(why) if ptrace_may_help(why, state) => match by_ptrace(ci, tid, &mut frames) {
                 Ok((found, source)) => {
                     let b = out.line();
                     b.push_str("    (");
@@ -1085,6 +1295,7 @@ fn ptrace_may_help(why: &str, state: u8) -> bool {
 /// Returns their count and the capture entry they were also stored in (for
 /// the symbolized part), if any.
 fn by_ptrace(
+    ci: usize,
     tid: libc::pid_t,
     frames: &mut [usize; MAX_FRAMES],
 ) -> Result<(usize, Option<&'static Frames>), &'static str> {
@@ -1103,8 +1314,7 @@ fn by_ptrace(
     // Into the thread's capture entry, for the symbolized part. The entry
     // is masked, or was abandoned (a late answer of the handler finds it
     // so and leaves it): taken with a compare-and-swap either way.
-    let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
-    if let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) {
+    if let Some(c) = capture_entry(ci, tid) {
         let was = c.frames.state.load(Acquire);
         if (was == CAP_MASKED || was == CAP_EMPTY)
             && c.frames.state.compare_exchange(was, CAP_WRITING, AcqRel, Relaxed).is_ok()
@@ -1117,11 +1327,20 @@ fn by_ptrace(
     Ok((n, None))
 }
 
-/// The frames a thread answered with (their count and where they are), or
-/// why there are none.
-fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<(usize, &'static Frames), &'static str> {
+/// Capture entry `ci` of this dump, if it is `tid`'s.
+fn capture_entry(ci: usize, tid: libc::pid_t) -> Option<&'static Capture> {
     let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
-    let Some(c) = CAPTURES[..count].iter().find(|c| c.tid.load(Relaxed) == tid) else {
+    CAPTURES[..count].get(ci).filter(|c| c.tid.load(Relaxed) == tid)
+}
+
+/// The frames thread `tid` answered with in capture entry `ci` (their count
+/// and where they are), or why there are none.
+fn captured(
+    ci: usize,
+    tid: libc::pid_t,
+    frames: &mut [usize; MAX_FRAMES],
+) -> Result<(usize, &'static Frames), &'static str> {
+    let Some(c) = capture_entry(ci, tid) else {
         return Err(if LIVE.fatal() {
             "failstop's own thread"
         } else {
@@ -1143,14 +1362,19 @@ fn captured(tid: libc::pid_t, frames: &mut [usize; MAX_FRAMES]) -> Result<(usize
     }
 }
 
-fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
-    let sc = procfs::read_syscall(tid, &mut scratch.io[..]);
+fn write_syscall_line(
+    out: &mut Sink,
+    scratch: &mut Scratch,
+    dir: &TaskDir,
+    tid: libc::pid_t,
+    sc: Option<procfs::SyscallState>,
+) {
     let b = out.line();
     b.push_str("    syscall: ");
     match sc {
-        Ok(procfs::SyscallState::Running) => b.push_str("none (running in user space)"),
-        Ok(procfs::SyscallState::NotInSyscall { .. }) => b.push_str("none (blocked outside a system call)"),
-        Ok(procfs::SyscallState::InSyscall { nr, args, .. }) => {
+        Some(procfs::SyscallState::Running) => b.push_str("none (running in user space)"),
+        Some(procfs::SyscallState::NotInSyscall { .. }) => b.push_str("none (blocked outside a system call)"),
+        Some(procfs::SyscallState::InSyscall { nr, args, .. }) => {
             b.push_str(procfs::syscall_name(nr).unwrap_or("?"));
             b.push_str(" (nr ");
             b.push_i64(nr);
@@ -1160,17 +1384,17 @@ fn write_syscall_line(out: &mut Sink, scratch: &mut Scratch, tid: libc::pid_t) {
                 b.push_hex(a);
             }
         }
-        Err(_) => b.push_str("unreadable"),
+        None => b.push_str("unreadable"),
     }
     out.eol();
     // wchan and the kernel stack, when readable.
-    if let Ok(w) = procfs::read_wchan(tid, &mut scratch.io[..256]) {
+    if let Ok(w) = dir.wchan(tid, &mut scratch.io[..256]) {
         let b = out.line();
         b.push_str("    wchan: ");
         b.push_sanitized(w.unwrap_or(b"0"));
         out.eol();
     }
-    if let Ok(text) = procfs::read_stack(tid, &mut scratch.io[..])
+    if let Ok(text) = dir.stack(tid, &mut scratch.io[..])
         && !text.is_empty()
     {
         {

@@ -36,7 +36,7 @@
 //!
 //! Monitor thread; allocation-free (fixed arrays in the dump's scratch).
 
-use crate::os::procfs::{self, SyscallState};
+use crate::os::procfs::SyscallState;
 use crate::os::stackwalk::read_mem;
 use crate::state::captures::MAX_DUMP_THREADS;
 use crate::sync::futex as failstop_mutex;
@@ -126,11 +126,20 @@ impl Wait {
 pub(crate) struct Waits {
     list: Box<[Wait; MAX_DUMP_THREADS]>,
     len: usize,
+    /// The waits with a recorded owner, as (waiter, owner), sorted by
+    /// waiter: the edges of the wait-for graph, found by binary search.
+    edges: Box<[(libc::pid_t, libc::pid_t); MAX_DUMP_THREADS]>,
+    edges_len: usize,
 }
 
 impl Waits {
     pub(crate) fn new() -> Self {
-        Waits { list: Box::new([Wait::NONE; MAX_DUMP_THREADS]), len: 0 }
+        Waits {
+            list: Box::new([Wait::NONE; MAX_DUMP_THREADS]),
+            len: 0,
+            edges: Box::new([(0, 0); MAX_DUMP_THREADS]),
+            edges_len: 0,
+        }
     }
 
     /// The waits found, sorted by futex address (then tid) after
@@ -139,39 +148,62 @@ impl Waits {
         &self.list[..self.len]
     }
 
-    /// Reads what each of `tids` is doing in the kernel and keeps the
-    /// futex waits, with their holders where the lock records them. Must
-    /// run before the dump's capture request interrupts the sleeps.
-    /// `skip`: threads left out (failstop's own), though they may still be
-    /// named as holders.
-    pub(crate) fn collect(&mut self, tids: &[libc::pid_t], skip: impl Fn(libc::pid_t) -> bool, io: &mut [u8]) {
+    /// Keeps the futex waits among `threads` (each thread with what its
+    /// `/proc/self/task/TID/syscall` said, read once by the dump before its
+    /// capture request interrupts the sleeps), with their holders where the
+    /// lock records them. `ours` says whether a tid is one of the dump's
+    /// threads (a holder must be). Threads to leave out (failstop's own)
+    /// are left out of `threads` by the caller; they may still be named as
+    /// holders.
+    pub(crate) fn collect(
+        &mut self,
+        threads: impl Iterator<Item = (libc::pid_t, SyscallState)>,
+        ours: impl Fn(libc::pid_t) -> bool,
+    ) {
         self.len = 0;
-        for &tid in tids.iter().filter(|&&t| !skip(t)) {
-            let Ok(SyscallState::InSyscall { nr, args, .. }) = procfs::read_syscall(tid, io) else {
+        for (tid, sc) in threads {
+            let SyscallState::InSyscall { nr, args, .. } = sc else {
                 continue;
             };
             if nr != libc::SYS_futex || self.len == self.list.len() {
                 continue;
             }
-            if let Some(w) = classify(tid, args, |t| tids.contains(&t), read_u32) {
+            if let Some(w) = classify(tid, args, &ours, read_u32) {
                 self.list[self.len] = w;
                 self.len += 1;
             }
         }
         self.list[..self.len].sort_unstable_by_key(|w| (w.addr, w.tid));
+        self.index();
     }
 
-    /// The holder of the lock `tid` waits on, if recorded.
+    /// Builds the sorted edges from the list.
+    fn index(&mut self) {
+        self.edges_len = 0;
+        for w in &self.list[..self.len] {
+            if let Some(owner) = w.holder.owner() {
+                self.edges[self.edges_len] = (w.tid, owner);
+                self.edges_len += 1;
+            }
+        }
+        self.edges[..self.edges_len].sort_unstable();
+    }
+
+    /// The holder of the lock `tid` waits on, if recorded (binary search).
     fn waits_for(&self, tid: libc::pid_t) -> Option<libc::pid_t> {
-        self.list().iter().find(|w| w.tid == tid).and_then(|w| w.holder.owner())
+        let edges = &self.edges[..self.edges_len];
+        edges.binary_search_by_key(&tid, |e| e.0).ok().map(|i| edges[i].1)
     }
 
     /// A cycle of the wait-for graph, the one through `first` if there is
     /// one, else the first found: its threads in order (each waits for the
     /// next, the last for the first) into `out`; returns how many (0: no
     /// cycle). A cycle longer than `out` is cut to its first `out.len()`.
+    /// Only waits with a recorded owner can be on a cycle: the walks start
+    /// from those alone.
     pub(crate) fn cycle(&self, first: libc::pid_t, out: &mut [libc::pid_t; MAX_CYCLE]) -> usize {
-        let starts = std::iter::once(first).chain(self.list().iter().map(|w| w.tid));
+        let starts =
+            std::iter::once(first).chain(self.list().iter().filter(|w| w.holder.owner().is_some()).map(|w| w.tid));
         for start in starts {
             // Follow the edges from `start`; each thread waits for at most
             // one, so a walk longer than the number of waits has looped.
@@ -183,7 +215,7 @@ impl Waits {
                 if at == start {
                     return self.fill_cycle(start, out);
                 }
-                if steps > self.len {
+                if steps > self.edges_len {
                     break;
                 }
             }
@@ -200,7 +232,7 @@ impl Waits {
             }
             n += 1;
             match self.waits_for(at) {
-                Some(next) if next != start && n <= self.len => at = next,
+                Some(next) if next != start && n <= self.edges_len => at = next,
                 _ => return n.min(MAX_CYCLE),
             }
         }
@@ -271,11 +303,13 @@ pub(crate) fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::procfs;
 
     fn waits(list: &[Wait]) -> Waits {
         let mut w = Waits::new();
         w.list[..list.len()].copy_from_slice(list);
         w.len = list.len();
+        w.index();
         w
     }
 

@@ -71,7 +71,9 @@ use crate::os::signals;
 use crate::os::sys;
 use crate::state::bells::MONITOR as BELL;
 use crate::state::frames::CAP_READY;
-use crate::state::latch::{self, CULPRIT_FRAMES, CULPRIT_SLOT, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT};
+use crate::state::latch::{
+    self, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT,
+};
 use crate::state::progress::{
     self, CHAIN_CHILDREN, CHAIN_CYCLE, CHAIN_HOLDER, CHAIN_NONE, CHAIN_THREAD, CHAIN_UNSEEN, FORGIVEN_NS,
     MONITOR_LOOP_AT, MONITOR_PERIOD as PERIOD, MONITOR_TID, NO_READING, NO_WINDOW, Progress,
@@ -837,14 +839,21 @@ const CULPRIT_FRAMES_WAIT: Duration = Duration::from_millis(100);
 /// own stack into `CULPRIT_FRAMES` and rings the monitor; a monitor that
 /// noticed the latch on its own in between would find the culprit inside
 /// that handler, with the signal masked, and write it without frames. Waits
-/// for them, at most [`CULPRIT_FRAMES_WAIT`]. Allocation-free.
+/// for them, at most [`CULPRIT_FRAMES_WAIT`], looking every 100 µs (the
+/// capture takes microseconds once the handler runs); not at all when the
+/// culprit is gone (nothing can come then). Allocation-free.
 fn await_culprit_frames() {
     if latch::latched() != Some(VerdictKind::Stuck) {
         return;
     }
+    let culprit = CULPRIT_TID.load(Relaxed);
     let until = sys::monotonic_ns() + CULPRIT_FRAMES_WAIT.as_nanos() as u64;
     while CULPRIT_FRAMES.state.load(Acquire) != CAP_READY && sys::monotonic_ns() < until {
-        sys::sleep(Duration::from_micros(200));
+        // Signal 0: whether the thread still exists, without a signal.
+        if sys::tgkill(culprit, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH)) {
+            return;
+        }
+        sys::sleep(Duration::from_micros(100));
     }
 }
 

@@ -45,10 +45,10 @@ use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CU
 use crate::state::limits::{WARN_BURST, WARN_WINDOW};
 use crate::state::progress::wall_since_progress;
 use crate::state::settings::LIVE;
-use crate::state::slots::{self, CONTEXT_LEN, NAME_LEN, Slot};
+use crate::state::slots::{self, ACTIVE, CONTEXT_LEN, DETACHED, NAME_LEN, Slot};
 use crate::state::warnings::{self, Warning};
 use crate::verdict::VerdictKind;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
@@ -394,9 +394,17 @@ fn symbolize_locked(addr: usize, exact: bool) -> Vec<String> {
 
 /// "#i 0xaddr function at file:line" for each frame.
 fn symbolized_lines(frames: &[usize]) -> Vec<String> {
+    symbolized_lines_cached(frames, &mut HashMap::new())
+}
+
+/// [`symbolized_lines`], with the symbols of each address looked up once
+/// in `cache` (keyed by address and exactness): the threads of a dump
+/// share most of their frames (a pool's workers, their runtime's), and a
+/// lookup takes the symbolizer's lock and formats its names again.
+fn symbolized_lines_cached(frames: &[usize], cache: &mut HashMap<(usize, bool), Vec<String>>) -> Vec<String> {
     let mut lines = Vec::new();
     for (i, &a) in frames.iter().enumerate() {
-        let syms = symbolize(a, i == 0);
+        let syms = cache.entry((a, i == 0)).or_insert_with(|| symbolize(a, i == 0));
         if syms.is_empty() {
             lines.push(format!("#{i} {a:#x} ??"));
         }
@@ -457,9 +465,11 @@ fn write_symbolized() {
     let culprit = CULPRIT_TID.load(Relaxed);
     let mut frames = [0usize; MAX_FRAMES];
     let mut culprit_lines = Vec::new();
+    let mut cache = HashMap::new();
     if CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
         let n = CULPRIT_FRAMES.load(&mut frames);
-        culprit_lines = emit_thread(culprit, true, &frames[..n]);
+        let slot = CULPRIT_SLOT.load(Relaxed);
+        culprit_lines = emit_thread(culprit, slot, true, &frames[..n], &mut cache);
     }
     let count = CAPTURE_COUNT.load(Acquire).min(CAPTURES.len());
     for c in &CAPTURES[..count] {
@@ -468,7 +478,8 @@ fn write_symbolized() {
         }
         let tid = c.tid.load(Relaxed);
         let n = c.frames.load(&mut frames);
-        let lines = emit_thread(tid, tid == culprit, &frames[..n]);
+        let slot = c.slot.load(Relaxed);
+        let lines = emit_thread(tid, slot, tid == culprit, &frames[..n], &mut cache);
         if tid == culprit {
             culprit_lines = lines;
         }
@@ -487,9 +498,20 @@ fn write_symbolized() {
     verdict_event(&name, culprit, kind, cpu_ns, wall_ns, &culprit_lines, "failstop: verdict");
 }
 
-/// Writes one thread's symbolized block; returns its frame lines.
-fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String> {
-    let name = match slots::find_tid(tid).and_then(slots::slot) {
+/// Writes one thread's symbolized block; returns its frame lines. `slot`:
+/// the registry slot the dump found for `tid` (checked to still be its).
+fn emit_thread(
+    tid: libc::pid_t,
+    slot: usize,
+    culprit: bool,
+    frames: &[usize],
+    cache: &mut HashMap<(usize, bool), Vec<String>>,
+) -> Vec<String> {
+    let watched = slots::slot(slot).filter(|s| {
+        let st = s.state.load(Acquire);
+        (st == ACTIVE || st == DETACHED) && s.tid.load(Relaxed) == tid
+    });
+    let name = match watched {
         Some(s) => shown_name(s, tid),
         None => {
             let mut buf = [0u8; 64];
@@ -498,7 +520,7 @@ fn emit_thread(tid: libc::pid_t, culprit: bool, frames: &[usize]) -> Vec<String>
         }
     };
     let mut block = format!("{} thread {tid} {name}:\n", if culprit { ">" } else { " " });
-    let lines = symbolized_lines(frames);
+    let lines = symbolized_lines_cached(frames, cache);
     for l in &lines {
         let _ = writeln!(block, "    {l}");
     }

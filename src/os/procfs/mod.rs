@@ -92,6 +92,86 @@ impl TaskPath {
     }
 }
 
+/// `/proc/self/task`, held open for a series of reads of its threads'
+/// files (a dump's, which reads several files of every thread): each read
+/// opens `<tid>/<leaf>` relative to it, which spares the kernel the walk
+/// through `/proc`, `self` (a link to resolve) and `task` on every open.
+/// When the directory cannot be opened (no descriptor left), every read
+/// goes by the full path, as the `read_*` functions do. Async-signal-safe.
+pub(crate) struct TaskDir(Option<Fd>);
+
+impl TaskDir {
+    /// Opens the directory (one descriptor, closed on drop).
+    pub(crate) fn open() -> TaskDir {
+        TaskDir(Fd::open(c"/proc/self/task", libc::O_PATH | libc::O_DIRECTORY, 0).ok())
+    }
+
+    /// The text of `<tid>/<leaf>` in `buf`, relative to `dir`.
+    fn read<'a>(dir: &Fd, tid: pid_t, leaf: &str, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+        // `<tid>/<leaf>`: the same checks as TaskPath, relative.
+        let rel = TaskPath::build("", tid, leaf)?;
+        let fd = Fd::openat(dir.raw(), rel.as_cstr(), libc::O_RDONLY, 0)?;
+        let n = fd.read_to(buf)?;
+        Ok(&buf[..n])
+    }
+
+    /// `<tid>/<leaf>` parsed, as [`read_parsed`] does.
+    fn parsed<T>(dir: &Fd, tid: pid_t, leaf: &str, buf: &mut [u8], parse: fn(&[u8]) -> Option<T>) -> io::Result<T> {
+        let len = buf.len();
+        let text = Self::read(dir, tid, leaf, buf)?;
+        let full = text.len() == len;
+        parse(text).ok_or_else(|| if full { io::ErrorKind::FileTooLarge } else { io::ErrorKind::InvalidData }.into())
+    }
+
+    /// [`read_stat`], relative to this directory.
+    pub(crate) fn stat(&self, tid: pid_t, buf: &mut [u8]) -> io::Result<TaskStat> {
+        match &self.0 {
+            Some(dir) => Self::parsed(dir, tid, "stat", buf, parse_stat),
+            None => read_stat(tid, buf),
+        }
+    }
+
+    /// [`read_status`], relative to this directory.
+    pub(crate) fn status(&self, tid: pid_t, buf: &mut [u8]) -> io::Result<TaskStatus> {
+        match &self.0 {
+            Some(dir) => Self::parsed(dir, tid, "status", buf, parse_status),
+            None => read_status(tid, buf),
+        }
+    }
+
+    /// [`read_schedstat`], relative to this directory.
+    pub(crate) fn schedstat(&self, tid: pid_t, buf: &mut [u8]) -> io::Result<SchedStat> {
+        match &self.0 {
+            Some(dir) => Self::parsed(dir, tid, "schedstat", buf, parse_schedstat),
+            None => read_schedstat(tid, buf),
+        }
+    }
+
+    /// [`read_syscall`], relative to this directory.
+    pub(crate) fn syscall(&self, tid: pid_t, buf: &mut [u8]) -> io::Result<SyscallState> {
+        match &self.0 {
+            Some(dir) => Self::parsed(dir, tid, "syscall", buf, parse_syscall),
+            None => read_syscall(tid, buf),
+        }
+    }
+
+    /// [`read_wchan`], relative to this directory.
+    pub(crate) fn wchan<'a>(&self, tid: pid_t, buf: &'a mut [u8]) -> io::Result<Option<&'a [u8]>> {
+        match &self.0 {
+            Some(dir) => Ok(parse_wchan(Self::read(dir, tid, "wchan", buf)?)),
+            None => read_wchan(tid, buf),
+        }
+    }
+
+    /// [`read_stack`], relative to this directory.
+    pub(crate) fn stack<'a>(&self, tid: pid_t, buf: &'a mut [u8]) -> io::Result<&'a [u8]> {
+        match &self.0 {
+            Some(dir) => Self::read(dir, tid, "stack", buf),
+            None => read_stack(tid, buf),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Listing threads
 

@@ -389,3 +389,24 @@ fn io_parses_and_reads() {
     assert!(after.wchar >= before.wchar + 5, "{before:?} -> {after:?}");
     assert!(after.syscw > before.syscw, "{before:?} -> {after:?}");
 }
+
+#[test]
+fn task_dir_reads_what_the_full_paths_read() {
+    let tid = sys::gettid();
+    let mut buf = [0u8; STACK_LEN];
+    for dir in [TaskDir::open(), TaskDir(None)] {
+        let st = dir.status(tid, &mut buf).unwrap();
+        assert_eq!(st.name(), read_status(tid, &mut buf).unwrap().name());
+        assert_eq!(dir.stat(tid, &mut buf).unwrap().ppid, read_stat(tid, &mut buf).unwrap().ppid);
+        // The calling thread reads its own syscall file: it is in read(2).
+        let sc = dir.syscall(tid, &mut buf).unwrap();
+        assert!(matches!(sc, SyscallState::InSyscall { nr, .. } if nr == libc::SYS_read), "{sc:?}");
+        if read_schedstat(tid, &mut buf).is_ok() {
+            assert!(dir.schedstat(tid, &mut buf).is_ok());
+        }
+        assert_eq!(dir.wchan(tid, &mut buf).is_ok(), read_wchan(tid, &mut buf).is_ok());
+        assert_eq!(dir.stack(tid, &mut buf).is_ok(), read_stack(tid, &mut buf).is_ok());
+        assert!(dir.status(0, &mut buf).is_err());
+        assert!(dir.status(i32::MAX, &mut buf).is_err());
+    }
+}
