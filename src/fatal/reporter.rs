@@ -81,8 +81,12 @@ pub(crate) fn spawn(dump_path: Option<DumpPath>) -> Result<std::thread::JoinHand
             signals::block_all_in_this_thread();
             TID.store(sys::gettid(), Relaxed);
             let _ = tx.send(());
-            // Load the symbol tables now, not on the fatal path.
+            // Load the symbol tables now, not on the fatal path: the
+            // program's own, and libc's, in which most threads of a dump
+            // wait (with its debug file installed, decompressing its DWARF
+            // takes tens of ms that a verdict would otherwise wait for).
             let _ = symbolize(spawn as *const () as usize, true);
+            let _ = symbolize(libc::read as *const () as usize, true);
             reporter_loop(&mut overseer);
             TID.store(0, Relaxed);
         })
