@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering::*;
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn register(name: &str) -> Result<(usize, u32), Error> {
-    let handle = registry::register(name)?;
+    let handle = crate::engine::watchdog::register(name)?;
     let id = handle.slot_id();
     // The registration now belongs to the caller: released by `unregister`,
     // or by the thread-exit destructor.

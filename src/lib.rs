@@ -54,8 +54,8 @@
 //! | 0 | `error`, `verdict` | [`Error`]; the stuck rule as a pure function, the verdict kinds |
 //! | 1 | `config/` | [`Config`], [`Settings`], [`Action`], [`Signal`], the `FAILSTOP_*` parser ([`ENV_VARS`]) |
 //! | 2 | `os/` | async-signal-safe OS primitives: system calls, formatting, signal masks, `/proc` readers, the stack walk, the module map |
-//! | 3 | `state/`, `sync/` | the shared statics, loads and stores only: live settings, slot table, verdict latch, captures, progress, bells, the gate; [`sync::Mutex`], a `std::sync::Mutex` that records its owner for the dump and the blocked rule |
-//! | 4 | `watch/` | registering threads ([`ThreadHandle`]), their CPU timers and alternate stacks |
+//! | 3 | `state/`, `sync/` | the shared statics, loads and stores only: live settings, the slot table in segments, verdict latch, captures, warnings, progress and the monitor's due times, bells, the gate; [`sync::Mutex`], a `std::sync::Mutex` that records its owner for the dump and the blocked rule |
+//! | 4 | `watch/` | registering threads ([`ThreadHandle`]) and their CPU timers |
 //! | 5 | `fatal/` | the fatal path and failstop's threads: latch + fuse + end, dump, reporter, systemd, monitor (the blocked and deaf rules) |
 //! | 6 | `engine/` | the signal handler (every signal-context entry point) and [`start`] / [`Watchdog`] |
 //! | 7 | `lib.rs`, `ffi_support`, `tokio/`, `unsupported` | the front ends: this API, what the C ABI (the `failstop-ffi` crate, `include/failstop.h`) builds on, `tokio` (feature `tokio`), other platforms |
@@ -104,7 +104,7 @@ linux_gnu! {
     pub use watch::guards::{HarmlessGuard, IdleGuard};
     pub use watch::registry::ThreadHandle;
     use engine::watchdog::start as start_impl;
-    use watch::registry::register as register_impl;
+    use engine::watchdog::register as register_impl;
 }
 // Floor 7, the front ends. The C ABI is the crate `failstop-ffi` (ffi/),
 // built on `ffi_support`.
@@ -210,7 +210,12 @@ pub fn start_from_env() -> Result<Watchdog, Error> {
 /// The thread is judged from its first [`touch`](ThreadHandle::touch) or
 /// [`tick`](ThreadHandle::tick) on. Fails if no watchdog runs, if the thread
 /// is already registered, or when a limit is reached (the message says
-/// which and how to raise it).
+/// which and how to raise it; up to [`MAX_THREADS`] threads at once).
+///
+/// The first registration of a watchdog starts failstop's own threads and
+/// prepares the unwinder its signal handler uses (a few ms, once); it
+/// fails with an OS error if a thread cannot be started. Later ones take a
+/// slot (O(1)) and create the thread's CPU timer.
 ///
 /// ```no_run
 /// let _wd = failstop::start(failstop::Config::new())?;

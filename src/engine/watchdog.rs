@@ -256,6 +256,14 @@ fn start_locked(config: &Config, forked: bool) -> Result<Watchdog, Error> {
     Ok(Watchdog { _private: () })
 }
 
+/// Watches the calling thread under `name` (see [`crate::register`]):
+/// prepares failstop's threads if this is the watchdog's first
+/// registration, then takes a slot. What every front end calls.
+pub(crate) fn register(name: &str) -> Result<crate::watch::registry::ThreadHandle, Error> {
+    prepare_for_first_thread()?;
+    crate::watch::registry::register(name)
+}
+
 /// What a watched thread needs, made once per watchdog by the first thread
 /// that registers (see the module doc), in its normal context and before
 /// its timer is armed: the descriptor reserve, the stack walker's probe

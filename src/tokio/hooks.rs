@@ -66,7 +66,7 @@ pub(super) fn on_start() {
         return;
     }
     let name = format!("{}-?", std::thread::current().name().unwrap_or("tokio-worker"));
-    let registered = sampler::start().and_then(|()| crate::watch::registry::register(&name));
+    let registered = sampler::start().and_then(|()| crate::engine::watchdog::register(&name));
     let Ok(h) = registered else { return };
     // Suspended until the sampler has it in its table (a pool thread beyond
     // the workers may have started in the meantime).
@@ -162,7 +162,7 @@ fn register_worker(index: usize) -> Option<Worker> {
     }
     let name = format!("{}-{index}", std::thread::current().name().unwrap_or("tokio-worker"));
     let joined = sampler::start().and_then(|()| {
-        let h = crate::watch::registry::register(&name)?;
+        let h = crate::engine::watchdog::register(&name)?;
         h.touch();
         sampler::join(&handle, index, h.slot_id(), true);
         Ok(h)
@@ -198,7 +198,7 @@ pub(super) fn enter_block_on(rt: &Runtime) -> Result<Option<BlockOn>, Error> {
         return Ok(None);
     }
     sampler::start()?;
-    let h = crate::watch::registry::register("tokio-current-thread")?;
+    let h = crate::engine::watchdog::register("tokio-current-thread")?;
     h.touch();
     // Another thread may be in `block_on` already and own the runtime: this
     // one then waits, suspended, until its first park as the worker.

@@ -36,9 +36,10 @@ impl Drop for RegistrationTls {
     }
 }
 
-/// Watches the calling thread under `name`. See [`crate::register`].
+/// Watches the calling thread under `name`. See [`crate::register`]; the
+/// front ends call it through `engine::watchdog::register`, which prepares
+/// failstop's threads first.
 pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
-    crate::engine::watchdog::prepare_for_first_thread()?;
     let run = LIVE.registration(sys::getpid()).ok_or_else(|| {
         Error::new(ErrorKind::NotRunning, "register: no watchdog is running; call failstop::start first")
     })?;
