@@ -676,7 +676,17 @@ pub(crate) fn write_raw(
         VerdictKind::Blocked => {
             b.push_str(") made no progress for ");
             b.push_ms(figure);
-            b.push_str(" ms with no CPU time and no context switch (stall_budget ");
+            let still = latch::CULPRIT_STILL.load(Relaxed);
+            if still > 0 {
+                // The rule's evidence: the thread's CPU clock did not move
+                // (so it neither ran nor switched) for at least the last
+                // three quarters of the stall budget.
+                b.push_str(" ms, with no CPU time and no context switch in the last ");
+                b.push_ms(still);
+                b.push_str(" ms (stall_budget ");
+            } else {
+                b.push_str(" ms (stall_budget ");
+            }
             b.push_u64(LIVE.stall_budget_ns.load(Relaxed) / 1_000_000);
         }
         VerdictKind::Deaf => {

@@ -519,12 +519,13 @@ fn decide(
     let (kind, end) = match walk {
         chain::Walk::Nothing => {
             w.convicted.store(true, Relaxed);
+            note_still(w, now);
             return on_verdict(VerdictKind::Blocked, s, idx, tid, figure);
         }
         chain::Walk::Cycle { member, through_first } => {
             w.convicted.store(true, Relaxed);
             let culprit = if through_first { tid } else { member };
-            return convict_other(s, idx, tid, culprit, figure);
+            return convict_other(s, w, idx, tid, culprit, figure, now);
         }
         chain::Walk::Thread { end } => (CHAIN_THREAD, end),
         chain::Walk::Children { target, .. } => (CHAIN_CHILDREN, target),
@@ -538,6 +539,7 @@ fn decide(
         // The end cannot be read (an owner that exited holding its lock,
         // children gone, or failstop's own thread): the waiter is blocked.
         w.convicted.store(true, Relaxed);
+        note_still(w, now);
         return on_verdict(VerdictKind::Blocked, s, idx, tid, figure);
     };
     let noted = Life { cpu: w.chain_cpu.load(Relaxed), moves: w.chain_moves.load(Relaxed), runnable: false };
@@ -555,8 +557,11 @@ fn decide(
     }
     w.convicted.store(true, Relaxed);
     match walk {
-        chain::Walk::Thread { end } => convict_other(s, idx, tid, end, figure),
-        _ => on_verdict(VerdictKind::Blocked, s, idx, tid, figure),
+        chain::Walk::Thread { end } => convict_other(s, w, idx, tid, end, figure, now),
+        _ => {
+            note_still(w, now);
+            on_verdict(VerdictKind::Blocked, s, idx, tid, figure)
+        }
     }
 }
 
@@ -574,24 +579,49 @@ fn judged_on_its_own(tid: libc::pid_t) -> bool {
 /// Convicts `culprit` as blocked, found from the waiter `tid` (slot `s`,
 /// `idx`) whose window measured `figure`: the culprit's own slot and figure
 /// where it is watched, else the waiter's figure. Allocation-free.
-fn convict_other(s: &Slot, idx: usize, tid: libc::pid_t, culprit: libc::pid_t, figure: u64) {
+fn convict_other(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, culprit: libc::pid_t, figure: u64, now: u64) {
     if culprit == tid {
+        note_still(w, now);
         return on_verdict(VerdictKind::Blocked, s, idx, tid, figure);
     }
     let (cidx, cfigure) = match slots::find_tid(culprit) {
         Some(ci) => {
             let f = progress::wall_since_progress(ci).unwrap_or(figure);
-            if let Some(cw) = progress::progress(ci) {
-                cw.convicted.store(true, Relaxed);
+            match progress::progress(ci) {
+                Some(cw) => {
+                    cw.convicted.store(true, Relaxed);
+                    note_still(cw, now);
+                }
+                None => note_still_unknown(),
             }
             (ci, f)
         }
-        None => (NO_SLOT, figure),
+        None => {
+            note_still_unknown();
+            (NO_SLOT, figure)
+        }
     };
     if end::latch(VerdictKind::Blocked, cidx, culprit, cfigure) {
         BELL.ring();
     } else if !LIVE.fatal() {
         end::note_late_verdict(slots::slot(cidx).unwrap_or(s), VerdictKind::Blocked, cfigure);
+    }
+}
+
+/// Notes, for the verdict line, how long `w`'s thread has been seen not to
+/// run (since its still window began; nothing if its CPU clock was never
+/// read), unless a verdict is latched already.
+fn note_still(w: &Progress, now: u64) {
+    if latch::latched().is_none() {
+        let still = if w.cpu.load(Relaxed) == NO_READING { 0 } else { now.saturating_sub(w.quiet_since.load(Relaxed)) };
+        latch::CULPRIT_STILL.store(still, Relaxed);
+    }
+}
+
+/// Notes that the culprit's stillness is not known (see [`note_still`]).
+fn note_still_unknown() {
+    if latch::latched().is_none() {
+        latch::CULPRIT_STILL.store(0, Relaxed);
     }
 }
 
@@ -631,7 +661,7 @@ fn judge_scoped(s: &Slot, w: &Progress, idx: usize, tid: libc::pid_t, cpu: u64, 
         chain::Walk::Cycle { member, through_first } => {
             w.convicted.store(true, Relaxed);
             let culprit = if through_first { tid } else { member };
-            convict_other(s, idx, tid, culprit, now.saturating_sub(w.progress_at.load(Relaxed)));
+            convict_other(s, w, idx, tid, culprit, now.saturating_sub(w.progress_at.load(Relaxed)), now);
             now.saturating_add(REAP_EVERY.as_nanos() as u64)
         }
         _ => {

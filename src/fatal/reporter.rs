@@ -279,7 +279,7 @@ fn report_late_verdict(s: &Slot, figure_ns: u64) {
     // Blocked and vanished verdicts come with a wall-clock figure.
     let blocked = matches!(kind, VerdictKind::Blocked | VerdictKind::Vanished | VerdictKind::Polling);
     let what = match kind {
-        VerdictKind::Blocked => format!("made no progress for {ms:.1} ms with no CPU time and no context switch"),
+        VerdictKind::Blocked => format!("made no progress for {ms:.1} ms, and did not run at the end of it"),
         VerdictKind::Vanished => format!("is gone without unregistering (last progress {ms:.1} ms ago)"),
         VerdictKind::Stalled => format!("has not come around for {ms:.1} ms"),
         VerdictKind::Polling => {

@@ -14,7 +14,7 @@
 //! (allocating) and keeps the paths of the process's own cgroup and its
 //! ancestors (a quota set on a parent, as container runtimes and systemd
 //! slices do, throttles the children). Everything after that is
-//! allocation-free: [`CpuCgroups::sample`] and [`CpuCgroups::read`] only
+//! allocation-free: [`CpuCgroups::sample`] and [`CpuCgroups::for_each`] only
 //! open and read small files into a buffer the caller gives.
 
 use crate::os::fmt::FixedBuf;

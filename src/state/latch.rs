@@ -15,6 +15,11 @@ pub(crate) static CULPRIT_TID: AtomicI32 = AtomicI32::new(0);
 /// The figure behind the verdict: CPU ns without progress (stuck) or wall
 /// ns without progress (blocked).
 pub(crate) static CULPRIT_FIGURE: AtomicU64 = AtomicU64::new(0);
+/// For a `blocked` verdict: how long before the verdict the culprit was
+/// last seen to run (its CPU clock unchanged since), in ns; 0 when not
+/// known (an unwatched culprit, found at the end of a wait chain). Set by
+/// the monitor just before it latches.
+pub(crate) static CULPRIT_STILL: AtomicU64 = AtomicU64::new(0);
 /// Monotonic ns when the verdict was latched.
 pub(crate) static VERDICT_AT: AtomicU64 = AtomicU64::new(0);
 /// Frames of the culprit, captured in its own context.

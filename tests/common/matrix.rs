@@ -48,10 +48,7 @@ impl Kind {
     /// a loaded two-core machine.
     pub fn expected(self) -> Duration {
         let budget = super::BUDGET;
-        // The timer period: the budget in at least 32 equal parts, none
-        // longer than `warn_after`.
-        let parts = 32u32.max(budget.as_nanos().div_ceil(super::WARN.as_nanos()) as u32);
-        let period = budget / parts;
+        let period = timer_period();
         // The monitor's period: a 64th of the stall budget, at most 100 ms.
         let monitor = (STALL / 64).min(Duration::from_millis(100));
         match self {
@@ -71,6 +68,13 @@ impl Kind {
     pub fn bound(self) -> Duration {
         self.expected() + Duration::from_secs(3)
     }
+}
+
+/// The children's timer period: the budget in at least 32 equal parts,
+/// none longer than `warn_after`.
+fn timer_period() -> Duration {
+    let parts = 32u32.max(super::BUDGET.as_nanos().div_ceil(super::WARN.as_nanos()) as u32);
+    super::BUDGET / parts
 }
 
 /// In the child: marks the fault's start (CLOCK_MONOTONIC, ns).
@@ -157,7 +161,7 @@ pub fn check(test: &str, o: &Outcome, kind: Kind, culprits: &[&str]) -> Found {
     let figure_ms: f64 = figure.and_then(|f| f.split(' ').next()).and_then(|v| v.parse().ok()).expect("figure");
     let floor = match kind {
         // period/8 of documented slack for timer-expiry jitter.
-        Kind::Stuck => super::BUDGET.as_secs_f64() * 1e3 - super::WARN.min(super::BUDGET / 4).as_secs_f64() * 1e3 / 8.0,
+        Kind::Stuck => super::BUDGET.as_secs_f64() * 1e3 - timer_period().as_secs_f64() * 1e3 / 8.0,
         Kind::Deaf => super::BUDGET.as_secs_f64() * 1e3,
         Kind::Blocked => STALL.as_secs_f64() * 1e3,
     };
