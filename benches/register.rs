@@ -1,11 +1,12 @@
 //! Group `register`: what joining and leaving the watch costs.
 //!
 //! - `register_unregister`: `failstop::register` and dropping the handle on
-//!   one thread (claims a slot, creates the thread's CPU-clock timer, maps
-//!   and installs its alternate signal stack; then undoes all of it);
+//!   one thread (takes a slot off the free list, creates the thread's
+//!   CPU-clock timer; then undoes both);
 //! - `start_1024_waiting`: `failstop::start` while 1,024 threads wait to
 //!   register, until all of them are registered (the time a service with a
-//!   big thread pool takes to become watched).
+//!   big thread pool takes to become watched; the first registration starts
+//!   failstop's threads and prepares the unwinder).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
