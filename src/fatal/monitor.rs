@@ -120,6 +120,8 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
     let mut dumped = false;
     let mut last_reap = sys::monotonic_ns();
     let mut last_tick = sys::monotonic_ns();
+    let mut last_judge = 0u64;
+    let mut earliest = 0u64;
     MONITOR_TID.store(sys::gettid(), Relaxed);
     let mut own_runq = run_delay_ns(&mut scratch.io[..]);
     loop {
@@ -132,7 +134,8 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
         MONITOR_LOOP_AT.store(now, Release);
         let period = period(LIVE.stall_budget_ns.load(Relaxed));
         let period_ns = period.as_nanos() as u64;
-        if now.saturating_sub(last_tick) >= period_ns {
+        let tick = now.saturating_sub(last_tick) >= period_ns;
+        if tick {
             // A tick, once per period: a new progress epoch, and the
             // guards. Freeze guard: a tick that came late (SIGSTOP of the
             // whole process, a paused VM, a starved monitor) is nobody's
@@ -152,19 +155,30 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
             last_tick = sys::monotonic_ns();
         }
         check_disposition();
-        let mut pass = Pass::new(now, dumped, &mut scratch.io[..], &mut scratch.dir[..]);
-        let earliest = judge(&mut pass);
+        // The rules at every tick, and between ticks when a look is due,
+        // at most every half period (looks that fall due close together
+        // are taken in one pass, at most half a period late).
+        if tick || (now >= earliest && now.saturating_sub(last_judge) >= period_ns / 2) {
+            let mut pass = Pass::new(now, dumped, &mut scratch.io[..], &mut scratch.dir[..]);
+            earliest = judge(&mut pass);
+            last_judge = now;
+        }
         if now.saturating_sub(last_reap) >= REAP_EVERY.as_nanos() as u64 {
             registry::reap_detached_dead();
             last_reap = now;
         }
         // Sleep until the next tick, or the next look if it is due before
-        // that, but not less than half a period: looks that fall due close
-        // together are taken in one wake-up, at most half a period late. A
-        // ping due before that is not skipped.
+        // that, but not less than half a period; and no longer than three
+        // timer periods, so that an application's handler that replaced
+        // failstop's takes at most about three of its ticks before they are
+        // switched off ([`check_disposition`]). A ping due before that is
+        // not skipped.
         let after = sys::monotonic_ns();
         let until = earliest.min(last_tick.saturating_add(period_ns));
-        let mut wait = Duration::from_nanos(until.saturating_sub(after)).clamp(period / 2, period);
+        let disposition_every = Duration::from_nanos(LIVE.period_ns.load(Relaxed).saturating_mul(3))
+            .clamp(Duration::from_millis(10), period);
+        let mut wait =
+            Duration::from_nanos(until.saturating_sub(after)).clamp(period / 2, period).min(disposition_every);
         if let Some(n) = notifier.as_deref_mut() {
             wait = wait.min(n.ping_if_due(after));
         }
