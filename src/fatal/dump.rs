@@ -991,6 +991,25 @@ fn request_captures(tids: &[libc::pid_t], facts: &[Facts], culprit: libc::pid_t,
         if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY || own.has(tid) {
             continue;
         }
+        // A culprit blocked in a system call is not signalled for its
+        // frames: the signal would end a sleep the kernel does not restart
+        // (`nanosleep`, `epoll_wait`: EINTR), and the convicted thread would
+        // run on while the dump is written, to be ended by the action in
+        // the middle of whatever it does next (a crash reporter's handler
+        // then reports on half-done work). The ptrace helper reads it
+        // instead: a ptrace stop restarts the system call unseen. Should
+        // the helper fail, the signal is the fallback.
+        if fatal && tid == culprit && matches!(f.syscall(), Some(procfs::SyscallState::InSyscall { .. })) {
+            let mut got = [0usize; MAX_FRAMES];
+            if let Ok((n, _)) = by_ptrace(i, tid, &mut got)
+                && n > 0
+            {
+                c.tid.store(tid, Relaxed);
+                c.frames.store(&got[..n]);
+                c.frames.state.store(CAP_READY, Release);
+                continue;
+            }
+        }
         // A signal interrupts the system call a thread sleeps in: outside a
         // fatal verdict, only running threads are asked. A thread in
         // uninterruptible sleep (D) cannot answer: it is asked, in case it
