@@ -66,10 +66,12 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Err
     }
     s.cpu_clock.store(clock, Relaxed);
     s.store_tracker(&Tracker::new(sys::thread_cpu_ns(), run.budgets));
-    let timer = match create_timer(if run.wall_clock_timers { libc::CLOCK_MONOTONIC } else { clock }, idx, run) {
+    let mut wall = run.wall_clock_timers;
+    let timer = match create_timer(if wall { libc::CLOCK_MONOTONIC } else { clock }, idx, run) {
         Ok(t) => t,
-        Err(e) if !run.wall_clock_timers && e.kind() != ErrorKind::ResourceLimit => {
+        Err(e) if !wall && e.kind() != ErrorKind::ResourceLimit => {
             let t = create_timer(libc::CLOCK_MONOTONIC, idx, run)?;
+            wall = true;
             WALL_FALLBACK_SAID.call_once(|| {
                 tracing::warn!(
                     error = %e,
@@ -87,7 +89,14 @@ pub(crate) fn attach(s: &Slot, idx: usize, run: &Registration) -> Result<(), Err
     } else {
         sys::timespec(std::time::Duration::from_nanos(run.budgets.period))
     };
-    let spec = libc::itimerspec { it_interval: period, it_value: period };
+    // On a CPU clock, the first tick comes at once (at the kernel's next
+    // scheduler tick while this thread runs), not a period from now: a
+    // thread that touches right after registering and then spins has its
+    // progress seen within a jiffy, not a period and a jiffy, and its
+    // verdict comes that much closer to the budget. (A wall-clock tick
+    // would come while the thread sleeps, for nothing.)
+    let first = if TICKS_OFF.load(Acquire) || wall { period } else { libc::timespec { tv_sec: 0, tv_nsec: 1 } };
+    let spec = libc::itimerspec { it_interval: period, it_value: first };
     if let Err(e) = syscall!(timer_settime(timer, 0, &spec, std::ptr::null_mut())) {
         detach(s);
         return Err(Error::os("timer_settime", e));
