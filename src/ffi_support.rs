@@ -168,8 +168,7 @@ impl RawSlot {
     /// ```
     #[inline(always)]
     pub fn idle_end(self) {
-        self.0.touch();
-        self.0.leave(&self.0.idle_depth);
+        self.0.leave_idle();
     }
 
     /// Enters a harmless scope (see [`ThreadHandle::harmless`](crate::ThreadHandle::harmless)).

@@ -103,7 +103,7 @@ pub(crate) struct Slot {
     /// What the thread says it is doing: a `'static` text packed in one
     /// word (see [`pack_context`]); 0 = nothing said.
     pub context: AtomicU64,
-    /// [`EPOCH`] at the last progress mark, scope change or suspension.
+    /// [`EPOCH`] at the last progress mark, scope left, or suspension.
     pub stamp: AtomicU32,
     pub idle_depth: AtomicU32,
     pub harmless_depth: AtomicU32,
@@ -231,7 +231,7 @@ impl Slot {
     }
 
     /// Notes the current [`EPOCH`]: something the monitor must see happened
-    /// (progress, a scope entered or left). A relaxed load of a line that
+    /// (progress, a scope left). A relaxed load of a line that
     /// changes once per monitor loop, and a relaxed store.
     #[inline(always)]
     fn stamp(&self) {
@@ -239,19 +239,29 @@ impl Slot {
     }
 
     /// Enters an idle or harmless scope (`depth` is this slot's
-    /// `idle_depth` or `harmless_depth`); scopes nest.
+    /// `idle_depth` or `harmless_depth`); scopes nest. Not stamped: inside a
+    /// scope only a deadlock is judged, which is certain whenever its
+    /// window began; leaving is stamped.
     #[inline(always)]
     pub(crate) fn enter(&self, depth: &AtomicU32) {
         depth.store(depth.load(Relaxed).wrapping_add(1), Relaxed);
-        self.stamp();
     }
 
     /// Leaves a scope; an unmatched leave (a C caller's mistake) stays at 0.
+    /// Stamped: a thread's windows start again when it leaves a scope.
     #[inline(always)]
     pub(crate) fn leave(&self, depth: &AtomicU32) {
         let v = depth.load(Relaxed);
         depth.store(v.saturating_sub(1), Relaxed);
         self.stamp();
+    }
+
+    /// Leaves an idle scope with a touch (what leaving an idle scope
+    /// counts as), stamped once.
+    #[inline(always)]
+    pub(crate) fn leave_idle(&self) {
+        self.touch_seq.store(self.touch_seq.load(Relaxed).wrapping_add(1), Relaxed);
+        self.leave(&self.idle_depth);
     }
 
     /// Progress observed by another thread (see `remote_seq`): a touch.

@@ -118,8 +118,7 @@ pub(super) fn on_unpark() {
         if let Some(x) = w.as_ref()
             && x.parked.replace(false)
         {
-            x.handle.touch();
-            x.slot().leave(&x.slot().idle_depth);
+            x.slot().leave_idle();
         }
     });
 }

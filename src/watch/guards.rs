@@ -34,8 +34,7 @@ impl IdleGuard<'_> {
 impl Drop for IdleGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.slot.touch();
-        self.slot.leave(&self.slot.idle_depth);
+        self.slot.leave_idle();
     }
 }
 
