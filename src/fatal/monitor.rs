@@ -176,7 +176,8 @@ fn monitor_loop(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Op
         let after = sys::monotonic_ns();
         let until = earliest.min(last_tick.saturating_add(period_ns));
         let disposition_every = Duration::from_nanos(LIVE.period_ns.load(Relaxed).saturating_mul(3))
-            .clamp(Duration::from_millis(10), period);
+            .max(Duration::from_millis(10))
+            .min(period);
         let mut wait =
             Duration::from_nanos(until.saturating_sub(after)).clamp(period / 2, period).min(disposition_every);
         if let Some(n) = notifier.as_deref_mut() {
