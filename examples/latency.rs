@@ -205,8 +205,11 @@ fn main() {
         }
     }
     let exe = std::env::current_exe().expect("current_exe");
-    let period = (budget / 2).min(budget / 4).max(1);
-    println!("failstop fatal path: cpu_budget {budget} ms (timer period {period} ms), stall_budget {stall} ms");
+    // failstop's timer period: the budget in at least 32 equal parts, none
+    // longer than warn_after (here budget/2).
+    let warn = (budget / 2).max(1);
+    let period = budget as f64 / (budget.div_ceil(warn)).max(32) as f64;
+    println!("failstop fatal path: cpu_budget {budget} ms (timer period {period:.3} ms), stall_budget {stall} ms");
     for fault in faults {
         // The block is measured with the first thread count only: the dump
         // times are the spin's business.
