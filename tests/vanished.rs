@@ -18,7 +18,13 @@ const BOUND: Duration = Duration::from_secs(4);
 
 /// The first line of stderr that starts a verdict.
 fn verdict_line(stderr: &str) -> &str {
-    stderr.lines().find(|l| l.starts_with("failstop: ") && l.contains(": thread \"")).unwrap_or("")
+    // A warning may come first: a thread that panics uses CPU without
+    // touching while the panic is printed (a debug build's backtrace takes
+    // longer than `warn_after`).
+    stderr
+        .lines()
+        .find(|l| l.starts_with("failstop: ") && !l.starts_with("failstop: warning: ") && l.contains(": thread \""))
+        .unwrap_or("")
 }
 
 /// Asserts a fatal vanished verdict on `name` (tid `tid`) for `why`, with a
