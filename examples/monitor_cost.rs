@@ -281,34 +281,29 @@ fn run_table(o: &Options) {
         }
     }
     println!();
-    println!("CPU share of the whole child process (all threads), % of one core, same windows:");
-    println!();
-    println!("{}", head("threads"));
-    for (n, row) in o.threads.iter().zip(&cells) {
-        let mut line = format!("| {n} |");
-        for c in row {
-            match c.process_pct {
-                Some(p) if c.error.is_none() => line.push_str(&format!(" {p:.2} |")),
-                _ => line.push_str(" - |"),
-            }
+    let table = |title: &str, cell: &dyn Fn(usize, &Cell) -> String| {
+        println!("{title}");
+        println!();
+        println!("{}", head("threads"));
+        for (n, row) in o.threads.iter().zip(&cells) {
+            let line: String = row.iter().map(|c| format!(" {} |", cell(*n, c))).collect();
+            println!("| {n} |{line}");
         }
-        println!("{line}");
-    }
+    };
+    table("CPU share of the whole child process (all threads), % of one core, same windows:", &|_, c| match c
+        .process_pct
+    {
+        Some(p) if c.error.is_none() => format!("{p:.2}"),
+        _ => "-".to_string(),
+    });
     println!();
-    println!("Registering all threads at once (wall time, ms; registered / asked):");
-    println!();
-    println!("{}", head("threads"));
-    for (n, row) in o.threads.iter().zip(&cells) {
-        let mut line = format!("| {n} |");
-        for c in row {
-            let reg = c.registered.map_or("?".to_string(), |r| r.to_string());
-            match c.register_ms {
-                Some(ms) => line.push_str(&format!(" {ms:.0} ({reg}/{n}) |")),
-                None => line.push_str(&format!(" - ({reg}/{n}) |")),
-            }
+    table("Registering all threads at once (wall time, ms; registered / asked):", &|n, c| {
+        let reg = c.registered.map_or("?".to_string(), |r| r.to_string());
+        match c.register_ms {
+            Some(ms) => format!("{ms:.0} ({reg}/{n})"),
+            None => format!("- ({reg}/{n})"),
         }
-        println!("{line}");
-    }
+    });
     if !notes.is_empty() {
         println!();
         for (i, t) in notes.iter().enumerate() {
