@@ -276,7 +276,7 @@ fn results_errno_and_signals_are_unchanged() {
     // that no tick after the first can coincide with the test's SIGUSR1s.
     let with = preloaded(name, "preloaded")
         .env("FAILSTOP_CPU_BUDGET_MS", "60000")
-        .env("FAILSTOP_WARN_MS", "60000")
+        .env("FAILSTOP_WARN_MS", "59000")
         .run();
     with.assert_exit(0);
     let lines = |o: &common::Outcome| o.values("T");
