@@ -274,10 +274,8 @@ fn results_errno_and_signals_are_unchanged() {
     // failstop's, whose EINTR is then hidden. Budgets of a minute make the
     // timer's period two seconds of CPU, more than the transcript uses, so
     // that no tick after the first can coincide with the test's SIGUSR1s.
-    let with = preloaded(name, "preloaded")
-        .env("FAILSTOP_CPU_BUDGET_MS", "60000")
-        .env("FAILSTOP_WARN_MS", "59000")
-        .run();
+    let with =
+        preloaded(name, "preloaded").env("FAILSTOP_CPU_BUDGET_MS", "60000").env("FAILSTOP_WARN_MS", "59000").run();
     with.assert_exit(0);
     let lines = |o: &common::Outcome| o.values("T");
     assert_eq!(
