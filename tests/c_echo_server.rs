@@ -257,7 +257,7 @@ fn unknown_fault_and_long_lines_get_an_error_reply() {
     let mut client = Client::connect(server.port);
     assert_eq!(
         client.ask("FAULT melt"),
-        "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish, FAULT slow)"
+        "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish, FAULT slow, FAULT write PATH)"
     );
     assert_eq!(client.ask("crlf\r"), "crlf");
     assert_eq!(client.ask(""), "");

@@ -27,6 +27,15 @@
  *                 every 200 ms (a tick per byte); requests wait meanwhile,
  *                 failstop gives no verdict, then the loop serves again and
  *                 prints "echo_server: FAULT slow: done"
+ *   FAULT write PATH  with --allow-faults: the loop opens PATH (created if
+ *                 missing, appended to) and writes one line to it, outside
+ *                 its idle scope. On a file system frozen with `fsfreeze -f`
+ *                 the open or the write waits in uninterruptible sleep (D
+ *                 state) until it is thawed: failstop gives a "blocked"
+ *                 verdict, and the process cannot end before the system call
+ *                 returns (a cluster manager fences the node). Once written,
+ *                 the loop serves again and prints
+ *                 "echo_server: FAULT write: done"
  *   anything else echoed back
  *
  * With --heartbeat HPORT a second thread, the heartbeat thread, listens on
@@ -192,6 +201,26 @@ static NOINLINE void fault_block(void) {
             abort();
         }
     }
+}
+
+/* A write that may never return: on a frozen file system the open or the
+ * write sleeps uninterruptibly, and not even SIGKILL ends the process before
+ * it returns. Returns -1 (and says why) if the file cannot be written. */
+static NOINLINE int fault_write(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "echo_server: FAULT write: open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    static const char line[] = "echo_server: FAULT write\n";
+    ssize_t n;
+    while ((n = write(fd, line, sizeof line - 1)) < 0 && errno == EINTR) {
+    }
+    if (n < 0) {
+        fprintf(stderr, "echo_server: FAULT write: write %s: %s\n", path, strerror(errno));
+    }
+    close(fd);
+    return n < 0 ? -1 : 0;
 }
 
 /* Slow but living work (FAULT slow). */
@@ -389,8 +418,21 @@ static void handle_line(struct conn *c, const char *line, size_t len) {
             fault_slow();
             printf("echo_server: FAULT slow: done\n");
             fflush(stdout);
+        } else if (kind_len > 6 && memcmp(kind, "write ", 6) == 0) {
+            char path[LINE_MAX_BYTES];
+            memcpy(path, kind + 6, kind_len - 6);
+            path[kind_len - 6] = '\0';
+            printf("echo_server: FAULT write: the event loop writes to %s now\n", path);
+            fflush(stdout);
+            reply_str(c, "FAULT write: the loop writes now\n");
+            (void)flush(c);
+            if (fault_write(path) == 0) {
+                printf("echo_server: FAULT write: done\n");
+                fflush(stdout);
+            }
         } else {
-            reply_str(c, "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish, FAULT slow)\n");
+            reply_str(c, "ERR unknown fault (allowed: FAULT spin, FAULT block, FAULT vanish, FAULT slow, "
+                         "FAULT write PATH)\n");
         }
         return;
     }
