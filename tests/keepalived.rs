@@ -54,9 +54,10 @@ macro_rules! figure {
 }
 
 use common::c;
+use common::netns::{
+    Lines, ask, enter_netns, heartbeat, in_netns, monotonic_ms, ms, program, read_lines, remove_netns, verdict_at,
+};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -106,107 +107,6 @@ const START_BOUND: Duration = Duration::from_secs(20);
 const PROBE_CONNECT: Duration = Duration::from_millis(100);
 const PROBE_REPLY: Duration = Duration::from_millis(100);
 const PROBE_PAUSE: Duration = Duration::from_millis(20);
-
-type Lines = Arc<Mutex<Vec<(Instant, String)>>>;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// CLOCK_MONOTONIC now, in ms (the clock of the dump's verdict time; the
-/// namespaces share it).
-fn monotonic_ms() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
-}
-
-/// `name` in `$PATH` (or in /usr/sbin, /sbin); fails loudly, naming the
-/// Debian package, when it is not.
-fn program(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
-    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
-    dirs.iter()
-        .map(|d| d.join(name))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not in PATH ({}) nor in /usr/sbin: this test needs Debian's `{package}` package \
-             (apt-get install {package}; scripts/test.sh installs it)",
-                path.to_string_lossy()
-            )
-        })
-}
-
-/// Reads `from` line by line into `lines`, each with the time it came.
-fn read_lines(from: impl Read + Send + 'static, lines: Lines, tag: &'static str) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut r = BufReader::new(from);
-        let mut buf = Vec::new();
-        loop {
-            buf.clear();
-            match r.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
-                    lines.lock().unwrap().push((Instant::now(), format!("{tag}{line}")));
-                }
-            }
-        }
-    })
-}
-
-/// Runs `f` on a new thread that entered the network namespace `ns` (a
-/// thread's own: the test's other threads stay where they are).
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let ns = ns.to_string();
-    std::thread::spawn(move || {
-        enter_netns(&ns);
-        f()
-    })
-    .join()
-    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
-
-fn enter_netns(ns: &str) {
-    let path = format!("/run/netns/{ns}");
-    let f = fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    use std::os::fd::AsRawFd;
-    // SAFETY: setns on a descriptor we own; CLONE_NEWNET moves only the
-    // calling thread.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(r, 0, "setns({path}): {}", std::io::Error::last_os_error());
-}
-
-/// One request on a new connection: sends `line`, returns the reply line.
-fn ask(addr: &str, port: u16, line: &str, connect: Duration, reply: Duration) -> Result<String, String> {
-    let to: SocketAddr = format!("{addr}:{port}").parse().expect("address");
-    let s = TcpStream::connect_timeout(&to, connect).map_err(|e| format!("connect {to}: {e}"))?;
-    s.set_read_timeout(Some(reply)).map_err(|e| e.to_string())?;
-    let mut w = s.try_clone().map_err(|e| e.to_string())?;
-    w.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("send {line:?} to {to}: {e}"))?;
-    let mut answer = String::new();
-    match BufReader::new(s).read_line(&mut answer) {
-        Ok(n) if n > 0 && answer.ends_with('\n') => {
-            answer.pop();
-            Ok(answer)
-        }
-        Ok(_) => Err(format!("{to} closed the connection before answering {line:?} (got {answer:?})")),
-        Err(e) => Err(format!("no answer from {to} to {line:?}: {e}")),
-    }
-}
-
-/// The heartbeat's answer (the whole connection is one line).
-fn heartbeat(addr: &str) -> Result<String, String> {
-    let to: SocketAddr = format!("{addr}:{HEARTBEAT_PORT}").parse().expect("address");
-    let s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).map_err(|e| format!("connect {to}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    BufReader::new(s).read_to_string(&mut answer).map_err(|e| format!("read {to}: {e}"))?;
-    Ok(answer)
-}
 
 /// A process the test started in a namespace.
 struct Proc {
@@ -511,7 +411,7 @@ impl Lab {
     /// Node `n`'s heartbeat, asked from the client's namespace.
     fn heartbeat_of(&self, n: usize) -> Result<String, String> {
         let addr = NODES[n].1;
-        in_netns(&self.ns("c"), move || heartbeat(addr))
+        in_netns(&self.ns("c"), move || heartbeat(addr, HEARTBEAT_PORT))
     }
 
     fn check(&mut self, ok: bool, what: &str) {
@@ -588,24 +488,7 @@ impl Drop for Lab {
             let _ = p.child.wait();
         }
         for ns in self.namespaces.iter().rev() {
-            let until = Instant::now() + Duration::from_secs(5);
-            loop {
-                let pids = Command::new(&self.ip).args(["netns", "pids", ns]).output();
-                let pids = pids.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-                let pids: Vec<i32> = pids.split_whitespace().filter_map(|p| p.parse().ok()).collect();
-                if pids.is_empty() || Instant::now() > until {
-                    break;
-                }
-                for pid in pids {
-                    // SAFETY: a process in a namespace this test made.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            match Command::new(&self.ip).args(["netns", "del", ns]).output() {
-                Ok(o) if o.status.success() => {}
-                o => eprintln!("keepalived test: could not delete the namespace {ns}: {o:?}"),
-            }
+            remove_netns(&self.ip, ns, "keepalived test");
         }
         for p in &mut self.procs {
             for r in p.readers.drain(..) {
@@ -651,9 +534,7 @@ impl Takeover {
 
 /// From `fault_ms` (CLOCK_MONOTONIC) to the verdict of the dump `text`.
 fn verdict_after(lab: &mut Lab, text: &str, fault_ms: f64) -> Duration {
-    let at = text.lines().nth(1).and_then(|l| l.split_once("; verdict at CLOCK_MONOTONIC ")).map(|(_, r)| r);
-    let at: Option<f64> = at.and_then(|r| r.split_once(" ms;")).and_then(|(v, _)| v.parse().ok());
-    let Some(at) = at else { lab.fail(&format!("no `verdict at CLOCK_MONOTONIC` in the dump's second line:\n{text}")) };
+    let Some(at) = verdict_at(text) else { lab.fail(&format!("no `verdict at CLOCK_MONOTONIC` in the dump:\n{text}")) };
     lab.check(at >= fault_ms, &format!("a verdict at {at} ms, before the fault at {fault_ms:.1} ms"));
     Duration::from_secs_f64((at - fault_ms) / 1e3)
 }

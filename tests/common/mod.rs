@@ -13,6 +13,7 @@
 pub mod c;
 pub mod cgroup;
 pub mod matrix;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
