@@ -601,6 +601,17 @@ fn push_process<const N: usize>(b: &mut FixedBuf<N>, io: &mut [u8]) {
     b.push_str("\"");
 }
 
+/// The verdict line's clause for a culprit in uninterruptible sleep (D):
+/// no signal reaches it, and the process cannot end while it sleeps (the
+/// other threads wait for it in the exit or the core dump, the descriptors
+/// it shares stay open). Only the system call's return, or the node's
+/// reboot, clears it: this is the case fencing exists for.
+/// (Some D sleeps are killable, a vfork parent's for one; /proc does not
+/// tell them apart, so the clause says "unless".)
+pub(crate) const UNKILLABLE: &str = "; it is in uninterruptible sleep (state D): unless that sleep is a killable one, \
+     it cannot be killed until the system call returns, so the process may not end and its descriptors stay open \
+     until then: if the process does not end, fence the node";
+
 /// Writes the raw part of the dump. `spared_by`: the tracer that spares
 /// the process (`fatal::end::spare_if_traced`) and how often the process
 /// looks whether it is still traced. Allocation-free; monitor thread.
@@ -733,6 +744,9 @@ pub(crate) fn write_raw(
     b.push_str(" ms)");
     if kind == VerdictKind::Blocked {
         push_waited_for_by(b, scratch, culprit);
+    }
+    if culprit_seen && scratch.facts[0].state() == b'D' {
+        b.push_str(UNKILLABLE);
     }
     b.push_str("; action: ");
     push_action(b);
