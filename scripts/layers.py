@@ -32,6 +32,7 @@ FLOORS = {
     "watch": 4,
     "fatal": 5,
     "engine": 6,
+    "api": 7,
     "ffi_support": 7,
     "tokio": 7,
     "unsupported": 7,

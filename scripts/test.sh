@@ -27,6 +27,10 @@
 #                    its own; the package's service does not start without
 #                    /etc/keepalived/keepalived.conf)
 #   iproute2         ip: that test's network namespaces, bridge and veths
+#   e2fsprogs        mkfs.ext4: tests/unkillable.rs freezes a small ext4 file
+#   mount            system on a loop device (mount, umount) with fsfreeze
+#                    (util-linux), so that a watched thread's write sleeps
+#                    uninterruptibly
 #
 # It also raises two kernel limits (root) for the test that registers a
 # thread in every one of failstop's 65,536 slots.
@@ -58,6 +62,10 @@ requirements=(
     "strace strace"
     "keepalived /usr/sbin/keepalived"
     "iproute2 ip"
+    "e2fsprogs /usr/sbin/mkfs.ext4"
+    "mount mount"
+    "mount umount"
+    "util-linux /usr/sbin/fsfreeze"
 )
 
 missing_packages() {

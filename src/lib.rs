@@ -58,7 +58,7 @@
 //! | 4 | `watch/` | registering threads ([`ThreadHandle`]) and their CPU timers |
 //! | 5 | `fatal/` | the fatal path and failstop's threads: latch + fuse + end, dump, reporter, systemd, monitor (the blocked and deaf rules) |
 //! | 6 | `engine/` | the signal handler (every signal-context entry point) and [`start`] / [`Watchdog`] |
-//! | 7 | `lib.rs`, `ffi_support`, `tokio/`, `unsupported` | the front ends: this API, what the C ABI (the `failstop-ffi` crate, `include/failstop.h`) builds on, `tokio` (feature `tokio`), other platforms |
+//! | 7 | `lib.rs`, `api/`, `ffi_support`, `tokio/`, `unsupported` | the front ends: this API (`api/`: each public type written once over the platform's implementation), what the C ABI (the `failstop-ffi` crate, `include/failstop.h`) builds on, `tokio` (feature `tokio`), other platforms |
 //!
 //! Code that runs in signal context is in `engine/handler.rs` and calls
 //! only the async-signal-safe floors `os/` and `state/` and the fatal path
@@ -66,8 +66,8 @@
 //! may use.
 //!
 //! failstop needs Linux with glibc; only `config`, `error`, `state::gate`,
-//! `sync` (over std's mutex, recording no owner) and `unsupported` are
-//! built elsewhere, so that the crate still compiles and [`start`] returns
+//! `sync` (over std's mutex, recording no owner), `api` and `unsupported`
+//! are built elsewhere, so that the crate still compiles and [`start`] returns
 //! [`ErrorKind::Unsupported`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -99,15 +99,12 @@ linux_gnu! {
     mod watch;
     mod fatal;
     mod engine;
-
-    pub use engine::watchdog::Watchdog;
-    pub use watch::guards::{HarmlessGuard, IdleGuard};
-    pub use watch::registry::ThreadHandle;
-    use engine::watchdog::start as start_impl;
-    use engine::watchdog::register as register_impl;
 }
-// Floor 7, the front ends. The C ABI is the crate `failstop-ffi` (ffi/),
-// built on `ffi_support`.
+// Floor 7, the front ends. The public types, each written once over the
+// platform's implementation (the engine, or `unsupported`).
+mod api;
+pub use api::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
+// The C ABI is the crate `failstop-ffi` (ffi/), built on `ffi_support`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[doc(hidden)]
 pub mod ffi_support;
@@ -163,10 +160,6 @@ pub mod __unwind_bench {
 pub mod tokio;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod unsupported;
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub use unsupported::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-use unsupported::{register as register_impl, start as start_impl};
 
 pub use config::{Action, Config, ENV_VARS, EnvVar, Settings, Signal, Systemd};
 pub use error::{Error, ErrorKind};
@@ -192,7 +185,7 @@ struct ReadmeDoctests;
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn start(config: Config) -> Result<Watchdog, Error> {
-    start_impl(config)
+    api::start(config)
 }
 
 /// Starts the watchdog from the defaults and the `FAILSTOP_*` variables.
@@ -202,7 +195,7 @@ pub fn start(config: Config) -> Result<Watchdog, Error> {
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn start_from_env() -> Result<Watchdog, Error> {
-    start_impl(Config::new().from_env()?)
+    api::start(Config::new().from_env()?)
 }
 
 /// Watches the calling thread under `name` (used in reports; cut to 48 bytes).
@@ -230,5 +223,5 @@ pub fn start_from_env() -> Result<Watchdog, Error> {
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn register(name: &str) -> Result<ThreadHandle, Error> {
-    register_impl(name)
+    api::register(name)
 }

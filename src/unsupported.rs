@@ -1,7 +1,9 @@
-//! The public API on platforms other than Linux with glibc: it compiles,
-//! [`start`] validates the configuration and then fails with
-//! [`ErrorKind::Unsupported`], and nothing can be registered. The handle and
-//! guard types hold [`Infallible`], so no value of them can exist here.
+//! The platform `imp` of the public API (see `api/`) on platforms other
+//! than Linux with glibc: [`start`] validates the configuration and then
+//! fails with [`ErrorKind::Unsupported`], and nothing can be registered.
+//! The handle and guard types hold [`Infallible`], so no value of them can
+//! exist here; their methods have the engine's signatures, so the public
+//! types forward to them alike on every platform.
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
@@ -32,142 +34,59 @@ pub(crate) fn register(_name: &str) -> Result<ThreadHandle, Error> {
     Err(unsupported())
 }
 
-/// A running watchdog; never exists on this platform (see [`crate::start`]).
-///
-/// ```no_run
-/// let wd = failstop::start(failstop::Config::new())?;
-/// wd.stop();
-/// # Ok::<(), failstop::Error>(())
-/// ```
+/// A running watchdog; never exists here.
 #[derive(Debug)]
-#[must_use = "the watchdog stops when this value is dropped"]
-pub struct Watchdog {
-    never: Infallible,
+pub(crate) struct Watchdog {
+    _never: Infallible,
 }
 
-impl Watchdog {
-    /// Stops watching: same as dropping the value, spelled out.
-    ///
-    /// ```no_run
-    /// let wd = failstop::start(failstop::Config::new())?;
-    /// wd.stop();
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn stop(self) {
-        match self.never {}
-    }
-}
-
-/// A watched thread's handle; never exists on this platform (see
-/// [`crate::register`]).
-///
-/// ```no_run
-/// let h = failstop::register("worker")?;
-/// h.touch();
-/// # Ok::<(), failstop::Error>(())
-/// ```
+/// A watched thread's handle; never exists here.
 #[derive(Debug)]
-pub struct ThreadHandle {
+pub(crate) struct ThreadHandle {
     never: Infallible,
     _not_send: PhantomData<*mut ()>,
 }
 
 impl ThreadHandle {
-    /// The thread's loop came around (progress).
-    ///
-    /// ```no_run
-    /// failstop::register("poller")?.touch();
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         match self.never {}
     }
 
-    /// One unit of work completed (progress).
-    ///
-    /// ```no_run
-    /// failstop::register("worker")?.tick();
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn tick(&self) {
+    pub(crate) fn tick(&self) {
         match self.never {}
     }
 
-    /// Marks the thread idle until the guard drops.
-    ///
-    /// ```no_run
-    /// let h = failstop::register("poller")?;
-    /// let _idle = h.idle();
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn idle(&self) -> IdleGuard<'_> {
+    pub(crate) fn set_context(&self, _context: &'static str) {
         match self.never {}
     }
 
-    /// Runs `f` with the thread marked idle.
-    ///
-    /// ```no_run
-    /// let n = failstop::register("poller")?.with_idle(|| 42);
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn with_idle<R>(&self, _f: impl FnOnce() -> R) -> R {
+    pub(crate) fn idle(&self) -> IdleGuard<'_> {
         match self.never {}
     }
 
-    /// Marks the thread harmless until the guard drops.
-    ///
-    /// ```no_run
-    /// let h = failstop::register("worker")?;
-    /// let _waiting = h.harmless();
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn harmless(&self) -> HarmlessGuard<'_> {
+    pub(crate) fn harmless(&self) -> HarmlessGuard<'_> {
         match self.never {}
     }
 
-    /// Runs `f` with the thread marked harmless.
-    ///
-    /// ```no_run
-    /// let v = failstop::register("worker")?.with_harmless(|| 7);
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn with_harmless<R>(&self, _f: impl FnOnce() -> R) -> R {
+    pub(crate) fn tid(&self) -> i32 {
         match self.never {}
     }
 
-    /// The kernel thread id of the watched thread.
-    ///
-    /// ```no_run
-    /// let tid = failstop::register("worker")?.tid();
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn tid(&self) -> i32 {
-        match self.never {}
-    }
-
-    /// How many of failstop's own signals this thread has handled.
-    ///
-    /// ```no_run
-    /// let n = failstop::register("poller")?.signal_count();
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn signal_count(&self) -> u32 {
+    pub(crate) fn signal_count(&self) -> u32 {
         match self.never {}
     }
 }
 
-/// Returned by [`ThreadHandle::idle`].
-#[must_use = "the thread is idle only while the guard lives"]
+/// The idle scope; never exists here.
 #[derive(Debug)]
-pub struct IdleGuard<'a> {
+pub(crate) struct IdleGuard<'a> {
     _never: Infallible,
     _h: PhantomData<&'a ThreadHandle>,
 }
 
-/// Returned by [`ThreadHandle::harmless`].
-#[must_use = "the thread is harmless only while the guard lives"]
+/// The harmless scope; never exists here.
 #[derive(Debug)]
-pub struct HarmlessGuard<'a> {
+pub(crate) struct HarmlessGuard<'a> {
     _never: Infallible,
     _h: PhantomData<&'a ThreadHandle>,
 }

@@ -138,38 +138,11 @@ static RUN: AtomicU64 = AtomicU64::new(0);
 /// needs ([`prepare_for_first_thread`]); `RUN` itself once they are.
 static PREPARED: AtomicU64 = AtomicU64::new(0);
 
-/// A running watchdog. Dropping it (or calling [`stop`](Watchdog::stop))
-/// deletes every timer, stops failstop's threads and restores the signal
-/// handlers that were installed before.
-///
-/// During a verdict, the stop first waits for the dump (at most
-/// `dump_timeout`); during a fatal one it never returns, and the verdict's
-/// action ends the process: a guard dropped at the end of `main` while a
-/// dump is written cannot end the process with the application's own
-/// status. An `exit()` is held the same way.
-///
-/// ```no_run
-/// let wd = failstop::start(failstop::Config::new())?;
-/// // ... the service runs ...
-/// wd.stop();
-/// # Ok::<(), failstop::Error>(())
-/// ```
+/// The engine's running watchdog (see [`crate::Watchdog`]): dropping it
+/// stops everything [`start`] made.
 #[derive(Debug)]
-#[must_use = "the watchdog stops when this value is dropped"]
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     _private: (),
-}
-
-impl Watchdog {
-    /// Stops watching: same as dropping the value, spelled out.
-    ///
-    /// ```no_run
-    /// let wd = failstop::start(failstop::Config::new())?;
-    /// wd.stop();
-    /// assert!(failstop::register("late").is_err());
-    /// # Ok::<(), failstop::Error>(())
-    /// ```
-    pub fn stop(self) {}
 }
 
 impl Drop for Watchdog {

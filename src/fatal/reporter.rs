@@ -312,10 +312,15 @@ fn verdict_event(
     msg: &str,
 ) {
     let action = LIVE.action().to_string();
+    // A culprit in uninterruptible sleep keeps the process from ending:
+    // the event says so, for a log collector's alert to ask for fencing.
+    let mut io = [0u8; 4096];
+    let unkillable = procfs::read_status(tid, &mut io).is_ok_and(|s| s.state == b'D');
     tracing::error!(
         thread = %name,
         tid,
         kind = kind.as_str(),
+        unkillable,
         cpu_ms = cpu_ns / 1_000_000,
         wall_ms = wall_ns / 1_000_000,
         frames = %frames.join("\n"),

@@ -4,18 +4,9 @@
 use crate::state::slots::Slot;
 use std::marker::PhantomData;
 
-/// Returned by [`ThreadHandle::idle`](crate::ThreadHandle::idle); leaving the scope touches.
-///
-/// ```no_run
-/// # let _wd = failstop::start(failstop::Config::new())?;
-/// let h = failstop::register("poller")?;
-/// let idle: failstop::IdleGuard<'_> = h.idle();
-/// // ... epoll_wait(...) ...
-/// drop(idle); // counts as a touch
-/// # Ok::<(), failstop::Error>(())
-/// ```
+/// The engine's idle scope (see [`crate::IdleGuard`]); leaving it touches.
 #[must_use = "the thread is idle only while the guard lives"]
-pub struct IdleGuard<'a> {
+pub(crate) struct IdleGuard<'a> {
     slot: &'static Slot,
     /// Borrows the handle: the guard cannot outlive it.
     _handle: PhantomData<&'a ()>,
@@ -38,20 +29,9 @@ impl Drop for IdleGuard<'_> {
     }
 }
 
-/// Returned by [`ThreadHandle::harmless`](crate::ThreadHandle::harmless).
-///
-/// ```no_run
-/// # let _wd = failstop::start(failstop::Config::new())?;
-/// let h = failstop::register("worker")?;
-/// let lock = std::sync::Mutex::new(());
-/// let waiting: failstop::HarmlessGuard<'_> = h.harmless();
-/// let guard = lock.lock().unwrap(); // the holder is to blame, not us
-/// drop(waiting);
-/// # drop(guard);
-/// # Ok::<(), failstop::Error>(())
-/// ```
+/// The engine's harmless scope (see [`crate::HarmlessGuard`]).
 #[must_use = "the thread is harmless only while the guard lives"]
-pub struct HarmlessGuard<'a> {
+pub(crate) struct HarmlessGuard<'a> {
     slot: &'static Slot,
     /// Borrows the handle: the guard cannot outlive it.
     _handle: PhantomData<&'a ()>,

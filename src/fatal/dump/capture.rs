@@ -1,0 +1,224 @@
+//! The capture requests: every thread asked at once for its frames, the
+//! answers awaited under one deadline, the ptrace helper where a thread
+//! cannot answer, and why a thread has no frames ([`NoFrames`]).
+
+use super::scratch::{Facts, OwnThreads};
+use crate::os::procfs::{self};
+use crate::os::ptrace;
+use crate::os::signals;
+use crate::os::sys;
+use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, Capture, MAX_DUMP_THREADS};
+use crate::state::frames::{
+    self, CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, CAP_WRITING, Frames,
+    MAX_FRAMES,
+};
+use crate::state::latch::{CULPRIT_FRAMES, VERDICT_AT};
+use crate::state::settings::LIVE;
+use crate::state::sigval::{self, CAPTURE_TAG};
+use crate::state::slots::{self};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::*;
+use std::time::Duration;
+
+/// Queues a capture request to every thread that may be signalled (each
+/// with its `/proc` facts, read beforehand). The requests are sent in one
+/// loop, so that the threads answer in parallel.
+pub(super) fn request_captures(tids: &[libc::pid_t], facts: &[Facts], culprit: libc::pid_t, own: &OwnThreads) {
+    let signo = LIVE.signo.load(Relaxed);
+    let fatal = LIVE.fatal();
+    // A request would reach the application's handler or default action.
+    let ours = signals::disposition(signo).is_some_and(|cur| cur.sa_sigaction == sigval::OUR_HANDLER.load(Acquire));
+    for (i, (&tid, f)) in tids.iter().zip(facts).enumerate() {
+        let c = &CAPTURES[i];
+        c.frames.state.store(CAP_EMPTY, Relaxed);
+        c.tid.store(0, Relaxed);
+        // The slot goes with every entry: the reporter names the thread by it.
+        c.slot.store(f.slot, Relaxed);
+        if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY || own.has(tid) {
+            continue;
+        }
+        // A culprit blocked in a system call is not signalled for its
+        // frames: the signal would end a sleep the kernel does not restart
+        // (`nanosleep`, `epoll_wait`: EINTR), and the convicted thread would
+        // run on while the dump is written, to be ended by the action in
+        // the middle of whatever it does next (a crash reporter's handler
+        // then reports on half-done work). The ptrace helper reads it
+        // instead: a ptrace stop restarts the system call unseen. Should
+        // the helper fail, the signal is the fallback.
+        if fatal && tid == culprit && matches!(f.syscall(), Some(procfs::SyscallState::InSyscall { .. })) {
+            let mut got = [0usize; MAX_FRAMES];
+            if let Ok((n, _)) = by_ptrace(i, tid, &mut got)
+                && n > 0
+            {
+                c.tid.store(tid, Relaxed);
+                c.frames.store(&got[..n]);
+                c.frames.state.store(CAP_READY, Release);
+                continue;
+            }
+        }
+        // A signal interrupts the system call a thread sleeps in: outside a
+        // fatal verdict, only running threads are asked. A thread in
+        // uninterruptible sleep (D) cannot answer: it is asked, in case it
+        // wakes in time, but not waited for.
+        let state = f.state();
+        if !fatal && state != b'R' {
+            continue;
+        }
+        // A thread that blocks the signal (a sigwait loop, a thread that
+        // masks everything, a deaf culprit) cannot answer: not asked, so
+        // that the dump does not wait for it.
+        if f.status().is_some_and(|st| st.blocks(signo)) {
+            c.tid.store(tid, Relaxed);
+            c.frames.state.store(CAP_MASKED, Release);
+            continue;
+        }
+        // A thread in sigtimedwait (sigwait, sigwaitinfo) has the signals it
+        // waits for unblocked meanwhile, and would take the request.
+        let sigwait = matches!(f.syscall(),
+            Some(procfs::SyscallState::InSyscall { nr, .. }) if nr == libc::SYS_rt_sigtimedwait);
+        if sigwait || !ours {
+            c.tid.store(tid, Relaxed);
+            c.frames.state.store(if ours { CAP_SIGWAIT } else { CAP_NOT_OURS }, Release);
+            continue;
+        }
+        let (lo, hi) = slots::slot(f.slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
+        c.lo.store(lo, Relaxed);
+        c.hi.store(hi, Relaxed);
+        c.tid.store(tid, Relaxed);
+        c.frames.state.store(CAP_REQUESTED, Release);
+        match sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)) {
+            Ok(()) => {}
+            // Real-time signals are queued with their siginfo or refused.
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => c.frames.state.store(CAP_REFUSED, Release),
+            Err(_) => c.frames.state.store(CAP_EMPTY, Relaxed),
+        }
+    }
+    CAPTURE_COUNT.store(tids.len(), Release);
+}
+
+/// Waits until capture entry `c` is answered, or `deadline` passed: only
+/// while the request is out (or the answer being written), and not for a
+/// thread in uninterruptible sleep (`state` D), which cannot answer. Every
+/// answer bumps [`CAPTURE_ANSWERS`] and wakes its futex.
+pub(super) fn await_capture(c: &Capture, state: u8, deadline: u64) {
+    if state == b'D' {
+        return;
+    }
+    loop {
+        let seen = CAPTURE_ANSWERS.load(Acquire);
+        let st = c.frames.state.load(Acquire);
+        if st != CAP_REQUESTED && st != CAP_WRITING {
+            return;
+        }
+        let now = sys::monotonic_ns();
+        if now >= deadline {
+            return;
+        }
+        sys::futex_wait(&CAPTURE_ANSWERS, seen, Some(Duration::from_nanos(deadline - now)));
+    }
+}
+
+/// Why a thread has no frames of its own capture: it blocks the signal.
+const MASKED: &str = "not asked: it blocks the watchdog signal";
+/// Why a thread has no frames of its own capture: it waits for signals.
+const SIGWAIT: &str = "not asked: it waits for signals (sigwait, sigtimedwait), which would take the request";
+/// Why no thread has frames of its own capture: the handler was replaced.
+const NOT_OURS: &str = "not asked: the application replaced failstop's handler of the watchdog signal";
+/// Why a thread has no frames of its own capture: the signal queue is full.
+const REFUSED: &str = "the capture signal could not be queued: the queue of pending signals is used up \
+                       (RLIMIT_SIGPENDING, `ulimit -i`)";
+/// Why a thread has no frames of its own capture: no answer in time.
+const NOT_RESPONDING: &str =
+    "not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)";
+/// Threads whose frames a dump reads with the ptrace helper, at most.
+const PTRACE_MAX: usize = 32;
+/// The longest one ptrace capture may take.
+const PTRACE_EACH: Duration = Duration::from_millis(100);
+/// ptrace captures made in this dump (reset by `write_raw`).
+pub(super) static PTRACE_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether the ptrace helper is worth trying for a thread without frames
+/// (`why`, `state`): it was not asked (it blocks the signal, waits for
+/// signals, the handler was replaced, the queue is full) or did not
+/// answer, and it is not
+/// in uninterruptible sleep (it would not stop). Outside a fatal verdict
+/// only a running thread is stopped (a stop can cut a sleeping system call
+/// short, as the signal would).
+pub(super) fn ptrace_may_help(why: &str, state: u8) -> bool {
+    [MASKED, SIGWAIT, NOT_OURS, REFUSED, NOT_RESPONDING].contains(&why)
+        && state != b'D'
+        && (LIVE.fatal() || state == b'R')
+}
+
+/// Frames of `tid` read by the ptrace helper, within the limits of a dump:
+/// [`PTRACE_MAX`] threads, [`PTRACE_EACH`] each, and never in the second
+/// half of the dump deadline (the rest of the dump needs it).
+/// Returns their count and the capture entry they were also stored in (for
+/// the symbolized part), if any.
+pub(super) fn by_ptrace(
+    ci: usize,
+    tid: libc::pid_t,
+    frames: &mut [usize; MAX_FRAMES],
+) -> Result<(usize, Option<&'static Frames>), &'static str> {
+    if PTRACE_COUNT.fetch_add(1, Relaxed) >= PTRACE_MAX {
+        return Err("the dump's limit of ptrace captures was reached");
+    }
+    let timeout = LIVE.dump_timeout_ns.load(Relaxed);
+    let left = (VERDICT_AT.load(Relaxed) + timeout).saturating_sub(sys::monotonic_ns());
+    if left < timeout / 2 {
+        return Err("not enough of the dump deadline left");
+    }
+    let mut got = [0usize; ptrace::MAX_FRAMES];
+    let n = ptrace::capture(tid, &mut got, PTRACE_EACH.min(Duration::from_nanos(left / 4)), frames::capture_registers)?;
+    let n = n.min(MAX_FRAMES);
+    frames[..n].copy_from_slice(&got[..n]);
+    // Into the thread's capture entry, for the symbolized part. The entry
+    // is masked, or was abandoned (a late answer of the handler finds it
+    // so and leaves it): taken with a compare-and-swap either way.
+    if let Some(c) = capture_entry(ci, tid) {
+        let was = c.frames.state.load(Acquire);
+        if (was == CAP_MASKED || was == CAP_EMPTY)
+            && c.frames.state.compare_exchange(was, CAP_WRITING, AcqRel, Relaxed).is_ok()
+        {
+            c.frames.store(&frames[..n]);
+            c.frames.state.store(CAP_READY, Release);
+            return Ok((n, Some(&c.frames)));
+        }
+    }
+    Ok((n, None))
+}
+
+/// Capture entry `ci` of this dump, if it is `tid`'s.
+fn capture_entry(ci: usize, tid: libc::pid_t) -> Option<&'static Capture> {
+    let count = CAPTURE_COUNT.load(Acquire).min(MAX_DUMP_THREADS);
+    CAPTURES[..count].get(ci).filter(|c| c.tid.load(Relaxed) == tid)
+}
+
+/// The frames thread `tid` answered with in capture entry `ci` (their count
+/// and where they are), or why there are none.
+pub(super) fn captured(
+    ci: usize,
+    tid: libc::pid_t,
+    frames: &mut [usize; MAX_FRAMES],
+) -> Result<(usize, &'static Frames), &'static str> {
+    let Some(c) = capture_entry(ci, tid) else {
+        return Err(if LIVE.fatal() {
+            "failstop's own thread"
+        } else {
+            "not asked: it sleeps in a system call and a signal would interrupt it (non-fatal mode)"
+        });
+    };
+    match c.frames.state.load(Acquire) {
+        CAP_READY => Ok((c.frames.load(frames), &c.frames)),
+        CAP_REQUESTED => {
+            // Give up on it: a late answer will find the entry abandoned.
+            let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);
+            Err(NOT_RESPONDING)
+        }
+        CAP_MASKED => Err(MASKED),
+        CAP_SIGWAIT => Err(SIGWAIT),
+        CAP_NOT_OURS => Err(NOT_OURS),
+        CAP_REFUSED => Err(REFUSED),
+        _ => Err("the capture signal could not be sent"),
+    }
+}
