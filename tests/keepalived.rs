@@ -770,20 +770,7 @@ fn keepalived_moves_the_address_when_failstop_fail_stops_the_master() {
 /// and the check the test above runs, as they are in the repository.
 #[test]
 fn readme_shows_the_keepalived_files_the_test_runs() {
-    let readme = fs::read_to_string(Path::new(c::ROOT).join("README.md")).expect("read README.md");
     for file in [CONFIG, CHECK] {
-        let marker = format!("<!-- file: {file} -->");
-        let at = readme.find(&marker).unwrap_or_else(|| panic!("README.md has no {marker:?} above a block"));
-        let rest = &readme[at + marker.len()..];
-        let rest = rest.strip_prefix('\n').unwrap_or(rest);
-        let (fence, body) = rest.split_once('\n').expect("a line after the marker");
-        assert!(fence.starts_with("```"), "README.md: the line after {marker:?} must open a fence: {fence:?}");
-        let end = body.find("\n```\n").unwrap_or_else(|| panic!("README.md: the block of {file} is not closed"));
-        let shown = &body[..end + 1];
-        let actual = fs::read_to_string(Path::new(c::ROOT).join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
-        assert!(
-            shown == actual,
-            "README.md's block of {file} differs from the file:\n--- README\n{shown}--- {file}\n{actual}"
-        );
+        common::assert_readme_shows_file(file);
     }
 }

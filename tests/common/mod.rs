@@ -803,3 +803,24 @@ pub fn deadlock_cycle(text: &str) -> Vec<(String, i32)> {
     assert_eq!(last, cycle[0], "the cycle must close on its first thread: {line}");
     cycle
 }
+
+/// Checks that README.md shows the repository file `file` (a path from the
+/// crate's root) as it is: the block under its `<!-- file: FILE -->`
+/// marker equals the file. Panics, showing both, when not.
+pub fn assert_readme_shows_file(file: &str) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
+    let marker = format!("<!-- file: {file} -->");
+    let at = readme.find(&marker).unwrap_or_else(|| panic!("README.md has no {marker:?} above a block"));
+    let rest = &readme[at + marker.len()..];
+    let rest = rest.strip_prefix('\n').unwrap_or(rest);
+    let (fence, body) = rest.split_once('\n').expect("a line after the marker");
+    assert!(fence.starts_with("```"), "README.md: the line after {marker:?} must open a fence: {fence:?}");
+    let end = body.find("\n```\n").unwrap_or_else(|| panic!("README.md: the block of {file} is not closed"));
+    let shown = &body[..end + 1];
+    let actual = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
+    assert!(
+        shown == actual,
+        "README.md's block of {file} differs from the file:\n--- README\n{shown}--- {file}\n{actual}"
+    );
+}
