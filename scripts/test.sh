@@ -30,7 +30,19 @@
 #   e2fsprogs        mkfs.ext4: tests/unkillable.rs freezes a small ext4 file
 #   mount            system on a loop device (mount, umount) with fsfreeze
 #                    (util-linux), so that a watched thread's write sleeps
-#                    uninterruptibly
+#                    uninterruptibly; tests/pacemaker.rs too (losetup)
+#   corosync         a real cluster with fencing: tests/pacemaker.rs runs
+#   pacemaker        corosync 3 (knet) and Pacemaker 2.1 on two nodes, each
+#   pacemaker-cli-utils  a network and a mount namespace of its own (the
+#                    packages' services are not started: the test starts
+#                    its own in the foreground), configured with
+#                    crm_attribute, cibadmin and crm_resource, watched with
+#                    crm_mon; stonith_admin lists its fence agent
+#   resource-agents  ocf:heartbeat:anything (the service) and IPaddr2 (its
+#                    address), for that test
+#   procps           ps: the start-up grace of that test's monitor hook
+#                    (util-linux above also has its nsenter: commands in a
+#                    node)
 #
 # It also raises two kernel limits (root) for the test that registers a
 # thread in every one of failstop's 65,536 slots.
@@ -66,6 +78,15 @@ requirements=(
     "mount mount"
     "mount umount"
     "util-linux /usr/sbin/fsfreeze"
+    "util-linux nsenter"
+    "mount losetup"
+    "corosync /usr/sbin/corosync"
+    "pacemaker /usr/sbin/pacemakerd"
+    "pacemaker-cli-utils /usr/sbin/crm_resource"
+    "pacemaker-cli-utils /usr/sbin/stonith_admin"
+    "resource-agents /usr/lib/ocf/resource.d/heartbeat/anything"
+    "resource-agents /usr/lib/ocf/resource.d/heartbeat/IPaddr2"
+    "procps ps"
 )
 
 missing_packages() {
