@@ -281,6 +281,38 @@ fn unknown_fault_and_long_lines_get_an_error_reply() {
     o.assert_no_verdict();
 }
 
+/// `FAULT write PATH` on a file system that is not frozen: the loop appends
+/// its line to PATH and serves again; a path it cannot open is said on
+/// stderr, and the loop serves again too. (tests/pacemaker.rs freezes the
+/// file system, and the write never returns.)
+#[test]
+fn fault_write_appends_a_line_then_the_loop_serves_again() {
+    let dir = c::temp_dir("echo-write");
+    let file = dir.join("written");
+    let server = start(false, &["--allow-faults"], &[]);
+    let mut client = Client::connect(server.port);
+    let path = file.to_str().expect("UTF-8 path");
+    assert_eq!(client.ask(&format!("FAULT write {path}")), "FAULT write: the loop writes now");
+    assert_eq!(client.ask("hello"), "hello");
+    assert_eq!(client.ask(&format!("FAULT write {path}")), "FAULT write: the loop writes now");
+    assert_eq!(client.ask("again"), "again");
+    let written = std::fs::read_to_string(&file).expect("read the written file");
+    assert_eq!(written, "echo_server: FAULT write\n".repeat(2));
+    let missing = dir.join("no-such-dir/written");
+    let missing = missing.to_str().expect("UTF-8 path");
+    assert_eq!(client.ask(&format!("FAULT write {missing}")), "FAULT write: the loop writes now");
+    assert_eq!(client.ask("still"), "still");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(server.running.pid(), libc::SIGTERM) }, 0);
+    let o = server.running.finish();
+    o.assert_exit(0);
+    o.assert_no_verdict();
+    assert_eq!(o.stdout().matches("echo_server: FAULT write: done").count(), 2, "{}", o.describe());
+    let said = format!("echo_server: FAULT write: open {missing}: No such file or directory");
+    assert!(o.stderr.contains(&said), "expected {said:?}\n{}", o.describe());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The heartbeat's one-line answer on a new connection to `port`.
 fn heartbeat(port: u16) -> String {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|e| panic!("connect to heartbeat {port}: {e}"));

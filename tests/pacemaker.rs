@@ -1116,7 +1116,8 @@ fn pacemaker_moves_the_service_and_fences_the_node_that_cannot_stop_it() {
     });
     let f = |d: Option<Duration>| d.map_or("?".to_string(), |d| format!("{:.0} ms", ms(d)));
     figure!(
-        "pacemaker: the fence's parts, from the fault: the stop timed out at {}, {o}'s fence_netns off returned at {},          {} left the membership at {}, the fence confirmed at {:.0} ms",
+        "pacemaker: the fence's parts, from the fault: the stop timed out at {}, {o}'s fence_netns off returned at {}, \
+         {} left the membership at {}, the fence confirmed at {:.0} ms",
         f(timed_out),
         f(agent_done),
         NODES[h].2,
