@@ -252,10 +252,7 @@ fn write_warning(mut text: &[u8]) {
     }
     let until = sys::monotonic_ns() + WARNING_WRITE_MAX.as_nanos() as u64;
     while !text.is_empty() {
-        let mut take = text.len().min(4096);
-        if take < text.len() {
-            take = text[..take].iter().rposition(|&c| c == b'\n').map_or(take, |i| i + 1);
-        }
+        let take = sys::whole_lines(text);
         let (n, short) = loop {
             // In steps of 50 ms, so that a verdict cuts the wait short.
             let step = (sys::monotonic_ns() + 50_000_000).min(until);
