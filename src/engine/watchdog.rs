@@ -40,7 +40,7 @@ use super::handler;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::fatal::dump::DumpPath;
-use crate::fatal::{end, monitor, reporter, systemd};
+use crate::fatal::{end, fuse, monitor, reporter, systemd};
 use crate::os::stackwalk::StackBounds;
 use crate::os::{procfs, ptrace, signals, stackwalk, sys, unwind};
 use crate::state::settings::{LIVE, RUNNING, STARTING, STOPPED, STOPPING};
@@ -202,7 +202,7 @@ fn start_locked(config: &Config, forked: bool) -> Result<Watchdog, Error> {
             );
             Error::with_source(ErrorKind::Os, message, e)
         })?;
-        end::prepare()?;
+        fuse::prepare()?;
         let path = s.dump_path.as_deref().map(|p| inherited_dump_path(p, forked)).transpose()?;
         let mut g = OWNED.lock(|| None);
         // A forked child's copy of the parent's handles names threads that
@@ -338,7 +338,7 @@ fn prepare_threads(o: &mut Owned, notifier: Option<systemd::Notifier>) -> Result
     stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
     ptrace::prepare().map_err(|e| Error::os("ptrace helper setup (its stack)", e))?;
     unwind::prepare().map_err(|e| Error::os("DWARF unwinder setup (/proc/self/maps)", e))?;
-    end::start_fuse_thread()?;
+    fuse::start_thread()?;
     if o.reporter.is_none() {
         o.reporter = Some(reporter::spawn(path.clone())?);
     }
@@ -387,7 +387,7 @@ fn teardown() {
             let _ = t.join();
         }
     }
-    end::release();
+    fuse::release();
     sys::release_descriptors();
     systemd::report_failures();
 }
