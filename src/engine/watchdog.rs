@@ -40,10 +40,11 @@ use super::handler;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind};
 use crate::fatal::dump::DumpPath;
-use crate::fatal::{end, monitor, reporter, systemd};
+use crate::fatal::{end, fuse, monitor, reporter, systemd};
 use crate::os::stackwalk::StackBounds;
 use crate::os::{procfs, ptrace, signals, stackwalk, sys, unwind};
-use crate::state::settings::{LIVE, RUNNING, STARTING, STOPPED, STOPPING};
+use crate::state::lifecycle::Lifecycle;
+use crate::state::settings::LIVE;
 use crate::watch::registry;
 use std::cell::UnsafeCell;
 use std::sync::Mutex;
@@ -156,7 +157,7 @@ pub(crate) fn start(config: Config) -> Result<Watchdog, Error> {
     config.validate()?;
     // A watchdog started before in another process: this is a forked child.
     let forked = LIVE.pid.load(Relaxed) != 0 && LIVE.pid.load(Relaxed) != sys::getpid();
-    if LIVE.lifecycle.compare_exchange(STOPPED, STARTING, AcqRel, Relaxed).is_err() {
+    if !LIVE.lifecycle.change(Lifecycle::Stopped, Lifecycle::Starting) {
         // A watchdog inherited across fork() does not run in this process.
         if forked {
             reset_after_fork();
@@ -168,7 +169,7 @@ pub(crate) fn start(config: Config) -> Result<Watchdog, Error> {
         Ok(w) => Ok(w),
         Err(e) => {
             teardown();
-            LIVE.lifecycle.store(STOPPED, Release);
+            LIVE.lifecycle.set(Lifecycle::Stopped);
             Err(e)
         }
     }
@@ -202,7 +203,7 @@ fn start_locked(config: &Config, forked: bool) -> Result<Watchdog, Error> {
             );
             Error::with_source(ErrorKind::Os, message, e)
         })?;
-        end::prepare()?;
+        fuse::prepare()?;
         let path = s.dump_path.as_deref().map(|p| inherited_dump_path(p, forked)).transpose()?;
         let mut g = OWNED.lock(|| None);
         // A forked child's copy of the parent's handles names threads that
@@ -225,7 +226,7 @@ fn start_locked(config: &Config, forked: bool) -> Result<Watchdog, Error> {
         // Disabled: registrations are bookkeeping only, nothing to prepare.
         PREPARED.store(run, Release);
     }
-    LIVE.lifecycle.store(RUNNING, Release);
+    LIVE.lifecycle.set(Lifecycle::Running);
     Ok(Watchdog { _private: () })
 }
 
@@ -255,7 +256,7 @@ pub(crate) fn prepare_for_first_thread() -> Result<(), Error> {
 #[cold]
 #[inline(never)]
 fn prepare_slow() -> Result<(), Error> {
-    if LIVE.lifecycle.load(Acquire) != RUNNING || LIVE.pid.load(Relaxed) != sys::getpid() {
+    if LIVE.lifecycle.get() != Lifecycle::Running || LIVE.pid.load(Relaxed) != sys::getpid() {
         return Ok(()); // `register` says that no watchdog runs
     }
     let mut g = OWNED.lock(|| None);
@@ -263,7 +264,7 @@ fn prepare_slow() -> Result<(), Error> {
     // waits for OWNED in `teardown`, then stops what this starts.
     let run = RUN.load(Acquire);
     if PREPARED.load(Acquire) == run
-        || LIVE.lifecycle.load(Acquire) != RUNNING
+        || LIVE.lifecycle.get() != Lifecycle::Running
         || LIVE.pid.load(Relaxed) != sys::getpid()
     {
         return Ok(());
@@ -338,7 +339,7 @@ fn prepare_threads(o: &mut Owned, notifier: Option<systemd::Notifier>) -> Result
     stackwalk::init().map_err(|e| Error::os("stack walker setup (pipe)", e))?;
     ptrace::prepare().map_err(|e| Error::os("ptrace helper setup (its stack)", e))?;
     unwind::prepare().map_err(|e| Error::os("DWARF unwinder setup (/proc/self/maps)", e))?;
-    end::start_fuse_thread()?;
+    fuse::start_thread()?;
     if o.reporter.is_none() {
         o.reporter = Some(reporter::spawn(path.clone())?);
     }
@@ -360,11 +361,11 @@ fn stop() {
         reset_after_fork();
         return;
     }
-    if LIVE.lifecycle.compare_exchange(RUNNING, STOPPING, AcqRel, Relaxed).is_err() {
+    if !LIVE.lifecycle.change(Lifecycle::Running, Lifecycle::Stopping) {
         return;
     }
     teardown();
-    LIVE.lifecycle.store(STOPPED, Release);
+    LIVE.lifecycle.set(Lifecycle::Stopped);
 }
 
 /// Undoes whatever `start` did; safe to call on a half-started watchdog.
@@ -387,7 +388,7 @@ fn teardown() {
             let _ = t.join();
         }
     }
-    end::release();
+    fuse::release();
     sys::release_descriptors();
     systemd::report_failures();
 }
@@ -399,7 +400,7 @@ fn reset_after_fork() {
     handler::restore();
     // The parent's threads do not exist here: forget their handles unjoined.
     std::mem::forget(OWNED.lock(|| None).take());
-    LIVE.lifecycle.store(STOPPED, Release);
+    LIVE.lifecycle.set(Lifecycle::Stopped);
 }
 
 /// Registers, once per process, the fork handler and the exit handler.
@@ -450,9 +451,9 @@ extern "C" fn before_fork() {
 /// open (see [`inherited_dump_path`]).
 extern "C" fn after_fork_in_child() {
     reporter::after_fork_in_child();
-    if LIVE.lifecycle.load(Relaxed) != STOPPED {
+    if LIVE.lifecycle.get() != Lifecycle::Stopped {
         registry::forget_after_fork(FORKER.load(Relaxed), sys::gettid());
-        LIVE.lifecycle.store(STOPPED, Release);
+        LIVE.lifecycle.set(Lifecycle::Stopped);
         // Handlers stay installed until the child starts its own watchdog or
         // drops the inherited one; they chain every signal that is not ours.
     }

@@ -28,17 +28,8 @@
 //!
 //! # The fuse
 //!
-//! The last deadline, created at start (a PID 1's thread: when the first
-//! thread is watched) and armed only by a fatal verdict.
-//! Normally a kernel timer (`CLOCK_MONOTONIC`) that sends `SIGKILL`: nothing
-//! in the process can block, catch or delay it. As PID 1 of a PID namespace
-//! the kernel ignores every signal whose action is the default, `SIGKILL`
-//! included, so there the fuse is a thread of its own (`failstop-fuse`,
-//! every signal blocked, asleep on a futex with the deadline as timeout) that
-//! writes one line and calls `_exit` with the action's status (134, i.e.
-//! 128+`SIGABRT`, for `abort`; N for `exit:N`). Arming and disarming it is
-//! async-signal-safe either way (`timer_settime`, or atomics and a futex
-//! wake).
+//! The last deadline, in `fatal::fuse`: a `SIGKILL` timer, or as PID 1 a
+//! thread of its own that calls `_exit`.
 //!
 //! # PID 1
 //!
@@ -51,12 +42,12 @@
 //! Every function here that runs on the fatal path is async-signal-safe;
 //! those that run on the monitor or the fuse thread are allocation-free.
 
+use super::fuse;
 use crate::config::Action;
-use crate::error::Error;
 use crate::os::fmt::FixedBuf;
 use crate::os::procfs::{self, SCRATCH_LEN};
 use crate::os::signals;
-use crate::os::sys::{self, syscall};
+use crate::os::sys::{self};
 use crate::state::bells;
 use crate::state::gate;
 use crate::state::latch::{
@@ -65,7 +56,7 @@ use crate::state::latch::{
 use crate::state::settings::LIVE;
 use crate::state::slots::Slot;
 use crate::verdict::VerdictKind;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 /// Time allowed for the pre-abort hook and the abort itself before the
@@ -78,31 +69,6 @@ pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(1);
 /// How often a process spared for a debugger looks whether it is still
 /// traced.
 pub(crate) const TRACER_POLL: Duration = Duration::from_millis(100);
-/// The exit status of an abort where the process cannot die by `SIGABRT`
-/// (PID 1): what a shell or a container runtime reports for `SIGABRT`.
-const ABORT_STATUS: libc::c_int = 128 + libc::SIGABRT;
-
-const NO_FUSE: u32 = 0;
-/// A kernel timer that sends `SIGKILL`.
-const TIMER_FUSE: u32 = 1;
-/// The fuse thread (PID 1).
-const THREAD_FUSE: u32 = 2;
-static FUSE_KIND: AtomicU32 = AtomicU32::new(NO_FUSE);
-/// The timer fuse's `timer_t`.
-static FUSE_TIMER: AtomicUsize = AtomicUsize::new(0);
-/// The thread fuse's deadline, `CLOCK_MONOTONIC` ns (0: disarmed).
-static FUSE_AT: AtomicU64 = AtomicU64::new(0);
-/// Bumped at every change of the thread fuse: the futex word it sleeps on.
-static FUSE_SEQ: AtomicU32 = AtomicU32::new(0);
-/// The generation of the fuse thread that serves; [`release`] moves it on,
-/// which tells the thread to end.
-static FUSE_GEN: AtomicU32 = AtomicU32::new(0);
-static FUSE_TID: AtomicI32 = AtomicI32::new(0);
-/// The process the fuse was made in: a forked child inherits these statics
-/// but neither the timer nor the thread, so it makes its own.
-static FUSE_PID: AtomicI32 = AtomicI32::new(0);
-/// This process is PID 1 of its PID namespace (read at start).
-static PID1: AtomicBool = AtomicBool::new(false);
 /// Taken by the one thread that goes through with the action.
 static ACTING: AtomicBool = AtomicBool::new(false);
 /// Monotonic ns when `SIGABRT` was raised towards an application handler
@@ -110,143 +76,6 @@ static ACTING: AtomicBool = AtomicBool::new(false);
 /// [`stand_by`].
 static HANDLER_SINCE: AtomicU64 = AtomicU64::new(0);
 
-/// Creates the fuse (disarmed): a `SIGKILL` timer. As PID 1 the fuse is a
-/// thread, started by [`start_fuse_thread`] once a thread is watched: only
-/// a watched thread can bring a verdict that arms it. Normal context, at
-/// start.
-pub(crate) fn prepare() -> Result<(), Error> {
-    let pid = sys::getpid();
-    if FUSE_KIND.load(Acquire) != NO_FUSE && FUSE_PID.load(Relaxed) == pid {
-        return Ok(());
-    }
-    FUSE_KIND.store(NO_FUSE, Release);
-    FUSE_PID.store(pid, Relaxed);
-    let pid1 = pid == 1;
-    PID1.store(pid1, Relaxed);
-    if pid1 {
-        return Ok(());
-    }
-    // SAFETY: sigevent is plain data.
-    let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
-    sev.sigev_notify = libc::SIGEV_SIGNAL;
-    sev.sigev_signo = libc::SIGKILL;
-    let mut t: libc::timer_t = std::ptr::null_mut();
-    syscall!(timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut t)).map_err(|e| {
-        crate::watch::cpu_timer::timer_create_error(
-            "timer_create (fuse)",
-            "the watchdog needs one POSIX timer for its fuse, and one per watched thread",
-            e,
-        )
-    })?;
-    FUSE_TIMER.store(t as usize, Relaxed);
-    FUSE_KIND.store(TIMER_FUSE, Release);
-    Ok(())
-}
-
-/// As PID 1 (see [`prepare`], which must have run in this process):
-/// starts the fuse thread unless it runs. Otherwise does nothing. Normal
-/// context, when the first thread is watched.
-pub(crate) fn start_fuse_thread() -> Result<(), Error> {
-    if !PID1.load(Relaxed) || FUSE_PID.load(Relaxed) != sys::getpid() || FUSE_KIND.load(Acquire) != NO_FUSE {
-        return Ok(());
-    }
-    spawn_fuse_thread()
-}
-
-fn spawn_fuse_thread() -> Result<(), Error> {
-    let generation = FUSE_GEN.load(Acquire);
-    FUSE_AT.store(0, Relaxed);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("failstop-fuse".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            signals::block_all_in_this_thread();
-            FUSE_TID.store(sys::gettid(), Release);
-            let _ = tx.send(());
-            fuse_thread(generation);
-        })
-        .map_err(|e| Error::os("spawning the fuse thread", e))?;
-    let _ = rx.recv();
-    FUSE_KIND.store(THREAD_FUSE, Release);
-    Ok(())
-}
-
-/// The fuse thread: sleeps until the deadline (or a change), then ends the
-/// process; returns when its generation is over. Allocation-free.
-fn fuse_thread(generation: u32) {
-    loop {
-        let seq = FUSE_SEQ.load(Acquire);
-        if FUSE_GEN.load(Acquire) != generation {
-            return;
-        }
-        let at = FUSE_AT.load(Acquire);
-        let now = sys::monotonic_ns();
-        if at != 0 && now >= at {
-            blow();
-        }
-        let timeout = (at != 0).then(|| Duration::from_nanos(at - now));
-        sys::futex_wait(&FUSE_SEQ, seq, timeout);
-    }
-}
-
-/// The thread fuse's end: one line, then `_exit` with the action's status.
-fn blow() -> ! {
-    let status = end_status();
-    let mut b = FixedBuf::<256>::new();
-    b.push_str(
-        "failstop: the fuse blew: the process was still alive at its last deadline; as PID 1 it ends with _exit(",
-    );
-    b.push_i64(status.into());
-    b.push_str(")");
-    say(&mut b);
-    // SAFETY: _exit is async-signal-safe and ends the process.
-    unsafe { libc::_exit(status) }
-}
-
-/// The thread id of the fuse thread (0: there is none). For the dump.
-pub(crate) fn fuse_tid() -> libc::pid_t {
-    if FUSE_KIND.load(Acquire) == THREAD_FUSE { FUSE_TID.load(Acquire) } else { 0 }
-}
-
-/// Deletes the fuse unless a fatal verdict armed it. Normal context, at stop.
-pub(crate) fn release() {
-    if LATCH.load(Acquire) != 0 {
-        return;
-    }
-    match FUSE_KIND.swap(NO_FUSE, AcqRel) {
-        // SAFETY: created by `prepare`, deleted once thanks to the swap.
-        TIMER_FUSE => unsafe {
-            libc::timer_delete(FUSE_TIMER.load(Relaxed) as libc::timer_t);
-        },
-        THREAD_FUSE => {
-            FUSE_GEN.fetch_add(1, Release);
-            FUSE_SEQ.fetch_add(1, Release);
-            sys::futex_wake_all(&FUSE_SEQ);
-        }
-        _ => {}
-    }
-}
-
-/// Arms the fuse for `after` from now, or with zero disarms it.
-/// Async-signal-safe.
-fn set_fuse(after: Duration) {
-    match FUSE_KIND.load(Acquire) {
-        TIMER_FUSE => {
-            let spec = libc::itimerspec { it_interval: sys::timespec(Duration::ZERO), it_value: sys::timespec(after) };
-            // SAFETY: a live timer and a valid spec.
-            unsafe { libc::timer_settime(FUSE_TIMER.load(Relaxed) as libc::timer_t, 0, &spec, std::ptr::null_mut()) };
-        }
-        THREAD_FUSE => {
-            let at =
-                if after.is_zero() { 0 } else { sys::monotonic_ns().saturating_add(after.as_nanos() as u64).max(1) };
-            FUSE_AT.store(at, Release);
-            FUSE_SEQ.fetch_add(1, Release);
-            sys::futex_wake_all(&FUSE_SEQ);
-        }
-        _ => {}
-    }
-}
 
 /// Tries to latch a verdict. On success the gate is closed (unless in `warn`
 /// mode), the culprit recorded and, for a fatal action, the fuse armed.
@@ -264,7 +93,7 @@ pub(crate) fn latch(kind: VerdictKind, slot: usize, tid: libc::pid_t, figure: u6
     CULPRIT_FIGURE.store(figure, Relaxed);
     VERDICT_AT.store(sys::monotonic_ns(), Release);
     if LIVE.fatal() {
-        set_fuse(LIVE.dump_timeout() + HOOK_GRACE);
+        fuse::set(LIVE.dump_timeout() + HOOK_GRACE);
     }
     true
 }
@@ -331,7 +160,7 @@ pub(crate) fn spare_if_traced(io: &mut [u8]) -> Option<libc::pid_t> {
         return None;
     }
     SPARED_FOR_DEBUGGER.store(true, Release);
-    set_fuse(Duration::ZERO);
+    fuse::set(Duration::ZERO);
     Some(tracer)
 }
 
@@ -368,12 +197,12 @@ pub(crate) fn act(culprit: libc::pid_t) {
     }
     let handled = abort_is_handled();
     if !handled {
-        if PID1.load(Relaxed) {
+        if fuse::is_pid1() {
             end_as_pid1();
         }
         // The default action ends the process, with a core dump that the
         // fuse must not cut short: from here on the deadlines below are ours.
-        set_fuse(Duration::ZERO);
+        fuse::set(Duration::ZERO);
     }
     let me = sys::gettid();
     if culprit == me {
@@ -425,16 +254,16 @@ fn raise_abort(tid: libc::pid_t) {
 /// (with the fuse disarmed, so that the core dump is whole), then `SIGKILL`.
 /// As PID 1, `_exit(134)`. Async-signal-safe.
 fn finish_abort() -> ! {
-    if PID1.load(Relaxed) {
+    if fuse::is_pid1() {
         end_as_pid1();
     }
-    set_fuse(Duration::ZERO);
+    fuse::set(Duration::ZERO);
     signals::reraise_with_default_action(libc::SIGABRT);
     sys::sleep(ABORT_GRACE);
     // SAFETY: kill and _exit are async-signal-safe.
     unsafe {
         libc::kill(sys::getpid(), libc::SIGKILL);
-        libc::_exit(ABORT_STATUS)
+        libc::_exit(fuse::ABORT_STATUS)
     }
 }
 
@@ -446,17 +275,9 @@ fn end_as_pid1() -> ! {
     b.push_str("ending with _exit(134) (128+SIGABRT), no core file");
     say(&mut b);
     // SAFETY: _exit is async-signal-safe and ends the process.
-    unsafe { libc::_exit(ABORT_STATUS) }
+    unsafe { libc::_exit(fuse::ABORT_STATUS) }
 }
 
-/// The status the fuse ends the process with where it cannot kill it: the
-/// action's. Async-signal-safe.
-fn end_status() -> libc::c_int {
-    match LIVE.action() {
-        Action::Exit(status) => status,
-        _ => ABORT_STATUS,
-    }
-}
 
 /// Writes `b` and a newline to stderr (a broken or closed stderr is ignored).
 /// Async-signal-safe.
@@ -495,7 +316,7 @@ pub(crate) fn follow_through(kind: VerdictKind) {
         let _ = std::fmt::Write::write_fmt(&mut b, format_args!("{}", LIVE.action()));
         b.push_str(")");
         say(&mut b);
-        set_fuse(HOOK_GRACE);
+        fuse::set(HOOK_GRACE);
         SPARED_FOR_DEBUGGER.store(false, Release);
         act(culprit);
     } else if kind != VerdictKind::Stuck {

@@ -22,6 +22,7 @@
 pub(crate) mod chain;
 pub(crate) mod dump;
 pub(crate) mod end;
+pub(crate) mod fuse;
 pub(crate) mod locks;
 pub(crate) mod monitor;
 pub(crate) mod overseer;

@@ -61,6 +61,7 @@
 use super::chain::{self, Life};
 use super::dump::{self, DumpPath, OwnThreads, Scratch, Sink};
 use super::end;
+use super::fuse;
 use super::reporter;
 use super::systemd::Notifier;
 use crate::error::Error;
@@ -650,7 +651,7 @@ fn in_harmless_scope(tid: libc::pid_t) -> bool {
 /// Whether `tid` is one of failstop's own threads (never the end of an
 /// application's wait chain).
 fn is_own_thread(tid: libc::pid_t) -> bool {
-    tid == MONITOR_TID.load(Relaxed) || tid == reporter::tid() || tid == end::fuse_tid()
+    tid == MONITOR_TID.load(Relaxed) || tid == reporter::tid() || tid == fuse::tid()
 }
 
 /// The deadlock part of the blocked rule for a thread inside an idle or
@@ -920,7 +921,7 @@ fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Opti
     // that hangs (a hung NFS server) finds the raw part on its way to
     // stderr already.
     let mut sink = Sink::new(stderr_open, deadline);
-    let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid(), fuse: end::fuse_tid() };
+    let own = OwnThreads { monitor: sys::gettid(), reporter: reporter::tid(), fuse: fuse::tid() };
     dump::write_raw(&mut sink, scratch, &own, spared_by.map(|t| (t, end::TRACER_POLL)));
     let file = dump::open_file(path, &mut sink);
     let raw_done = sys::monotonic_ns();

@@ -13,6 +13,7 @@
 
 use super::dump::{self, DumpPath, OwnThreads, Scratch, Sink};
 use super::end;
+use super::fuse;
 use crate::os::sys;
 use crate::state::latch::{self, DUMP_DONE};
 use crate::state::progress::{MONITOR_LOOP_AT, MONITOR_TID, monitor_stall_limit_ns};
@@ -81,7 +82,7 @@ impl Overseer {
         let stderr_open = sys::stderr_usable();
         let deadline = crate::state::latch::VERDICT_AT.load(Acquire) + LIVE.dump_timeout_ns.load(Relaxed);
         let mut sink = Sink::new(stderr_open, deadline);
-        let own = OwnThreads { monitor, reporter: sys::gettid(), fuse: end::fuse_tid() };
+        let own = OwnThreads { monitor, reporter: sys::gettid(), fuse: fuse::tid() };
         dump::write_raw(&mut sink, &mut self.scratch, &own, None);
         let file = dump::open_file(self.path.as_ref(), &mut sink);
         let b = sink.line();

@@ -54,10 +54,46 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::*
 use std::time::{Duration, Instant};
 
 static TID: AtomicI32 = AtomicI32::new(0);
-/// Symbolization request: 0 idle, 1 asked, 2 done (a futex word).
-static SYM: AtomicU32 = AtomicU32::new(0);
-static SYM_CANCEL: AtomicBool = AtomicBool::new(false);
-static SYM_DEADLINE: AtomicU64 = AtomicU64::new(0);
+
+/// Where a dump's symbolization request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+enum SymState {
+    /// No request.
+    Idle = 0,
+    /// The monitor asked; the reporter has not finished.
+    Asked = 1,
+    /// The reporter appended the symbolized part.
+    Done = 2,
+}
+
+/// The monitor's request to symbolize a dump, and the reporter's answer.
+struct SymRequest {
+    /// A [`SymState`]; the futex word the monitor waits on.
+    state: AtomicU32,
+    /// Set by the monitor when its deadline passed: the reporter emits no
+    /// more (the action goes on without it).
+    cancel: AtomicBool,
+    /// The dump deadline, monotonic ns: nothing is emitted after it.
+    deadline: AtomicU64,
+}
+
+impl SymRequest {
+    fn state(&self) -> SymState {
+        match self.state.load(Acquire) {
+            1 => SymState::Asked,
+            2 => SymState::Done,
+            _ => SymState::Idle,
+        }
+    }
+
+    fn set(&self, s: SymState) {
+        self.state.store(s as u32, Release);
+    }
+}
+
+static SYM: SymRequest =
+    SymRequest { state: AtomicU32::new(SymState::Idle as u32), cancel: AtomicBool::new(false), deadline: AtomicU64::new(0) };
 
 /// Asks the reporter to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {
@@ -72,7 +108,7 @@ pub(crate) fn tid() -> libc::pid_t {
 /// Starts the reporter thread, and warms the symbolizer in it.
 pub(crate) fn spawn(dump_path: Option<DumpPath>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
-    SYM.store(0, Release);
+    SYM.set(SymState::Idle);
     let mut overseer = Overseer::new(dump_path);
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -103,10 +139,10 @@ fn reporter_loop(overseer: &mut Overseer) {
             return;
         }
         overseer.check();
-        if SYM.load(Acquire) == 1 {
+        if SYM.state() == SymState::Asked {
             write_symbolized();
-            SYM.store(2, Release);
-            sys::futex_wake_all(&SYM);
+            SYM.set(SymState::Done);
+            sys::futex_wake_all(&SYM.state);
         }
         // While a dump is being written, warnings wait: they must not
         // interleave with it.
@@ -252,10 +288,7 @@ fn write_warning(mut text: &[u8]) {
     }
     let until = sys::monotonic_ns() + WARNING_WRITE_MAX.as_nanos() as u64;
     while !text.is_empty() {
-        let mut take = text.len().min(4096);
-        if take < text.len() {
-            take = text[..take].iter().rposition(|&c| c == b'\n').map_or(take, |i| i + 1);
-        }
+        let take = sys::whole_lines(text);
         let (n, short) = loop {
             // In steps of 50 ms, so that a verdict cuts the wait short.
             let step = (sys::monotonic_ns() + 50_000_000).min(until);
@@ -432,29 +465,29 @@ pub(crate) fn symbolize_dump(deadline: u64, between: &mut dyn FnMut(u64) -> Dura
     if TID.load(Relaxed) == 0 {
         return false;
     }
-    SYM_CANCEL.store(false, Relaxed);
-    SYM_DEADLINE.store(deadline, Relaxed);
-    SYM.store(1, Release);
+    SYM.cancel.store(false, Relaxed);
+    SYM.deadline.store(deadline, Relaxed);
+    SYM.set(SymState::Asked);
     BELL.ring();
     loop {
-        let v = SYM.load(Acquire);
-        if v == 2 {
+        let v = SYM.state.load(Acquire);
+        if v == SymState::Done as u32 {
             return true;
         }
         let now = sys::monotonic_ns();
         if now >= deadline {
-            SYM_CANCEL.store(true, Release);
+            SYM.cancel.store(true, Release);
             return false;
         }
         // `between` keeps the monitor's other duties (systemd pings) going
         // while it waits; it returns when it wants to be called again.
         let wait = Duration::from_nanos(deadline - now).min(between(now));
-        sys::futex_wait(&SYM, v, Some(wait));
+        sys::futex_wait(&SYM.state, v, Some(wait));
     }
 }
 
 fn emit(text: &str) {
-    if SYM_CANCEL.load(Acquire) || sys::monotonic_ns() >= SYM_DEADLINE.load(Relaxed) {
+    if SYM.cancel.load(Acquire) || sys::monotonic_ns() >= SYM.deadline.load(Relaxed) {
         return;
     }
     // Into the dump's copy: the monitor writes it on to the file and stderr.
@@ -493,7 +526,7 @@ fn write_symbolized() {
             culprit_lines = lines;
         }
     }
-    if SYM_CANCEL.load(Acquire) {
+    if SYM.cancel.load(Acquire) {
         return; // past the dump deadline: the action goes on without us
     }
     let idx = CULPRIT_SLOT.load(Relaxed);

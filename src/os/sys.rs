@@ -280,6 +280,22 @@ pub(crate) enum WriteShort {
     Failed(libc::c_int),
 }
 
+/// The most a write to a pipe may carry and stay atomic (POSIX `PIPE_BUF`,
+/// 4096 on Linux): never interleaved with another process's writes.
+pub(crate) const PIPE_BUF: usize = 4096;
+
+/// How many bytes of `text` the next write of whole lines takes: all of it
+/// when it fits in [`PIPE_BUF`], else up to the last newline within the
+/// first `PIPE_BUF` bytes (or `PIPE_BUF` when a line is longer). Lines
+/// written so never interleave mid-line with the application's own output
+/// on a pipe. Async-signal-safe.
+pub(crate) fn whole_lines(text: &[u8]) -> usize {
+    if text.len() <= PIPE_BUF {
+        return text.len();
+    }
+    text[..PIPE_BUF].iter().rposition(|&c| c == b'\n').map_or(PIPE_BUF, |i| i + 1)
+}
+
 /// Writes `buf` to `fd` until it is all written or `until` (monotonic ns)
 /// passed; returns the bytes written and, when short, why.
 ///
@@ -616,4 +632,27 @@ pub(crate) fn map_stack(len: usize) -> io::Result<*mut u8> {
     // SAFETY: the first page of our own fresh mapping.
     unsafe { libc::mprotect(p, page, libc::PROT_NONE) };
     Ok(p.cast())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PIPE_BUF, whole_lines};
+
+    #[test]
+    fn whole_lines_takes_all_that_fits_else_up_to_the_last_newline() {
+        assert_eq!(whole_lines(b""), 0);
+        assert_eq!(whole_lines(b"no newline"), 10);
+        let mut t = vec![b'a'; PIPE_BUF - 1];
+        t.push(b'\n');
+        assert_eq!(whole_lines(&t), PIPE_BUF, "exactly PIPE_BUF: all of it");
+        t.extend_from_slice(b"next line\n");
+        assert_eq!(whole_lines(&t), PIPE_BUF, "the first line, whole");
+        let mut lines = b"short\n".repeat(1000);
+        let first = whole_lines(&lines);
+        assert!(first <= PIPE_BUF && lines[first - 1] == b'\n' && first > PIPE_BUF - 6, "{first}");
+        lines.truncate(first);
+        assert_eq!(whole_lines(&lines), first);
+        let long = vec![b'x'; PIPE_BUF * 2];
+        assert_eq!(whole_lines(&long), PIPE_BUF, "a line longer than PIPE_BUF is cut");
+    }
 }

@@ -19,6 +19,7 @@ linux_gnu! {
     pub(crate) mod captures;
     pub(crate) mod frames;
     pub(crate) mod latch;
+    pub(crate) mod lifecycle;
     pub(crate) mod progress;
     pub(crate) mod segmented;
     pub(crate) mod settings;

@@ -7,16 +7,11 @@
 //!
 //! [`install`]: ../../engine/handler/fn.install.html
 
+use super::lifecycle::{Lifecycle, LifecycleCell};
 use crate::config::{Action, Settings};
 use crate::verdict::Budgets;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 use std::time::Duration;
-
-/// The watchdog's lifecycle, in [`LiveSettings::lifecycle`].
-pub(crate) const STOPPED: u32 = 0;
-pub(crate) const STARTING: u32 = 1;
-pub(crate) const RUNNING: u32 = 2;
-pub(crate) const STOPPING: u32 = 3;
 
 /// [`Action`] as stored in [`LiveSettings::action`] (with `exit_code`).
 const ACTION_ABORT: u32 = 0;
@@ -26,7 +21,7 @@ const ACTION_WARN: u32 = 3;
 
 /// The settings of the running watchdog, as atomics (see the module doc).
 pub(crate) struct LiveSettings {
-    pub lifecycle: AtomicU32,
+    pub lifecycle: LifecycleCell,
     /// The process that started the watchdog (a forked child is not it).
     pub pid: AtomicI32,
     pub disabled: AtomicBool,
@@ -48,7 +43,7 @@ pub(crate) struct LiveSettings {
 
 /// The one instance.
 pub(crate) static LIVE: LiveSettings = LiveSettings {
-    lifecycle: AtomicU32::new(STOPPED),
+    lifecycle: LifecycleCell::new(),
     pid: AtomicI32::new(0),
     disabled: AtomicBool::new(false),
     signo: AtomicI32::new(libc::SIGALRM),
@@ -124,7 +119,7 @@ impl LiveSettings {
 
     /// Whether a watchdog runs in this process. Async-signal-safe.
     pub(crate) fn running(&self) -> bool {
-        self.lifecycle.load(Acquire) == RUNNING
+        self.lifecycle.get() == Lifecycle::Running
     }
 
     /// The configured action. Async-signal-safe.

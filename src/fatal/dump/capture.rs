@@ -118,37 +118,75 @@ pub(super) fn await_capture(c: &Capture, state: u8, deadline: u64) {
     }
 }
 
-/// Why a thread has no frames of its own capture: it blocks the signal.
-const MASKED: &str = "not asked: it blocks the watchdog signal";
-/// Why a thread has no frames of its own capture: it waits for signals.
-const SIGWAIT: &str = "not asked: it waits for signals (sigwait, sigtimedwait), which would take the request";
-/// Why no thread has frames of its own capture: the handler was replaced.
-const NOT_OURS: &str = "not asked: the application replaced failstop's handler of the watchdog signal";
-/// Why a thread has no frames of its own capture: the signal queue is full.
-const REFUSED: &str = "the capture signal could not be queued: the queue of pending signals is used up \
-                       (RLIMIT_SIGPENDING, `ulimit -i`)";
-/// Why a thread has no frames of its own capture: no answer in time.
-const NOT_RESPONDING: &str =
-    "not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)";
+/// Why a thread has no frames of its own capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NoFrames {
+    /// One of failstop's own threads (a fatal verdict asks every other).
+    OwnThread,
+    /// Outside a fatal verdict, a sleeping thread is not asked: the signal
+    /// would interrupt its system call.
+    Sleeping,
+    /// It blocks the watchdog signal.
+    Masked,
+    /// It waits for signals (`sigwait`, `sigtimedwait`) and would take the
+    /// request as one of its own.
+    Sigwait,
+    /// The application replaced failstop's handler of the watchdog signal.
+    NotOurs,
+    /// The signal queue is full (`RLIMIT_SIGPENDING`).
+    Refused,
+    /// Asked, but no answer came in time.
+    NotResponding,
+    /// The request could not be sent at all.
+    NotSent,
+}
+
+impl NoFrames {
+    /// The dump's words for it.
+    pub(super) fn text(self) -> &'static str {
+        match self {
+            NoFrames::OwnThread => "failstop's own thread",
+            NoFrames::Sleeping => {
+                "not asked: it sleeps in a system call and a signal would interrupt it (non-fatal mode)"
+            }
+            NoFrames::Masked => "not asked: it blocks the watchdog signal",
+            NoFrames::Sigwait => {
+                "not asked: it waits for signals (sigwait, sigtimedwait), which would take the request"
+            }
+            NoFrames::NotOurs => "not asked: the application replaced failstop's handler of the watchdog signal",
+            NoFrames::Refused => {
+                "the capture signal could not be queued: the queue of pending signals is used up \
+                 (RLIMIT_SIGPENDING, `ulimit -i`)"
+            }
+            NoFrames::NotResponding => {
+                "not responding to the capture signal in time (signal blocked, stopped, or uninterruptible)"
+            }
+            NoFrames::NotSent => "the capture signal could not be sent",
+        }
+    }
+
+    /// Whether the ptrace helper is worth trying for a thread without
+    /// frames in state `state`: it was not asked for a reason a ptrace
+    /// stop does not share (it blocks the signal, waits for signals, the
+    /// handler was replaced, the queue is full) or did not answer, and it
+    /// is not in uninterruptible sleep (it would not stop). Outside a fatal
+    /// verdict only a running thread is stopped (a stop can cut a sleeping
+    /// system call short, as the signal would).
+    pub(super) fn ptrace_may_help(self, state: u8) -> bool {
+        matches!(
+            self,
+            NoFrames::Masked | NoFrames::Sigwait | NoFrames::NotOurs | NoFrames::Refused | NoFrames::NotResponding
+        ) && state != b'D'
+            && (LIVE.fatal() || state == b'R')
+    }
+}
+
 /// Threads whose frames a dump reads with the ptrace helper, at most.
 const PTRACE_MAX: usize = 32;
 /// The longest one ptrace capture may take.
 const PTRACE_EACH: Duration = Duration::from_millis(100);
 /// ptrace captures made in this dump (reset by `write_raw`).
 pub(super) static PTRACE_COUNT: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether the ptrace helper is worth trying for a thread without frames
-/// (`why`, `state`): it was not asked (it blocks the signal, waits for
-/// signals, the handler was replaced, the queue is full) or did not
-/// answer, and it is not
-/// in uninterruptible sleep (it would not stop). Outside a fatal verdict
-/// only a running thread is stopped (a stop can cut a sleeping system call
-/// short, as the signal would).
-pub(super) fn ptrace_may_help(why: &str, state: u8) -> bool {
-    [MASKED, SIGWAIT, NOT_OURS, REFUSED, NOT_RESPONDING].contains(&why)
-        && state != b'D'
-        && (LIVE.fatal() || state == b'R')
-}
 
 /// Frames of `tid` read by the ptrace helper, within the limits of a dump:
 /// [`PTRACE_MAX`] threads, [`PTRACE_EACH`] each, and never in the second
@@ -200,25 +238,21 @@ pub(super) fn captured(
     ci: usize,
     tid: libc::pid_t,
     frames: &mut [usize; MAX_FRAMES],
-) -> Result<(usize, &'static Frames), &'static str> {
+) -> Result<(usize, &'static Frames), NoFrames> {
     let Some(c) = capture_entry(ci, tid) else {
-        return Err(if LIVE.fatal() {
-            "failstop's own thread"
-        } else {
-            "not asked: it sleeps in a system call and a signal would interrupt it (non-fatal mode)"
-        });
+        return Err(if LIVE.fatal() { NoFrames::OwnThread } else { NoFrames::Sleeping });
     };
     match c.frames.state.load(Acquire) {
         CAP_READY => Ok((c.frames.load(frames), &c.frames)),
         CAP_REQUESTED => {
             // Give up on it: a late answer will find the entry abandoned.
             let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);
-            Err(NOT_RESPONDING)
+            Err(NoFrames::NotResponding)
         }
-        CAP_MASKED => Err(MASKED),
-        CAP_SIGWAIT => Err(SIGWAIT),
-        CAP_NOT_OURS => Err(NOT_OURS),
-        CAP_REFUSED => Err(REFUSED),
-        _ => Err("the capture signal could not be sent"),
+        CAP_MASKED => Err(NoFrames::Masked),
+        CAP_SIGWAIT => Err(NoFrames::Sigwait),
+        CAP_NOT_OURS => Err(NoFrames::NotOurs),
+        CAP_REFUSED => Err(NoFrames::Refused),
+        _ => Err(NoFrames::NotSent),
     }
 }

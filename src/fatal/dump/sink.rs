@@ -137,10 +137,7 @@ impl Sink {
                 return;
             }
             // Whole lines, at most PIPE_BUF bytes: one atomic write on a pipe.
-            let mut take = pending.len().min(4096);
-            if take < pending.len() {
-                take = pending[..take].iter().rposition(|&c| c == b'\n').map_or(take, |i| i + 1);
-            }
+            let take = sys::whole_lines(pending);
             let (n, short) = sys::write_until(2, &pending[..take], until);
             self.err_sent += n;
             match short {

@@ -1,7 +1,7 @@
 //! One thread's entry in the dump: its line, its `/proc` evidence, its
 //! system call and its frames; and the module table.
 
-use super::capture::{by_ptrace, captured, ptrace_may_help};
+use super::capture::{by_ptrace, captured};
 use super::scratch::{OwnThreads, Scratch};
 use super::sink::Sink;
 use crate::os::fmt::FixedBuf;
@@ -202,11 +202,11 @@ pub(super) fn write_thread_frames(
     } else {
         match captured(ci, tid, &mut frames) {
             Ok((found, source)) => (found, Some(source)),
-            Err(why) if ptrace_may_help(why, state) => match by_ptrace(ci, tid, &mut frames) {
+            Err(why) if why.ptrace_may_help(state) => match by_ptrace(ci, tid, &mut frames) {
                 Ok((found, source)) => {
                     let b = out.line();
                     b.push_str("    (");
-                    b.push_str(why);
+                    b.push_str(why.text());
                     b.push_str(": frames read by a ptrace helper process instead)");
                     out.eol();
                     (found, source)
@@ -214,7 +214,7 @@ pub(super) fn write_thread_frames(
                 Err(also) => {
                     let b = out.line();
                     b.push_str("    (no backtrace: ");
-                    b.push_str(why);
+                    b.push_str(why.text());
                     b.push_str("; a ptrace helper could not read it either: ");
                     b.push_str(also);
                     b.push_str(")");
@@ -225,7 +225,7 @@ pub(super) fn write_thread_frames(
             Err(why) => {
                 let b = out.line();
                 b.push_str("    (no backtrace: ");
-                b.push_str(why);
+                b.push_str(why.text());
                 if state == b'D' {
                     b.push_str("; state D, uninterruptible: it cannot run a signal handler; the /proc data above is all there is");
                 }

@@ -45,10 +45,53 @@ pub(crate) const UNKILLABLE: &str = "; it is in uninterruptible sleep (state D):
      it cannot be killed until the system call returns, so the process may not end and its descriptors stay open \
      until then: if the process does not end, fence the node";
 
+/// The threads a dump lists: `scratch.tids[first..n]`, the culprit at
+/// index 0 (kept for it, so that it is listed even when there are too many
+/// threads; `first` is 1 when it is gone), and how many more there were.
+struct Listing {
+    culprit: libc::pid_t,
+    culprit_seen: bool,
+    first: usize,
+    n: usize,
+    more: usize,
+}
+
+impl Listing {
+    /// The threads of the process now, the culprit first.
+    fn take(scratch: &mut Scratch, culprit: libc::pid_t) -> Listing {
+        let mut n = 1;
+        let mut culprit_seen = false;
+        let mut more = 0usize;
+        let tids = &mut scratch.tids;
+        let _ = procfs::for_each_task(&mut scratch.io[..], |tid| {
+            if tid == culprit {
+                culprit_seen = true;
+            } else if n < MAX_DUMP_THREADS {
+                tids[n] = tid;
+                n += 1;
+            } else {
+                more += 1;
+            }
+        });
+        tids[0] = culprit;
+        Listing { culprit, culprit_seen, first: if culprit_seen { 0 } else { 1 }, n, more }
+    }
+
+    /// Threads listed, culprit included when seen.
+    fn listed(&self) -> usize {
+        self.n - self.first
+    }
+}
+
 /// Writes the raw part of the dump. `spared_by`: the tracer that spares
 /// the process (`fatal::end::spare_if_traced`) and how often the process
 /// looks whether it is still traced. Allocation-free; monitor thread.
 /// Returns the number of threads listed.
+///
+/// The threads are listed and their `/proc` files read first, before any
+/// capture request interrupts a sleep, and the wait-for graph is built
+/// from that reading (the verdict line names who waits for a blocked
+/// culprit); then the lines, top to bottom.
 pub(crate) fn write_raw(
     out: &mut Sink,
     scratch: &mut Scratch,
@@ -56,59 +99,64 @@ pub(crate) fn write_raw(
     spared_by: Option<(libc::pid_t, Duration)>,
 ) -> usize {
     let kind = latch::latched().unwrap_or(VerdictKind::Stuck);
-    let culprit = CULPRIT_TID.load(Relaxed);
-    let culprit_slot = slots::slot(CULPRIT_SLOT.load(Relaxed));
-    let figure = CULPRIT_FIGURE.load(Relaxed);
-
-    // The threads and the wait-for graph first (the verdict line names
-    // who waits for a blocked culprit).
-    // Every thread of the process, the culprit first (index 0 is kept for
-    // it, so that it is listed even when there are too many threads).
-    let mut ntids = 1;
-    let mut culprit_seen = false;
-    let tids = &mut scratch.tids;
-    let mut more = 0usize;
-    let _ = procfs::for_each_task(&mut scratch.io[..], |tid| {
-        if tid == culprit {
-            culprit_seen = true;
-        } else if ntids < MAX_DUMP_THREADS {
-            tids[ntids] = tid;
-            ntids += 1;
-        } else {
-            more += 1;
-        }
-    });
-    tids[0] = culprit;
-    let first = if culprit_seen { 0 } else { 1 };
-    // Each thread's registry slot, and its /proc files read once, before
-    // the capture request interrupts the sleeps.
-    // The threads' files are opened relative to /proc/self/task, held
-    // open while the dump lasts.
+    let list = Listing::take(scratch, CULPRIT_TID.load(Relaxed));
+    // The threads' files are opened relative to /proc/self/task, held open
+    // while the dump lasts.
     let task_dir = TaskDir::open();
-    scratch.index_threads(first, ntids);
-    for i in first..ntids {
-        let tid = scratch.tids[i];
-        scratch.facts[i].read(&task_dir, tid, &mut scratch.io[..]);
-    }
-    // The wait-for graph. A stuck culprit sleeps in failstop's handler (it
-    // waits for this dump): that wait is failstop's, not the application's.
-    let in_handler = if kind == VerdictKind::Stuck { culprit } else { 0 };
-    {
-        let Scratch { waits, tids, facts, by_tid, by_tid_len, .. } = &mut *scratch;
-        let threads = (first..ntids)
-            .filter(|&i| !own.has(tids[i]) && tids[i] != in_handler)
-            .filter_map(|i| Some((tids[i], facts[i].syscall()?)));
-        let sorted = &by_tid[..*by_tid_len];
-        waits.collect(threads, |t| sorted.binary_search_by_key(&t, |e| e.0).is_ok());
-    }
-
-    // 1. The verdict line.
+    read_facts(scratch, &list, &task_dir);
+    collect_waits(scratch, &list, kind, own);
     let mut name = FixedBuf::<96>::new();
     if kind == VerdictKind::Stalled {
         name.push_str("\"failstop-monitor\"");
     } else {
-        push_thread_name(&mut name, culprit_slot, culprit, &mut scratch.io[..]);
+        push_thread_name(&mut name, slots::slot(CULPRIT_SLOT.load(Relaxed)), list.culprit, &mut scratch.io[..]);
     }
+    write_verdict_line(out, scratch, &list, kind, &name);
+    if let Some((tracer, poll)) = spared_by {
+        write_spared_line(out, tracer, poll);
+    }
+    write_process_line(out, &list);
+    write_cgroups(out, scratch);
+    write_deadlock_line(out, scratch, list.culprit);
+    write_threads(out, scratch, &list, &task_dir, own, &name);
+    write_locks(out, scratch);
+    out.line().push_str("failstop: modules (path, load base, bias, build-id):");
+    out.eol();
+    write_modules(out, &scratch.modules);
+    out.flush();
+    list.listed()
+}
+
+/// Each listed thread's registry slot, and its `/proc` files read once,
+/// before the capture request interrupts the sleeps.
+fn read_facts(scratch: &mut Scratch, list: &Listing, task_dir: &TaskDir) {
+    scratch.index_threads(list.first, list.n);
+    for i in list.first..list.n {
+        let tid = scratch.tids[i];
+        scratch.facts[i].read(task_dir, tid, &mut scratch.io[..]);
+    }
+}
+
+/// The wait-for graph, from the system calls the threads sleep in. A stuck
+/// culprit sleeps in failstop's handler (it waits for this dump): that
+/// wait is failstop's, not the application's.
+fn collect_waits(scratch: &mut Scratch, list: &Listing, kind: VerdictKind, own: &OwnThreads) {
+    let in_handler = if kind == VerdictKind::Stuck { list.culprit } else { 0 };
+    let Scratch { waits, tids, facts, by_tid, by_tid_len, .. } = &mut *scratch;
+    let threads = (list.first..list.n)
+        .filter(|&i| !own.has(tids[i]) && tids[i] != in_handler)
+        .filter_map(|i| Some((tids[i], facts[i].syscall()?)));
+    let sorted = &by_tid[..*by_tid_len];
+    waits.collect(threads, |t| sorted.binary_search_by_key(&t, |e| e.0).is_ok());
+}
+
+/// The verdict line: the kind, the culprit, the rule's figure and budget,
+/// who waits for a blocked culprit, whether it can be killed, the action
+/// and the process.
+fn write_verdict_line(out: &mut Sink, scratch: &mut Scratch, list: &Listing, kind: VerdictKind, name: &FixedBuf<96>) {
+    let culprit = list.culprit;
+    let culprit_slot = slots::slot(CULPRIT_SLOT.load(Relaxed));
+    let figure = CULPRIT_FIGURE.load(Relaxed);
     let b = out.line();
     b.push_str("failstop: ");
     b.push_str(kind.as_str());
@@ -178,7 +226,7 @@ pub(crate) fn write_raw(
     if kind == VerdictKind::Blocked {
         push_waited_for_by(b, scratch, culprit);
     }
-    if culprit_seen && scratch.facts[0].state() == b'D' {
+    if list.culprit_seen && scratch.facts[0].state() == b'D' {
         b.push_str(UNKILLABLE);
     }
     b.push_str("; action: ");
@@ -186,40 +234,54 @@ pub(crate) fn write_raw(
     b.push_str("; ");
     push_process(b, &mut scratch.io[..]);
     out.eol();
+}
 
-    // 2. A debugger spares the process: say so, and until when.
-    if let Some((tracer, poll)) = spared_by {
-        let b = out.line();
-        b.push_str("failstop: a debugger is attached (TracerPid ");
-        b.push_i64(tracer as i64);
-        b.push_str("): reporting only, the process is not ended while it is traced, and is ended once no thread is (looked at every ");
-        b.push_u64(poll.as_millis() as u64);
-        b.push_str(" ms; FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it at once)");
-        out.eol();
-    }
+/// A debugger spares the process: say so, and until when.
+fn write_spared_line(out: &mut Sink, tracer: libc::pid_t, poll: Duration) {
+    let b = out.line();
+    b.push_str("failstop: a debugger is attached (TracerPid ");
+    b.push_i64(tracer as i64);
+    b.push_str(
+        "): reporting only, the process is not ended while it is traced, and is ended once no thread is (looked at every ",
+    );
+    b.push_u64(poll.as_millis() as u64);
+    b.push_str(" ms; FAILSTOP_ABORT_UNDER_DEBUGGER=1 to end it at once)");
+    out.eol();
+}
 
-    // 3. The process: its threads, and what held it back (CPU quota).
+/// The process: its thread count and the verdict's time.
+fn write_process_line(out: &mut Sink, list: &Listing) {
     let b = out.line();
     b.push_str("failstop: pid ");
     b.push_i64(sys::getpid() as i64);
     b.push_str(", ");
-    b.push_u64((ntids - first + more) as u64);
+    b.push_u64((list.listed() + list.more) as u64);
     b.push_str(" threads; verdict at CLOCK_MONOTONIC ");
     b.push_ms(VERDICT_AT.load(Relaxed));
     b.push_str(" ms; '>' marks the culprit; failstop ");
     b.push_str(env!("CARGO_PKG_VERSION"));
     out.eol();
+}
 
-    write_cgroups(out, scratch);
-
-    // 4. A deadlock cycle is said here, near the top.
-    write_deadlock_line(out, scratch, culprit);
-
-    // The culprit's state and system call first: a capture request would
-    // interrupt the system call a blocked culprit sleeps in, and /proc read
-    // afterwards could show it returning from the handler instead.
-    let culprit_state = if culprit_seen { write_thread_state(out, scratch, &task_dir, 0, true, own) } else { None };
-    if !culprit_seen {
+/// Every listed thread: its `/proc` evidence and its frames, the culprit
+/// first. The culprit's state and system call are written before any
+/// capture request goes out: a request would interrupt the system call a
+/// blocked culprit sleeps in, and `/proc` read afterwards could show it
+/// returning from the handler instead. The requests then go out to every
+/// thread at once and are answered in parallel; each answer is awaited
+/// only when its thread's turn comes (under one deadline for all), so that
+/// the lines of the threads before it are written meanwhile.
+fn write_threads(
+    out: &mut Sink,
+    scratch: &mut Scratch,
+    list: &Listing,
+    task_dir: &TaskDir,
+    own: &OwnThreads,
+    name: &FixedBuf<96>,
+) {
+    let culprit = list.culprit;
+    let culprit_state = if list.culprit_seen { write_thread_state(out, scratch, task_dir, 0, true, own) } else { None };
+    if !list.culprit_seen {
         let b = out.line();
         b.push_str("> thread ");
         b.push_i64(culprit as i64);
@@ -229,11 +291,8 @@ pub(crate) fn write_raw(
         out.eol();
     }
     PTRACE_COUNT.store(0, Relaxed);
-    // The requests go out to every thread at once and are answered in
-    // parallel; each thread's answer is awaited only when its turn to be
-    // written comes (under one deadline for all), so that the /proc lines of
-    // the threads before it are written meanwhile.
-    request_captures(&scratch.tids[first..ntids], &scratch.facts[first..ntids], culprit, own);
+    let (first, n) = (list.first, list.n);
+    request_captures(&scratch.tids[first..n], &scratch.facts[first..n], culprit, own);
     let budget = Duration::from_nanos(LIVE.dump_timeout_ns.load(Relaxed) / 4).min(CAPTURE_WAIT_MAX);
     let capture_deadline = sys::monotonic_ns() + budget.as_nanos() as u64;
 
@@ -242,29 +301,23 @@ pub(crate) fn write_raw(
         await_capture(&CAPTURES[0], state, capture_deadline);
         write_thread_frames(out, scratch, 0, culprit, true, state);
     }
-    for i in 1..ntids {
+    for i in 1..n {
         let tid = scratch.tids[i];
         let ci = i - first;
         await_capture(&CAPTURES[ci], scratch.facts[i].state(), capture_deadline);
-        if let Some(state) = write_thread_state(out, scratch, &task_dir, i, false, own) {
+        if let Some(state) = write_thread_state(out, scratch, task_dir, i, false, own) {
             write_thread_frames(out, scratch, ci, tid, false, state);
         }
     }
-    if more > 0 {
+    if list.more > 0 {
         let b = out.line();
         b.push_str("failstop: ");
-        b.push_u64(more as u64);
+        b.push_u64(list.more as u64);
         b.push_str(" more threads not listed (limit ");
         b.push_u64(MAX_DUMP_THREADS as u64);
         b.push_str(")");
         out.eol();
     }
-    write_locks(out, scratch);
-    out.line().push_str("failstop: modules (path, load base, bias, build-id):");
-    out.eol();
-    write_modules(out, &scratch.modules);
-    out.flush();
-    ntids - first
 }
 
 /// Appends `"name" (tid N)`, the name as [`push_thread_name`] gives it
