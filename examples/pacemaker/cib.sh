@@ -11,6 +11,8 @@ set -eu
 crm_attribute --type crm_config --name stonith-enabled --update true
 # `off`, not `reboot`: nothing brings a fenced node back by itself.
 crm_attribute --type crm_config --name stonith-action --update off
+# A fence that has not succeeded within 30 s has failed (the lab's agent
+# takes a fraction of a second; a BMC or a hypervisor may take seconds).
 crm_attribute --type crm_config --name stonith-timeout --update 30s
 # A resource stays where it runs once it moved (no failback).
 crm_attribute --type rsc_defaults --name resource-stickiness --update 100
