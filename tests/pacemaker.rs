@@ -805,14 +805,25 @@ fn takeover(lab: &mut Lab, h: usize, kind: &str, action: &str, case: &str) -> (T
     let pid = lab.server_pid(h);
     let offset = lab.nodes[h].server_err().len();
     let fault = lab.fault(h, kind);
-    let dump = dump_after(lab, h, offset, END_BOUND);
-    let verdict = check_verdict(lab, &dump, kind.split_whitespace().next().unwrap_or(kind), pid, action, &fault);
     if action == "unhealthy" {
         // The process stays (until Pacemaker's stop ends it, STOP_TIMEOUT
-        // after its SIGTERM at the earliest): its heartbeat says UNHEALTHY.
-        let beat = lab.heartbeat_of(h);
-        lab.check(beat.as_deref() == Ok("UNHEALTHY\n"), &format!("{case}: {}'s heartbeat {beat:?}", NODES[h].2));
+        // after its SIGTERM at the earliest), its heartbeat answering
+        // HEALTHY until the verdict, then UNHEALTHY.
+        loop {
+            let beat = lab.heartbeat_of(h);
+            if beat.as_deref() == Ok("UNHEALTHY\n") {
+                break;
+            }
+            let ok = beat.as_deref() == Ok("HEALTHY\n") && fault.at.elapsed() < END_BOUND;
+            lab.check(
+                ok,
+                &format!("{case}: {}'s heartbeat {beat:?} {:?} after the fault", NODES[h].2, fault.at.elapsed()),
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
+    let dump = dump_after(lab, h, offset, END_BOUND);
+    let verdict = check_verdict(lab, &dump, kind.split_whitespace().next().unwrap_or(kind), pid, action, &fault);
     let bound = if case.contains("fenced") { FENCE_TAKEOVER_BOUND } else { TAKEOVER_BOUND };
     let served = lab.wait_served_by(o, fault.at, bound, case);
     let fenced = case.contains("fenced");
