@@ -32,9 +32,10 @@ cibadmin --create --scope resources --xml-text '
 # one Pacemaker gives the agent. --allow-faults lets the test inject its
 # faults: leave it out in production. migration-threshold=1: one failed
 # monitor moves the service (the default restarts it in place first).
-# Monitor every second (the hook's answer is cheap); a stop waits 2 s after
-# SIGTERM, then sends SIGKILL; a stop that cannot end the process fails
-# after 8 s, and the node is fenced.
+# Monitor every second (the hook's answer is cheap; its 10 s timeout only
+# guards against a loaded node: the hook fails within a second on its own);
+# a stop waits 2 s after SIGTERM, then sends SIGKILL; a stop that cannot
+# end the process fails after 8 s, and the node is fenced.
 cibadmin --create --scope resources --xml-text '
 <primitive id="echo" class="ocf" provider="heartbeat" type="anything">
   <instance_attributes id="echo-params">
@@ -50,7 +51,7 @@ cibadmin --create --scope resources --xml-text '
     <nvpair id="echo-migration-threshold" name="migration-threshold" value="1"/>
   </meta_attributes>
   <operations>
-    <op id="echo-monitor" name="monitor" interval="1s" timeout="5s"/>
+    <op id="echo-monitor" name="monitor" interval="1s" timeout="10s"/>
     <op id="echo-start" name="start" interval="0s" timeout="20s"/>
     <op id="echo-stop" name="stop" interval="0s" timeout="8s"/>
   </operations>
