@@ -39,7 +39,7 @@ use crate::os::sys;
 use crate::os::unwind;
 use crate::state::bells::REPORTER as BELL;
 use crate::state::captures::{CAPTURE_COUNT, CAPTURES};
-use crate::state::frames::{CAP_EMPTY, CAP_READY, MAX_FRAMES};
+use crate::state::frames::{CapState, MAX_FRAMES};
 use crate::state::gate::{SUPPRESSED, WARNINGS};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID};
 use crate::state::limits::{WARN_BURST, WARN_WINDOW};
@@ -149,9 +149,9 @@ fn reporter_loop(overseer: &mut Overseer) {
         let dumping = latch::dumping();
         if !dumping {
             for w in &warnings::WARNINGS {
-                if w.frames.state.load(Acquire) == CAP_READY {
+                if w.frames.state.get() == CapState::Ready {
                     report_warning(w, &mut recent);
-                    w.frames.state.store(CAP_EMPTY, Release);
+                    w.frames.state.set(CapState::Empty);
                 }
             }
         }
@@ -508,14 +508,14 @@ fn write_symbolized() {
     let mut frames = [0usize; MAX_FRAMES];
     let mut culprit_lines = Vec::new();
     let mut cache = HashMap::new();
-    if CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
+    if CULPRIT_FRAMES.state.get() == CapState::Ready {
         let n = CULPRIT_FRAMES.load(&mut frames);
         let slot = CULPRIT_SLOT.load(Relaxed);
         culprit_lines = emit_thread(culprit, slot, true, &frames[..n], &mut cache);
     }
     let count = CAPTURE_COUNT.load(Acquire).min(CAPTURES.len());
     for c in &CAPTURES[..count] {
-        if c.frames.state.load(Acquire) != CAP_READY {
+        if c.frames.state.get() != CapState::Ready {
             continue;
         }
         let tid = c.tid.load(Relaxed);
