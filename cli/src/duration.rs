@@ -38,7 +38,7 @@ pub(crate) fn parse_ms(text: &str) -> Result<u64, &'static str> {
     let digits: u128 = format!("{whole}{fraction}").parse().map_err(|_| "not a number")?;
     let scale = 10u128.pow(fraction.len() as u32);
     let scaled = digits * per_unit;
-    if scaled % scale != 0 {
+    if !scaled.is_multiple_of(scale) {
         return Err("not a whole number of milliseconds");
     }
     let ms = scaled / scale;

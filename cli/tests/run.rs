@@ -48,8 +48,9 @@ fn a_bad_value_stops_the_command_before_the_program_starts() {
     let dir = scratch("bad");
     let program = spin_loop(&dir);
     let marker = dir.join("started");
-    // (arguments or variable, what the message must say)
-    let cases: &[(&[&str], Option<(&str, &str)>, &[&str])] = &[
+    // (arguments, a variable, what the message must say)
+    type Case<'a> = (&'a [&'a str], Option<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: &[Case] = &[
         (
             &["--cpu-budget", "5x"],
             None,
