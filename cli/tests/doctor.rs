@@ -1,8 +1,12 @@
 //! `failstop doctor` in real child processes: here it finds everything
 //! failstop needs (exit 0); a bad `FAILSTOP_*` variable, a used-up
 //! `RLIMIT_SIGPENDING`, an unwritable dump directory fail it (exit 1); a
-//! low limit and PID 1 of a PID namespace are reported; `--json` parses.
+//! low limit, PID 1 of a PID namespace and a CPU quota (a cgroup of the
+//! test's own) are reported; `--json` parses.
 
+// The workspace's test harness, for its cgroups with a CPU quota.
+#[path = "../../tests/common/mod.rs"]
+mod common;
 mod support;
 
 use std::os::unix::process::CommandExt;
@@ -196,4 +200,20 @@ fn write_tmp(name: &str, text: &str) -> std::path::PathBuf {
     let p = scratch("json").join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+#[test]
+fn a_cpu_quota_is_reported() {
+    // A fifth of a CPU, on the cgroup the command runs in.
+    let cg = common::cgroup::Cgroup::with_cpu_quota(20_000, 100_000);
+    let out = cg.wrap(common::Spec::program(failstop(), &["doctor"])).run();
+    let stdout = out.stdout();
+    let l = stdout
+        .lines()
+        .find(|l| l.get(5..).is_some_and(|r| r.starts_with("cpu-quota: ")))
+        .unwrap_or_else(|| panic!("no cpu-quota line:\n{}", out.describe()));
+    assert!(l.starts_with("warn cpu-quota: a CPU quota of 0.20 CPUs in force at "), "{l}");
+    assert!(l.contains(&cg.dir.display().to_string()), "{l} does not name {:?}", cg.dir);
+    assert!(l.contains("CPU budgets count CPU time and are unaffected"), "{l}");
+    out.assert_exit(0);
 }
