@@ -443,6 +443,10 @@ fn check_tracing(r: &mut Report) {
 /// Forks a child that seizes this process with `ptrace`, as failstop's
 /// capture helper seizes a thread of its parent.
 fn ptrace_trial(set_ptracer: bool) -> Result<(), String> {
+    // A SIGCHLD ignored by whoever started us (inherited across exec)
+    // would reap the child before waitpid sees it.
+    // SAFETY: restores the default disposition of SIGCHLD; no handler.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     let mut fds = [0; 2];
     // SAFETY: a valid out-array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

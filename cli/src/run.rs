@@ -75,20 +75,29 @@ pub(crate) fn help() -> String {
             _ => format!("--{} {}", s.option, s.value),
         };
         let var = failstop::ENV_VARS.iter().find(|v| v.name == s.var);
-        let meaning = var.map_or("", |v| v.meaning);
-        let allowed = match s.kind {
-            Kind::Duration => "300ms, 1s, 1.5s, 2min".to_string(),
-            _ => var.map_or(String::new(), |v| v.allowed.to_string()),
+        let meaning = var.map_or("", |v| v.meaning.trim_end_matches('.'));
+        let (allowed, unit) = match s.kind {
+            Kind::Duration => ("300ms, 1s, 1.5s, 2min (1ms to 1440min)".to_string(), " ms"),
+            _ => (var.map_or(String::new(), |v| v.allowed.to_string()), ""),
         };
         let default = var.map_or("", |v| v.default);
-        out.push_str(&format!("  {left:<32} {} ({}; default {default}; allowed: {allowed})\n", s.var, meaning));
+        let unit = if default.bytes().all(|b| b.is_ascii_digit()) { unit } else { "" };
+        out.push_str(&format!(
+            "  {left}\n      sets {} (default {default}{unit}): {meaning}\n      allowed: {allowed}\n",
+            s.var
+        ));
     }
     out.push_str(&format!(
-        "  {:<32} the preload library (default: beside this command, {})\n\
+        "  {}\n      the preload library (default: the first of {})\n\
          \nLD_PRELOAD: libfailstop_preload.so is put in front of any LD_PRELOAD already set (which is\n\
          kept), so that the program's waits reach failstop's interposer first, whatever the other\n\
          preloaded libraries wrap; an earlier libfailstop_preload.so in it is dropped (a library\n\
-         preloaded twice would start two watchdogs).\n",
+         preloaded twice would start two watchdogs).\n\
+         \nRefused (status 2), since the preload could not reach them and they would run\n\
+         unprotected: a statically linked program, a set-user-ID or set-group-ID one, one of\n\
+         the other ELF class.\n\
+         \nExit status: the program's own; 2 for a bad option or setting (the program is not\n\
+         started); 126 when PROGRAM cannot be executed, 127 when it is not found.\n",
         "--preload PATH",
         preload_candidates().iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     ));
