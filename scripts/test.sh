@@ -11,6 +11,8 @@
 #   dpkg             dpkg-deb: tests/install.rs builds the Debian package
 #                    (scripts/deb.sh) and unpacks it into a scratch root
 #   python3          cli/tests/doctor.rs parses `failstop doctor --json`
+#   dwz              cli/tests/symbolize.rs splits a debug file as Debian's
+#                    -dbgsym packages are (a supplementary file)
 #   pkgconf          pkg-config: tests/install.rs builds with the README's lines
 #   redis-server     /usr/bin/redis-server: preload/tests/preload_servers.rs,
 #   redis-tools      /usr/bin/redis-cli, redis-benchmark: a third-party
@@ -56,6 +58,7 @@ requirements=(
     "binutils objdump"
     "dpkg dpkg-deb"
     "python3 python3"
+    "dwz dwz"
     "pkgconf pkg-config"
     "redis-server /usr/bin/redis-server"
     "redis-tools /usr/bin/redis-cli"

@@ -23,6 +23,9 @@ pub(crate) struct Symbol {
 /// What one ELF file can tell about addresses of its image.
 pub(crate) struct Debug {
     pub(crate) path: PathBuf,
+    /// The supplementary file (`dwz`'s `.gnu_debugaltlink`) used, or why
+    /// it was not: function names moved there are then missing.
+    pub(crate) sup: Option<Result<PathBuf, String>>,
     dwarf: Option<addr2line::Context<Reader>>,
     /// Function symbols: (start, size, demangled name), sorted by start.
     symbols: Vec<(u64, u64, String)>,
@@ -34,17 +37,22 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 impl Debug {
-    /// Reads the ELF file at `path`: its build-id, its DWARF (if any) and
-    /// its function symbols.
-    pub(crate) fn load(path: &Path) -> Result<(Option<String>, Debug), String> {
+    /// Reads the ELF file at `path`: its build-id, its DWARF (if any, with
+    /// the supplementary file `dwz` moved shared parts to, looked for at
+    /// the path the file names and by its build-id in `debug_dirs`) and its
+    /// function symbols.
+    pub(crate) fn load(path: &Path, debug_dirs: &[PathBuf]) -> Result<(Option<String>, Debug), String> {
         let data = std::fs::read(path).map_err(|e| e.to_string())?;
         let file = object::File::parse(&*data).map_err(|e| format!("not an ELF file ({e})"))?;
         let id = file.build_id().ok().flatten().map(hex);
         let endian = if file.is_little_endian() { gimli::RunTimeEndian::Little } else { gimli::RunTimeEndian::Big };
         let has_dwarf = file.section_by_name(".debug_info").is_some_and(|s| s.size() > 0);
+        let mut sup = None;
         let dwarf = if has_dwarf {
-            let loaded = gimli::Dwarf::load(|id| section(&file, id.name(), endian));
-            let dwarf = loaded?;
+            let mut dwarf = gimli::Dwarf::load(|id| section(&file, id.name(), endian))?;
+            if let Some(link) = file.section_by_name(".gnu_debugaltlink").and_then(|s| s.data().ok()) {
+                sup = Some(load_sup(&mut dwarf, link, path, debug_dirs, endian));
+            }
             Some(addr2line::Context::from_dwarf(dwarf).map_err(|e| format!("bad DWARF: {e}"))?)
         } else {
             None
@@ -60,7 +68,7 @@ impl Debug {
             .collect();
         symbols.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         symbols.dedup_by_key(|s| s.0);
-        Ok((id, Debug { path: path.to_path_buf(), dwarf, symbols }))
+        Ok((id, Debug { path: path.to_path_buf(), sup, dwarf, symbols }))
     }
 
     /// Whether the file has DWARF (file and line), not only symbols.
@@ -77,24 +85,32 @@ impl Debug {
     /// `module+offset`), innermost inlined one first; empty when nothing
     /// covers it.
     pub(crate) fn lookup(&self, probe: u64) -> Vec<Symbol> {
-        let mut out = Vec::new();
+        let mut found: Vec<(Option<String>, Option<String>)> = Vec::new();
         if let Some(ctx) = &self.dwarf
             && let Ok(mut frames) = ctx.find_frames(probe).skip_all_loads()
         {
             while let Ok(Some(frame)) = frames.next() {
                 let function = frame.function.as_ref().and_then(|f| f.demangle().ok().map(|n| n.into_owned()));
                 let location = frame.location.as_ref().and_then(|l| Some(format!("{}:{}", l.file?, l.line?)));
-                let function = match function {
-                    Some(f) => f,
-                    None => match self.symbol(probe) {
-                        Some((name, _)) => name,
-                        None if location.is_some() => "??".to_string(),
-                        None => continue,
-                    },
-                };
-                out.push(Symbol { function, location, symbol_offset: None });
+                if function.is_some() || location.is_some() {
+                    found.push((function, location));
+                }
             }
         }
+        // A name DWARF lacks: the symbol table's for the outermost frame
+        // (the function the address is in), none for an inlined one (the
+        // symbol would name its caller).
+        let n = found.len();
+        let mut out: Vec<Symbol> = found
+            .into_iter()
+            .enumerate()
+            .map(|(k, (function, location))| {
+                let function = function
+                    .or_else(|| if k + 1 == n { self.symbol(probe).map(|(name, _)| name) } else { None })
+                    .unwrap_or_else(|| "??".to_string());
+                Symbol { function, location, symbol_offset: None }
+            })
+            .collect();
         if out.is_empty()
             && let Some((function, offset)) = self.symbol(probe)
         {
@@ -112,6 +128,39 @@ impl Debug {
         }
         Some((name.clone(), probe - start))
     }
+}
+
+/// Loads the supplementary DWARF file named by `link` (the contents of
+/// `.gnu_debugaltlink`: a path, a NUL, the file's build-id) into `dwarf`:
+/// the path as given (relative to `path`'s directory), else by build-id
+/// under each of `debug_dirs`' `.build-id/`. Returns the file used.
+fn load_sup(
+    dwarf: &mut gimli::Dwarf<Reader>,
+    link: &[u8],
+    path: &Path,
+    debug_dirs: &[PathBuf],
+    endian: gimli::RunTimeEndian,
+) -> Result<PathBuf, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let nul = link.iter().position(|&b| b == 0).ok_or("a malformed .gnu_debugaltlink")?;
+    let named = Path::new(std::ffi::OsStr::from_bytes(&link[..nul]));
+    let want = hex(&link[nul + 1..]);
+    let mut candidates = vec![path.parent().unwrap_or(Path::new("/")).join(named)];
+    if want.len() > 2 {
+        for d in debug_dirs {
+            candidates.push(d.join(".build-id").join(&want[..2]).join(format!("{}.debug", &want[2..])));
+        }
+    }
+    for c in &candidates {
+        let Ok(data) = std::fs::read(c) else { continue };
+        let Ok(sup) = object::File::parse(&*data) else { continue };
+        if sup.build_id().ok().flatten().map(hex).as_deref() != Some(want.as_str()) {
+            continue;
+        }
+        dwarf.load_sup(|id| section(&sup, id.name(), endian))?;
+        return Ok(c.clone());
+    }
+    Err(format!("its dwz supplementary file {} (build-id {want}) is not here: some names are missing", named.display()))
 }
 
 /// A DWARF section's bytes, decompressed (zlib, `SHF_COMPRESSED`); empty

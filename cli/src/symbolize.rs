@@ -247,7 +247,7 @@ impl Symbolizer {
     fn find(&self, build_id: Option<&str>, module: &str) -> Source {
         let Some(id) = build_id else {
             return match self.by_name.get(module) {
-                Some(path) => match Debug::load(Path::new(path)) {
+                Some(path) => match Debug::load(Path::new(path), &self.debug_dirs) {
                     Ok((_, d)) if d.is_useful() => Source::Found(d),
                     Ok(_) => Source::Missing(format!("no build-id in the dump, and {path} has no symbols")),
                     Err(e) => Source::Missing(format!("no build-id in the dump, and {path}: {e}")),
@@ -275,7 +275,7 @@ impl Symbolizer {
                 }
                 continue;
             }
-            match Debug::load(&c) {
+            match Debug::load(&c, &self.debug_dirs) {
                 Ok((Some(found), d)) if found == id => {
                     if d.has_dwarf() {
                         return Source::Found(d);
@@ -310,7 +310,13 @@ impl Symbolizer {
         for key in &self.order {
             let what = match &self.cache[key] {
                 Source::Found(d) => {
-                    format!("{} ({})", d.path.display(), if d.has_dwarf() { "debug info" } else { "symbol table only" })
+                    let sup = match &d.sup {
+                        None => String::new(),
+                        Some(Ok(p)) => format!(", with the dwz file {}", p.display()),
+                        Some(Err(why)) => format!("; {why}"),
+                    };
+                    let kind = if d.has_dwarf() { "debug info" } else { "symbol table only" };
+                    format!("{} ({kind}{sup})", d.path.display())
                 }
                 Source::Missing(why) => format!("not symbolized: {why}"),
             };

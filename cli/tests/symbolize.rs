@@ -3,7 +3,10 @@
 //! (its frames in the dump are raw: module, offset, build-id, and the
 //! in-process symbolizer names nothing), then its frames are resolved from
 //! the unstripped file placed as `DIR/.build-id/xx/yyyy.debug`. A build-id
-//! with no file anywhere stays as it was, with a note why.
+//! with no file anywhere stays as it was, with a note why. A debug file
+//! that `dwz` split (its shared parts in a supplementary file named by
+//! `.gnu_debugaltlink`, as Debian's -dbgsym packages are) gets the names
+//! kept there.
 
 mod support;
 
@@ -29,11 +32,21 @@ fn source_line(needle: &str) -> usize {
     src.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle:?} not in spin_loop.c")) + 1
 }
 
-/// (scratch dir, stripped program, its build-id, the dump it left).
-fn stripped_dump() -> (PathBuf, PathBuf, String, String) {
+/// (scratch dir, stripped program, its build-id, the dump it left). With
+/// `dwz`, the debug file's shared parts are moved into `dir/common.debug`
+/// (`dwz -m`, with a second build of the program to share them with).
+fn stripped_dump(dwz: bool) -> (PathBuf, PathBuf, String, String) {
     preload();
     let dir = scratch("symbolize");
     let full = c_program("spin_loop", &dir, &[]);
+    if dwz {
+        let second = dir.join("second");
+        std::fs::create_dir_all(&second).unwrap();
+        let other = c_program("spin_loop", &second, &["-DSECOND_BUILD"]);
+        let common = dir.join("common.debug");
+        check(tool("dwz", "dwz").arg("-m").arg(&common).arg("-M").arg(&common).arg(&full).arg(&other));
+        assert!(common.is_file(), "dwz made no {common:?}");
+    }
     let stripped = dir.join("spin_stripped");
     check(tool("strip", "binutils").arg("-o").arg(&stripped).arg(&full));
     let id = build_id(&full);
@@ -55,11 +68,8 @@ fn stripped_dump() -> (PathBuf, PathBuf, String, String) {
     (dir, stripped, id, text)
 }
 
-#[test]
-fn a_stripped_binary_s_frames_get_function_file_and_line() {
-    let (dir, _stripped, id, dump) = stripped_dump();
-    // The dump's frames of the stripped program are raw, and the
-    // in-process symbolizer could not name them.
+/// The raw address of frame #0 of the stripped program in `dump`.
+fn frame0_addr(dump: &str, id: &str) -> String {
     let raw = dump
         .lines()
         .find(|l| {
@@ -68,7 +78,38 @@ fn a_stripped_binary_s_frames_get_function_file_and_line() {
                 && l.ends_with(&format!("(build-id {id})"))
         })
         .unwrap_or_else(|| panic!("no raw frame #0 of spin_stripped with build-id {id}:\n{dump}"));
-    let addr = raw.trim_start().split(' ').nth(1).unwrap().to_string();
+    raw.trim_start().split(' ').nth(1).unwrap().to_string()
+}
+
+/// The lines of frame #0 at `addr` in `out`: the inlined `spin_inline`
+/// (named `inlined`), then `spin_forever` at the inlined call.
+fn assert_frame0(out: &str, addr: &str, inlined: &str) {
+    let lines: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with(&format!("#0 {addr} "))).collect();
+    let loop_line = source_line("counter++");
+    let call_line = source_line("spin_inline();");
+    assert!(
+        lines.len() >= 2
+            && lines[0].trim_start()
+                == format!("#0 {addr} {inlined} at {}:{loop_line} (inlined)", source_path().display())
+            && lines[1].trim_start().starts_with(&format!(
+                "#0 {addr} spin_forever at {}:{call_line} (spin_stripped+0x",
+                source_path().display()
+            )),
+        "frame #0 is not {inlined} (inlined) in spin_forever:\n{}",
+        lines.join("\n")
+    );
+}
+
+fn source_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/spin_loop.c")
+}
+
+#[test]
+fn a_stripped_binary_s_frames_get_function_file_and_line() {
+    let (dir, _stripped, id, dump) = stripped_dump(false);
+    // The dump's frames of the stripped program are raw, and the
+    // in-process symbolizer could not name them.
+    let addr = frame0_addr(&dump, &id);
     assert!(dump.contains(&format!("#0 {addr} ??")), "the in-process symbolizer named the stripped frame:\n{dump}");
 
     let out = run(Command::new(failstop())
@@ -77,14 +118,7 @@ fn a_stripped_binary_s_frames_get_function_file_and_line() {
         .arg(dir.join("debug"))
         .arg(dir.join("dump.txt")));
     assert_eq!(out.status.code(), Some(0), "{}", out.transcript());
-    let spin = format!("#0 {addr} spin_forever at ");
-    let line0 = out
-        .stdout
-        .lines()
-        .find(|l| l.trim_start().starts_with(&spin))
-        .unwrap_or_else(|| panic!("frame #0 not resolved:\n{}", out.transcript()));
-    let want = format!("tests/c/spin_loop.c:{} (spin_stripped+0x", source_line("counter++"));
-    assert!(line0.contains(&want), "{line0:?} does not say {want:?}");
+    assert_frame0(&out.stdout, &addr, "spin_inline");
     let call = format!("tests/c/spin_loop.c:{} (spin_stripped+0x", source_line("spin_forever();"));
     assert!(
         out.stdout.lines().any(|l| l.trim_start().starts_with("#1 ") && l.contains(" main at ") && l.contains(&call)),
@@ -104,7 +138,7 @@ fn a_stripped_binary_s_frames_get_function_file_and_line() {
 
 #[test]
 fn frames_nothing_resolves_stay_with_a_note() {
-    let (_dir, stripped, id, dump) = stripped_dump();
+    let (_dir, stripped, id, dump) = stripped_dump(false);
     // No debug directory, and the program is gone: nothing has its build-id.
     std::fs::remove_file(&stripped).unwrap();
     let mut child = Command::new(failstop())
@@ -143,4 +177,31 @@ fn bad_input_is_named() {
     let out = run(Command::new(failstop()).args(["symbolize", "--debug-dir", "/nonexistent", "-"]));
     assert_eq!(out.status.code(), Some(2), "{}", out.transcript());
     assert!(out.stderr.contains("--debug-dir /nonexistent: not a directory"), "{}", out.transcript());
+}
+
+#[test]
+fn a_dwz_supplementary_file_gives_the_names_kept_there() {
+    let (dir, _stripped, id, dump) = stripped_dump(true);
+    let addr = frame0_addr(&dump, &id);
+    let common = dir.join("common.debug");
+    let symbolize = || {
+        run(Command::new(failstop())
+            .arg("symbolize")
+            .arg("--debug-dir")
+            .arg(dir.join("debug"))
+            .arg(dir.join("dump.txt")))
+    };
+    let out = symbolize();
+    assert_eq!(out.status.code(), Some(0), "{}", out.transcript());
+    assert_frame0(&out.stdout, &addr, "spin_inline");
+    assert!(out.stderr.contains(&format!("(debug info, with the dwz file {})", common.display())), "{}", out.stderr);
+
+    // Without it, the inlined function's name (moved there by dwz) is
+    // missing: said, and not replaced by its caller's.
+    std::fs::rename(&common, dir.join("moved.debug")).unwrap();
+    let out = symbolize();
+    assert_eq!(out.status.code(), Some(0), "{}", out.transcript());
+    assert_frame0(&out.stdout, &addr, "??");
+    let note = format!("its dwz supplementary file {} (build-id ", common.display());
+    assert!(out.stderr.contains(&note) && out.stderr.contains("is not here: some names are missing"), "{}", out.stderr);
 }

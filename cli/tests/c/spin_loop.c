@@ -1,6 +1,6 @@
 /* The program the `failstop` command's tests run: an event loop that
- * waits in poll() a few times, then spins in spin_forever() without
- * waiting again (the lockup failstop's preload must catch).
+ * waits in poll() a few times, then spins in spin_forever() (in the
+ * inlined spin_inline()) without waiting again (the lockup failstop's preload must catch).
  *
  *   spin_loop [--marker FILE] [--waits N] [--spin | --exit]
  *
@@ -15,10 +15,16 @@
 
 static volatile unsigned long counter;
 
-__attribute__((noinline)) static void spin_forever(void) {
+/* Inlined into spin_forever, so that a frame has an inlined function
+ * (its name is what dwz moves to a supplementary file). */
+static inline __attribute__((always_inline)) void spin_inline(void) {
     for (;;) {
         counter++;
     }
+}
+
+__attribute__((noinline)) static void spin_forever(void) {
+    spin_inline();
 }
 
 int main(int argc, char **argv) {
