@@ -27,7 +27,8 @@ build-id among:
   the module's own file, at the path the dump's module table gives
 
 preferring a file with DWARF (file and line) over one with only a symbol table (function
-and offset). A frame nothing resolves stays as it is, with a note why; a summary of what
+and offset). A debug file split by dwz (Debian's -dbgsym packages) needs its supplementary
+file, looked for at the path it names, then by build-id in the same directories. A frame nothing resolves stays as it is, with a note why; a summary of what
 was used goes to standard error.
 
 Exit status: 0, also when frames stay unresolved; 1 when DUMP cannot be read; 2 for a
