@@ -24,6 +24,7 @@
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod doctor;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod duration;
 mod elf;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
