@@ -216,7 +216,16 @@ impl Symbolizer {
         let symbols = debug.lookup(probe);
         if symbols.is_empty() {
             self.unresolved += 1;
-            return format!("{raw}  [not symbolized: no function at {place} in {}]", debug.path.display());
+            let why = if debug.has_dwarf() {
+                format!("no function at {place} in {}", debug.path.display())
+            } else {
+                format!(
+                    "no symbol covers {place} in {} (a symbol table only, without local functions: a debug file \
+                     with its build-id names them)",
+                    debug.path.display()
+                )
+            };
+            return format!("{raw}  [not symbolized: {why}]");
         }
         self.resolved += 1;
         let n = symbols.len();
