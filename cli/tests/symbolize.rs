@@ -32,10 +32,12 @@ fn source_line(needle: &str) -> usize {
     src.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle:?} not in spin_loop.c")) + 1
 }
 
-/// (scratch dir, stripped program, its build-id, the dump it left). With
-/// `dwz`, the debug file's shared parts are moved into `dir/common.debug`
-/// (`dwz -m`, with a second build of the program to share them with).
-fn stripped_dump(dwz: bool) -> (PathBuf, PathBuf, String, String) {
+/// (scratch dir, stripped program, its build-id, the dump it left).
+/// `strip_flag`: `--strip-all` (no symbol table either) or `--strip-debug`.
+/// With `dwz`, the debug file's shared parts are moved into
+/// `dir/common.debug` (`dwz -m`, with a second build of the program to
+/// share them with).
+fn stripped_dump(strip_flag: &str, dwz: bool) -> (PathBuf, PathBuf, String, String) {
     preload();
     let dir = scratch("symbolize");
     let full = c_program("spin_loop", &dir, &[]);
@@ -48,7 +50,7 @@ fn stripped_dump(dwz: bool) -> (PathBuf, PathBuf, String, String) {
         assert!(common.is_file(), "dwz made no {common:?}");
     }
     let stripped = dir.join("spin_stripped");
-    check(tool("strip", "binutils").arg("-o").arg(&stripped).arg(&full));
+    check(tool("strip", "binutils").arg(strip_flag).arg("-o").arg(&stripped).arg(&full));
     let id = build_id(&full);
     assert_eq!(build_id(&stripped), id, "strip kept the build-id");
     let debug = dir.join("debug/.build-id").join(&id[..2]).join(format!("{}.debug", &id[2..]));
@@ -106,7 +108,7 @@ fn source_path() -> PathBuf {
 
 #[test]
 fn a_stripped_binary_s_frames_get_function_file_and_line() {
-    let (dir, _stripped, id, dump) = stripped_dump(false);
+    let (dir, _stripped, id, dump) = stripped_dump("--strip-all", false);
     // The dump's frames of the stripped program are raw, and the
     // in-process symbolizer could not name them.
     let addr = frame0_addr(&dump, &id);
@@ -138,7 +140,7 @@ fn a_stripped_binary_s_frames_get_function_file_and_line() {
 
 #[test]
 fn frames_nothing_resolves_stay_with_a_note() {
-    let (_dir, stripped, id, dump) = stripped_dump(false);
+    let (_dir, stripped, id, dump) = stripped_dump("--strip-all", false);
     // No debug directory, and the program is gone: nothing has its build-id.
     std::fs::remove_file(&stripped).unwrap();
     let mut child = Command::new(failstop())
@@ -181,7 +183,7 @@ fn bad_input_is_named() {
 
 #[test]
 fn a_dwz_supplementary_file_gives_the_names_kept_there() {
-    let (dir, _stripped, id, dump) = stripped_dump(true);
+    let (dir, _stripped, id, dump) = stripped_dump("--strip-all", true);
     let addr = frame0_addr(&dump, &id);
     let common = dir.join("common.debug");
     let symbolize = || {
@@ -204,4 +206,26 @@ fn a_dwz_supplementary_file_gives_the_names_kept_there() {
     assert_frame0(&out.stdout, &addr, "??");
     let note = format!("its dwz supplementary file {} (build-id ", common.display());
     assert!(out.stderr.contains(&note) && out.stderr.contains("is not here: some names are missing"), "{}", out.stderr);
+}
+
+#[test]
+fn a_symbol_table_alone_gives_function_and_offset() {
+    let (dir, stripped, id, dump) = stripped_dump("--strip-debug", false);
+    let addr = frame0_addr(&dump, &id);
+    // No debug directory: the program's own file, which has a symbol table.
+    let out = run(Command::new(failstop()).arg("symbolize").arg(dir.join("dump.txt")));
+    assert_eq!(out.status.code(), Some(0), "{}", out.transcript());
+    let want = format!("#0 {addr} spin_forever+0x");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with(&want))
+        .unwrap_or_else(|| panic!("frame #0 is not spin_forever+OFFSET:\n{}", out.transcript()));
+    assert!(line.contains(" (spin_stripped+0x"), "{line:?}");
+    assert!(line.ends_with(&format!("; no file:line: {} has no DWARF)", stripped.display())), "{line:?}");
+    assert!(
+        out.stderr.contains(&format!("build-id {id}: {} (symbol table only)", stripped.display())),
+        "{}",
+        out.stderr
+    );
 }
