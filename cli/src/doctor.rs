@@ -708,6 +708,16 @@ fn check_systemd(r: &mut Report, settings: Option<&failstop::Settings>) {
         );
         return;
     };
+    if off {
+        r.add(
+            Status::Note,
+            "systemd",
+            format!("WATCHDOG_USEC={usec} but FAILSTOP_SYSTEMD=off"),
+            "failstop does not ping: the program must ping systemd's watchdog itself",
+            "",
+        );
+        return;
+    }
     let Ok(us) = usec.parse::<u64>() else {
         r.add(
             Status::Fail,
@@ -718,16 +728,6 @@ fn check_systemd(r: &mut Report, settings: Option<&failstop::Settings>) {
         );
         return;
     };
-    if off {
-        r.add(
-            Status::Note,
-            "systemd",
-            format!("WATCHDOG_USEC={us} but FAILSTOP_SYSTEMD=off"),
-            "failstop does not ping: the program must ping systemd's watchdog itself",
-            "",
-        );
-        return;
-    }
     if socket.is_none() {
         r.add(
             Status::Warn,

@@ -209,6 +209,33 @@ fn an_unwritable_dump_path_and_systemd_variables() {
     let out = run(doctor().env("WATCHDOG_USEC", "2000000").env("NOTIFY_SOCKET", "/run/systemd/notify"));
     assert!(line(&out, "systemd").starts_with("warn systemd:"), "{}", out.transcript());
     assert!(line(&out, "systemd").contains("above 2 x the dump timeout"), "{}", out.transcript());
+    // Meant for another process (the unit's main process is not this one).
+    let out = run(doctor()
+        .env("WATCHDOG_USEC", "30000000")
+        .env("WATCHDOG_PID", "1")
+        .env("NOTIFY_SOCKET", "/run/systemd/notify"));
+    let l = line(&out, "systemd");
+    assert!(l.starts_with("note systemd: WATCHDOG_USEC=30000000 is meant for process 1, not this one"), "{l}");
+    assert!(l.contains("failstop run does"), "{l}");
+    // Malformed: failstop's start would fail.
+    let out = run(doctor().env("WATCHDOG_USEC", "10s").env("NOTIFY_SOCKET", "/run/systemd/notify"));
+    assert_eq!(out.status.code(), Some(1), "{}", out.transcript());
+    assert!(
+        line(&out, "systemd").starts_with("fail systemd: WATCHDOG_USEC=\"10s\" is not a number"),
+        "{}",
+        out.transcript()
+    );
+    // Unless failstop is told to leave systemd alone.
+    let out = run(doctor()
+        .env("WATCHDOG_USEC", "10s")
+        .env("NOTIFY_SOCKET", "/run/systemd/notify")
+        .env("FAILSTOP_SYSTEMD", "off"));
+    assert_eq!(out.status.code(), Some(0), "{}", out.transcript());
+    assert!(
+        line(&out, "systemd").starts_with("note systemd: WATCHDOG_USEC=10s but FAILSTOP_SYSTEMD=off"),
+        "{}",
+        out.transcript()
+    );
 }
 
 fn write_tmp(name: &str, text: &str) -> std::path::PathBuf {
