@@ -718,36 +718,52 @@ fn check_systemd(r: &mut Report, settings: Option<&failstop::Settings>) {
         );
         return;
     }
-    let Ok(us) = usec.parse::<u64>() else {
-        r.add(
-            Status::Fail,
-            "systemd",
-            format!("WATCHDOG_USEC={usec:?} is not a number"),
-            "failstop's start fails on a malformed WATCHDOG_USEC",
-            "fix the unit's WatchdogSec=, or set FAILSTOP_SYSTEMD=off",
-        );
+    // The library's order: WATCHDOG_PID, WATCHDOG_USEC, NOTIFY_SOCKET.
+    let fix = "fix the unit (systemd sets these itself), or set FAILSTOP_SYSTEMD=off";
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    if let Some(p) = &wd_pid {
+        let digits = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        let Some(pid) = p.parse::<i32>().ok().filter(|&pid| digits && pid > 0) else {
+            let finding = format!("WATCHDOG_PID={p:?} is not a process id");
+            r.add(Status::Fail, "systemd", finding, "failstop's start fails on a malformed WATCHDOG_PID", fix);
+            return;
+        };
+        if pid != me {
+            r.add(
+                Status::Note,
+                "systemd",
+                format!("WATCHDOG_USEC={usec} is meant for process {pid}, not this one ({me})"),
+                "failstop pings only from the process systemd named: the unit's main process",
+                "exec the program (failstop run does) so that it is the main process; NotifyAccess=main (the \
+                 default) then suffices",
+            );
+            return;
+        }
+    }
+    let digits = !usec.is_empty() && usec.bytes().all(|b| b.is_ascii_digit());
+    let Some(us) = usec.parse::<u64>().ok().filter(|&u| digits && u > 0 && u < u64::MAX) else {
+        let finding = format!("WATCHDOG_USEC={usec:?} is not a number of microseconds");
+        r.add(Status::Fail, "systemd", finding, "failstop's start fails on a malformed WATCHDOG_USEC", fix);
         return;
     };
-    if socket.is_none() {
+    let Some(socket) = socket else {
         r.add(
             Status::Warn,
             "systemd",
             format!("WATCHDOG_USEC={us} without NOTIFY_SOCKET"),
-            "failstop cannot reach systemd: no pings",
+            "failstop cannot reach systemd: no pings, and systemd's watchdog ends the service",
             "run under the unit itself (systemd sets both), or set FAILSTOP_SYSTEMD=off",
         );
         return;
-    }
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() }.to_string();
-    if let Some(p) = wd_pid.as_deref().filter(|p| *p != me) {
+    };
+    if let Err(why) = reach_notify_socket(&socket) {
         r.add(
-            Status::Note,
+            Status::Fail,
             "systemd",
-            format!("WATCHDOG_USEC={us} is meant for process {p}, not this one ({me})"),
-            "failstop pings only from the process systemd named: the unit's main process",
-            "exec the program (failstop run does) so that it is the main process; NotifyAccess=main (the default) \
-             then suffices",
+            format!("WATCHDOG_USEC={us}, but NOTIFY_SOCKET={socket:?} cannot be reached: {why}"),
+            "failstop's start fails when it cannot reach the socket to ping",
+            fix,
         );
         return;
     }
@@ -756,11 +772,26 @@ fn check_systemd(r: &mut Report, settings: Option<&failstop::Settings>) {
     r.add(
         status,
         "systemd",
-        format!("WATCHDOG_USEC={us} and NOTIFY_SOCKET set: failstop pings every {} ms", us / 2000),
+        format!("WATCHDOG_USEC={us} and NOTIFY_SOCKET {socket} reachable: failstop pings every {} ms", us / 2000),
         "the pings come from failstop's monitor in the main process (NotifyAccess=main, the default, suffices; \
          NotifyAccess=none drops them); on a verdict they stop and failstop sends WATCHDOG=trigger",
         if status == Status::Warn { "keep WatchdogSec= above 2 x the dump timeout" } else { "" },
     );
+}
+
+/// Connects a datagram socket to `NOTIFY_SOCKET` (a path, or `@name` for an
+/// abstract one), as failstop's start does; sends nothing.
+fn reach_notify_socket(name: &str) -> Result<(), String> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let addr = match name.as_bytes().first() {
+        Some(b'/') => SocketAddr::from_pathname(name),
+        Some(b'@') if name.len() > 1 => SocketAddr::from_abstract_name(&name.as_bytes()[1..]),
+        _ => return Err("not a unix socket path or @abstract name".to_string()),
+    }
+    .map_err(|e| e.to_string())?;
+    let sock = UnixDatagram::unbound().map_err(|e| e.to_string())?;
+    sock.connect_addr(&addr).map_err(|e| e.to_string())
 }
 
 /// `FAILSTOP_DUMP_PATH`: its directory must take a new file.

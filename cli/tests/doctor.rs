@@ -199,29 +199,36 @@ fn an_unwritable_dump_path_and_systemd_variables() {
     assert_eq!(out.status.code(), Some(0), "{}", out.transcript());
     assert!(line(&out, "dump-path").starts_with("ok   dump-path:"), "{}", out.transcript());
 
-    let out = run(doctor().env("WATCHDOG_USEC", "30000000").env("NOTIFY_SOCKET", "/run/systemd/notify"));
+    // A real notify socket, as systemd's.
+    let socket = dir.join("notify");
+    let _listener = std::os::unix::net::UnixDatagram::bind(&socket).expect("bind a notify socket");
+    let socket = socket.to_str().expect("utf-8 path").to_string();
+    let out = run(doctor().env("WATCHDOG_USEC", "30000000").env("NOTIFY_SOCKET", &socket));
     let l = line(&out, "systemd");
     assert!(
-        l.starts_with("ok   systemd: WATCHDOG_USEC=30000000 and NOTIFY_SOCKET set: failstop pings every 15000 ms"),
+        l.starts_with(&format!(
+            "ok   systemd: WATCHDOG_USEC=30000000 and NOTIFY_SOCKET {socket} reachable: failstop pings every 15000 ms"
+        )),
         "{l}"
     );
     assert!(l.contains("NotifyAccess=main"), "{l}");
-    let out = run(doctor().env("WATCHDOG_USEC", "2000000").env("NOTIFY_SOCKET", "/run/systemd/notify"));
+    let out = run(doctor().env("WATCHDOG_USEC", "2000000").env("NOTIFY_SOCKET", &socket));
     assert!(line(&out, "systemd").starts_with("warn systemd:"), "{}", out.transcript());
     assert!(line(&out, "systemd").contains("above 2 x the dump timeout"), "{}", out.transcript());
+    // A socket nobody listens on: failstop's start would fail.
+    let out = run(doctor().env("WATCHDOG_USEC", "30000000").env("NOTIFY_SOCKET", dir.join("nobody")));
+    assert_eq!(out.status.code(), Some(1), "{}", out.transcript());
+    assert!(line(&out, "systemd").contains("cannot be reached: No such file or directory"), "{}", out.transcript());
     // Meant for another process (the unit's main process is not this one).
-    let out = run(doctor()
-        .env("WATCHDOG_USEC", "30000000")
-        .env("WATCHDOG_PID", "1")
-        .env("NOTIFY_SOCKET", "/run/systemd/notify"));
+    let out = run(doctor().env("WATCHDOG_USEC", "30000000").env("WATCHDOG_PID", "1").env("NOTIFY_SOCKET", &socket));
     let l = line(&out, "systemd");
     assert!(l.starts_with("note systemd: WATCHDOG_USEC=30000000 is meant for process 1, not this one"), "{l}");
     assert!(l.contains("failstop run does"), "{l}");
     // Malformed: failstop's start would fail.
-    let out = run(doctor().env("WATCHDOG_USEC", "10s").env("NOTIFY_SOCKET", "/run/systemd/notify"));
+    let out = run(doctor().env("WATCHDOG_USEC", "10s").env("NOTIFY_SOCKET", &socket));
     assert_eq!(out.status.code(), Some(1), "{}", out.transcript());
     assert!(
-        line(&out, "systemd").starts_with("fail systemd: WATCHDOG_USEC=\"10s\" is not a number"),
+        line(&out, "systemd").starts_with("fail systemd: WATCHDOG_USEC=\"10s\" is not a number of microseconds"),
         "{}",
         out.transcript()
     );
