@@ -186,7 +186,7 @@ fn check_env(r: &mut Report) -> Option<failstop::Settings> {
             let finding = if set.is_empty() {
                 "no FAILSTOP_* variable set".to_string()
             } else {
-                format!("{} valid ({})", set.join(", "), if set.len() == 1 { "it is" } else { "they are" })
+                format!("{} set and valid", set.join(", "))
             };
             r.add(
                 Status::Ok,
