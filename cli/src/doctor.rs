@@ -192,7 +192,7 @@ fn check_env(r: &mut Report) -> Option<failstop::Settings> {
                 Status::Ok,
                 "settings",
                 format!(
-                    "{finding}: cpu budget {} ms, stall budget {} ms, action {:?}, dump timeout {} ms",
+                    "{finding}: cpu budget {} ms, stall budget {} ms, action {}, dump timeout {} ms",
                     s.cpu_budget.as_millis(),
                     s.stall_budget.as_millis(),
                     s.action,
