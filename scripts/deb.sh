@@ -92,6 +92,8 @@ if [ -z "$from" ]; then
     from="${CARGO_TARGET_DIR:-$root/target}/$profile"
 fi
 
+[ -d "$from" ] || die "--from '$from' is not a directory (allowed: a directory with libfailstop.so, libfailstop.a, libfailstop_preload.so and failstop)"
+
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 chmod 0755 "$stage"

@@ -343,6 +343,25 @@ fn the_debian_package_has_debian_s_layout() {
         String::from_utf8_lossy(&run(Command::new("dpkg").arg("--print-architecture")).stdout).trim().to_string();
     assert_eq!(deb, dir.join("out").join(format!("failstop_{version}_{arch}.deb")));
 
+    // Bad arguments: refused, naming what is allowed, no package made.
+    for (args, message) in [
+        (&["--profile", "fast"][..], "--profile 'fast' is not allowed: release or debug"),
+        (&["--frob"][..], "unknown argument '--frob'"),
+        (&["--from", "/nonexistent"][..], "--from '/nonexistent' is not a directory"),
+    ] {
+        let out = Command::new("bash")
+            .arg(Path::new(c::ROOT).join("scripts/deb.sh"))
+            .args(args)
+            .arg("--out")
+            .arg(dir.join("bad"))
+            .output()
+            .expect("run deb.sh");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: expected `{message}` in:\n{stderr}");
+        assert!(!dir.join("bad").exists(), "{args:?} made {:?}", dir.join("bad"));
+    }
+
     // The control fields.
     let field = |name: &str| {
         String::from_utf8_lossy(&run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(name)).stdout).trim().to_string()
