@@ -213,6 +213,25 @@ fn a_program_the_preload_cannot_reach_is_refused() {
     assert_eq!(end.status.code(), Some(2), "{}", end.transcript());
     assert!(end.stderr.contains("statically linked"), "{}", end.transcript());
     assert!(!marker.exists(), "the program started");
+
+    // Set-user-ID to another user: the loader would ignore LD_PRELOAD.
+    let setuid = spin_loop(&dir);
+    let c_path = std::ffi::CString::new(setuid.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path; chown and chmod have no other preconditions.
+    let (owned, moded) = unsafe { (libc::chown(c_path.as_ptr(), 65534, 65534), libc::chmod(c_path.as_ptr(), 0o4755)) };
+    assert!(
+        owned == 0 && moded == 0,
+        "chown/chmod {setuid:?}: {} (this test needs root)",
+        std::io::Error::last_os_error()
+    );
+    let end = run(Command::new(failstop()).args(["run", "--"]).arg(&setuid).arg("--marker").arg(&marker).arg("--exit"));
+    assert_eq!(end.status.code(), Some(2), "{}", end.transcript());
+    assert!(
+        end.stderr.contains("set-user-ID or set-group-ID: the dynamic loader would ignore LD_PRELOAD"),
+        "{}",
+        end.transcript()
+    );
+    assert!(!marker.exists(), "the set-user-ID program started");
 }
 
 /// `to` relative to `from` (both absolute), with `..` as needed.
