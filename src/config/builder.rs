@@ -406,6 +406,38 @@ impl Config {
         self.apply_env_with(|name| std::env::var_os(name), std::env::vars_os().map(|(name, _)| name))
     }
 
+    /// [`Config::from_env`] over an explicit list of variables instead of
+    /// the process environment: the same parsers, checks and messages, for
+    /// a tool that checks settings before they reach a program (the
+    /// `failstop run` command checks the environment it is about to `exec`
+    /// with). Every `(name, value)` pair is a variable; a name given twice
+    /// takes its last value; names that do not start with `FAILSTOP_` are
+    /// ignored.
+    ///
+    /// ```
+    /// let vars = [("FAILSTOP_CPU_BUDGET_MS", "500"), ("PATH", "/usr/bin")];
+    /// let config = failstop::Config::new().from_vars(vars)?;
+    /// assert_eq!(config.settings().cpu_budget, std::time::Duration::from_millis(500));
+    ///
+    /// let err = failstop::Config::new().from_vars([("FAILSTOP_CPU_BUDGET_MS", "soon")]).unwrap_err();
+    /// assert!(err.message().starts_with("FAILSTOP_CPU_BUDGET_MS=\"soon\": not a decimal integer"));
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    pub fn from_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Config, Error>
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let mut list: Vec<(OsString, OsString)> = Vec::new();
+        for (name, value) in vars {
+            let (name, value) = (name.into(), value.into());
+            list.retain(|(n, _)| *n != name);
+            list.push((name, value));
+        }
+        let lookup = |name: &str| list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        self.apply_env_with(lookup, list.iter().map(|(n, _)| n.clone()))
+    }
+
     /// [`Config::from_env`] over an explicit environment: `lookup` returns a
     /// variable's value, `names` yields every variable name present (used to
     /// reject unknown `FAILSTOP_*` names).
