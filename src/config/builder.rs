@@ -392,6 +392,13 @@ impl Config {
     /// variable and its value. Values are taken exactly as given: surrounding
     /// whitespace is an error, not trimmed.
     ///
+    /// In a program run in secure mode (set-user-ID or set-group-ID, or
+    /// with file capabilities: the kernel's `AT_SECURE`), the environment
+    /// belongs to a less trusted caller and is not read: the configuration
+    /// set in code applies as it is, and one line on stderr names the
+    /// `FAILSTOP_*` variables ignored (as the dynamic loader ignores
+    /// `LD_PRELOAD` paths there).
+    ///
     /// ```
     /// use std::time::Duration;
     ///
@@ -403,6 +410,21 @@ impl Config {
     /// # Ok::<(), failstop::Error>(())
     /// ```
     pub fn from_env(self) -> Result<Config, Error> {
+        if secure_mode() {
+            let ignored: Vec<String> = std::env::vars_os()
+                .map(|(name, _)| name.to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("FAILSTOP_"))
+                .collect();
+            if !ignored.is_empty() {
+                eprintln!(
+                    "failstop: secure mode (set-user-ID, set-group-ID or file capabilities): the environment is not \
+                     read; ignored: {}; the configuration set in code applies",
+                    ignored.join(", ")
+                );
+            }
+            self.validate()?;
+            return Ok(self);
+        }
         self.apply_env_with(|name| std::env::var_os(name), std::env::vars_os().map(|(name, _)| name))
     }
 
@@ -595,4 +617,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether the process runs in secure mode (`AT_SECURE`: set-user-ID,
+/// set-group-ID, file capabilities), where the environment is not trusted.
+#[cfg(target_os = "linux")]
+fn secure_mode() -> bool {
+    // SAFETY: getauxval has no preconditions; 0 when the entry is absent.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Secure mode is a Linux notion here; elsewhere the environment is read.
+#[cfg(not(target_os = "linux"))]
+fn secure_mode() -> bool {
+    false
 }

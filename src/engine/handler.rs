@@ -250,9 +250,7 @@ fn on_capture_request(idx: usize, ctx: *mut libc::c_void) {
     {
         s.note_own_signal(); // even for a stale request: it interrupted this thread
     }
-    if c.tid.load(Acquire) != tid
-        || !c.frames.state.change(CapState::Requested, CapState::Writing)
-    {
+    if c.tid.load(Acquire) != tid || !c.frames.state.change(CapState::Requested, CapState::Writing) {
         return; // stale: the dump gave up on this request
     }
     let bounds = crate::os::stackwalk::StackBounds::new(c.lo.load(Relaxed), c.hi.load(Relaxed));

@@ -92,8 +92,11 @@ impl SymRequest {
     }
 }
 
-static SYM: SymRequest =
-    SymRequest { state: AtomicU32::new(SymState::Idle as u32), cancel: AtomicBool::new(false), deadline: AtomicU64::new(0) };
+static SYM: SymRequest = SymRequest {
+    state: AtomicU32::new(SymState::Idle as u32),
+    cancel: AtomicBool::new(false),
+    deadline: AtomicU64::new(0),
+};
 
 /// Asks the reporter to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {

@@ -33,8 +33,7 @@ pub(crate) static WARNINGS: [Warning; WARNING_ENTRIES] =
 /// Takes a free entry for slot `idx` (registration `generation`), in state
 /// `CapState::Writing`; `None` when all are taken. Async-signal-safe.
 pub(crate) fn take(idx: usize, generation: u32) -> Option<&'static Warning> {
-    let w =
-        WARNINGS.iter().find(|w| w.frames.state.change(CapState::Empty, CapState::Writing))?;
+    let w = WARNINGS.iter().find(|w| w.frames.state.change(CapState::Empty, CapState::Writing))?;
     w.slot.store(idx, Relaxed);
     w.generation.store(generation, Relaxed);
     Some(w)

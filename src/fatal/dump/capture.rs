@@ -212,9 +212,7 @@ pub(super) fn by_ptrace(
     // so and leaves it): taken with a compare-and-swap either way.
     if let Some(c) = capture_entry(ci, tid) {
         let was = c.frames.state.get();
-        if (was == CapState::Masked || was == CapState::Empty)
-            && c.frames.state.change(was, CapState::Writing)
-        {
+        if (was == CapState::Masked || was == CapState::Empty) && c.frames.state.change(was, CapState::Writing) {
             c.frames.store(&frames[..n]);
             c.frames.state.set(CapState::Ready);
             return Ok((n, Some(&c.frames)));
