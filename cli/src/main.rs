@@ -18,10 +18,6 @@
 //! `doctor` finds something failstop needs missing or `symbolize` cannot
 //! read its input, 2 for a usage error or a bad setting (nothing started).
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod doctor;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
