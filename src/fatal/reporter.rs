@@ -112,6 +112,7 @@ pub(crate) fn tid() -> libc::pid_t {
 pub(crate) fn spawn(dump_path: Option<DumpPath>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
     SYM.set(SymState::Idle);
+    FULL_WARNINGS.store(std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full"), Relaxed);
     let mut overseer = Overseer::new(dump_path);
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -254,8 +255,16 @@ fn report_warning(w: &Warning, recent: &mut VecDeque<Instant>) {
          its backtrace, captured in its own context:\n",
         cpu_ns as f64 / 1e6
     );
-    for l in &lines {
+    let shown_lines = if FULL_WARNINGS.load(Relaxed) { lines.len() } else { short_backtrace(&lines) };
+    for l in &lines[..shown_lines] {
         let _ = writeln!(block, "    {l}");
+    }
+    if shown_lines < lines.len() {
+        let _ = writeln!(
+            block,
+            "    ({} more lines of the thread's start; the dump has every frame, RUST_BACKTRACE=full shows them here)",
+            lines.len() - shown_lines
+        );
     }
     // A verdict may have come while this warning was symbolized: the dump
     // has the floor, and this warning is counted instead of interleaved.
@@ -276,6 +285,37 @@ fn report_warning(w: &Warning, recent: &mut VecDeque<Instant>) {
         "failstop: thread has used {} ms of CPU since its last touch",
         cpu_ns / 1_000_000
     );
+}
+
+/// Warnings print every frame (`RUST_BACKTRACE=full` when the reporter
+/// started), not only the thread's own code.
+static FULL_WARNINGS: AtomicBool = AtomicBool::new(false);
+
+/// How many of a warning's symbolized `lines` to print, as Rust's short
+/// backtraces do: up to the frame that started the thread's own code
+/// (`__rust_begin_short_backtrace`), or the C library's thread and
+/// process start (`start_thread`, `clone3`, `__libc_start_main`, `_start`)
+/// that ends every stack; all of them when no such frame is found.
+fn short_backtrace(lines: &[String]) -> usize {
+    const STARTS: [&str; 6] =
+        ["start_thread", "clone3", "clone", "__libc_start_call_main", "__libc_start_main", "_start"];
+    let function = |l: &str| -> Option<String> {
+        // "#N 0xADDR function at file:line (inlined)" or "#N 0xADDR function"
+        let mut parts = l.splitn(3, ' ');
+        let _ = parts.next()?;
+        let _ = parts.next()?;
+        let rest = parts.next()?;
+        Some(rest.split(" at ").next().unwrap_or(rest).trim().to_string())
+    };
+    if let Some(i) = lines.iter().position(|l| function(l).is_some_and(|f| f.ends_with("__rust_begin_short_backtrace")))
+    {
+        return i;
+    }
+    let mut cut = lines.len();
+    while cut > 0 && function(&lines[cut - 1]).is_some_and(|f| STARTS.contains(&f.as_str())) {
+        cut -= 1;
+    }
+    cut
 }
 
 /// The longest a warning waits for a slow stderr.
@@ -612,5 +652,28 @@ mod tests {
         let addr = first_byte_target as fn() -> u32 as usize + 1;
         let names = symbolize(addr, false);
         assert!(names.iter().any(|n| n.contains("first_byte_target")), "{addr:#x}: {names:?}");
+    }
+
+    fn lines(functions: &[&str]) -> Vec<String> {
+        functions.iter().enumerate().map(|(i, f)| format!("#{i} 0x1000 {f} at /src/x.rs:1")).collect()
+    }
+
+    #[test]
+    fn short_backtraces_end_where_the_threads_own_code_began() {
+        let rust = lines(&[
+            "demo::work",
+            "demo::worker",
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "std::thread::lifecycle::spawn_unchecked::{{closure}}",
+            "start_thread",
+            "clone3",
+        ]);
+        assert_eq!(short_backtrace(&rust), 2);
+        let c = lines(&["spin", "worker", "start_thread", "clone3"]);
+        assert_eq!(short_backtrace(&c), 2);
+        let main = lines(&["spin", "main", "__libc_start_call_main", "__libc_start_main_impl", "_start"]);
+        assert_eq!(short_backtrace(&main), 4, "only known names are cut");
+        let raw = vec!["#0 0x7f00 libc.so.6+0x1234".to_string()];
+        assert_eq!(short_backtrace(&raw), 1, "nothing to cut");
     }
 }
