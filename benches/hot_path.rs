@@ -97,8 +97,8 @@ fn hot_path(c: &mut Criterion) {
     }
     {
         let t = capi_register();
-        // SAFETY: `t` is this thread's live handle; begin and end pair up.
         g.bench_function("capi", |b| {
+            // SAFETY: `t` is this thread's live handle; begin and end pair up.
             b.iter(|| unsafe {
                 failstop_idle_begin(black_box(t));
                 failstop_idle_end(black_box(t));

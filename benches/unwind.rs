@@ -30,19 +30,26 @@ fn recurse(depth: usize, c: &mut Criterion) {
     let ctx = (&uc as *const libc::ucontext_t).cast::<libc::c_void>();
     let (lo, hi) = ub::stack_bounds();
     let mut out = [0usize; 64];
-    // SAFETY (all calls below): `ctx` is this thread's live context.
     // The first unwind finds every rule in .eh_frame (a cold cache, as in
     // a dump's one capture per thread); the benches below then hit the
     // rule cache.
     let t0 = Instant::now();
+    // SAFETY: `ctx` is this thread's live context (here and below).
     let (nd, root) = unsafe { ub::dwarf(ctx, lo, hi, &mut out) };
     println!("unwind: first (cold-cache) DWARF unwind: {:?}", t0.elapsed());
+    // SAFETY: as above.
     let nf = unsafe { ub::frame_pointers(ctx, lo, hi, &mut out) };
     println!("unwind: depth {DEPTH}: DWARF {nd} frames (root reached: {root}), frame pointers {nf} frames");
     assert!(nd >= DEPTH, "the DWARF unwind found {nd} frames");
     let mut g = c.benchmark_group("capture_per_thread");
-    g.bench_function("dwarf", |b| b.iter(|| unsafe { ub::dwarf(black_box(ctx), lo, hi, &mut out) }));
-    g.bench_function("frame_pointers", |b| b.iter(|| unsafe { ub::frame_pointers(black_box(ctx), lo, hi, &mut out) }));
+    g.bench_function("dwarf", |b| {
+        // SAFETY: as above.
+        b.iter(|| unsafe { ub::dwarf(black_box(ctx), lo, hi, &mut out) })
+    });
+    g.bench_function("frame_pointers", |b| {
+        // SAFETY: as above.
+        b.iter(|| unsafe { ub::frame_pointers(black_box(ctx), lo, hi, &mut out) })
+    });
     g.finish();
     // The ratio, measured side by side in this run.
     let time = |f: &mut dyn FnMut()| {
@@ -53,9 +60,11 @@ fn recurse(depth: usize, c: &mut Criterion) {
         t0.elapsed().as_nanos() as f64 / 20_000.0
     };
     let d = time(&mut || {
+        // SAFETY: as above.
         black_box(unsafe { ub::dwarf(black_box(ctx), lo, hi, &mut out) });
     });
     let f = time(&mut || {
+        // SAFETY: as above.
         black_box(unsafe { ub::frame_pointers(black_box(ctx), lo, hi, &mut out) });
     });
     println!("unwind: per capture: DWARF {d:.0} ns, frame pointers {f:.0} ns, ratio {:.1}x", d / f);

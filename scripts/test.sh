@@ -5,7 +5,14 @@
 #
 #   gcc, libc6-dev   cc: the C programs of tests/ and examples/c/ (the C ABI,
 #                    dlopen, the epoll echo server, the README's C example)
-#   binutils         nm, readelf: the exported symbols, SONAMEs, DT_NEEDED
+#   binutils         nm, readelf: the exported symbols, SONAMEs, DT_NEEDED;
+#                    strip, objdump: scripts/deb.sh, and the stripped program
+#                    of cli/tests/symbolize.rs
+#   dpkg             dpkg-deb: tests/install.rs builds the Debian package
+#                    (scripts/deb.sh) and unpacks it into a scratch root
+#   python3          cli/tests/doctor.rs parses `failstop doctor --json`
+#   dwz              cli/tests/symbolize.rs splits a debug file as Debian's
+#                    -dbgsym packages are (a supplementary file)
 #   pkgconf          pkg-config: tests/install.rs builds with the README's lines
 #   redis-server     /usr/bin/redis-server: preload/tests/preload_servers.rs,
 #   redis-tools      /usr/bin/redis-cli, redis-benchmark: a third-party
@@ -20,7 +27,7 @@
 #                    the service after each fail-stop; the package starts no
 #                    daemon)
 #   util-linux       unshare: tests/evidence.rs (no /proc) and PID 1 of a PID
-#                    namespace (tests/fail_stop.rs)
+#                    namespace (tests/fail_stop.rs, cli/tests/doctor.rs)
 #   strace           a tracer that comes and goes (tests/fail_stop.rs)
 #   keepalived       a real cluster manager (VRRP) moves a service's address
 #                    when failstop fail-stops it (tests/keepalived.rs runs
@@ -63,6 +70,11 @@ requirements=(
     "libc6-dev /usr/include/stdio.h"
     "binutils nm"
     "binutils readelf"
+    "binutils strip"
+    "binutils objdump"
+    "dpkg dpkg-deb"
+    "python3 python3"
+    "dwz dwz"
     "pkgconf pkg-config"
     "redis-server /usr/bin/redis-server"
     "redis-tools /usr/bin/redis-cli"

@@ -71,9 +71,6 @@
 //! [`ErrorKind::Unsupported`].
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 /// Keeps each item only on Linux with glibc, the one supported platform.
 macro_rules! linux_gnu {

@@ -131,3 +131,75 @@ fn disable_watches_nothing() {
     assert_eq!(o.stat("warnings"), 0, "{}", o.describe());
     assert_eq!(o.value("healthy"), "true", "{}", o.describe());
 }
+
+/// A set-user-ID program (secure mode, `AT_SECURE`) does not read the
+/// environment, which belongs to a less trusted caller: a bad value that
+/// fails the same program's start without the bit is ignored, one stderr
+/// line names it, and the configuration set in code applies.
+#[test]
+fn secure_mode_does_not_read_the_environment() {
+    if common::scenario().is_some() {
+        let c = failstop::Config::new().cpu_budget(Duration::from_millis(700)).from_env();
+        match c {
+            Ok(c) => say!("cpu_budget {}", c.settings().cpu_budget.as_millis()),
+            Err(e) => say!("message {e}"),
+        }
+        // SAFETY: getauxval has no preconditions.
+        say!("secure {}", unsafe { libc::getauxval(libc::AT_SECURE) });
+        common::child_exit(0);
+    }
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test makes a set-user-ID copy of itself: run it as root");
+    let name = "secure_mode_does_not_read_the_environment";
+    // A copy of this test binary owned by `nobody` with the set-user-ID bit,
+    // in a directory `nobody` can enter.
+    let base = [std::env::temp_dir(), std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))]
+        .into_iter()
+        .find(|d| !nosuid(d))
+        .expect("neither the temporary directory nor target/tmp allows set-user-ID programs (nosuid mounts)");
+    let dir = base.join(format!("failstop-secure-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copy = dir.join("env-setuid");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    let path = std::ffi::CString::new(copy.to_str().unwrap()).unwrap();
+    // SAFETY: valid C string; 65534 is `nobody`.
+    assert_eq!(unsafe { libc::chown(path.as_ptr(), 65534, 65534) }, 0);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let run = |program: std::path::PathBuf| {
+        let args = [name, "--exact", "--nocapture", "--test-threads=1"];
+        Spec::program(program, &args)
+            .env("FSTEST_SCENARIO", name)
+            .env("FAILSTOP_CPU_BUDGET_MS", "soon")
+            .env("FAILSTOP_WARN_MS", "100")
+            .run()
+    };
+    let plain = run(std::env::current_exe().unwrap());
+    let secure = run(copy.clone());
+    let _ = std::fs::remove_dir_all(&dir);
+    plain.assert_exit(0);
+    secure.assert_exit(0);
+    assert_eq!(plain.value("secure"), "0", "{}", plain.describe());
+    assert!(plain.value("message").contains("FAILSTOP_CPU_BUDGET_MS=\"soon\""), "{}", plain.describe());
+    assert_eq!(secure.value("secure"), "1", "the copy did not run in secure mode\n{}", secure.describe());
+    assert_eq!(secure.value("cpu_budget"), "700", "the code's setting must apply\n{}", secure.describe());
+    let line = secure.stderr.lines().find(|l| l.starts_with("failstop: secure mode")).unwrap_or_default();
+    assert!(
+        line.contains("the environment is not read")
+            && line.contains("FAILSTOP_CPU_BUDGET_MS")
+            && line.contains("FAILSTOP_WARN_MS"),
+        "no line naming the ignored variables\n{}",
+        secure.describe()
+    );
+}
+
+/// Whether the file system of `dir` ignores set-user-ID bits.
+fn nosuid(dir: &std::path::Path) -> bool {
+    let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    // SAFETY: statvfs is plain data; a valid path and out-pointer.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::statvfs(path.as_ptr(), &mut st) == 0 && st.f_flag & libc::ST_NOSUID != 0 }
+}

@@ -165,8 +165,8 @@ static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 impl Counting {
     fn count(&self) {
-        // gettid is a plain system call: fine inside an allocator, and
-        // inside a signal handler if the allocation came from one.
+        // SAFETY: gettid is a plain system call: fine inside an allocator,
+        // and inside a signal handler if the allocation came from one.
         if ARMED.load(Relaxed) && SPINNER.load(Relaxed) == unsafe { libc::gettid() } {
             ALLOCS.fetch_add(1, Relaxed);
         }

@@ -125,3 +125,45 @@ fn the_context_a_thread_set_is_in_its_warning_and_its_dump() {
     assert_eq!(o.stderr.matches("\n    context: ").count(), 1, "only the cruncher has a context\n{}", o.stderr);
     assert!(!o.stderr.contains("said and then cleared") && !o.stderr.contains("loading the index"), "{}", o.stderr);
 }
+
+/// A warning's backtrace is short, as Rust's are: it ends where the
+/// thread's own code began (the thread's start machinery is one line that
+/// says what was left out), while the dump keeps every frame;
+/// `RUST_BACKTRACE=full` prints every frame in the warning too.
+#[test]
+fn warnings_print_short_backtraces_unless_rust_backtrace_is_full() {
+    if std::env::var("FSTEST_SCENARIO").is_ok() {
+        let c = failstop::Config::new().warn_after(Duration::from_millis(100)).cpu_budget(Duration::from_millis(400));
+        let _wd = failstop::start(c).expect("start");
+        std::thread::spawn(|| {
+            let h = failstop::register("warned").expect("register");
+            h.touch();
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        })
+        .join()
+        .unwrap();
+        std::process::exit(3);
+    }
+    let name = "warnings_print_short_backtraces_unless_rust_backtrace_is_full";
+    let warning = |o: &common::Outcome| -> String {
+        let w = o.stderr.split("failstop: warning: thread \"warned\"").nth(1).unwrap_or_default();
+        w.split("\nfailstop: ").next().unwrap_or_default().to_string()
+    };
+    let short = Spec::scenario(name, "short").env("RUST_BACKTRACE", "1").run();
+    short.assert_signal(libc::SIGABRT);
+    let w = warning(&short);
+    assert!(w.contains("warnings_print_short_backtraces"), "the thread's own frame is shown:\n{w}");
+    assert!(!w.contains("__rust_begin_short_backtrace") && !w.contains("start_thread"), "{w}");
+    assert!(w.contains("more lines of the thread's start; the dump has every frame"), "{w}");
+    let dump = short.stderr.split("symbolized backtraces").nth(1).unwrap_or_default();
+    assert!(dump.contains("start_thread"), "the dump keeps every frame\n{}", short.describe());
+
+    let full = Spec::scenario(name, "full").env("RUST_BACKTRACE", "full").run();
+    full.assert_signal(libc::SIGABRT);
+    let w = warning(&full);
+    assert!(w.contains("__rust_begin_short_backtrace") && w.contains("start_thread"), "{w}");
+    assert!(!w.contains("more lines of the thread's start"), "{w}");
+}

@@ -28,8 +28,6 @@
 //! the `non_camel_case_types` allowance.
 
 #![allow(non_camel_case_types)]
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod config;

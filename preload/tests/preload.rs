@@ -174,8 +174,8 @@ fn transcript() {
     let (r, w) = pipe();
     let t = |s: String| say!("T {s}");
     let mut pfd = libc::pollfd { fd: r, events: libc::POLLIN, revents: 0 };
-    // SAFETY (whole block): valid pointers to locals, or deliberately bad
-    // ones that the kernel rejects with EFAULT.
+    // SAFETY: (the whole block) valid pointers to locals, or deliberately
+    // bad ones that the kernel rejects with EFAULT.
     unsafe {
         t(format!("poll-empty {} {}", libc::poll(&mut pfd, 1, 0), pfd.revents));
         write_byte(w);

@@ -392,6 +392,13 @@ impl Config {
     /// variable and its value. Values are taken exactly as given: surrounding
     /// whitespace is an error, not trimmed.
     ///
+    /// In a program run in secure mode (set-user-ID or set-group-ID, or
+    /// with file capabilities: the kernel's `AT_SECURE`), the environment
+    /// belongs to a less trusted caller and is not read: the configuration
+    /// set in code applies as it is, and one line on stderr names the
+    /// `FAILSTOP_*` variables ignored (as the dynamic loader ignores
+    /// `LD_PRELOAD` paths there).
+    ///
     /// ```
     /// use std::time::Duration;
     ///
@@ -403,7 +410,54 @@ impl Config {
     /// # Ok::<(), failstop::Error>(())
     /// ```
     pub fn from_env(self) -> Result<Config, Error> {
+        if secure_mode() {
+            let ignored: Vec<String> = std::env::vars_os()
+                .map(|(name, _)| name.to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("FAILSTOP_"))
+                .collect();
+            if !ignored.is_empty() {
+                eprintln!(
+                    "failstop: secure mode (set-user-ID, set-group-ID or file capabilities): the environment is not \
+                     read; ignored: {}; the configuration set in code applies",
+                    ignored.join(", ")
+                );
+            }
+            self.validate()?;
+            return Ok(self);
+        }
         self.apply_env_with(|name| std::env::var_os(name), std::env::vars_os().map(|(name, _)| name))
+    }
+
+    /// [`Config::from_env`] over an explicit list of variables instead of
+    /// the process environment: the same parsers, checks and messages, for
+    /// a tool that checks settings before they reach a program (the
+    /// `failstop run` command checks the environment it is about to `exec`
+    /// with). Every `(name, value)` pair is a variable; a name given twice
+    /// takes its last value; names that do not start with `FAILSTOP_` are
+    /// ignored.
+    ///
+    /// ```
+    /// let vars = [("FAILSTOP_CPU_BUDGET_MS", "500"), ("PATH", "/usr/bin")];
+    /// let config = failstop::Config::new().from_vars(vars)?;
+    /// assert_eq!(config.settings().cpu_budget, std::time::Duration::from_millis(500));
+    ///
+    /// let err = failstop::Config::new().from_vars([("FAILSTOP_CPU_BUDGET_MS", "soon")]).unwrap_err();
+    /// assert!(err.message().starts_with("FAILSTOP_CPU_BUDGET_MS=\"soon\": not a decimal integer"));
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    pub fn from_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Config, Error>
+    where
+        K: Into<OsString>,
+        V: Into<OsString>,
+    {
+        let mut list: Vec<(OsString, OsString)> = Vec::new();
+        for (name, value) in vars {
+            let (name, value) = (name.into(), value.into());
+            list.retain(|(n, _)| *n != name);
+            list.push((name, value));
+        }
+        let lookup = |name: &str| list.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        self.apply_env_with(lookup, list.iter().map(|(n, _)| n.clone()))
     }
 
     /// [`Config::from_env`] over an explicit environment: `lookup` returns a
@@ -563,4 +617,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Whether the process runs in secure mode (`AT_SECURE`: set-user-ID,
+/// set-group-ID, file capabilities), where the environment is not trusted.
+#[cfg(target_os = "linux")]
+fn secure_mode() -> bool {
+    // SAFETY: getauxval has no preconditions; 0 when the entry is absent.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
+/// Secure mode is a Linux notion here; elsewhere the environment is read.
+#[cfg(not(target_os = "linux"))]
+fn secure_mode() -> bool {
+    false
 }

@@ -42,7 +42,7 @@ use crate::os::signals;
 use crate::os::sys::{self, syscall};
 use crate::state::bells;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURES};
-use crate::state::frames::{CAP_REQUESTED, CAP_WRITING};
+use crate::state::frames::CapState;
 use crate::state::latch::CULPRIT_FRAMES;
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG, TIMER_TAG};
@@ -167,7 +167,7 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 /// The capture entry a dump asked this thread for and that is not answered
 /// yet, if any. Async-signal-safe (a scan of the static table).
 fn outstanding_capture(tid: libc::pid_t) -> Option<usize> {
-    CAPTURES.iter().position(|c| c.tid.load(Acquire) == tid && c.frames.state.load(Acquire) == CAP_REQUESTED)
+    CAPTURES.iter().position(|c| c.tid.load(Acquire) == tid && c.frames.state.get() == CapState::Requested)
 }
 
 /// One tick of a watched thread's timer, on that thread.
@@ -250,9 +250,7 @@ fn on_capture_request(idx: usize, ctx: *mut libc::c_void) {
     {
         s.note_own_signal(); // even for a stale request: it interrupted this thread
     }
-    if c.tid.load(Acquire) != tid
-        || c.frames.state.compare_exchange(CAP_REQUESTED, CAP_WRITING, AcqRel, Relaxed).is_err()
-    {
+    if c.tid.load(Acquire) != tid || !c.frames.state.change(CapState::Requested, CapState::Writing) {
         return; // stale: the dump gave up on this request
     }
     let bounds = crate::os::stackwalk::StackBounds::new(c.lo.load(Relaxed), c.hi.load(Relaxed));

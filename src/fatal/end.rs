@@ -76,7 +76,6 @@ static ACTING: AtomicBool = AtomicBool::new(false);
 /// [`stand_by`].
 static HANDLER_SINCE: AtomicU64 = AtomicU64::new(0);
 
-
 /// Tries to latch a verdict. On success the gate is closed (unless in `warn`
 /// mode), the culprit recorded and, for a fatal action, the fuse armed.
 /// Async-signal-safe.
@@ -277,7 +276,6 @@ fn end_as_pid1() -> ! {
     // SAFETY: _exit is async-signal-safe and ends the process.
     unsafe { libc::_exit(fuse::ABORT_STATUS) }
 }
-
 
 /// Writes `b` and a newline to stderr (a broken or closed stderr is ignored).
 /// Async-signal-safe.

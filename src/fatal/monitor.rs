@@ -71,7 +71,7 @@ use crate::os::procfs;
 use crate::os::signals;
 use crate::os::sys;
 use crate::state::bells::MONITOR as BELL;
-use crate::state::frames::CAP_READY;
+use crate::state::frames::CapState;
 use crate::state::latch::{
     self, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID, DUMP_DONE, SPARED_FOR_DEBUGGER, VERDICT_AT,
 };
@@ -894,7 +894,7 @@ fn await_culprit_frames() {
     }
     let culprit = CULPRIT_TID.load(Relaxed);
     let until = sys::monotonic_ns() + CULPRIT_FRAMES_WAIT.as_nanos() as u64;
-    while CULPRIT_FRAMES.state.load(Acquire) != CAP_READY && sys::monotonic_ns() < until {
+    while CULPRIT_FRAMES.state.get() != CapState::Ready && sys::monotonic_ns() < until {
         // Signal 0: whether the thread still exists, without a signal.
         if sys::tgkill(culprit, 0).is_err_and(|e| e.raw_os_error() == Some(libc::ESRCH)) {
             return;

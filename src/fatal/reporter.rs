@@ -39,7 +39,7 @@ use crate::os::sys;
 use crate::os::unwind;
 use crate::state::bells::REPORTER as BELL;
 use crate::state::captures::{CAPTURE_COUNT, CAPTURES};
-use crate::state::frames::{CAP_EMPTY, CAP_READY, MAX_FRAMES};
+use crate::state::frames::{CapState, MAX_FRAMES};
 use crate::state::gate::{SUPPRESSED, WARNINGS};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID};
 use crate::state::limits::{WARN_BURST, WARN_WINDOW};
@@ -92,8 +92,11 @@ impl SymRequest {
     }
 }
 
-static SYM: SymRequest =
-    SymRequest { state: AtomicU32::new(SymState::Idle as u32), cancel: AtomicBool::new(false), deadline: AtomicU64::new(0) };
+static SYM: SymRequest = SymRequest {
+    state: AtomicU32::new(SymState::Idle as u32),
+    cancel: AtomicBool::new(false),
+    deadline: AtomicU64::new(0),
+};
 
 /// Asks the reporter to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {
@@ -109,6 +112,7 @@ pub(crate) fn tid() -> libc::pid_t {
 pub(crate) fn spawn(dump_path: Option<DumpPath>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
     SYM.set(SymState::Idle);
+    FULL_WARNINGS.store(std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full"), Relaxed);
     let mut overseer = Overseer::new(dump_path);
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
@@ -149,9 +153,9 @@ fn reporter_loop(overseer: &mut Overseer) {
         let dumping = latch::dumping();
         if !dumping {
             for w in &warnings::WARNINGS {
-                if w.frames.state.load(Acquire) == CAP_READY {
+                if w.frames.state.get() == CapState::Ready {
                     report_warning(w, &mut recent);
-                    w.frames.state.store(CAP_EMPTY, Release);
+                    w.frames.state.set(CapState::Empty);
                 }
             }
         }
@@ -251,8 +255,16 @@ fn report_warning(w: &Warning, recent: &mut VecDeque<Instant>) {
          its backtrace, captured in its own context:\n",
         cpu_ns as f64 / 1e6
     );
-    for l in &lines {
+    let shown_lines = if FULL_WARNINGS.load(Relaxed) { lines.len() } else { short_backtrace(&lines) };
+    for l in &lines[..shown_lines] {
         let _ = writeln!(block, "    {l}");
+    }
+    if shown_lines < lines.len() {
+        let _ = writeln!(
+            block,
+            "    ({} more lines of the thread's start; the dump has every frame, RUST_BACKTRACE=full shows them here)",
+            lines.len() - shown_lines
+        );
     }
     // A verdict may have come while this warning was symbolized: the dump
     // has the floor, and this warning is counted instead of interleaved.
@@ -273,6 +285,37 @@ fn report_warning(w: &Warning, recent: &mut VecDeque<Instant>) {
         "failstop: thread has used {} ms of CPU since its last touch",
         cpu_ns / 1_000_000
     );
+}
+
+/// Warnings print every frame (`RUST_BACKTRACE=full` when the reporter
+/// started), not only the thread's own code.
+static FULL_WARNINGS: AtomicBool = AtomicBool::new(false);
+
+/// How many of a warning's symbolized `lines` to print, as Rust's short
+/// backtraces do: up to the frame that started the thread's own code
+/// (`__rust_begin_short_backtrace`), or the C library's thread and
+/// process start (`start_thread`, `clone3`, `__libc_start_main`, `_start`)
+/// that ends every stack; all of them when no such frame is found.
+fn short_backtrace(lines: &[String]) -> usize {
+    const STARTS: [&str; 6] =
+        ["start_thread", "clone3", "clone", "__libc_start_call_main", "__libc_start_main", "_start"];
+    let function = |l: &str| -> Option<String> {
+        // "#N 0xADDR function at file:line (inlined)" or "#N 0xADDR function"
+        let mut parts = l.splitn(3, ' ');
+        let _ = parts.next()?;
+        let _ = parts.next()?;
+        let rest = parts.next()?;
+        Some(rest.split(" at ").next().unwrap_or(rest).trim().to_string())
+    };
+    if let Some(i) = lines.iter().position(|l| function(l).is_some_and(|f| f.ends_with("__rust_begin_short_backtrace")))
+    {
+        return i;
+    }
+    let mut cut = lines.len();
+    while cut > 0 && function(&lines[cut - 1]).is_some_and(|f| STARTS.contains(&f.as_str())) {
+        cut -= 1;
+    }
+    cut
 }
 
 /// The longest a warning waits for a slow stderr.
@@ -508,14 +551,14 @@ fn write_symbolized() {
     let mut frames = [0usize; MAX_FRAMES];
     let mut culprit_lines = Vec::new();
     let mut cache = HashMap::new();
-    if CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
+    if CULPRIT_FRAMES.state.get() == CapState::Ready {
         let n = CULPRIT_FRAMES.load(&mut frames);
         let slot = CULPRIT_SLOT.load(Relaxed);
         culprit_lines = emit_thread(culprit, slot, true, &frames[..n], &mut cache);
     }
     let count = CAPTURE_COUNT.load(Acquire).min(CAPTURES.len());
     for c in &CAPTURES[..count] {
-        if c.frames.state.load(Acquire) != CAP_READY {
+        if c.frames.state.get() != CapState::Ready {
             continue;
         }
         let tid = c.tid.load(Relaxed);
@@ -609,5 +652,28 @@ mod tests {
         let addr = first_byte_target as fn() -> u32 as usize + 1;
         let names = symbolize(addr, false);
         assert!(names.iter().any(|n| n.contains("first_byte_target")), "{addr:#x}: {names:?}");
+    }
+
+    fn lines(functions: &[&str]) -> Vec<String> {
+        functions.iter().enumerate().map(|(i, f)| format!("#{i} 0x1000 {f} at /src/x.rs:1")).collect()
+    }
+
+    #[test]
+    fn short_backtraces_end_where_the_threads_own_code_began() {
+        let rust = lines(&[
+            "demo::work",
+            "demo::worker",
+            "std::sys::backtrace::__rust_begin_short_backtrace",
+            "std::thread::lifecycle::spawn_unchecked::{{closure}}",
+            "start_thread",
+            "clone3",
+        ]);
+        assert_eq!(short_backtrace(&rust), 2);
+        let c = lines(&["spin", "worker", "start_thread", "clone3"]);
+        assert_eq!(short_backtrace(&c), 2);
+        let main = lines(&["spin", "main", "__libc_start_call_main", "__libc_start_main_impl", "_start"]);
+        assert_eq!(short_backtrace(&main), 4, "only known names are cut");
+        let raw = vec!["#0 0x7f00 libc.so.6+0x1234".to_string()];
+        assert_eq!(short_backtrace(&raw), 1, "nothing to cut");
     }
 }

@@ -9,31 +9,75 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
 /// Frames kept per captured backtrace.
 pub(crate) const MAX_FRAMES: usize = 64;
 
-/// Nothing captured; the entry is free.
-pub(crate) const CAP_EMPTY: u32 = 0;
-/// A handler is writing the frames.
-pub(crate) const CAP_WRITING: u32 = 1;
-/// The frames are ready to read.
-pub(crate) const CAP_READY: u32 = 2;
-/// A dump's capture entry waiting for its thread's handler.
-pub(crate) const CAP_REQUESTED: u32 = 3;
-/// A dump's capture entry not asked for: its thread blocks the watchdog
-/// signal.
-pub(crate) const CAP_MASKED: u32 = 4;
-/// A dump's capture entry not asked for: its thread waits in
-/// `sigtimedwait`/`sigwait`, which would take the request as its own.
-pub(crate) const CAP_SIGWAIT: u32 = 5;
-/// A dump's capture entry not asked for: the watchdog signal's handler is
-/// not failstop's (the application replaced it).
-pub(crate) const CAP_NOT_OURS: u32 = 6;
-/// A dump's capture request the kernel refused (`EAGAIN`: the queue of
-/// pending signals, `RLIMIT_SIGPENDING`, is used up).
-pub(crate) const CAP_REFUSED: u32 = 7;
+/// Where a capture entry is in its life: free, being written, ready; and,
+/// for a dump's entries, asked for or why not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum CapState {
+    /// Nothing captured; the entry is free.
+    Empty = 0,
+    /// A handler is writing the frames.
+    Writing = 1,
+    /// The frames are ready to read.
+    Ready = 2,
+    /// A dump's capture entry waiting for its thread's handler.
+    Requested = 3,
+    /// A dump's capture entry not asked for: its thread blocks the
+    /// watchdog signal.
+    Masked = 4,
+    /// A dump's capture entry not asked for: its thread waits in
+    /// `sigtimedwait`/`sigwait`, which would take the request as its own.
+    Sigwait = 5,
+    /// A dump's capture entry not asked for: the watchdog signal's handler
+    /// is not failstop's (the application replaced it).
+    NotOurs = 6,
+    /// A dump's capture request the kernel refused (`EAGAIN`: the queue of
+    /// pending signals, `RLIMIT_SIGPENDING`, is used up).
+    Refused = 7,
+}
+
+/// A [`CapState`] in an atomic word: stores publish (Release), loads
+/// acquire, and a change is one compare-and-swap. Async-signal-safe.
+pub(crate) struct CapCell(AtomicU32);
+
+impl CapCell {
+    /// A cell in the [`CapState::Empty`] state.
+    pub(crate) const fn new() -> Self {
+        CapCell(AtomicU32::new(CapState::Empty as u32))
+    }
+
+    /// The state now.
+    #[inline]
+    pub(crate) fn get(&self) -> CapState {
+        match self.0.load(Acquire) {
+            1 => CapState::Writing,
+            2 => CapState::Ready,
+            3 => CapState::Requested,
+            4 => CapState::Masked,
+            5 => CapState::Sigwait,
+            6 => CapState::NotOurs,
+            7 => CapState::Refused,
+            _ => CapState::Empty,
+        }
+    }
+
+    /// Sets the state (and publishes what was written before).
+    #[inline]
+    pub(crate) fn set(&self, to: CapState) {
+        self.0.store(to as u32, Release);
+    }
+
+    /// Moves from `from` to `to` if the state is `from`; whether it did.
+    #[inline]
+    pub(crate) fn change(&self, from: CapState, to: CapState) -> bool {
+        self.0.compare_exchange(from as u32, to as u32, AcqRel, Acquire).is_ok()
+    }
+}
 
 /// Frames captured in a thread's own context, with a small state machine so
 /// that the writer (a handler) and the reader (another thread) never overlap.
 pub(crate) struct Frames {
-    pub state: AtomicU32,
+    pub state: CapCell,
     pub len: AtomicUsize,
     pub addrs: [AtomicUsize; MAX_FRAMES],
     /// The figure that goes with the capture (CPU ns since touch or progress).
@@ -43,7 +87,7 @@ pub(crate) struct Frames {
 impl Frames {
     pub(crate) const fn new() -> Self {
         Frames {
-            state: AtomicU32::new(CAP_EMPTY),
+            state: CapCell::new(),
             len: AtomicUsize::new(0),
             addrs: [const { AtomicUsize::new(0) }; MAX_FRAMES],
             figure: AtomicU64::new(0),
@@ -51,8 +95,8 @@ impl Frames {
     }
 
     /// Captures the stack of the interrupted context `ctx` into these frames
-    /// and publishes them (`CAP_READY`, release). The caller owns the entry
-    /// (it moved the state to `CAP_WRITING`, or no reader looks yet).
+    /// and publishes them ([`CapState::Ready`], release). The caller owns the entry
+    /// (it moved the state to [`CapState::Writing`], or no reader looks yet).
     /// Async-signal-safe: the DWARF unwind and the frame-pointer walk only
     /// make validated reads, and neither allocates nor locks.
     ///
@@ -68,7 +112,7 @@ impl Frames {
         // SAFETY: per this function's contract.
         let n = unsafe { capture_frames(ctx, bounds, &mut frames) };
         self.store(&frames[..n]);
-        self.state.store(CAP_READY, Release);
+        self.state.set(CapState::Ready);
     }
 
     /// Stores frames (async-signal-safe).

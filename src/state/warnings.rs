@@ -7,10 +7,10 @@
 //! # Signal-safety contract
 //!
 //! Static atomics only. A handler takes an entry by moving its frames'
-//! state `CAP_EMPTY → CAP_WRITING` ([`take`]), fills it, and publishes it
-//! as `CAP_READY`; the reporter reads it and gives it back as `CAP_EMPTY`.
+//! state `CapState::Empty → CapState::Writing` ([`take`]), fills it, and publishes it
+//! as `CapState::Ready`; the reporter reads it and gives it back as `CapState::Empty`.
 
-use super::frames::{CAP_EMPTY, CAP_WRITING, Frames};
+use super::frames::{CapState, Frames};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::*};
 
 /// Warnings that can wait for the reporter at once. A thread whose warning
@@ -31,10 +31,9 @@ pub(crate) static WARNINGS: [Warning; WARNING_ENTRIES] =
         WARNING_ENTRIES];
 
 /// Takes a free entry for slot `idx` (registration `generation`), in state
-/// `CAP_WRITING`; `None` when all are taken. Async-signal-safe.
+/// `CapState::Writing`; `None` when all are taken. Async-signal-safe.
 pub(crate) fn take(idx: usize, generation: u32) -> Option<&'static Warning> {
-    let w =
-        WARNINGS.iter().find(|w| w.frames.state.compare_exchange(CAP_EMPTY, CAP_WRITING, Acquire, Relaxed).is_ok())?;
+    let w = WARNINGS.iter().find(|w| w.frames.state.change(CapState::Empty, CapState::Writing))?;
     w.slot.store(idx, Relaxed);
     w.generation.store(generation, Relaxed);
     Some(w)

@@ -187,9 +187,10 @@ impl Service {
     /// Whether runsv still runs (without reaping it: its pid, the group's
     /// id, stays ours until `Drop`).
     fn runsv_alive(&self) -> bool {
+        // SAFETY: siginfo_t is plain data; all zeroes is a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: waitid on our own child with a valid out-struct; WNOWAIT
         // leaves it waitable.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let r = unsafe {
             libc::waitid(libc::P_PID, self.runsv.id(), &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
         };

@@ -8,10 +8,7 @@ use crate::os::ptrace;
 use crate::os::signals;
 use crate::os::sys;
 use crate::state::captures::{CAPTURE_ANSWERS, CAPTURE_COUNT, CAPTURES, Capture, MAX_DUMP_THREADS};
-use crate::state::frames::{
-    self, CAP_EMPTY, CAP_MASKED, CAP_NOT_OURS, CAP_READY, CAP_REFUSED, CAP_REQUESTED, CAP_SIGWAIT, CAP_WRITING, Frames,
-    MAX_FRAMES,
-};
+use crate::state::frames::{self, CapState, Frames, MAX_FRAMES};
 use crate::state::latch::{CULPRIT_FRAMES, VERDICT_AT};
 use crate::state::settings::LIVE;
 use crate::state::sigval::{self, CAPTURE_TAG};
@@ -30,11 +27,11 @@ pub(super) fn request_captures(tids: &[libc::pid_t], facts: &[Facts], culprit: l
     let ours = signals::disposition(signo).is_some_and(|cur| cur.sa_sigaction == sigval::OUR_HANDLER.load(Acquire));
     for (i, (&tid, f)) in tids.iter().zip(facts).enumerate() {
         let c = &CAPTURES[i];
-        c.frames.state.store(CAP_EMPTY, Relaxed);
+        c.frames.state.set(CapState::Empty);
         c.tid.store(0, Relaxed);
         // The slot goes with every entry: the reporter names the thread by it.
         c.slot.store(f.slot, Relaxed);
-        if tid == culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY || own.has(tid) {
+        if tid == culprit && CULPRIT_FRAMES.state.get() == CapState::Ready || own.has(tid) {
             continue;
         }
         // A culprit blocked in a system call is not signalled for its
@@ -52,7 +49,7 @@ pub(super) fn request_captures(tids: &[libc::pid_t], facts: &[Facts], culprit: l
             {
                 c.tid.store(tid, Relaxed);
                 c.frames.store(&got[..n]);
-                c.frames.state.store(CAP_READY, Release);
+                c.frames.state.set(CapState::Ready);
                 continue;
             }
         }
@@ -69,7 +66,7 @@ pub(super) fn request_captures(tids: &[libc::pid_t], facts: &[Facts], culprit: l
         // that the dump does not wait for it.
         if f.status().is_some_and(|st| st.blocks(signo)) {
             c.tid.store(tid, Relaxed);
-            c.frames.state.store(CAP_MASKED, Release);
+            c.frames.state.set(CapState::Masked);
             continue;
         }
         // A thread in sigtimedwait (sigwait, sigwaitinfo) has the signals it
@@ -78,19 +75,19 @@ pub(super) fn request_captures(tids: &[libc::pid_t], facts: &[Facts], culprit: l
             Some(procfs::SyscallState::InSyscall { nr, .. }) if nr == libc::SYS_rt_sigtimedwait);
         if sigwait || !ours {
             c.tid.store(tid, Relaxed);
-            c.frames.state.store(if ours { CAP_SIGWAIT } else { CAP_NOT_OURS }, Release);
+            c.frames.state.set(if ours { CapState::Sigwait } else { CapState::NotOurs });
             continue;
         }
         let (lo, hi) = slots::slot(f.slot).map_or((0, 0), |s| (s.stack_lo.load(Relaxed), s.stack_hi.load(Relaxed)));
         c.lo.store(lo, Relaxed);
         c.hi.store(hi, Relaxed);
         c.tid.store(tid, Relaxed);
-        c.frames.state.store(CAP_REQUESTED, Release);
+        c.frames.state.set(CapState::Requested);
         match sys::tgsigqueue(tid, signo, sigval::encode(CAPTURE_TAG, i)) {
             Ok(()) => {}
             // Real-time signals are queued with their siginfo or refused.
-            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => c.frames.state.store(CAP_REFUSED, Release),
-            Err(_) => c.frames.state.store(CAP_EMPTY, Relaxed),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => c.frames.state.set(CapState::Refused),
+            Err(_) => c.frames.state.set(CapState::Empty),
         }
     }
     CAPTURE_COUNT.store(tids.len(), Release);
@@ -106,8 +103,8 @@ pub(super) fn await_capture(c: &Capture, state: u8, deadline: u64) {
     }
     loop {
         let seen = CAPTURE_ANSWERS.load(Acquire);
-        let st = c.frames.state.load(Acquire);
-        if st != CAP_REQUESTED && st != CAP_WRITING {
+        let st = c.frames.state.get();
+        if st != CapState::Requested && st != CapState::Writing {
             return;
         }
         let now = sys::monotonic_ns();
@@ -214,12 +211,10 @@ pub(super) fn by_ptrace(
     // is masked, or was abandoned (a late answer of the handler finds it
     // so and leaves it): taken with a compare-and-swap either way.
     if let Some(c) = capture_entry(ci, tid) {
-        let was = c.frames.state.load(Acquire);
-        if (was == CAP_MASKED || was == CAP_EMPTY)
-            && c.frames.state.compare_exchange(was, CAP_WRITING, AcqRel, Relaxed).is_ok()
-        {
+        let was = c.frames.state.get();
+        if (was == CapState::Masked || was == CapState::Empty) && c.frames.state.change(was, CapState::Writing) {
             c.frames.store(&frames[..n]);
-            c.frames.state.store(CAP_READY, Release);
+            c.frames.state.set(CapState::Ready);
             return Ok((n, Some(&c.frames)));
         }
     }
@@ -242,17 +237,17 @@ pub(super) fn captured(
     let Some(c) = capture_entry(ci, tid) else {
         return Err(if LIVE.fatal() { NoFrames::OwnThread } else { NoFrames::Sleeping });
     };
-    match c.frames.state.load(Acquire) {
-        CAP_READY => Ok((c.frames.load(frames), &c.frames)),
-        CAP_REQUESTED => {
+    match c.frames.state.get() {
+        CapState::Ready => Ok((c.frames.load(frames), &c.frames)),
+        CapState::Requested => {
             // Give up on it: a late answer will find the entry abandoned.
-            let _ = c.frames.state.compare_exchange(CAP_REQUESTED, CAP_EMPTY, AcqRel, Relaxed);
+            let _ = c.frames.state.change(CapState::Requested, CapState::Empty);
             Err(NoFrames::NotResponding)
         }
-        CAP_MASKED => Err(NoFrames::Masked),
-        CAP_SIGWAIT => Err(NoFrames::Sigwait),
-        CAP_NOT_OURS => Err(NoFrames::NotOurs),
-        CAP_REFUSED => Err(NoFrames::Refused),
+        CapState::Masked => Err(NoFrames::Masked),
+        CapState::Sigwait => Err(NoFrames::Sigwait),
+        CapState::NotOurs => Err(NoFrames::NotOurs),
+        CapState::Refused => Err(NoFrames::Refused),
         _ => Err(NoFrames::NotSent),
     }
 }

@@ -8,7 +8,7 @@ use crate::os::fmt::FixedBuf;
 use crate::os::modules::ModuleMap;
 use crate::os::procfs::{self, TaskDir};
 use crate::os::sys;
-use crate::state::frames::{CAP_READY, MAX_FRAMES};
+use crate::state::frames::{CapState, MAX_FRAMES};
 use crate::state::latch::{self, CULPRIT_FRAMES};
 use crate::state::progress::wall_since_progress;
 use crate::state::settings::LIVE;
@@ -197,7 +197,7 @@ pub(super) fn write_thread_frames(
     state: u8,
 ) {
     let mut frames = [0usize; MAX_FRAMES];
-    let (n, source) = if is_culprit && CULPRIT_FRAMES.state.load(Acquire) == CAP_READY {
+    let (n, source) = if is_culprit && CULPRIT_FRAMES.state.get() == CapState::Ready {
         (CULPRIT_FRAMES.load(&mut frames), Some(&CULPRIT_FRAMES))
     } else {
         match captured(ci, tid, &mut frames) {
