@@ -479,9 +479,9 @@ impl Drop for Lab {
             std::thread::sleep(Duration::from_millis(20));
         }
         for p in &mut self.procs {
-            // SAFETY: the process group made for our own child (the group
-            // id stays ours while the child is not reaped).
             if matches!(p.child.try_wait(), Ok(None)) {
+                // SAFETY: the process group made for our own child (the
+                // group id stays ours while the child is not reaped).
                 unsafe { libc::kill(-(p.child.id() as i32), libc::SIGKILL) };
                 let _ = p.child.kill();
             }
