@@ -36,6 +36,7 @@ cibadmin --create --scope resources --xml-text '
 # guards against a loaded node: the hook fails within a second on its own);
 # a stop waits 2 s after SIGTERM, then sends SIGKILL; a stop that cannot
 # end the process fails after 8 s, and the node is fenced.
+# shellcheck disable=SC2016 # $OCF_RESKEY_CRM_meta_on_node is the agent's to expand
 cibadmin --create --scope resources --xml-text '
 <primitive id="echo" class="ocf" provider="heartbeat" type="anything">
   <instance_attributes id="echo-params">
