@@ -439,7 +439,8 @@ impl Lab {
         }
     }
 
-    /// Runs `cmdline_options` changes: the service restarts in place with it.
+    /// Sets the service's `cmdline_options` (Pacemaker restarts it in place
+    /// with them) and waits until the cluster settled.
     fn set_options(&mut self, options: &str, what: &str) -> usize {
         let n = self.live_node();
         self.on_node_ok(
