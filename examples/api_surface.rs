@@ -12,8 +12,9 @@
 //! (`failstop::tokio`, behind the `tokio` feature, is checked for the other
 //! targets with `cargo check --lib --features tokio`.)
 
+use failstop::limits::{MAX_THREADS, WARN_BURST, WARN_WINDOW};
 use failstop::{Action, Config, ENV_VARS, EnvVar, Error, ErrorKind, Settings, Signal, Stats, Systemd};
-use failstop::{HarmlessGuard, IdleGuard, MAX_THREADS, ThreadHandle, WARN_BURST, WARN_WINDOW, Watchdog};
+use failstop::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
 use std::time::Duration;
 
 fn hook() {}

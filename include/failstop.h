@@ -177,6 +177,22 @@ typedef struct failstop_config {
    Copied by `failstop_start_with`; need not outlive the call.
    */
   const char *dump_path;
+  /*
+   Wall time without progress and without a byte read or written,
+   while the thread only sleeps and wakes, before the `polling`
+   verdict (0 = 5 × the stall budget).
+   */
+  uint64_t poll_budget_ms;
+  /*
+   Non-zero: do not use systemd's service watchdog even when the
+   service manager asked for it (`WATCHDOG_USEC`).
+   */
+  int32_t systemd_off;
+  /*
+   Non-zero: per-thread timers on the wall clock (judging CPU time
+   still), for where CPU-time clocks cannot arm timers.
+   */
+  int32_t wall_clock_timers;
 } failstop_config;
 
 #ifdef __cplusplus

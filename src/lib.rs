@@ -105,10 +105,10 @@ pub use api::{HarmlessGuard, IdleGuard, ThreadHandle, Watchdog};
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[doc(hidden)]
 pub mod ffi_support;
-/// Not part of the API: the capture primitives, for the criterion benches
-/// (benches/unwind.rs) that compare the DWARF unwind with the
+/// Not part of the API (feature `bench-hooks`): the capture primitives, for
+/// the criterion benches (benches/unwind.rs) that compare the DWARF unwind with the
 /// frame-pointer walk.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", feature = "bench-hooks"))]
 #[doc(hidden)]
 pub mod __unwind_bench {
     use crate::os::stackwalk::{self, StackBounds};
@@ -161,7 +161,25 @@ mod unsupported;
 pub use config::{Action, Config, ENV_VARS, EnvVar, Settings, Signal, Systemd};
 pub use error::{Error, ErrorKind};
 pub use state::gate::{Stats, healthy, stats};
-pub use state::limits::{MAX_THREADS, WARN_BURST, WARN_WINDOW};
+/// failstop's fixed limits: the most threads watched at once, and the
+/// rate limit of warnings.
+///
+/// ```
+/// assert!(failstop::limits::MAX_THREADS >= 65_536);
+/// assert_eq!(failstop::limits::WARN_BURST, 5);
+/// ```
+pub mod limits {
+    pub use crate::state::limits::{MAX_THREADS, WARN_BURST, WARN_WINDOW};
+}
+/// The most threads watched at once: see [`limits::MAX_THREADS`].
+#[deprecated(since = "0.1.0", note = "use failstop::limits::MAX_THREADS")]
+pub const MAX_THREADS: usize = limits::MAX_THREADS;
+/// Warnings per window: see [`limits::WARN_BURST`].
+#[deprecated(since = "0.1.0", note = "use failstop::limits::WARN_BURST")]
+pub const WARN_BURST: usize = limits::WARN_BURST;
+/// The warnings' window: see [`limits::WARN_WINDOW`].
+#[deprecated(since = "0.1.0", note = "use failstop::limits::WARN_WINDOW")]
+pub const WARN_WINDOW: std::time::Duration = limits::WARN_WINDOW;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

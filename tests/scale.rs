@@ -168,7 +168,7 @@ fn all_slots_in_use_is_a_clear_error() {
         let closed = gate.write().unwrap();
         let registered = Arc::new(AtomicUsize::new(0));
         let t = Instant::now();
-        let threads: Vec<_> = (0..failstop::MAX_THREADS)
+        let threads: Vec<_> = (0..failstop::limits::MAX_THREADS)
             .map(|i| {
                 let (gate, registered) = (gate.clone(), registered.clone());
                 std::thread::Builder::new()
@@ -182,7 +182,7 @@ fn all_slots_in_use_is_a_clear_error() {
                     .unwrap_or_else(|e| panic!("spawning thread #{i}: {e}"))
             })
             .collect();
-        while registered.load(SeqCst) < failstop::MAX_THREADS {
+        while registered.load(SeqCst) < failstop::limits::MAX_THREADS {
             std::thread::sleep(Duration::from_millis(5));
         }
         say!("registered {} in {:.1} s", registered.load(SeqCst), t.elapsed().as_secs_f64());
@@ -200,7 +200,7 @@ fn all_slots_in_use_is_a_clear_error() {
     // A thread per slot: the kernel must allow that many threads and maps
     // (four per Rust thread: its stack, its signal stack and their guard
     // pages; scripts/test.sh raises both).
-    let want = failstop::MAX_THREADS as u64 + 5000;
+    let want = failstop::limits::MAX_THREADS as u64 + 5000;
     let pid_max = sysctl("/proc/sys/kernel/pid_max");
     let maps = sysctl("/proc/sys/vm/max_map_count");
     assert!(
@@ -208,7 +208,7 @@ fn all_slots_in_use_is_a_clear_error() {
         "this test runs {} threads: it needs kernel.pid_max >= {want} (it is {pid_max}) and vm.max_map_count >= {} \
          (it is {maps}); scripts/test.sh raises them as root (sysctl -w kernel.pid_max=4194304 \
          vm.max_map_count=1048576)",
-        failstop::MAX_THREADS,
+        failstop::limits::MAX_THREADS,
         4 * want
     );
     let o = Spec::scenario("all_slots_in_use_is_a_clear_error", "slots").timeout(Duration::from_secs(240)).run();

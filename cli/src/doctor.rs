@@ -372,7 +372,7 @@ fn check_sigpending(r: &mut Report) {
     // SigQ: queued signals of this real user / the limit.
     let used: u64 = status_field("SigQ").and_then(|q| q.split('/').next()?.parse().ok()).unwrap_or(0);
     let show = |v: libc::rlim_t| if v == libc::RLIM_INFINITY { "unlimited".to_string() } else { v.to_string() };
-    let max = failstop::MAX_THREADS as u64;
+    let max = failstop::limits::MAX_THREADS as u64;
     // One timer per watched thread, one for the fuse.
     let threads =
         if lim.rlim_cur == libc::RLIM_INFINITY { max } else { lim.rlim_cur.saturating_sub(used + 1).min(max) };

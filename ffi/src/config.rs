@@ -3,7 +3,7 @@
 //! `struct_size` it was compiled with.
 
 use crate::error::{FAILSTOP_E_NULL, fail, guarded, set_last_error};
-use failstop::{Action, Config, Error, ErrorKind, Signal, ffi_support};
+use failstop::{Action, Config, Error, ErrorKind, Signal, Systemd, ffi_support};
 use libc::{c_char, c_int};
 use std::ffi::{CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -68,6 +68,16 @@ pub struct failstop_config {
     /// A file the thread dump is also written to (NULL = standard error only).
     /// Copied by `failstop_start_with`; need not outlive the call.
     pub dump_path: *const c_char,
+    /// Wall time without progress and without a byte read or written,
+    /// while the thread only sleeps and wakes, before the `polling`
+    /// verdict (0 = 5 × the stall budget).
+    pub poll_budget_ms: u64,
+    /// Non-zero: do not use systemd's service watchdog even when the
+    /// service manager asked for it (`WATCHDOG_USEC`).
+    pub systemd_off: i32,
+    /// Non-zero: per-thread timers on the wall clock (judging CPU time
+    /// still), for where CPU-time clocks cannot arm timers.
+    pub wall_clock_timers: i32,
 }
 
 /// Fills `*cfg` with the defaults and sets `cfg->struct_size`. Does nothing
@@ -100,6 +110,9 @@ fn default_config() -> failstop_config {
         disabled: 0,
         abort_under_debugger: 0,
         dump_path: std::ptr::null(),
+        poll_budget_ms: 0,
+        systemd_off: 0,
+        wall_clock_timers: 0,
     }
 }
 
@@ -186,7 +199,12 @@ unsafe fn to_config(c: &failstop_config) -> Result<Config, Error> {
         .dump_timeout(ms_or(c.dump_timeout_ms, s.dump_timeout))
         .action(action)
         .disabled(c.disabled != 0)
-        .abort_under_debugger(c.abort_under_debugger != 0);
+        .abort_under_debugger(c.abort_under_debugger != 0)
+        .systemd(if c.systemd_off != 0 { Systemd::Off } else { Systemd::Auto })
+        .wall_clock_timers(c.wall_clock_timers != 0);
+    if c.poll_budget_ms != 0 {
+        config = config.poll_budget(Duration::from_millis(c.poll_budget_ms));
+    }
     if c.signal != 0 {
         config = config.signal(
             Signal::new(c.signal)
@@ -278,5 +296,31 @@ mod tests {
         // SAFETY: dump_path NULL.
         let err = unsafe { to_config(&bad) }.unwrap_err();
         assert!(err.message().contains("failstop_config.action=7"), "{err}");
+    }
+
+    /// Every setting of `Config` that means something to a C program has a
+    /// field; a program built before the last three fields existed gets
+    /// their defaults.
+    #[test]
+    fn the_later_fields_reach_the_config_and_default_for_older_structs() {
+        let mut c = default_config();
+        c.poll_budget_ms = 45_000;
+        c.systemd_off = 1;
+        c.wall_clock_timers = 1;
+        // SAFETY: a full struct, dump_path NULL.
+        let config = unsafe { to_config(&read_config(&c).unwrap()) }.unwrap();
+        let s = config.settings();
+        assert_eq!(s.poll_budget, Some(Duration::from_secs(45)));
+        assert_eq!(s.systemd, Systemd::Off);
+        assert!(s.wall_clock_timers);
+
+        let mut older = c;
+        older.struct_size = std::mem::offset_of!(failstop_config, poll_budget_ms);
+        // SAFETY: the struct is fully readable; dump_path NULL.
+        let config = unsafe { to_config(&read_config(&older).unwrap()) }.unwrap();
+        let d = Config::new();
+        assert_eq!(config.settings().poll_budget, d.settings().poll_budget);
+        assert_eq!(config.settings().systemd, Systemd::Auto);
+        assert!(!config.settings().wall_clock_timers);
     }
 }

@@ -2,8 +2,8 @@
 //! with it (the hot path: touch, tick, the idle and harmless scopes).
 
 use crate::error::{FAILSTOP_E_NULL, FAILSTOP_OK, fail, guarded, guarded_void, set_last_error};
-use failstop::MAX_THREADS;
 use failstop::ffi_support::{self, RawSlot, Unregister};
+use failstop::limits::MAX_THREADS;
 use libc::c_char;
 use std::ffi::CStr;
 

@@ -11,7 +11,11 @@
 //! application that reaps its children with `waitpid(-1)` never sees it.
 //! Where Yama restricts `ptrace` to ancestors (`ptrace_scope` 1), the
 //! process names the helper with `PR_SET_PTRACER` for the length of the
-//! capture. The helper seizes the thread (`PTRACE_SEIZE`), stops it
+//! capture, and clears it afterwards: the kernel offers no way to read an
+//! exception the application set itself (a crash reporter naming its
+//! handler process), so under scope 1 a capture replaces it. Elsewhere
+//! (scope 0, no Yama) `PR_SET_PTRACER` is not needed and never called,
+//! and the application's own setting stays as it was. The helper seizes the thread (`PTRACE_SEIZE`), stops it
 //! (`PTRACE_INTERRUPT`), reads its registers, walks, and detaches, which
 //! lets the thread run on; a stop may make a few system calls (`epoll_wait`,
 //! `sigtimedwait`) of a sleeping thread return `EINTR`, as a `SIGSTOP` and
@@ -73,8 +77,15 @@ static JOB: Capture = Capture {
     busy: AtomicBool::new(false),
 };
 
-/// Maps the helper's stack (once per process). Normal context, at start.
+/// Yama's `ptrace_scope` is 1 here (read by [`prepare`]): the helper
+/// must be named with `PR_SET_PTRACER` to trace its parent.
+static NEEDS_PTRACER: AtomicBool = AtomicBool::new(false);
+
+/// Maps the helper's stack (once per process) and reads Yama's
+/// `ptrace_scope`. Normal context, at start.
 pub(crate) fn prepare() -> std::io::Result<()> {
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").unwrap_or_default();
+    NEEDS_PTRACER.store(scope.trim() == "1", Relaxed);
     if !STACK.load(Acquire).is_null() {
         return Ok(());
     }
@@ -135,8 +146,11 @@ fn run(
         return Err("the ptrace helper could not be made (clone failed)");
     }
     // Yama's ptrace_scope 1: let the helper (not our ancestor) trace us.
-    // SAFETY: prctl with integer arguments; EINVAL without Yama is fine.
-    unsafe { libc::prctl(libc::PR_SET_PTRACER, child as libc::c_ulong, 0, 0, 0) };
+    let ptracer = NEEDS_PTRACER.load(Relaxed);
+    if ptracer {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_PTRACER, child as libc::c_ulong, 0, 0, 0) };
+    }
     JOB.state.store(GO, Release);
     sys::futex_wake_all(&JOB.state);
     loop {
@@ -156,7 +170,9 @@ fn run(
         }
         let mut status = 0;
         while libc::waitpid(child, &mut status, libc::__WALL) < 0 && *libc::__errno_location() == libc::EINTR {}
-        libc::prctl(libc::PR_SET_PTRACER, 0 as libc::c_ulong, 0, 0, 0);
+        if ptracer {
+            libc::prctl(libc::PR_SET_PTRACER, 0 as libc::c_ulong, 0, 0, 0);
+        }
     }
     let n = JOB.len.load(Acquire).min(MAX_FRAMES);
     if done && n > 0 {

@@ -59,7 +59,7 @@ pub(crate) fn register(name: &str) -> Result<ThreadHandle, Error> {
     let (idx, generation) = slots::claim().map_err(|why| {
         let text = if why == slots::ALL_IN_USE {
             format!(
-                "register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::MAX_THREADS); drop the \
+                "register({name:?}): all {MAX_THREADS} thread slots are in use (failstop::limits::MAX_THREADS); drop the \
                  handles of threads that no longer need watching (a thread that exits frees its slot)"
             )
         } else {
