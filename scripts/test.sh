@@ -4,7 +4,7 @@
 # test suite of the workspace.
 #
 #   gcc, libc6-dev   cc: the C programs of tests/ and examples/c/ (the C ABI,
-#                    dlopen, the epoll echo server, the README's C example)
+#                    dlopen, the epoll echo server, the C example of docs/c.md)
 #   binutils         nm, readelf: the exported symbols, SONAMEs, DT_NEEDED;
 #                    strip, objdump: scripts/deb.sh, and the stripped program
 #                    of cli/tests/symbolize.rs

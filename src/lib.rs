@@ -22,7 +22,8 @@
 //! `libfailstop.so`), programs that cannot change through
 //! `libfailstop_preload.so` (`LD_PRELOAD`: every thread that waits in
 //! `epoll_wait`, `poll` or `select` is watched), and tokio runtimes through
-//! `failstop::tokio` (feature `tokio`). The README has a chapter on each.
+//! `failstop::tokio` (feature `tokio`). The repository's `docs/` has a
+//! chapter on each.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -47,23 +48,11 @@
 //!
 //! Each folder of `src/` is a floor, and each floor uses only the floors
 //! below it (`scripts/layers.py` checks this in CI: no cycle between files,
-//! no `use crate::` that runs up a floor). From the bottom:
-//!
-//! | floor | modules | what lives there |
-//! |---|---|---|
-//! | 0 | `error`, `verdict` | [`Error`]; the stuck rule as a pure function, the verdict kinds |
-//! | 1 | `config/` | [`Config`], [`Settings`], [`Action`], [`Signal`], the `FAILSTOP_*` parser ([`ENV_VARS`]) |
-//! | 2 | `os/` | async-signal-safe OS primitives: system calls, formatting, signal masks, `/proc` readers, the stack walk, the module map |
-//! | 3 | `state/`, `sync/` | the shared statics, loads and stores only: live settings, the slot table in segments, verdict latch, captures, warnings, progress and the monitor's due times, bells, the gate; [`sync::Mutex`], a `std::sync::Mutex` that records its owner for the dump and the blocked rule |
-//! | 4 | `watch/` | registering threads ([`ThreadHandle`]) and their CPU timers |
-//! | 5 | `fatal/` | the fatal path and failstop's threads: latch + fuse + end, dump, reporter, systemd, monitor (the blocked and deaf rules) |
-//! | 6 | `engine/` | the signal handler (every signal-context entry point) and [`start`] / [`Watchdog`] |
-//! | 7 | `lib.rs`, `api/`, `ffi_support`, `tokio/`, `unsupported` | the front ends: this API (`api/`: each public type written once over the platform's implementation), what the C ABI (the `failstop-ffi` crate, `include/failstop.h`) builds on, `tokio` (feature `tokio`), other platforms |
-//!
-//! Code that runs in signal context is in `engine/handler.rs` and calls
-//! only the async-signal-safe floors `os/` and `state/` and the fatal path
-//! of `fatal/end.rs`. Each folder's `mod.rs` says what it holds and what it
-//! may use.
+//! no `use crate::` that runs up a floor): errors and the verdict rule,
+//! `config/`, `os/`, `state/` and `sync/`, `watch/`, `fatal/`, `engine/`
+//! (every signal-context entry point), then the front ends (this API in
+//! `api/`, `ffi_support`, `tokio/`, `unsupported`). The table of what lives
+//! on each floor is in the repository's `docs/architecture.md`.
 //!
 //! failstop needs Linux with glibc; only `config`, `error`, `state::gate`,
 //! `sync` (over std's mutex, recording no owner), `api` and `unsupported`
@@ -181,10 +170,31 @@ pub const WARN_BURST: usize = limits::WARN_BURST;
 #[deprecated(since = "0.1.0", note = "use failstop::limits::WARN_WINDOW")]
 pub const WARN_WINDOW: std::time::Duration = limits::WARN_WINDOW;
 
-/// The README's examples, compiled as doctests so that they stay true.
+/// The manual's examples (README.md and docs/), compiled as doctests so
+/// that they stay true.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
+mod manual {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/rust.md")]
+    struct Rust;
+    #[doc = include_str!("../docs/c.md")]
+    struct C;
+    #[doc = include_str!("../docs/zero-code.md")]
+    struct ZeroCode;
+    #[doc = include_str!("../docs/deploy.md")]
+    struct Deploy;
+    #[doc = include_str!("../docs/failover.md")]
+    struct Failover;
+    #[doc = include_str!("../docs/dump.md")]
+    struct Dump;
+    #[doc = include_str!("../docs/performance.md")]
+    struct Performance;
+    #[doc = include_str!("../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../docs/testing.md")]
+    struct Testing;
+}
 
 /// Starts the watchdog with `config` (use [`Config::from_env`] to let
 /// `FAILSTOP_*` variables override it).

@@ -2,7 +2,7 @@
 //! test run built (`--from`, no second build; `libfailstop_preload.so` comes
 //! from the workspace's `preload/` member, which `scripts/test.sh` builds
 //! in the same run) into a temporary prefix, then
-//! build a C program with exactly the command lines the README shows, with
+//! build a C program with exactly the command lines docs/c.md shows, with
 //! `PKG_CONFIG_PATH` pointing at that prefix, and run it. The `failstop`
 //! command is installed beside them and finds its preload library there;
 //! `scripts/deb.sh` packages the same files in Debian's layout.
@@ -14,7 +14,7 @@ use common::c::{self, run_ok as run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The README's build lines (section "Using it from C"), run verbatim.
+/// docs/c.md's build lines (section "Using it from C"), run verbatim.
 const SHARED_LINE: &str = "cc app.c $(pkg-config --cflags --libs failstop) -o app";
 const STATIC_LINE: &str = "cc app.c $(pkg-config --static --cflags --libs failstop-static) -o app";
 
@@ -128,9 +128,9 @@ fn pkg_config(prefix: &Path, args: &[&str]) -> String {
 
 #[test]
 fn readme_shows_the_tested_lines() {
-    let readme = std::fs::read_to_string(Path::new(c::ROOT).join("README.md")).expect("read README.md");
+    let docs: String = common::doc_files().into_iter().map(|(_, text)| text).collect();
     for line in [SHARED_LINE, STATIC_LINE, "scripts/install.sh", "/usr/local/lib/libfailstop_preload.so"] {
-        assert!(readme.contains(line), "README.md does not show `{line}`");
+        assert!(docs.contains(line), "neither README.md nor docs/*.md shows `{line}`");
     }
 }
 
@@ -153,7 +153,7 @@ fn install_then_build_with_pkg_config() {
         std::fs::read(dir.join("stage/libfailstop.so")).expect("read the built .so")
     );
     assert!(lib.join("libfailstop.a").is_file());
-    // The LD_PRELOAD library, where the README's systemd line points.
+    // The LD_PRELOAD library, where docs/deploy.md's systemd line points.
     assert_eq!(
         std::fs::read(lib.join("libfailstop_preload.so")).expect("read the installed preload library"),
         std::fs::read(dir.join("stage/libfailstop_preload.so")).expect("read the built preload library")

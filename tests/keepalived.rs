@@ -10,7 +10,7 @@
 //! 10.231.19.100. Each node runs the C echo server
 //! (`examples/c/echo_server.c --bind 0.0.0.0 --heartbeat 7001 --name
 //! node-X 7000`, failstop inside: cpu_budget 500 ms, stall_budget 1.5 s)
-//! and keepalived with `examples/keepalived/keepalived.conf` (the README's
+//! and keepalived with `examples/keepalived/keepalived.conf` (docs/failover.md's
 //! file, only the check's path replaced by the repository's
 //! `check_heartbeat.sh`): a `vrrp_script` asks the server's heartbeat
 //! thread, which answers `HEALTHY` or `UNHEALTHY` from `failstop_healthy()`
@@ -67,9 +67,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The keepalived configuration, as the README shows it.
+/// The keepalived configuration, as docs/failover.md shows it.
 const CONFIG: &str = "examples/keepalived/keepalived.conf";
-/// The check it runs, as the README shows it.
+/// The check it runs, as docs/failover.md shows it.
 const CHECK: &str = "examples/keepalived/check_heartbeat.sh";
 /// Where the configuration expects the check; the test points it at [`CHECK`].
 const CHECK_INSTALLED: &str = "/usr/local/bin/check_heartbeat.sh";
@@ -226,7 +226,7 @@ impl Lab {
         }
     }
 
-    /// The README's configuration with the check's path replaced (and
+    /// docs/failover.md's configuration with the check's path replaced (and
     /// nothing else); the check script is copied beside it.
     fn render_config(&mut self) -> PathBuf {
         let text = fs::read_to_string(Path::new(c::ROOT).join(CONFIG)).expect("read the keepalived config");
@@ -766,7 +766,7 @@ fn keepalived_moves_the_address_when_failstop_fail_stops_the_master() {
     figure!("keepalived: the whole test took {:.0} s", start.elapsed().as_secs_f64());
 }
 
-/// The README's "Failover with a cluster manager" shows the configuration
+/// docs/failover.md's "Failover with a cluster manager" shows the configuration
 /// and the check the test above runs, as they are in the repository.
 #[test]
 fn readme_shows_the_keepalived_files_the_test_runs() {

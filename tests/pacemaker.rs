@@ -87,7 +87,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The files the README shows, loaded as they are.
+/// The files docs/failover.md shows, loaded as they are.
 const COROSYNC_CONF: &str = "examples/pacemaker/corosync.conf";
 const CIB: &str = "examples/pacemaker/cib.sh";
 const HOOK: &str = "examples/pacemaker/check_heartbeat.sh";
@@ -987,7 +987,7 @@ fn pacemaker_moves_the_service_and_fences_the_node_that_cannot_stop_it() {
     let meta = lab.on_node_ok(0, &["stonith_admin", "--metadata", "--agent", "fence_netns"]);
     lab.check(meta.contains("<resource-agent name=\"fence_netns\""), &format!("fence_netns's metadata: {meta}"));
 
-    // The configuration, as the README shows it.
+    // The configuration, as docs/failover.md shows it.
     let cib = Path::new(c::ROOT).join(CIB);
     lab.on_node_ok(0, &["sh", cib.to_str().expect("UTF-8 path")]);
     let loaded = Instant::now();
@@ -1161,7 +1161,7 @@ fn pacemaker_moves_the_service_and_fences_the_node_that_cannot_stop_it() {
     figure!("pacemaker: the whole test took {:.0} s", start.elapsed().as_secs_f64());
 }
 
-/// The README's "Under Pacemaker" shows the files the test above loads, as
+/// docs/failover.md's "Under Pacemaker" shows the files the test above loads, as
 /// they are in the repository.
 #[test]
 fn readme_shows_the_pacemaker_files_the_test_loads() {

@@ -1,4 +1,5 @@
-//! The README's examples work as pasted into a new project.
+//! The manual's examples (README.md and docs/*.md) work as pasted into a
+//! new project.
 //!
 //! Each block a reader is told to paste carries a marker on the line above
 //! its fence: `<!-- readme-example: PROJECT FILE -->`. The blocks of one
@@ -41,21 +42,28 @@ struct Block {
 }
 
 fn readme_blocks() -> Vec<Block> {
-    let readme = std::fs::read_to_string(Path::new(c::ROOT).join("README.md")).expect("read README.md");
-    let mut lines = readme.lines().enumerate();
     let mut blocks = Vec::new();
+    for (name, text) in common::doc_files() {
+        blocks_of(&name, &text, &mut blocks);
+    }
+    blocks
+}
+
+/// The marked blocks of one file of the manual (`name`: its path).
+fn blocks_of(name: &str, readme: &str, blocks: &mut Vec<Block>) {
+    let mut lines = readme.lines().enumerate();
     while let Some((n, line)) = lines.next() {
         let Some(rest) = line.strip_prefix(MARKER) else { continue };
-        let spec = rest.strip_suffix(" -->").unwrap_or_else(|| panic!("README.md:{}: marker without ` -->`", n + 1));
+        let spec = rest.strip_suffix(" -->").unwrap_or_else(|| panic!("{name}:{}: marker without ` -->`", n + 1));
         let (project, file) =
-            spec.split_once(' ').unwrap_or_else(|| panic!("README.md:{}: marker needs PROJECT FILE: {line}", n + 1));
-        let (_, fence) = lines.next().unwrap_or_else(|| panic!("README.md:{}: marker at the end", n + 1));
+            spec.split_once(' ').unwrap_or_else(|| panic!("{name}:{}: marker needs PROJECT FILE: {line}", n + 1));
+        let (_, fence) = lines.next().unwrap_or_else(|| panic!("{name}:{}: marker at the end", n + 1));
         let info = fence
             .strip_prefix("```")
-            .unwrap_or_else(|| panic!("README.md:{}: the line after a marker must open a fence: {fence:?}", n + 2));
+            .unwrap_or_else(|| panic!("{name}:{}: the line after a marker must open a fence: {fence:?}", n + 2));
         let mut text = String::new();
         loop {
-            let (_, l) = lines.next().unwrap_or_else(|| panic!("README.md:{}: unterminated block", n + 2));
+            let (_, l) = lines.next().unwrap_or_else(|| panic!("{name}:{}: unterminated block", n + 2));
             if l == "```" {
                 break;
             }
@@ -68,13 +76,12 @@ fn readme_blocks() -> Vec<Block> {
             for l in text.lines() {
                 assert!(
                     !(l == "#" || l.starts_with("# ")),
-                    "README.md: {project} {file} has a rustdoc hidden line, which a reader would paste: {l:?}"
+                    "{name}: {project} {file} has a rustdoc hidden line, which a reader would paste: {l:?}"
                 );
             }
         }
         blocks.push(Block { project: project.into(), file: file.into(), info: info.into(), text });
     }
-    blocks
 }
 
 /// The files of `project`; panics unless they are exactly `expected`, each
@@ -83,12 +90,12 @@ fn project_files(project: &str, expected: &[&str]) -> BTreeMap<String, Block> {
     let mut files = BTreeMap::new();
     for b in readme_blocks().into_iter().filter(|b| b.project == project) {
         let file = b.file.clone();
-        assert!(files.insert(file.clone(), b).is_none(), "README.md: two blocks for {project} {file}");
+        assert!(files.insert(file.clone(), b).is_none(), "the manual: two blocks for {project} {file}");
     }
     let found: Vec<&str> = files.keys().map(String::as_str).collect();
     let mut want = expected.to_vec();
     want.sort();
-    assert_eq!(found, want, "README.md: the marked blocks of {project}");
+    assert_eq!(found, want, "the manual: the marked blocks of {project}");
     files
 }
 

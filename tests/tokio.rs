@@ -671,7 +671,7 @@ fn current_thread_outside_failstop_block_on_is_never_judged() {
     );
 }
 
-/// The example, as the README runs it: the sleeping task is named.
+/// The example, as docs/rust.md runs it: the sleeping task is named.
 #[test]
 fn example_reports_the_sleeping_task() {
     let exe = common::demo_path().with_file_name("tokio_blocking");

@@ -49,7 +49,7 @@
  * (examples/keepalived/).
  *
  * SIGTERM or SIGINT stops the server cleanly (exit 0). failstop is
- * configured by the FAILSTOP_* variables (see the README); failstop is told
+ * configured by the FAILSTOP_* variables (see docs/c.md); failstop is told
  * that the loop is idle while it waits in epoll_pwait, that it came around
  * once per turn (touch) and did one unit of work per event (tick).
  *
@@ -58,7 +58,7 @@
  * protocol and faults are the same, and HEALTH (and the heartbeat) always
  * answer HEALTHY.
  *
- * Build (see the README, "Using it from C"):
+ * Build (see docs/c.md, "Using it from C"):
  *   cc -O2 -g -fno-omit-frame-pointer examples/c/echo_server.c \
  *      $(pkg-config --cflags --libs failstop) -o echo_server
  *   cc -O2 -g -DECHO_NO_FAILSTOP examples/c/echo_server.c -o echo_server_plain

@@ -63,7 +63,7 @@ const JOB_CONTROL: &str = "is used for job control";
 /// default is [`Signal::default_signal`], `SIGRTMAX-3`: a real-time signal of
 /// failstop's own, which an application that uses `SIGALRM` (`alarm()`,
 /// `setitimer`, a `sigwait` loop) never sees. `SIGALRM` stays selectable;
-/// it is then shared with the application, with the hazards the README's
+/// it is then shared with the application, with the hazards docs/deploy.md's
 /// section "Under debuggers, in containers, with your own signals" lists.
 ///
 /// ```

@@ -12,7 +12,7 @@
 //!
 //! Every warning and every verdict is one event (target
 //! `failstop::reporter`) with these fields, documented for users in the
-//! README ("tracing events"):
+//! docs/dump.md ("tracing events"):
 //!
 //! | field | meaning |
 //! |---|---|

@@ -804,23 +804,47 @@ pub fn deadlock_cycle(text: &str) -> Vec<(String, i32)> {
     cycle
 }
 
-/// Checks that README.md shows the repository file `file` (a path from the
+/// Checks that the manual (README.md or docs/*.md) shows the repository file `file` (a path from the
 /// crate's root) as it is: the block under its `<!-- file: FILE -->`
 /// marker equals the file. Panics, showing both, when not.
 pub fn assert_readme_shows_file(file: &str) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("read README.md");
     let marker = format!("<!-- file: {file} -->");
-    let at = readme.find(&marker).unwrap_or_else(|| panic!("README.md has no {marker:?} above a block"));
-    let rest = &readme[at + marker.len()..];
+    let docs = doc_files();
+    let (name, text) = docs
+        .iter()
+        .find(|(_, text)| text.contains(&marker))
+        .unwrap_or_else(|| panic!("neither README.md nor docs/*.md has {marker:?} above a block"));
+    let at = text.find(&marker).unwrap();
+    let rest = &text[at + marker.len()..];
     let rest = rest.strip_prefix('\n').unwrap_or(rest);
     let (fence, body) = rest.split_once('\n').expect("a line after the marker");
-    assert!(fence.starts_with("```"), "README.md: the line after {marker:?} must open a fence: {fence:?}");
-    let end = body.find("\n```\n").unwrap_or_else(|| panic!("README.md: the block of {file} is not closed"));
+    assert!(fence.starts_with("```"), "{name}: the line after {marker:?} must open a fence: {fence:?}");
+    let end = body.find("\n```\n").unwrap_or_else(|| panic!("{name}: the block of {file} is not closed"));
     let shown = &body[..end + 1];
     let actual = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"));
     assert!(
         shown == actual,
-        "README.md's block of {file} differs from the file:\n--- README\n{shown}--- {file}\n{actual}"
+        "{name}'s block of {file} differs from the file:\n--- {name}\n{shown}--- {file}\n{actual}"
     );
+}
+
+/// The manual: `README.md` and every `docs/*.md`, as (path relative to the
+/// repository, text), README first.
+pub fn doc_files() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files =
+        vec![("README.md".to_string(), std::fs::read_to_string(root.join("README.md")).expect("read README.md"))];
+    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
+        .expect("read docs/")
+        .map(|e| e.expect("docs/ entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    docs.sort();
+    for p in docs {
+        let name = format!("docs/{}", p.file_name().unwrap().to_string_lossy());
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {name}: {e}"));
+        files.push((name, text));
+    }
+    files
 }
