@@ -940,6 +940,7 @@ fn write_dump(scratch: &mut Scratch, path: Option<&DumpPath>, mut notifier: Opti
         reporter::symbolize_dump(sym_deadline, &mut between)
     };
     sink.seal();
+    sink.closing();
     let b = sink.line();
     if !symbolized {
         b.push_str(

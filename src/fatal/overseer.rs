@@ -85,6 +85,7 @@ impl Overseer {
         let own = OwnThreads { monitor, reporter: sys::gettid(), fuse: fuse::tid() };
         dump::write_raw(&mut sink, &mut self.scratch, &own, None);
         let file = dump::open_file(self.path.as_ref(), &mut sink);
+        sink.closing();
         let b = sink.line();
         b.push_str("failstop: dump written in ");
         b.push_ms(sys::monotonic_ns().saturating_sub(started));

@@ -12,6 +12,11 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
 /// dump (see [`Sink`]).
 const COPY_LEN: usize = 8 << 20;
 
+/// The end of the copy kept for the dump's closing lines (how it was
+/// written, what was lost): the rest of the dump cannot use it, so however
+/// large a dump grows (10,000 threads), it still says how it ended.
+const CLOSING_ROOM: usize = 16 << 10;
+
 pub(super) struct DumpCopy {
     ptr: AtomicPtr<u8>,
     /// Bytes written so far (published with Release after the bytes).
@@ -47,10 +52,12 @@ pub(crate) fn prepare_copy() {
 
 /// Appends `bytes` to the copy. The caller is the one appender at this
 /// moment (the monitor, or the reporter while the copy is unsealed).
-pub(super) fn copy_append(bytes: &[u8]) -> bool {
+/// `closing`: the dump's closing lines, which may use [`CLOSING_ROOM`].
+pub(super) fn copy_append(bytes: &[u8], closing: bool) -> bool {
     let base = COPY.ptr.load(Acquire);
     let len = COPY.len.load(Relaxed);
-    if base.is_null() || len + bytes.len() > COPY_LEN {
+    let limit = if closing { COPY_LEN } else { COPY_LEN - CLOSING_ROOM };
+    if base.is_null() || len + bytes.len() > limit {
         COPY.lost.fetch_add(bytes.len(), Relaxed);
         return false;
     }
@@ -79,7 +86,7 @@ pub(super) fn copy_since(from: usize) -> &'static [u8] {
 pub(crate) fn append_symbolized(text: &[u8]) {
     COPY.busy.store(true, SeqCst);
     if !COPY.sealed.load(SeqCst) {
-        copy_append(text);
+        copy_append(text, false);
     }
     COPY.busy.store(false, SeqCst);
 }

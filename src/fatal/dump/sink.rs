@@ -30,6 +30,8 @@ pub(crate) struct Sink {
     stderr: bool,
     err_sent: usize,
     err_short: Option<sys::WriteShort>,
+    /// The dump's closing lines are being written ([`Sink::closing`]).
+    closing: bool,
 }
 
 impl Sink {
@@ -46,6 +48,7 @@ impl Sink {
             stderr,
             err_sent: 0,
             err_short: None,
+            closing: false,
         }
     }
 
@@ -73,7 +76,7 @@ impl Sink {
     /// take it without waiting.
     pub(crate) fn flush(&mut self) {
         if self.buf.len() > 0 {
-            copy_append(self.buf.as_bytes());
+            copy_append(self.buf.as_bytes(), self.closing);
             self.buf.clear();
         }
         self.pump(false);
@@ -89,6 +92,14 @@ impl Sink {
     /// is a copy in memory) for one under way.
     pub(crate) fn seal(&mut self) {
         copy_seal();
+    }
+
+    /// What comes from here on is the dump's closing lines: they may use
+    /// the end of the copy that the rest of the dump cannot, so that a dump
+    /// too large for its memory still says how it ended.
+    pub(crate) fn closing(&mut self) {
+        self.flush();
+        self.closing = true;
     }
 
     /// Writes the copy on to the file (bounded by the deadline) and to
@@ -122,7 +133,7 @@ impl Sink {
             b.push_str(") after ");
             b.push_u64(self.file_sent as u64);
             b.push_str(" bytes; the whole dump goes to stderr\n");
-            copy_append(b.as_bytes());
+            copy_append(b.as_bytes(), true);
         }
     }
 
