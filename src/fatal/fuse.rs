@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::os::fmt::FixedBuf;
 use crate::os::signals;
 use crate::os::sys::{self, syscall};
+use crate::state::enum_cell::state_enum;
 use crate::state::latch::LATCH;
 use crate::state::settings::LIVE;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
@@ -27,33 +28,22 @@ use std::time::Duration;
 /// (PID 1): what a shell or a container runtime reports for `SIGABRT`.
 pub(crate) const ABORT_STATUS: libc::c_int = 128 + libc::SIGABRT;
 
-/// What the fuse is in this process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-enum Kind {
-    /// None (not made yet, released, or a PID 1's thread not started).
-    None = 0,
-    /// A kernel timer that sends `SIGKILL`.
-    Timer = 1,
-    /// The fuse thread (PID 1).
-    Thread = 2,
-}
-
-impl Kind {
-    fn from_u32(v: u32) -> Kind {
-        match v {
-            1 => Kind::Timer,
-            2 => Kind::Thread,
-            _ => Kind::None,
-        }
+state_enum! {
+    /// What the fuse is in this process.
+    enum Kind in KindCell {
+        /// None (not made yet, released, or a PID 1's thread not started).
+        None = 0,
+        /// A kernel timer that sends `SIGKILL`.
+        Timer = 1,
+        /// The fuse thread (PID 1).
+        Thread = 2,
     }
 }
 
 /// The fuse's state: one value per process, written at start and stop and
 /// read (and armed) in signal context. Atomics only.
 struct Fuse {
-    /// A [`Kind`].
-    kind: AtomicU32,
+    kind: KindCell,
     /// The timer fuse's `timer_t`.
     timer: AtomicUsize,
     /// The thread fuse's deadline, `CLOCK_MONOTONIC` ns (0: disarmed).
@@ -73,7 +63,7 @@ struct Fuse {
 }
 
 static FUSE: Fuse = Fuse {
-    kind: AtomicU32::new(Kind::None as u32),
+    kind: KindCell::new(Kind::None),
     timer: AtomicUsize::new(0),
     at: AtomicU64::new(0),
     seq: AtomicU32::new(0),
@@ -85,11 +75,11 @@ static FUSE: Fuse = Fuse {
 
 impl Fuse {
     fn kind(&self) -> Kind {
-        Kind::from_u32(self.kind.load(Acquire))
+        self.kind.get()
     }
 
     fn set_kind(&self, k: Kind) {
-        self.kind.store(k as u32, Release);
+        self.kind.set(k);
     }
 
     /// Wakes the fuse thread to look at its deadline (or generation) again.
@@ -216,7 +206,7 @@ pub(crate) fn release() {
     if LATCH.load(Acquire) != 0 {
         return;
     }
-    match Kind::from_u32(FUSE.kind.swap(Kind::None as u32, AcqRel)) {
+    match FUSE.kind.swap(Kind::None) {
         // SAFETY: created by `prepare`, deleted once thanks to the swap.
         Kind::Timer => unsafe {
             libc::timer_delete(FUSE.timer.load(Relaxed) as libc::timer_t);

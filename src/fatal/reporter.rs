@@ -39,6 +39,7 @@ use crate::os::sys;
 use crate::os::unwind;
 use crate::state::bells::REPORTER as BELL;
 use crate::state::captures::{CAPTURE_COUNT, CAPTURES};
+use crate::state::enum_cell::state_enum;
 use crate::state::frames::{CapState, MAX_FRAMES};
 use crate::state::gate::{SUPPRESSED, WARNINGS};
 use crate::state::latch::{self, CULPRIT_FIGURE, CULPRIT_FRAMES, CULPRIT_SLOT, CULPRIT_TID};
@@ -55,22 +56,22 @@ use std::time::{Duration, Instant};
 
 static TID: AtomicI32 = AtomicI32::new(0);
 
-/// Where a dump's symbolization request stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-enum SymState {
-    /// No request.
-    Idle = 0,
-    /// The monitor asked; the reporter has not finished.
-    Asked = 1,
-    /// The reporter appended the symbolized part.
-    Done = 2,
+state_enum! {
+    /// Where a dump's symbolization request stands.
+    enum SymState in SymCell {
+        /// No request.
+        Idle = 0,
+        /// The monitor asked; the reporter has not finished.
+        Asked = 1,
+        /// The reporter appended the symbolized part.
+        Done = 2,
+    }
 }
 
 /// The monitor's request to symbolize a dump, and the reporter's answer.
 struct SymRequest {
-    /// A [`SymState`]; the futex word the monitor waits on.
-    state: AtomicU32,
+    /// The futex word the monitor waits on.
+    state: SymCell,
     /// Set by the monitor when its deadline passed: the reporter emits no
     /// more (the action goes on without it).
     cancel: AtomicBool,
@@ -78,25 +79,8 @@ struct SymRequest {
     deadline: AtomicU64,
 }
 
-impl SymRequest {
-    fn state(&self) -> SymState {
-        match self.state.load(Acquire) {
-            1 => SymState::Asked,
-            2 => SymState::Done,
-            _ => SymState::Idle,
-        }
-    }
-
-    fn set(&self, s: SymState) {
-        self.state.store(s as u32, Release);
-    }
-}
-
-static SYM: SymRequest = SymRequest {
-    state: AtomicU32::new(SymState::Idle as u32),
-    cancel: AtomicBool::new(false),
-    deadline: AtomicU64::new(0),
-};
+static SYM: SymRequest =
+    SymRequest { state: SymCell::new(SymState::Idle), cancel: AtomicBool::new(false), deadline: AtomicU64::new(0) };
 
 /// Asks the reporter to finish its loop (the watchdog stops).
 pub(crate) fn request_stop() {
@@ -111,7 +95,7 @@ pub(crate) fn tid() -> libc::pid_t {
 /// Starts the reporter thread, and warms the symbolizer in it.
 pub(crate) fn spawn(dump_path: Option<DumpPath>) -> Result<std::thread::JoinHandle<()>, Error> {
     BELL.reset();
-    SYM.set(SymState::Idle);
+    SYM.state.set(SymState::Idle);
     FULL_WARNINGS.store(std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full"), Relaxed);
     let mut overseer = Overseer::new(dump_path);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -143,10 +127,10 @@ fn reporter_loop(overseer: &mut Overseer) {
             return;
         }
         overseer.check();
-        if SYM.state() == SymState::Asked {
+        if SYM.state.get() == SymState::Asked {
             write_symbolized();
-            SYM.set(SymState::Done);
-            sys::futex_wake_all(&SYM.state);
+            SYM.state.set(SymState::Done);
+            sys::futex_wake_all(SYM.state.word());
         }
         // While a dump is being written, warnings wait: they must not
         // interleave with it.
@@ -510,10 +494,10 @@ pub(crate) fn symbolize_dump(deadline: u64, between: &mut dyn FnMut(u64) -> Dura
     }
     SYM.cancel.store(false, Relaxed);
     SYM.deadline.store(deadline, Relaxed);
-    SYM.set(SymState::Asked);
+    SYM.state.set(SymState::Asked);
     BELL.ring();
     loop {
-        let v = SYM.state.load(Acquire);
+        let v = SYM.state.word().load(Acquire);
         if v == SymState::Done as u32 {
             return true;
         }
@@ -525,7 +509,7 @@ pub(crate) fn symbolize_dump(deadline: u64, between: &mut dyn FnMut(u64) -> Dura
         // `between` keeps the monitor's other duties (systemd pings) going
         // while it waits; it returns when it wants to be called again.
         let wait = Duration::from_nanos(deadline - now).min(between(now));
-        sys::futex_wait(&SYM.state, v, Some(wait));
+        sys::futex_wait(SYM.state.word(), v, Some(wait));
     }
 }
 

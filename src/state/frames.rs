@@ -2,75 +2,38 @@
 //! small state machine that keeps its writer (a signal handler) and its
 //! reader (another thread) apart.
 
+use super::enum_cell::state_enum;
 use crate::os::stackwalk::{StackBounds, walk_ucontext};
 use crate::os::unwind::{Unwound, unwind_ucontext};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 /// Frames kept per captured backtrace.
 pub(crate) const MAX_FRAMES: usize = 64;
 
-/// Where a capture entry is in its life: free, being written, ready; and,
-/// for a dump's entries, asked for or why not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum CapState {
-    /// Nothing captured; the entry is free.
-    Empty = 0,
-    /// A handler is writing the frames.
-    Writing = 1,
-    /// The frames are ready to read.
-    Ready = 2,
-    /// A dump's capture entry waiting for its thread's handler.
-    Requested = 3,
-    /// A dump's capture entry not asked for: its thread blocks the
-    /// watchdog signal.
-    Masked = 4,
-    /// A dump's capture entry not asked for: its thread waits in
-    /// `sigtimedwait`/`sigwait`, which would take the request as its own.
-    Sigwait = 5,
-    /// A dump's capture entry not asked for: the watchdog signal's handler
-    /// is not failstop's (the application replaced it).
-    NotOurs = 6,
-    /// A dump's capture request the kernel refused (`EAGAIN`: the queue of
-    /// pending signals, `RLIMIT_SIGPENDING`, is used up).
-    Refused = 7,
-}
-
-/// A [`CapState`] in an atomic word: stores publish (Release), loads
-/// acquire, and a change is one compare-and-swap. Async-signal-safe.
-pub(crate) struct CapCell(AtomicU32);
-
-impl CapCell {
-    /// A cell in the [`CapState::Empty`] state.
-    pub(crate) const fn new() -> Self {
-        CapCell(AtomicU32::new(CapState::Empty as u32))
-    }
-
-    /// The state now.
-    #[inline]
-    pub(crate) fn get(&self) -> CapState {
-        match self.0.load(Acquire) {
-            1 => CapState::Writing,
-            2 => CapState::Ready,
-            3 => CapState::Requested,
-            4 => CapState::Masked,
-            5 => CapState::Sigwait,
-            6 => CapState::NotOurs,
-            7 => CapState::Refused,
-            _ => CapState::Empty,
-        }
-    }
-
-    /// Sets the state (and publishes what was written before).
-    #[inline]
-    pub(crate) fn set(&self, to: CapState) {
-        self.0.store(to as u32, Release);
-    }
-
-    /// Moves from `from` to `to` if the state is `from`; whether it did.
-    #[inline]
-    pub(crate) fn change(&self, from: CapState, to: CapState) -> bool {
-        self.0.compare_exchange(from as u32, to as u32, AcqRel, Acquire).is_ok()
+state_enum! {
+    /// Where a capture entry is in its life: free, being written, ready;
+    /// and, for a dump's entries, asked for or why not.
+    pub(crate) enum CapState in CapCell {
+        /// Nothing captured; the entry is free.
+        Empty = 0,
+        /// A handler is writing the frames.
+        Writing = 1,
+        /// The frames are ready to read.
+        Ready = 2,
+        /// A dump's capture entry waiting for its thread's handler.
+        Requested = 3,
+        /// A dump's capture entry not asked for: its thread blocks the
+        /// watchdog signal.
+        Masked = 4,
+        /// A dump's capture entry not asked for: its thread waits in
+        /// `sigtimedwait`/`sigwait`, which would take the request as its own.
+        Sigwait = 5,
+        /// A dump's capture entry not asked for: the watchdog signal's
+        /// handler is not failstop's (the application replaced it).
+        NotOurs = 6,
+        /// A dump's capture request the kernel refused (`EAGAIN`: the queue
+        /// of pending signals, `RLIMIT_SIGPENDING`, is used up).
+        Refused = 7,
     }
 }
 
@@ -87,7 +50,7 @@ pub(crate) struct Frames {
 impl Frames {
     pub(crate) const fn new() -> Self {
         Frames {
-            state: CapCell::new(),
+            state: CapCell::new(CapState::Empty),
             len: AtomicUsize::new(0),
             addrs: [const { AtomicUsize::new(0) }; MAX_FRAMES],
             figure: AtomicU64::new(0),

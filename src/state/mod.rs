@@ -16,6 +16,7 @@ pub(crate) mod gate;
 pub(crate) mod limits;
 linux_gnu! {
     pub(crate) mod bells;
+    pub(crate) mod enum_cell;
     pub(crate) mod captures;
     pub(crate) mod frames;
     pub(crate) mod latch;

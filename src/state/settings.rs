@@ -43,7 +43,7 @@ pub(crate) struct LiveSettings {
 
 /// The one instance.
 pub(crate) static LIVE: LiveSettings = LiveSettings {
-    lifecycle: LifecycleCell::new(),
+    lifecycle: LifecycleCell::new(Lifecycle::Stopped),
     pid: AtomicI32::new(0),
     disabled: AtomicBool::new(false),
     signo: AtomicI32::new(libc::SIGALRM),
