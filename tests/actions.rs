@@ -2,7 +2,8 @@
 //! pre-abort hook.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{CATCH_BOUND, Dump, Spec, Stderr, gettid, say_stats, small_config, spawn_spinner};
 use failstop::Action;

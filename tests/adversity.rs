@@ -15,7 +15,7 @@
 //!
 //! The C scenarios are `tests/c/adversity.c`; the Rust ones are scenarios
 //! of this test binary. The cgroups (a fresh one per test, removed at its
-//! end) come from `tests/common/cgroup.rs`: these tests need root, and fail
+//! end) come from `test-support/src/cgroup.rs`: these tests need root, and fail
 //! (they never skip) when no cgroup can be made. Every child runs with
 //! `FAILSTOP_CPU_BUDGET_MS=300`, `FAILSTOP_STALL_BUDGET_MS=2000` and
 //! `FAILSTOP_DUMP_TIMEOUT_MS=5000`. The tests of this file run one at a
@@ -23,7 +23,8 @@
 //! bounds must not meet another test's child.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::cgroup::Cgroup;
 use common::{Dump, Outcome, Spec, c, deadlock_cycle, figure, named_tid};

@@ -6,7 +6,9 @@
 //! Each test re-runs this test binary with `FSTEST_SCENARIO` set; the child
 //! plays the scenario, the parent asserts how it ended and what it wrote.
 
-mod common;
+#[macro_use]
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, scenario};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! or `target/<profile>/deps/libfailstop.a`, whichever is newer),
 //! then run as a child process.
 
-mod common;
+use failstop_test_support as common;
 
 use common::{Spec, c};
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@
 //! runs pass even with the flag stripped; the flag itself, which makes the
 //! guarantee unconditional, is checked on the ELF file.
 
-mod common;
+use failstop_test_support as common;
 
 use common::{Spec, c};
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! `stuck` / `blocked` dump naming the loop thread; under load from many
 //! clients it gives no verdict, stays healthy and stops cleanly on SIGTERM.
 
-mod common;
+use failstop_test_support as common;
 
 use common::{Dump, Running, Spec, c};
 use std::io::{BufRead, BufReader, Write};

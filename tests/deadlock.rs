@@ -7,7 +7,8 @@
 //! exit and its dump.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Dump, Outcome, Spec, c, deadlock_cycle, small_config};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The demo example, run as a real process.
 
-mod common;
+use failstop_test_support as common;
 
 use common::{CATCH_BOUND, Dump, Spec, demo_path};
 

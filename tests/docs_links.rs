@@ -4,7 +4,7 @@
 //! file (GitHub's anchors: lower case, spaces to dashes, punctuation
 //! dropped). Links outside code blocks only; web links are not followed.
 
-mod common;
+use failstop_test_support as common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

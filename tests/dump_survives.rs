@@ -4,7 +4,8 @@
 //! is.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Dump, Spec, small_config, spawn_spinner};
 use std::os::fd::AsRawFd;

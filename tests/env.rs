@@ -2,7 +2,8 @@
 //! environment is global).
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{CATCH_BOUND, Dump, Spec, gettid, say_stats, spawn_spinner};
 use std::time::Duration;

@@ -2,7 +2,8 @@
 //! when it cannot be had.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, gettid, small_config};
 use std::path::Path;

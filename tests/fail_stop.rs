@@ -20,7 +20,8 @@
 //! that lacks one fails and says what to install.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{BUDGET, SCENARIO_VAR, Spec, WARN, gettid, spawn_spinner};
 use std::os::unix::process::ExitStatusExt;

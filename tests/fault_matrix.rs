@@ -7,7 +7,8 @@
 //! the measured figures (the `MATRIX` lines, `--nocapture`).
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::matrix::{self, Kind, STALL, fault_start};
 use common::{Dump, gettid, scenario, small_config, spawn_spinner, spin_here_forever, task_tids};

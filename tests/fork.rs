@@ -1,7 +1,8 @@
 //! fork(): the forked child of a watched process is never judged.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, gettid, say_stats, small_config, work_for};
 use std::sync::Arc;

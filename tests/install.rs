@@ -7,9 +7,10 @@
 //! command is installed beside them and finds its preload library there;
 //! `scripts/deb.sh` packages the same files in Debian's layout.
 
-mod common;
+use failstop_test_support as common;
 
 use common::Spec;
+use common::preload::preload_lib;
 use common::c::{self, run_ok as run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,25 +21,6 @@ const STATIC_LINE: &str = "cc app.c $(pkg-config --static --cflags --libs failst
 
 fn install_script() -> PathBuf {
     Path::new(c::ROOT).join("scripts/install.sh")
-}
-
-/// `libfailstop_preload.so` as the workspace's build left it next to this
-/// crate's libraries (`target/<profile>/`, or its copy in `deps/`).
-fn preload_lib() -> PathBuf {
-    let profile = c::shared_lib().parent().expect("dir").to_path_buf();
-    let profile =
-        if profile.ends_with("deps") { profile.parent().expect("profile dir").to_path_buf() } else { profile };
-    [profile.join("libfailstop_preload.so"), profile.join("deps/libfailstop_preload.so")]
-        .into_iter()
-        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!(
-                "libfailstop_preload.so not found in {profile:?}: it is the preload/ member's; \
-                 run the workspace's tests (scripts/test.sh, or cargo test --workspace)"
-            )
-        })
 }
 
 /// The `failstop` command (the `failstop-cli` member, `cli/`), built for

@@ -44,7 +44,7 @@
 //! processes, the namespaces with their links and addresses, its files) is
 //! removed when it ends, passed or failed ([`Lab`]'s `Drop`).
 
-mod common;
+use failstop_test_support as common;
 
 /// A measured figure: printed, and kept for `.ci/run` (see `common::figure`).
 macro_rules! figure {

@@ -6,7 +6,8 @@
 //! both, are lost to the deadline.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::matrix::{self, Kind};
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -3,7 +3,8 @@
 //! Global state: the scenario runs in a child process of its own.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{BUDGET, Dump, Spec, small_config, spawn_spinner};
 use std::os::unix::process::ExitStatusExt as _;

@@ -2,7 +2,8 @@
 //! starved threads, a stopped process, work done with every signal blocked.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, gettid, say_stats, small_config, thread_cpu, work_for};
 use std::sync::Arc;

@@ -5,7 +5,8 @@
 //! it (the other threads run on; `TracerPid` of the process stays 0).
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, small_config};
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! application run with the default signal (`SIGRTMAX-3`) and, where
 //! failstop still makes them pass, with `FAILSTOP_SIGNAL=SIGALRM` too.
 
-mod common;
+use failstop_test_support as common;
 
 use common::{Outcome, Spec, c};
 use std::os::unix::process::ExitStatusExt;

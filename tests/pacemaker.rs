@@ -66,7 +66,7 @@
 //! device, its files) is removed when it ends, passed or failed ([`Lab`]'s
 //! `Drop`), the file system thawed first.
 
-mod common;
+use failstop_test_support as common;
 
 /// A measured figure: printed, and kept for `.ci/run` (see `common::figure`).
 macro_rules! figure {

@@ -22,7 +22,7 @@
 //! The Cargo projects are built by cargo from crates.io with a target
 //! directory under this checkout's `target/`, shared between runs.
 
-mod common;
+use failstop_test_support as common;
 
 use common::c;
 use std::collections::BTreeMap;

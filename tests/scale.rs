@@ -3,7 +3,8 @@
 //! Global state: each scenario runs in its own child process.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{CATCH_BOUND, Dump, Spec, small_config, spawn_spinner, timer_count};
 use std::sync::Arc;

@@ -4,7 +4,8 @@
 //! `tests/own_signals.rs` covers the default signal and the issue-16 cases.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{CATCH_BOUND, Dump, Spec, small_config, spawn_spinner, work_for};
 use std::sync::Arc;

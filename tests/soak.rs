@@ -26,7 +26,8 @@
 //! --test soak -- --ignored` runs it for `FSTEST_SOAK_SECS` (default 600).
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, gettid, small_config, spin_for_cpu, task_tids, thread_cpu, timer_count};
 use std::sync::Arc;

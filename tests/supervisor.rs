@@ -19,7 +19,7 @@
 //! The echo server's faults are a spin, a block and a vanished loop thread
 //! (`FAULT vanish`: its main thread ends by `syscall(SYS_exit, 0)`).
 
-mod common;
+use failstop_test_support as common;
 #[path = "supervisor/runsv.rs"]
 mod runsv;
 

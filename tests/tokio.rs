@@ -8,7 +8,8 @@
 //! `EVENT level=<L> <field>=<value>...` (frames joined by " | ").
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Outcome, Spec, gettid, scenario};
 use std::fmt::Write as _;

@@ -19,7 +19,9 @@
 //! without them. The file system is thawed, unmounted and deleted when the
 //! test ends, passed or failed ([`Frozen`]'s `Drop`).
 
-mod common;
+#[macro_use]
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, scenario};
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@
 //! - the capture allocates nothing in the handler (a counting global
 //!   allocator), through a glibc frame (`qsort` calling back into Rust).
 
-mod common;
+use failstop_test_support as common;
 
 use common::{Dump, Spec, c};
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -5,7 +5,8 @@
 //! its handle alive. Threads that end normally stay quiet.
 
 #[macro_use]
-mod common;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
 use common::{Spec, c, gettid, small_config};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,7 @@
 //! The wall-clock timer fallback (`Config::wall_clock_timers(true)`): ticks
 //! come on wall time, verdicts are still on CPU time.
 
-#[macro_use]
-mod common;
+use failstop_test_support as common;
 
 use common::{CATCH_BOUND, Dump, Spec, say_stats, small_config, spawn_spinner, work_for};
 use std::time::Duration;

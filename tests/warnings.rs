@@ -3,7 +3,7 @@
 //! backtrace; within an episode the interval doubles; at most 5 a minute
 //! are reported and the rest are counted as suppressed.
 
-mod common;
+use failstop_test_support as common;
 
 use common::Spec;
 use std::time::Duration;

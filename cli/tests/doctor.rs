@@ -5,8 +5,7 @@
 //! test's own) are reported; `--json` parses.
 
 // The workspace's test harness, for its cgroups with a CPU quota.
-#[path = "../../tests/common/mod.rs"]
-mod common;
+use failstop_test_support as common;
 mod support;
 
 use std::os::unix::process::CommandExt;

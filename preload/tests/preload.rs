@@ -6,12 +6,11 @@
 //! The servers under load are in `tests/preload_servers.rs`.
 
 #[macro_use]
-#[path = "../../tests/common/mod.rs"]
-mod common;
-mod preload_support;
+extern crate failstop_test_support;
+use failstop_test_support as common;
 
+use common::preload::{preload_lib, verdict_line};
 use common::{Spec, gettid, spin_here_forever};
-use preload_support::{preload_lib, verdict_line};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 

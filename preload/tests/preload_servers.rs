@@ -8,14 +8,10 @@
 //! (`-DECHO_NO_FAILSTOP`). To add one, implement the trait and add three
 //! one-line tests at the end of this file.
 
-#[macro_use]
-#[path = "../../tests/common/mod.rs"]
-mod common;
-mod preload_support;
+use failstop_test_support as common;
 
+use common::preload::{free_port, preload_lib, verdict_line, verdict_ms};
 use common::{Running, Spec};
-use preload_support::{preload_lib, verdict_line, verdict_ms};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -285,10 +281,6 @@ impl Server for Echo {
 // ---------------------------------------------------------------------------
 // The scenarios, for any server
 // ---------------------------------------------------------------------------
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().unwrap().port()
-}
 
 /// Starts `server` under the preload with the small budgets; returns when
 /// it answers.

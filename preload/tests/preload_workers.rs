@@ -11,11 +11,9 @@
 //! here (the tests need root: scripts/test.sh runs them so); nginx's
 //! workers run as `nobody`, as by default.
 
-mod preload_support;
-
-use preload_support::{preload_lib, verdict_line, verdict_ms};
+use failstop_test_support::preload::{free_port, preload_lib, verdict_line, verdict_ms};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -79,10 +77,6 @@ fn fault_inject_lib() -> PathBuf {
 /// wraps failstop's.
 fn ld_preload() -> String {
     format!("{}:{}", fault_inject_lib().display(), preload_lib().display())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().unwrap().port()
 }
 
 /// A fresh directory outside the build tree (nginx's workers run as

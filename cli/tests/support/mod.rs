@@ -7,7 +7,6 @@ use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The hard limit for any child.
@@ -38,34 +37,8 @@ pub fn scratch(tag: &str) -> PathBuf {
 /// failstop-preload` for this profile (cargo releases its lock while tests
 /// run); a build failure fails the test.
 pub fn preload() -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let profile_dir = profile_dir();
-    let built = BUILT.get_or_init(|| {
-        let target_dir = profile_dir.parent().expect("target dir");
-        let profile = profile_dir.file_name().and_then(|p| p.to_str()).expect("profile name");
-        let cargo_profile = if profile == "debug" { "dev" } else { profile };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(&cargo)
-            .args(["build", "-p", "failstop-preload", "--profile", cargo_profile, "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .map_err(|e| format!("{cargo}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "cargo build -p failstop-preload --profile {cargo_profile} failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = built {
-        panic!("{e}");
-    }
-    let path = profile_dir.join("libfailstop_preload.so");
-    assert!(path.is_file(), "{path:?} missing after building failstop-preload");
+    let path = failstop_test_support::c::built_by("failstop-preload", "libfailstop_preload.so");
+    assert_eq!(path.parent(), Some(profile_dir().as_path()), "the preload is not beside the command");
     path
 }
 

@@ -1,9 +1,14 @@
-//! Shared by the `LD_PRELOAD` tests: where `libfailstop_preload.so` is, and
-//! how to read the verdict line of a dump.
-
-#![allow(dead_code)]
+//! Shared by the tests that run programs under `LD_PRELOAD`: where
+//! `libfailstop_preload.so` is, a free port for a server, and how to read
+//! the verdict line of a dump.
 
 use std::path::PathBuf;
+
+/// A TCP port free on 127.0.0.1 now (the kernel's choice), for a server a
+/// test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().unwrap().port()
+}
 
 /// `libfailstop_preload.so` as built by this `cargo test` (or `cargo build`):
 /// `target/<profile>/libfailstop_preload.so` or its copy in `deps/`,
@@ -11,7 +16,7 @@ use std::path::PathBuf;
 /// `cargo test` build it.
 pub fn preload_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("deps dir");
+    let deps = exe.ancestors().find(|p| p.file_name().is_some_and(|n| n == "deps")).expect("deps dir");
     let profile = deps.parent().expect("profile dir");
     let file = "libfailstop_preload.so";
     [profile.join(file), deps.join(file)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The crate's root directory.
-pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// The libraries a Rust static library needs (`rustc --print native-static-libs`).
 pub const NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"];
@@ -38,36 +38,50 @@ pub fn cc_name() -> String {
 /// failstop-ffi` itself (cargo releases its lock while tests run), and the
 /// C programs link what the sources are now. A build failure fails the test.
 pub fn built_lib(file: &str) -> PathBuf {
-    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    built_by("failstop-ffi", file)
+}
+
+/// `file` of the workspace member `package` in this test run's profile
+/// directory (`target/<profile>/`), built first by `cargo build -p
+/// package` with this profile and target directory, once per package and
+/// process: a test of one member does not build another member's
+/// `cdylib` (cargo releases its lock while tests run). A build failure
+/// fails the test.
+pub fn built_by(package: &str, file: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, Result<(), String>)>> = std::sync::Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("deps dir");
+    let deps = exe.ancestors().find(|p| p.file_name().is_some_and(|n| n == "deps")).expect("deps dir");
     let profile_dir = deps.parent().expect("profile dir");
     let target_dir = profile_dir.parent().expect("target dir");
     let profile = profile_dir.file_name().and_then(OsStr::to_str).expect("profile name");
-    let built = BUILT.get_or_init(|| {
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|(p, _)| p == package) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let cargo_profile = if profile == "debug" { "dev" } else { profile };
-        let out = Command::new(&cargo)
-            .args(["build", "-p", "failstop-ffi", "--profile", cargo_profile, "--target-dir"])
+        let result = Command::new(&cargo)
+            .args(["build", "-p", package, "--profile", cargo_profile, "--target-dir"])
             .arg(target_dir)
             .current_dir(ROOT)
             .output()
-            .map_err(|e| format!("{cargo}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "cargo build -p failstop-ffi --profile {cargo_profile} failed ({}):\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ))
-        }
-    });
-    if let Err(e) = built {
+            .map_err(|e| format!("{cargo}: {e}"))
+            .and_then(|out| {
+                if out.status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "cargo build -p {package} --profile {cargo_profile} failed ({}):\n{}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    ))
+                }
+            });
+        built.push((package.to_string(), result));
+    }
+    if let Some((_, Err(e))) = built.iter().find(|(p, _)| p == package) {
         panic!("{e}");
     }
     let path = profile_dir.join(file);
-    assert!(path.is_file(), "{path:?} missing after building failstop-ffi");
+    assert!(path.is_file(), "{path:?} missing after building {package}");
     path
 }
 
@@ -84,7 +98,7 @@ pub fn shared_lib() -> PathBuf {
 /// A fresh directory under the target's temporary directory.
 pub fn temp_dir(tag: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}-{nanos}", std::process::id()));
+    let dir = super::target_tmp().join(format!("{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {dir:?}: {e}"));
     dir
 }

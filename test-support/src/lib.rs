@@ -1,4 +1,6 @@
-//! Harness shared by the integration tests.
+//! The harness failstop's integration tests share (the crate
+//! `failstop-test-support`, not published; each test file says
+//! `use failstop_test_support as common;`).
 //!
 //! Crash paths are tested with real child processes: a test re-runs its own
 //! test binary (`current_exe()`) restricted to itself, with
@@ -8,12 +10,11 @@
 //! timing. Scenarios print machine-readable lines `SCENARIO <key> <values>`
 //! on stdout.
 
-#![allow(dead_code)]
-
 pub mod c;
 pub mod cgroup;
 pub mod matrix;
 pub mod netns;
+pub mod preload;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -765,9 +766,7 @@ pub fn demo_path() -> std::path::PathBuf {
 /// A fresh path for a dump file under the target's temporary directory.
 pub fn temp_path(tag: &str) -> std::path::PathBuf {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    std::fs::create_dir_all(dir).expect("create tmpdir");
-    dir.join(format!("{tag}-{}-{nanos}.dump", std::process::id()))
+    target_tmp().join(format!("{tag}-{}-{nanos}.dump", std::process::id()))
 }
 
 /// Prints a measured figure, and appends it to `target/tmp/figures.txt`,
@@ -775,7 +774,7 @@ pub fn temp_path(tag: &str) -> std::path::PathBuf {
 #[allow(dead_code)]
 pub fn figure(line: &str) {
     eprintln!("{line}");
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures.txt");
+    let path = target_tmp().join("figures.txt");
     if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&path) {
         let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
     }
@@ -808,7 +807,7 @@ pub fn deadlock_cycle(text: &str) -> Vec<(String, i32)> {
 /// crate's root) as it is: the block under its `<!-- file: FILE -->`
 /// marker equals the file. Panics, showing both, when not.
 pub fn assert_readme_shows_file(file: &str) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::Path::new(c::ROOT);
     let marker = format!("<!-- file: {file} -->");
     let docs = doc_files();
     let (name, text) = docs
@@ -832,7 +831,7 @@ pub fn assert_readme_shows_file(file: &str) {
 /// The manual: `README.md` and every `docs/*.md`, as (path relative to the
 /// repository, text), README first.
 pub fn doc_files() -> Vec<(String, String)> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::Path::new(c::ROOT);
     let mut files =
         vec![("README.md".to_string(), std::fs::read_to_string(root.join("README.md")).expect("read README.md"))];
     let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
@@ -847,4 +846,19 @@ pub fn doc_files() -> Vec<(String, String)> {
         files.push((name, text));
     }
     files
+}
+
+/// The target directory's `tmp/` (what cargo gives integration tests as
+/// `CARGO_TARGET_TMPDIR`), found from the running test binary
+/// (`TARGET/PROFILE/deps/NAME`), made if missing.
+pub fn target_tmp() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let target = exe
+        .ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "deps"))
+        .and_then(|deps| deps.parent()?.parent())
+        .unwrap_or_else(|| panic!("{}: not a test binary under TARGET/PROFILE/deps", exe.display()));
+    let tmp = target.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {}: {e}", tmp.display()));
+    tmp
 }
