@@ -10,8 +10,8 @@
 use failstop_test_support as common;
 
 use common::Spec;
-use common::preload::preload_lib;
 use common::c::{self, run_ok as run};
+use common::preload::preload_lib;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
