@@ -16,66 +16,6 @@
 #include <stdint.h>
 
 /*
- Success.
- */
-#define FAILSTOP_OK 0
-
-/*
- A configuration value (from the `failstop_config` or a `FAILSTOP_*`
- variable) is invalid; `failstop_last_error` names it.
- */
-#define FAILSTOP_E_INVALID_CONFIG -1
-
-/*
- A watchdog is already running in this process (or, for
- `failstop_set_pre_abort_hook`, the hook must be set before start).
- */
-#define FAILSTOP_E_ALREADY_RUNNING -2
-
-/*
- The call needs a running watchdog and none is running.
- */
-#define FAILSTOP_E_NOT_RUNNING -3
-
-/*
- The calling thread is already registered.
- */
-#define FAILSTOP_E_ALREADY_REGISTERED -4
-
-/*
- A limit was reached (thread slots, POSIX timers, memory).
- */
-#define FAILSTOP_E_RESOURCE_LIMIT -5
-
-/*
- This platform is not supported (failstop needs Linux with glibc).
- */
-#define FAILSTOP_E_UNSUPPORTED -6
-
-/*
- An operating-system call failed.
- */
-#define FAILSTOP_E_OS -7
-
-/*
- A required pointer argument was NULL.
- */
-#define FAILSTOP_E_NULL -8
-
-/*
- failstop itself panicked (a bug); the call had no effect or a partial one.
- */
-#define FAILSTOP_E_PANIC -9
-
-/*
- Called from a signal handler that interrupted `failstop_start`,
- `failstop_start_with`, `failstop_stop` or `failstop_set_pre_abort_hook`
- on the same thread: the call did nothing (going on would deadlock on
- the call it interrupted). These four are not async-signal-safe.
- */
-#define FAILSTOP_E_REENTERED -10
-
-/*
  What failstop does on a verdict (`failstop_config.action`).
  */
 typedef enum failstop_action {
@@ -96,6 +36,64 @@ typedef enum failstop_action {
    */
   FAILSTOP_ACTION_WARN = 3,
 } failstop_action;
+
+/*
+ What a call of the C ABI returns: `FAILSTOP_OK` (0), or a negative
+ `FAILSTOP_E_*` code with a message for `failstop_last_error()` on the
+ calling thread. The functions return it as an `int`, so that a caller
+ may compare with the names or keep an `int`.
+ */
+typedef enum failstop_result {
+  /*
+   Success.
+   */
+  FAILSTOP_OK = 0,
+  /*
+   A configuration value (from the `failstop_config` or a `FAILSTOP_*`
+   variable) is invalid; `failstop_last_error` names it.
+   */
+  FAILSTOP_E_INVALID_CONFIG = -1,
+  /*
+   A watchdog is already running in this process (or, for
+   `failstop_set_pre_abort_hook`, the hook must be set before start).
+   */
+  FAILSTOP_E_ALREADY_RUNNING = -2,
+  /*
+   The call needs a running watchdog and none is running.
+   */
+  FAILSTOP_E_NOT_RUNNING = -3,
+  /*
+   The calling thread is already registered.
+   */
+  FAILSTOP_E_ALREADY_REGISTERED = -4,
+  /*
+   A limit was reached (thread slots, POSIX timers, memory).
+   */
+  FAILSTOP_E_RESOURCE_LIMIT = -5,
+  /*
+   This platform is not supported (failstop needs Linux with glibc).
+   */
+  FAILSTOP_E_UNSUPPORTED = -6,
+  /*
+   An operating-system call failed.
+   */
+  FAILSTOP_E_OS = -7,
+  /*
+   A required pointer argument was NULL.
+   */
+  FAILSTOP_E_NULL = -8,
+  /*
+   failstop itself panicked (a bug); the call had no effect or a partial one.
+   */
+  FAILSTOP_E_PANIC = -9,
+  /*
+   Called from a signal handler that interrupted `failstop_start`,
+   `failstop_start_with`, `failstop_stop` or `failstop_set_pre_abort_hook`
+   on the same thread: the call did nothing (going on would deadlock on
+   the call it interrupted). These four are not async-signal-safe.
+   */
+  FAILSTOP_E_REENTERED = -10,
+} failstop_result;
 
 /*
  A registered thread, returned by `failstop_register`. Opaque: use it only

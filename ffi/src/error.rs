@@ -6,43 +6,66 @@ use libc::{c_char, c_int};
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-/// Success.
-pub const FAILSTOP_OK: c_int = 0;
+/// What a call of the C ABI returns: `FAILSTOP_OK` (0), or a negative
+/// `FAILSTOP_E_*` code with a message for `failstop_last_error()` on the
+/// calling thread. The functions return it as an `int`, so that a caller
+/// may compare with the names or keep an `int`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum failstop_result {
+    /// Success.
+    FAILSTOP_OK = 0,
+    /// A configuration value (from the `failstop_config` or a `FAILSTOP_*`
+    /// variable) is invalid; `failstop_last_error` names it.
+    FAILSTOP_E_INVALID_CONFIG = -1,
+    /// A watchdog is already running in this process (or, for
+    /// `failstop_set_pre_abort_hook`, the hook must be set before start).
+    FAILSTOP_E_ALREADY_RUNNING = -2,
+    /// The call needs a running watchdog and none is running.
+    FAILSTOP_E_NOT_RUNNING = -3,
+    /// The calling thread is already registered.
+    FAILSTOP_E_ALREADY_REGISTERED = -4,
+    /// A limit was reached (thread slots, POSIX timers, memory).
+    FAILSTOP_E_RESOURCE_LIMIT = -5,
+    /// This platform is not supported (failstop needs Linux with glibc).
+    FAILSTOP_E_UNSUPPORTED = -6,
+    /// An operating-system call failed.
+    FAILSTOP_E_OS = -7,
+    /// A required pointer argument was NULL.
+    FAILSTOP_E_NULL = -8,
+    /// failstop itself panicked (a bug); the call had no effect or a partial one.
+    FAILSTOP_E_PANIC = -9,
+    /// Called from a signal handler that interrupted `failstop_start`,
+    /// `failstop_start_with`, `failstop_stop` or `failstop_set_pre_abort_hook`
+    /// on the same thread: the call did nothing (going on would deadlock on
+    /// the call it interrupted). These four are not async-signal-safe.
+    FAILSTOP_E_REENTERED = -10,
+}
 
-/// A configuration value (from the `failstop_config` or a `FAILSTOP_*`
-/// variable) is invalid; `failstop_last_error` names it.
-pub const FAILSTOP_E_INVALID_CONFIG: c_int = -1;
-
-/// A watchdog is already running in this process (or, for
-/// `failstop_set_pre_abort_hook`, the hook must be set before start).
-pub const FAILSTOP_E_ALREADY_RUNNING: c_int = -2;
-
-/// The call needs a running watchdog and none is running.
-pub const FAILSTOP_E_NOT_RUNNING: c_int = -3;
-
-/// The calling thread is already registered.
-pub const FAILSTOP_E_ALREADY_REGISTERED: c_int = -4;
-
-/// A limit was reached (thread slots, POSIX timers, memory).
-pub const FAILSTOP_E_RESOURCE_LIMIT: c_int = -5;
-
-/// This platform is not supported (failstop needs Linux with glibc).
-pub const FAILSTOP_E_UNSUPPORTED: c_int = -6;
-
-/// An operating-system call failed.
-pub const FAILSTOP_E_OS: c_int = -7;
-
-/// A required pointer argument was NULL.
-pub const FAILSTOP_E_NULL: c_int = -8;
-
-/// failstop itself panicked (a bug); the call had no effect or a partial one.
-pub const FAILSTOP_E_PANIC: c_int = -9;
-
-/// Called from a signal handler that interrupted `failstop_start`,
-/// `failstop_start_with`, `failstop_stop` or `failstop_set_pre_abort_hook`
-/// on the same thread: the call did nothing (going on would deadlock on
-/// the call it interrupted). These four are not async-signal-safe.
-pub const FAILSTOP_E_REENTERED: c_int = -10;
+// The codes as the functions return them (an `int`), for Rust code; the
+// header has them once, as the enum above (cbindgen.toml leaves these out).
+/// [`failstop_result::FAILSTOP_OK`] as an `int`.
+pub const FAILSTOP_OK: c_int = failstop_result::FAILSTOP_OK as c_int;
+/// [`failstop_result::FAILSTOP_E_INVALID_CONFIG`] as an `int`.
+pub const FAILSTOP_E_INVALID_CONFIG: c_int = failstop_result::FAILSTOP_E_INVALID_CONFIG as c_int;
+/// [`failstop_result::FAILSTOP_E_ALREADY_RUNNING`] as an `int`.
+pub const FAILSTOP_E_ALREADY_RUNNING: c_int = failstop_result::FAILSTOP_E_ALREADY_RUNNING as c_int;
+/// [`failstop_result::FAILSTOP_E_NOT_RUNNING`] as an `int`.
+pub const FAILSTOP_E_NOT_RUNNING: c_int = failstop_result::FAILSTOP_E_NOT_RUNNING as c_int;
+/// [`failstop_result::FAILSTOP_E_ALREADY_REGISTERED`] as an `int`.
+pub const FAILSTOP_E_ALREADY_REGISTERED: c_int = failstop_result::FAILSTOP_E_ALREADY_REGISTERED as c_int;
+/// [`failstop_result::FAILSTOP_E_RESOURCE_LIMIT`] as an `int`.
+pub const FAILSTOP_E_RESOURCE_LIMIT: c_int = failstop_result::FAILSTOP_E_RESOURCE_LIMIT as c_int;
+/// [`failstop_result::FAILSTOP_E_UNSUPPORTED`] as an `int`.
+pub const FAILSTOP_E_UNSUPPORTED: c_int = failstop_result::FAILSTOP_E_UNSUPPORTED as c_int;
+/// [`failstop_result::FAILSTOP_E_OS`] as an `int`.
+pub const FAILSTOP_E_OS: c_int = failstop_result::FAILSTOP_E_OS as c_int;
+/// [`failstop_result::FAILSTOP_E_NULL`] as an `int`.
+pub const FAILSTOP_E_NULL: c_int = failstop_result::FAILSTOP_E_NULL as c_int;
+/// [`failstop_result::FAILSTOP_E_PANIC`] as an `int`.
+pub const FAILSTOP_E_PANIC: c_int = failstop_result::FAILSTOP_E_PANIC as c_int;
+/// [`failstop_result::FAILSTOP_E_REENTERED`] as an `int`.
+pub const FAILSTOP_E_REENTERED: c_int = failstop_result::FAILSTOP_E_REENTERED as c_int;
 
 thread_local! {
     /// The calling thread's last error message.

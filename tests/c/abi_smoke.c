@@ -63,6 +63,13 @@ static int smoke(void) {
     last_error(buf, sizeof buf);
     CHECK(strstr(buf, "no watchdog is running") != NULL);
     CHECK(failstop_stop() == FAILSTOP_E_NOT_RUNNING);
+    /* The codes are an enum of the header: a switch names them. */
+    switch ((failstop_result)failstop_stop()) {
+    case FAILSTOP_E_NOT_RUNNING:
+        break;
+    default:
+        CHECK(!"failstop_stop without a watchdog returns FAILSTOP_E_NOT_RUNNING");
+    }
     CHECK(failstop_start_with(NULL) == FAILSTOP_E_NULL);
 
     /* Bad configs. */
