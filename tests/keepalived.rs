@@ -55,15 +55,13 @@ macro_rules! figure {
 
 use common::c;
 use common::netns::{
-    Lines, ask, enter_netns, heartbeat, in_netns, monotonic_ms, ms, program, read_lines, remove_netns, verdict_at,
+    Lines, Prober, ask, heartbeat, in_netns, monotonic_ms, ms, program, read_lines, remove_netns, verdict_at,
 };
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,7 +136,6 @@ impl Proc {
 }
 
 /// What the client saw at one moment: which node answered, or why none did.
-type Probe = (Instant, Result<String, String>);
 
 /// The namespaces, the processes in them and the test's files; `Drop`
 /// removes all of it.
@@ -152,9 +149,7 @@ struct Lab {
     procs: Vec<Proc>,
     /// The service of each node now (an index in `procs`).
     service: [Option<usize>; 2],
-    probes: Arc<Mutex<Vec<Probe>>>,
-    stop_probing: Arc<AtomicBool>,
-    prober: Option<JoinHandle<()>>,
+    prober: Option<Prober>,
     server: PathBuf,
     config: PathBuf,
     ip: PathBuf,
@@ -178,8 +173,6 @@ impl Lab {
             check_dir,
             procs: Vec::new(),
             service: [None, None],
-            probes: Arc::default(),
-            stop_probing: Arc::default(),
             prober: None,
             server: PathBuf::new(),
             config: PathBuf::new(),
@@ -354,37 +347,25 @@ impl Lab {
     /// The client: a thread in `-c` that asks the virtual address `NAME`
     /// without end, each time on a new connection.
     fn start_prober(&mut self) {
-        let (probes, stop, ns) = (self.probes.clone(), self.stop_probing.clone(), self.ns("c"));
-        self.prober = Some(std::thread::spawn(move || {
-            enter_netns(&ns);
-            while !stop.load(Ordering::Relaxed) {
-                let r = ask(VIP, SERVICE_PORT, "NAME", PROBE_CONNECT, PROBE_REPLY);
-                probes.lock().unwrap().push((Instant::now(), r));
-                std::thread::sleep(PROBE_PAUSE);
-            }
-        }));
+        self.prober = Some(Prober::start(self.ns("c"), VIP, SERVICE_PORT, PROBE_CONNECT, PROBE_REPLY, PROBE_PAUSE));
+    }
+
+    /// The client (started by [`Lab::start_prober`]).
+    fn prober(&self) -> &Prober {
+        self.prober.as_ref().expect("the client is not started")
     }
 
     /// The first probe at or after `since` that `node` answered.
     fn served_by(&self, node: usize, since: Instant) -> Option<Instant> {
-        let name = NODES[node].2;
-        let p = self.probes.lock().unwrap();
-        p.iter().find(|(t, r)| *t >= since && r.as_deref() == Ok(name)).map(|(t, _)| *t)
+        self.prober().served_by(NODES[node].2, since)
     }
 
     /// Waits until the client is served by `node` after `since`.
     fn wait_served_by(&mut self, node: usize, since: Instant, bound: Duration, what: &str) -> Instant {
-        let until = since + bound;
-        loop {
-            if let Some(t) = self.served_by(node, since) {
-                return t;
-            }
-            let now = Instant::now();
-            self.check(
-                now < until,
-                &format!("{what}: the client was not served by {} within {bound:?}", NODES[node].2),
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        let served = self.prober().wait_served_by(NODES[node].2, since, bound);
+        match served {
+            Ok(t) => t,
+            Err(why) => self.fail(&format!("{what}: {why}")),
         }
     }
 
@@ -440,7 +421,7 @@ impl Lab {
                 s += &format!("--- dump {}\n{}\n", d.display(), t.chars().take(4000).collect::<String>());
             }
         }
-        let probes = self.probes.lock().unwrap();
+        let probes = self.prober.as_ref().map(|p| p.probes().clone()).unwrap_or_default();
         s += "--- the client's last probes\n";
         let start = probes.len().saturating_sub(40);
         for (t, r) in &probes[start..] {
@@ -460,10 +441,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self.stop_probing.store(true, Ordering::Relaxed);
-        if let Some(p) = self.prober.take() {
-            let _ = p.join();
-        }
+        drop(self.prober.take());
         // keepalived first, politely (it removes its address and tells the
         // peer), then whatever is left in the namespaces, by force.
         for p in &mut self.procs {
@@ -752,7 +730,7 @@ fn keepalived_moves_the_address_when_failstop_fail_stops_the_master() {
     let beat = lab.heartbeat_of(A);
     lab.check(beat.as_deref() == Ok("HEALTHY\n"), &format!("the control: node a's heartbeat {beat:?}"));
     let answered =
-        lab.probes.lock().unwrap().iter().filter(|(t, r)| *t > fault + Duration::from_secs(1) && r.is_ok()).count();
+        lab.prober().probes().iter().filter(|(t, r)| *t > fault + Duration::from_secs(1) && r.is_ok()).count();
     lab.check(answered == 0, &format!("the control: the hung node answered {answered} probes"));
     let faulted = lab.procs[ka].line_after("Entering FAULT STATE", fault);
     lab.check(faulted.is_none(), &format!("the control: node a's keepalived {faulted:?}"));

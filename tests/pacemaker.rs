@@ -76,15 +76,12 @@ macro_rules! figure {
 }
 
 use common::c;
-use common::netns::{ask, enter_netns, heartbeat, in_netns, monotonic_ms, ms, program, remove_netns, verdict_at};
+use common::netns::{Prober, ask, heartbeat, in_netns, monotonic_ms, ms, program, remove_netns, verdict_at};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The files docs/failover.md shows, loaded as they are.
@@ -136,7 +133,6 @@ const PROBE_REPLY: Duration = Duration::from_millis(100);
 const PROBE_PAUSE: Duration = Duration::from_millis(20);
 
 /// What the client saw at one moment: which node answered, or why none did.
-type Probe = (Instant, Result<String, String>);
 
 /// A node: its first process (the node scenario: the mount namespace's
 /// set-up, corosync's and Pacemaker's parent, the subreaper), its
@@ -170,9 +166,7 @@ struct Lab {
     namespaces: Vec<String>,
     dir: PathBuf,
     nodes: Vec<Node>,
-    probes: Arc<Mutex<Vec<Probe>>>,
-    stop_probing: Arc<AtomicBool>,
-    prober: Option<JoinHandle<()>>,
+    prober: Option<Prober>,
     ip: PathBuf,
     nsenter: PathBuf,
     /// The loop device and the mount point of the file system to freeze.
@@ -215,8 +209,6 @@ impl Lab {
             namespaces: Vec::new(),
             dir,
             nodes: Vec::new(),
-            probes: Arc::default(),
-            stop_probing: Arc::default(),
             prober: None,
             ip,
             nsenter,
@@ -461,37 +453,25 @@ impl Lab {
     /// The client: a thread in `-c` that asks the address `NAME` without
     /// end, each time on a new connection.
     fn start_prober(&mut self) {
-        let (probes, stop, ns) = (self.probes.clone(), self.stop_probing.clone(), self.ns("c"));
-        self.prober = Some(std::thread::spawn(move || {
-            enter_netns(&ns);
-            while !stop.load(Ordering::Relaxed) {
-                let r = ask(VIP, SERVICE_PORT, "NAME", PROBE_CONNECT, PROBE_REPLY);
-                probes.lock().unwrap().push((Instant::now(), r));
-                std::thread::sleep(PROBE_PAUSE);
-            }
-        }));
+        self.prober = Some(Prober::start(self.ns("c"), VIP, SERVICE_PORT, PROBE_CONNECT, PROBE_REPLY, PROBE_PAUSE));
+    }
+
+    /// The client (started by [`Lab::start_prober`]).
+    fn prober(&self) -> &Prober {
+        self.prober.as_ref().expect("the client is not started")
     }
 
     /// The first probe at or after `since` that `node` answered.
     fn served_by(&self, node: usize, since: Instant) -> Option<Instant> {
-        let name = NODES[node].2;
-        let p = self.probes.lock().unwrap();
-        p.iter().find(|(t, r)| *t >= since && r.as_deref() == Ok(name)).map(|(t, _)| *t)
+        self.prober().served_by(NODES[node].2, since)
     }
 
     /// Waits until the client is served by `node` after `since`.
     fn wait_served_by(&mut self, node: usize, since: Instant, bound: Duration, what: &str) -> Instant {
-        let until = since + bound;
-        loop {
-            if let Some(t) = self.served_by(node, since) {
-                return t;
-            }
-            let now = Instant::now();
-            self.check(
-                now < until,
-                &format!("{what}: the client was not served by {} within {bound:?}", NODES[node].2),
-            );
-            std::thread::sleep(Duration::from_millis(10));
+        let served = self.prober().wait_served_by(NODES[node].2, since, bound);
+        match served {
+            Ok(t) => t,
+            Err(why) => self.fail(&format!("{what}: {why}")),
         }
     }
 
@@ -559,7 +539,7 @@ impl Lab {
             s += &format!("--- its echo_server.log\n{}\n", tail(node.server_out().lines().collect(), 20));
             s += &format!("--- its echo_server.err\n{}\n", tail(node.server_err().lines().collect(), 40));
         }
-        let probes = self.probes.lock().unwrap();
+        let probes = self.prober.as_ref().map(|p| p.probes().clone()).unwrap_or_default();
         s += "--- the client's last probes\n";
         let start = probes.len().saturating_sub(20);
         for (t, r) in &probes[start..] {
@@ -582,10 +562,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        self.stop_probing.store(true, Ordering::Relaxed);
-        if let Some(p) = self.prober.take() {
-            let _ = p.join();
-        }
+        drop(self.prober.take());
         // Thawed first: a process in uninterruptible sleep there could not
         // be killed.
         self.thaw();
@@ -1074,7 +1051,7 @@ fn pacemaker_moves_the_service_and_fences_the_node_that_cannot_stop_it() {
     let beat = lab.heartbeat_of(h);
     lab.check(beat.as_deref() == Ok("HEALTHY\n"), &format!("the control: {}'s heartbeat {beat:?}", NODES[h].2));
     let answered =
-        lab.probes.lock().unwrap().iter().filter(|(t, r)| *t > fault.at + Duration::from_secs(1) && r.is_ok()).count();
+        lab.prober().probes().iter().filter(|(t, r)| *t > fault.at + Duration::from_secs(1) && r.is_ok()).count();
     lab.check(answered == 0, &format!("the control: the hung node answered {answered} probes"));
     let failed = logged_after(&lab.nodes[h].log(), &fault, |l| monitor_failed(l, NODES[h].2));
     lab.check(failed.is_none(), &format!("the control: a failed monitor {failed:?} after the fault"));

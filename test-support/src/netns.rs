@@ -150,3 +150,76 @@ pub fn remove_netns(ip: &PathBuf, ns: &str, who: &str) {
         o => eprintln!("{who}: could not delete the namespace {ns}: {o:?}"),
     }
 }
+
+/// One probe of the client: when, and the answer (or why none).
+pub type Probe = (Instant, Result<String, String>);
+
+/// The cluster tests' client: a thread in a network namespace of its own
+/// that asks `addr:port` a `NAME` line without end, each time on a new
+/// connection, and keeps every answer with its time, so that a test sees
+/// which node serves the address when. Stopped when dropped.
+pub struct Prober {
+    probes: Arc<Mutex<Vec<Probe>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Prober {
+    /// Starts probing from `ns`: connect within `connect`, an answer within
+    /// `reply`, then `pause` before the next probe.
+    pub fn start(
+        ns: String,
+        addr: &'static str,
+        port: u16,
+        connect: Duration,
+        reply: Duration,
+        pause: Duration,
+    ) -> Self {
+        let probes: Arc<Mutex<Vec<Probe>>> = Arc::default();
+        let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let (p, s) = (probes.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            enter_netns(&ns);
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = ask(addr, port, "NAME", connect, reply);
+                p.lock().unwrap().push((Instant::now(), r));
+                std::thread::sleep(pause);
+            }
+        });
+        Prober { probes, stop, thread: Some(thread) }
+    }
+
+    /// The probes so far.
+    pub fn probes(&self) -> std::sync::MutexGuard<'_, Vec<Probe>> {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The first probe at or after `since` that the node named `name` answered.
+    pub fn served_by(&self, name: &str, since: Instant) -> Option<Instant> {
+        self.probes().iter().find(|(t, r)| *t >= since && r.as_deref() == Ok(name)).map(|(t, _)| *t)
+    }
+
+    /// Waits until the node named `name` answers a probe after `since`, at
+    /// most until `since + bound`; then says so.
+    pub fn wait_served_by(&self, name: &str, since: Instant, bound: Duration) -> Result<Instant, String> {
+        let until = since + bound;
+        loop {
+            if let Some(t) = self.served_by(name, since) {
+                return Ok(t);
+            }
+            if Instant::now() >= until {
+                return Err(format!("the client was not served by {name} within {bound:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Prober {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
