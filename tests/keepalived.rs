@@ -135,8 +135,6 @@ impl Proc {
     }
 }
 
-/// What the client saw at one moment: which node answered, or why none did.
-
 /// The namespaces, the processes in them and the test's files; `Drop`
 /// removes all of it.
 struct Lab {

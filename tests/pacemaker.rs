@@ -132,8 +132,6 @@ const PROBE_CONNECT: Duration = Duration::from_millis(100);
 const PROBE_REPLY: Duration = Duration::from_millis(100);
 const PROBE_PAUSE: Duration = Duration::from_millis(20);
 
-/// What the client saw at one moment: which node answered, or why none did.
-
 /// A node: its first process (the node scenario: the mount namespace's
 /// set-up, corosync's and Pacemaker's parent, the subreaper), its
 /// directory (logs, the namespaces' names), its network namespace.
