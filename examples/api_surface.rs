@@ -97,9 +97,9 @@ fn main() -> Result<(), Error> {
     }
     println!("up to {MAX_THREADS} threads; {WARN_BURST} warnings per {WARN_WINDOW:?}");
 
-    let checked = Config::new().from_vars([("FAILSTOP_CPU_BUDGET_MS", "900")])?;
-    println!("from_vars: cpu_budget {:?}", checked.settings().cpu_budget);
-    let wd: Watchdog = match failstop::start(c.from_env()?) {
+    let checked = Config::new().with_vars([("FAILSTOP_CPU_BUDGET_MS", "900")])?;
+    println!("with_vars: cpu_budget {:?}", checked.settings().cpu_budget);
+    let wd: Watchdog = match failstop::start(c.with_env()?) {
         Ok(wd) => wd,
         Err(e) if e.kind() == ErrorKind::Unsupported => {
             println!("{}: {}", describe(&e), e.message());

@@ -195,7 +195,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match failstop::Config::new().from_env() {
+    let config = match failstop::Config::new().with_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("demo: {e}");

@@ -221,7 +221,7 @@ fn primary_config() -> Result<failstop::Config, failstop::Error> {
         .warn_after(Duration::from_millis(100))
         .stall_budget(Duration::from_secs(2))
         .action(failstop::Action::Abort)
-        .from_env()
+        .with_env()
 }
 
 // ---------------------------------------------------------------------------

@@ -111,7 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = failstop::Config::new()
         .cpu_budget(Duration::from_millis(500))
         .stall_budget(Duration::from_secs(2))
-        .from_env()?;
+        .with_env()?;
     let _watchdog = failstop::start(config)?;
 
     let mut builder = match flavor.as_str() {

@@ -36,7 +36,7 @@ pub enum ErrorKind {
 /// // SAFETY: this example runs as its own single-threaded process
 /// // (`standalone_crate`), so nothing reads the environment concurrently.
 /// unsafe { std::env::set_var("FAILSTOP_CPU_BUDGET_MS", "soon") };
-/// let err = failstop::Config::new().from_env().unwrap_err();
+/// let err = failstop::Config::new().with_env().unwrap_err();
 /// assert!(err.to_string().contains("FAILSTOP_CPU_BUDGET_MS"));
 /// # unsafe { std::env::remove_var("FAILSTOP_CPU_BUDGET_MS") };
 /// ```

@@ -28,7 +28,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! let _watchdog = failstop::start(failstop::Config::new().cpu_budget(Duration::from_millis(500)).from_env()?)?;
+//! let _watchdog = failstop::start(failstop::Config::new().cpu_budget(Duration::from_millis(500)).with_env()?)?;
 //! let h = failstop::register("event-loop")?;
 //! loop {
 //!     let work = h.with_idle(|| next_batch()); // waiting for work: never judged
@@ -196,7 +196,7 @@ mod manual {
     struct Testing;
 }
 
-/// Starts the watchdog with `config` (use [`Config::from_env`] to let
+/// Starts the watchdog with `config` (use [`Config::with_env`] to let
 /// `FAILSTOP_*` variables override it).
 ///
 /// Fails if the configuration is invalid, if a watchdog already runs in this
@@ -220,7 +220,7 @@ pub fn start(config: Config) -> Result<Watchdog, Error> {
 /// # Ok::<(), failstop::Error>(())
 /// ```
 pub fn start_from_env() -> Result<Watchdog, Error> {
-    api::start(Config::new().from_env()?)
+    api::start(Config::new().with_env()?)
 }
 
 /// Watches the calling thread under `name` (used in reports; cut to 48 bytes).

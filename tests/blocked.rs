@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 const STALL_MS: u64 = 1000;
 
 fn start(action: failstop::Action) -> failstop::Watchdog {
-    let c = failstop::Config::new().stall_budget(Duration::from_millis(STALL_MS)).action(action).from_env();
+    let c = failstop::Config::new().stall_budget(Duration::from_millis(STALL_MS)).action(action).with_env();
     failstop::start(c.expect("config")).expect("start")
 }
 

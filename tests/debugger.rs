@@ -20,7 +20,7 @@ fn spin_under_debugger() -> ! {
 }
 
 fn scenario() {
-    let config = failstop::Config::new().cpu_budget(Duration::from_millis(300)).from_env().expect("config");
+    let config = failstop::Config::new().cpu_budget(Duration::from_millis(300)).with_env().expect("config");
     let _wd = failstop::start(config).expect("start");
     std::thread::spawn(|| {
         let h = failstop::register("spinner").expect("register");

@@ -295,7 +295,7 @@ fn a_full_file_system_is_said_on_stderr() {
 #[test]
 fn an_unwritable_dump_path_fails_start() {
     if common::scenario().is_some() {
-        let config = failstop::Config::new().from_env().unwrap();
+        let config = failstop::Config::new().with_env().unwrap();
         match failstop::start(config) {
             Ok(_) => say!("started"),
             Err(e) => say!("error {e}"),

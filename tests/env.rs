@@ -140,7 +140,7 @@ fn disable_watches_nothing() {
 #[test]
 fn secure_mode_does_not_read_the_environment() {
     if common::scenario().is_some() {
-        let c = failstop::Config::new().cpu_budget(Duration::from_millis(700)).from_env();
+        let c = failstop::Config::new().cpu_budget(Duration::from_millis(700)).with_env();
         match c {
             Ok(c) => say!("cpu_budget {}", c.settings().cpu_budget.as_millis()),
             Err(e) => say!("message {e}"),

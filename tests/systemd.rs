@@ -36,7 +36,7 @@ fn child() {
 
 /// A loop that keeps coming around for `how_long`.
 fn healthy(how_long: Duration) -> i32 {
-    let wd = failstop::start(failstop::Config::new().from_env().unwrap()).unwrap();
+    let wd = failstop::start(failstop::Config::new().with_env().unwrap()).unwrap();
     let h = failstop::register("main-loop").unwrap();
     let until = Instant::now() + how_long;
     while Instant::now() < until {
@@ -77,7 +77,7 @@ fn no_core_files() {
 /// Abort mode: the spinner is judged stuck and the process ends by SIGABRT.
 fn spin_to_abort() -> i32 {
     no_core_files();
-    let config = failstop::Config::new().cpu_budget(Duration::from_millis(300)).from_env().unwrap();
+    let config = failstop::Config::new().cpu_budget(Duration::from_millis(300)).with_env().unwrap();
     let _wd = failstop::start(config).unwrap();
     static STOP: AtomicBool = AtomicBool::new(false);
     let _t = spinner(&STOP);
@@ -91,7 +91,7 @@ fn spin_in_warn_mode() -> i32 {
     let config = failstop::Config::new()
         .cpu_budget(Duration::from_millis(300))
         .action(failstop::Action::Warn)
-        .from_env()
+        .with_env()
         .unwrap();
     let wd = failstop::start(config).unwrap();
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -115,7 +115,7 @@ fn spin_in_warn_mode() -> i32 {
 
 /// `start` refuses a malformed WATCHDOG_USEC.
 fn start_error() -> i32 {
-    let err = failstop::start(failstop::Config::new().from_env().unwrap()).unwrap_err();
+    let err = failstop::start(failstop::Config::new().with_env().unwrap()).unwrap_err();
     eprintln!("{err}");
     let ok = err.kind() == failstop::ErrorKind::InvalidConfig && err.message().contains("WATCHDOG_USEC=\"soon\"");
     if ok { 0 } else { 1 }

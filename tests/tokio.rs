@@ -62,7 +62,7 @@ fn runtime(flavor: &str) -> tokio::runtime::Runtime {
 /// Starts failstop and the event printer; returns the watchdog.
 fn start(config: failstop::Config) -> failstop::Watchdog {
     tracing_subscriber::registry().with(EventLines).init();
-    failstop::start(config.from_env().expect("config")).expect("start")
+    failstop::start(config.with_env().expect("config")).expect("start")
 }
 
 /// The offending task of the spin case.

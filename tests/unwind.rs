@@ -234,7 +234,7 @@ fn capturing_through_glibc_allocates_nothing_in_the_handler() {
         let c = failstop::Config::new()
             .warn_after(Duration::from_millis(50))
             .cpu_budget(Duration::from_secs(30))
-            .from_env()
+            .with_env()
             .expect("config");
         let _wd = failstop::start(c).expect("start");
         let t = std::thread::spawn(|| {

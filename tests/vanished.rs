@@ -141,7 +141,7 @@ fn threads_that_end_normally_are_quiet() {
 /// by default a vanished verdict; with `FAILSTOP_PANIC_IS_VERDICT=0` an
 /// ordinary unregistration.
 fn panicking_thread_child() -> ! {
-    let _wd = failstop::start(small_config().from_env().expect("env")).expect("start");
+    let _wd = failstop::start(small_config().with_env().expect("env")).expect("start");
     let t = std::thread::spawn(|| {
         let h = failstop::register("panicker").expect("register");
         say!("tid panicker {}", gettid());

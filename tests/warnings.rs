@@ -35,7 +35,7 @@ fn warnings_double_are_rate_limited_and_reach_tracing() {
         let c = failstop::Config::new()
             .warn_after(Duration::from_millis(100))
             .cpu_budget(Duration::from_secs(20))
-            .from_env()
+            .with_env()
             .expect("config");
         let _wd = failstop::start(c).expect("start");
         let h = failstop::register("warned").expect("register");

@@ -180,7 +180,7 @@ fn check_env(r: &mut Report) -> Option<failstop::Settings> {
         .filter_map(|(n, _)| n.to_str().filter(|n| n.starts_with("FAILSTOP_")).map(str::to_string))
         .collect();
     let config = failstop::Signal::new(libc::SIGRTMAX() - 3).map(|s| failstop::Config::new().signal(s));
-    match config.and_then(|c| c.from_env()) {
+    match config.and_then(|c| c.with_env()) {
         Ok(config) => {
             let s = config.settings().clone();
             let finding = if set.is_empty() {

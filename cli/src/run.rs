@@ -185,7 +185,7 @@ pub(crate) fn main(args: Vec<OsString>) -> ExitCode {
     for (s, _, value) in &given {
         env.push((OsString::from(s.var), value.clone()));
     }
-    if let Err(err) = failstop::Config::new().from_vars(env.iter().cloned()) {
+    if let Err(err) = failstop::Config::new().with_vars(env.iter().cloned()) {
         return refuse(&format!("run: {}", name_options(err.message(), &given)));
     }
 

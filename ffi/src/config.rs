@@ -217,7 +217,7 @@ unsafe fn to_config(c: &failstop_config) -> Result<Config, Error> {
         config = config.dump_path(PathBuf::from(OsStr::from_bytes(path.to_bytes())));
     }
     if c.apply_env != 0 {
-        config = config.from_env()?;
+        config = config.with_env()?;
     }
     config.validate()?;
     Ok(config)

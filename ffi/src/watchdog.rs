@@ -95,7 +95,7 @@ pub(crate) fn start_config(mut config: Config) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn failstop_start() -> c_int {
     guarded("failstop_start", || {
-        exclusive(|| match Config::new().from_env() {
+        exclusive(|| match Config::new().with_env() {
             Ok(config) => start_config(config),
             Err(e) => fail(&e),
         })

@@ -171,7 +171,7 @@ extern "C" fn constructor() {
     crate::real::resolve_all();
     crate::timeout::init();
     let started = std::panic::catch_unwind(|| {
-        let config = failstop::Config::new().signal(default_signal()).from_env()?;
+        let config = failstop::Config::new().signal(default_signal()).with_env()?;
         let signo = config.settings().signal.number();
         failstop::start(config.clone()).map(|w| (w, signo, config))
     });

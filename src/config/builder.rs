@@ -87,9 +87,9 @@ pub struct Settings {
 ///
 /// Start from [`Config::new`] (the defaults, listed on [`Settings`]), chain
 /// setters, optionally apply the `FAILSTOP_*` variables with
-/// [`Config::from_env`], and read values back through [`Config::settings`].
+/// [`Config::with_env`], and read values back through [`Config::settings`].
 /// Setters do not check their input; [`Config::validate`] and
-/// [`Config::from_env`] do, and the watchdog validates again when it starts.
+/// [`Config::with_env`] do, and the watchdog validates again when it starts.
 ///
 /// ```
 /// use std::time::Duration;
@@ -405,11 +405,11 @@ impl Config {
     /// // Code sets the defaults; the environment may override them.
     /// let config = failstop::Config::new()
     ///     .cpu_budget(Duration::from_millis(500))
-    ///     .from_env()?;
+    ///     .with_env()?;
     /// config.validate()?;
     /// # Ok::<(), failstop::Error>(())
     /// ```
-    pub fn from_env(self) -> Result<Config, Error> {
+    pub fn with_env(self) -> Result<Config, Error> {
         if secure_mode() {
             let ignored: Vec<String> = std::env::vars_os()
                 .map(|(name, _)| name.to_string_lossy().into_owned())
@@ -428,7 +428,20 @@ impl Config {
         self.apply_env_with(|name| std::env::var_os(name), std::env::vars_os().map(|(name, _)| name))
     }
 
-    /// [`Config::from_env`] over an explicit list of variables instead of
+    /// The former name of [`Config::with_env`] (a `from_` method that took
+    /// `self` read like a constructor). Kept for one release.
+    ///
+    /// ```
+    /// #[allow(deprecated)]
+    /// let config = failstop::Config::new().from_env()?;
+    /// # Ok::<(), failstop::Error>(())
+    /// ```
+    #[deprecated(since = "0.1.0", note = "renamed Config::with_env")]
+    pub fn from_env(self) -> Result<Config, Error> {
+        self.with_env()
+    }
+
+    /// [`Config::with_env`] over an explicit list of variables instead of
     /// the process environment: the same parsers, checks and messages, for
     /// a tool that checks settings before they reach a program (the
     /// `failstop run` command checks the environment it is about to `exec`
@@ -438,14 +451,14 @@ impl Config {
     ///
     /// ```
     /// let vars = [("FAILSTOP_CPU_BUDGET_MS", "500"), ("PATH", "/usr/bin")];
-    /// let config = failstop::Config::new().from_vars(vars)?;
+    /// let config = failstop::Config::new().with_vars(vars)?;
     /// assert_eq!(config.settings().cpu_budget, std::time::Duration::from_millis(500));
     ///
-    /// let err = failstop::Config::new().from_vars([("FAILSTOP_CPU_BUDGET_MS", "soon")]).unwrap_err();
+    /// let err = failstop::Config::new().with_vars([("FAILSTOP_CPU_BUDGET_MS", "soon")]).unwrap_err();
     /// assert!(err.message().starts_with("FAILSTOP_CPU_BUDGET_MS=\"soon\": not a decimal integer"));
     /// # Ok::<(), failstop::Error>(())
     /// ```
-    pub fn from_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Config, Error>
+    pub fn with_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Config, Error>
     where
         K: Into<OsString>,
         V: Into<OsString>,
@@ -460,7 +473,7 @@ impl Config {
         self.apply_env_with(lookup, list.iter().map(|(n, _)| n.clone()))
     }
 
-    /// [`Config::from_env`] over an explicit environment: `lookup` returns a
+    /// [`Config::with_env`] over an explicit environment: `lookup` returns a
     /// variable's value, `names` yields every variable name present (used to
     /// reject unknown `FAILSTOP_*` names).
     pub(crate) fn apply_env_with(

@@ -24,7 +24,7 @@ pub(super) const VAR_SYSTEMD: &str = "FAILSTOP_SYSTEMD";
 pub(super) const VAR_POLL_BUDGET_MS: &str = "FAILSTOP_POLL_BUDGET_MS";
 pub(super) const VAR_PANIC_IS_VERDICT: &str = "FAILSTOP_PANIC_IS_VERDICT";
 
-/// One `FAILSTOP_*` variable that [`Config::from_env`](crate::Config::from_env)
+/// One `FAILSTOP_*` variable that [`Config::with_env`](crate::Config::with_env)
 /// reads: its name, its default, what it means and what it allows.
 ///
 /// ```
@@ -45,11 +45,11 @@ pub struct EnvVar {
     pub allowed: &'static str,
 }
 
-/// Every `FAILSTOP_*` variable [`Config::from_env`](crate::Config::from_env)
+/// Every `FAILSTOP_*` variable [`Config::with_env`](crate::Config::with_env)
 /// reads.
 ///
 /// Any other variable whose name starts with `FAILSTOP_` makes
-/// [`Config::from_env`](crate::Config::from_env) fail. Values are used
+/// [`Config::with_env`](crate::Config::with_env) fail. Values are used
 /// exactly as given: surrounding whitespace is an error. Millisecond values
 /// are decimal integers from 1 to 86400000 (one day).
 ///

@@ -30,7 +30,7 @@ pub struct WithContext<F> {
 ///
 /// ```no_run
 /// # async fn handle_request() {}
-/// let _wd = failstop::start(failstop::Config::new().from_env()?)?;
+/// let _wd = failstop::start(failstop::Config::new().with_env()?)?;
 /// let rt = failstop::tokio::watch(&mut tokio::runtime::Builder::new_multi_thread()).build()?;
 /// rt.block_on(async {
 ///     tokio::spawn(failstop::tokio::with_context("GET /orders", handle_request())).await

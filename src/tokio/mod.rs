@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # async fn serve() {}
-//! let _wd = failstop::start(failstop::Config::new().from_env()?)?;
+//! let _wd = failstop::start(failstop::Config::new().with_env()?)?;
 //! let rt = failstop::tokio::watch(&mut tokio::runtime::Builder::new_multi_thread()).build()?;
 //! rt.block_on(async { tokio::spawn(serve()).await })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -137,7 +137,7 @@ use std::future::Future;
 /// leaves the builder as it is.
 ///
 /// ```no_run
-/// let _wd = failstop::start(failstop::Config::new().from_env()?)?;
+/// let _wd = failstop::start(failstop::Config::new().with_env()?)?;
 /// let rt = failstop::tokio::watch(&mut tokio::runtime::Builder::new_multi_thread())
 ///     .worker_threads(4)
 ///     .build()?;
@@ -226,7 +226,7 @@ pub fn on_stop() {
 /// the platform is not supported.
 ///
 /// ```no_run
-/// let _wd = failstop::start(failstop::Config::new().from_env()?)?;
+/// let _wd = failstop::start(failstop::Config::new().with_env()?)?;
 /// let rt = failstop::tokio::watch(&mut tokio::runtime::Builder::new_current_thread()).build()?;
 /// let answer = failstop::tokio::block_on(&rt, async { 6 * 7 })?;
 /// assert_eq!(answer, 42);

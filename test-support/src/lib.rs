@@ -24,7 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The variable that selects the scenario in a child (not a `FAILSTOP_*`
-/// name: `from_env` rejects unknown ones).
+/// name: `with_env` rejects unknown ones).
 pub const SCENARIO_VAR: &str = "FSTEST_SCENARIO";
 /// The hard limit for any child.
 pub const CHILD_TIMEOUT: Duration = Duration::from_secs(60);

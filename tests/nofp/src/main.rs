@@ -23,7 +23,7 @@ fn caller_of_the_spin(seed: u64) -> u64 {
 }
 
 fn main() {
-    let config = failstop::Config::new().cpu_budget(Duration::from_millis(300)).from_env().expect("config");
+    let config = failstop::Config::new().cpu_budget(Duration::from_millis(300)).with_env().expect("config");
     let _wd = failstop::start(config).expect("start");
     let t = std::thread::Builder::new()
         .name("nofp-spinner".into())
