@@ -500,8 +500,11 @@ static void stop_handler(int sig) {
 static pthread_t main_thread;
 static volatile int reenter_done;
 
+static volatile int poking;
+
 static void *poke_thread(void *arg) {
     (void)arg;
+    poking = 1;
     while (!reenter_done) {
         pthread_kill(main_thread, SIGUSR1);
         struct timespec ts = {0, 300000};
@@ -520,8 +523,18 @@ static int mode_reenter(void) {
     main_thread = pthread_self();
     pthread_t th;
     pthread_create(&th, NULL, poke_thread, NULL);
+    /* Start and stop are fast: without waiting for the poker, 200 rounds
+       can end before its first signal on a loaded machine. So the rounds
+       begin once it pokes, and go on past 200 until the handler ran in at
+       least 10 of them (for at most 10 s). */
+    while (!poking) {
+        nap_ms(1);
+    }
     int started = 0;
-    for (int i = 0; i < 200; i++) {
+    int rounds = 0;
+    int calls_before = stop_calls;
+    double until = mono_now() + 10;
+    for (; rounds < 200 || (stop_calls - calls_before < 10 && mono_now() < until); rounds++) {
         if (failstop_start() == FAILSTOP_OK) {
             started++;
         }
@@ -529,7 +542,7 @@ static int mode_reenter(void) {
     }
     reenter_done = 1;
     pthread_join(th, NULL);
-    printf("STARTED %d HANDLER CALLS %d\n", started, (int)stop_calls);
+    printf("STARTED %d OF %d HANDLER CALLS %d\n", started, rounds, (int)(stop_calls - calls_before));
     say("DONE");
     return 0;
 }
