@@ -20,7 +20,7 @@ pub mod matrix;
 pub mod netns;
 pub mod preload;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -348,23 +348,7 @@ impl Spec {
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {program:?}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("stdout");
-        let stdout_thread = {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(out);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match r.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let line = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
-                            lines.lock().unwrap().push((Instant::now(), line));
-                        }
-                    }
-                }
-            })
-        };
+        let stdout_thread = netns::read_lines(out, lines.clone(), "");
         let err = child.stderr.take();
         let stderr_thread = match (self.stderr, err) {
             (Stderr::Pipe, Some(mut e)) => Some(std::thread::spawn(move || {
